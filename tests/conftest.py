@@ -1,0 +1,145 @@
+"""Shared fixtures: real Redis, the real provider simulator, and the personas.
+
+Redis: ``REDIS_URL`` when set (CI points it at a real server), else an embedded redis-server on
+a unix socket under ``var/``. The database is whatever ``DATABASE_URL`` names (PostgreSQL in
+CI), else SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import redis
+from django.conf import settings
+from django.contrib.auth.models import User
+
+from workspace.core import embedded_redis
+from workspace.core.rq import get_queue, get_redis
+from workspace.projects.models import Project, Role
+from workspace.projects.services import membership_add, project_create
+
+if TYPE_CHECKING:
+    from workspace.simulator.server import SimulatorServer
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url = os.environ.get("REDIS_URL")
+    process = None
+    if not url:
+        socket_path = Path(settings.VAR_DIR) / "test-redis" / "redis.sock"
+        process = embedded_redis.start(socket_path)
+        url = f"unix://{socket_path}"
+    # Mutated in place: django_rq reads this very dict whenever it connects.
+    settings.RQ_QUEUES["default"]["URL"] = url
+    settings.REDIS_URL = url
+    yield url
+    if process is not None:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def redis_conn(redis_url: str) -> redis.Redis:
+    connection = get_redis()
+    connection.flushdb()
+    return connection
+
+
+@pytest.fixture(scope="session")
+def simulator_server() -> Iterator[SimulatorServer]:
+    from workspace.simulator.server import SimulatorServer
+
+    server = SimulatorServer().start()
+    yield server
+    server.stop()
+
+
+# Simulated renders take 6 s of provider time; at this scale a test waits ~30 ms for one.
+FAST = {"render_seconds": 6.0, "time_scale": 200.0}
+
+
+@pytest.fixture
+def simulator(simulator_server: SimulatorServer, settings) -> SimulatorServer:  # type: ignore[no-untyped-def]
+    from workspace.simulator.server import SimulatorConfig
+
+    simulator_server.reset()
+    simulator_server.update_config(**{**asdict(SimulatorConfig()), **FAST})
+    settings.SIMULATOR_URL = simulator_server.url
+    return simulator_server
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(settings, tmp_path, monkeypatch, redis_conn):  # type: ignore[no-untyped-def]
+    # No test may ever reach a real provider or keep the developer's files.
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings.REELHOUSE_DELAY_SCALE = 0
+    # Hashing four personas per test with PBKDF2 would dominate the suite's run time.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media"), "base_url": "/nonexistent/"},
+        },
+    }
+
+
+def _user(username: str, **extra: object) -> User:
+    return User.objects.create_user(username=username, password=PASSWORD, **extra)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def owner(db: None) -> User:
+    return _user("olivia")
+
+
+@pytest.fixture
+def teammate(db: None) -> User:
+    return _user("tariq")
+
+
+@pytest.fixture
+def viewer(db: None) -> User:
+    return _user("vera")
+
+
+@pytest.fixture
+def outsider(db: None) -> User:
+    return _user("oscar")
+
+
+@pytest.fixture
+def project(owner: User, teammate: User, viewer: User) -> Project:
+    project = project_create(name="Launch film", owner=owner)
+    membership_add(project=project, username=teammate.username, role=Role.EDITOR, actor=owner)
+    membership_add(project=project, username=viewer.username, role=Role.VIEWER, actor=owner)
+    return project
+
+
+@pytest.fixture
+def run_workers(redis_conn: redis.Redis) -> Callable[..., None]:
+    """Run real (forking) RQ workers in burst mode until ``done()`` or the deadline."""
+    import django_rq
+
+    def run(done: Callable[[], bool], *, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            worker = django_rq.get_worker("default")
+            worker.work(burst=True, with_scheduler=True)
+            if done():
+                return
+            if not len(get_queue()) and not get_queue().scheduled_job_registry.count:
+                break
+        raise AssertionError("The workers ran out of work before the expected state was reached.")
+
+    return run

@@ -1,0 +1,165 @@
+"""The generation pipeline against the real simulator, with real RQ workers and real Redis."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.storage import default_storage
+
+from workspace.generations import services
+from workspace.generations.models import Generation, Status
+from workspace.providers.errors import ErrorClass
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def submit(project, user, prompt: str = "A lighthouse in fog", **overrides):  # type: ignore[no-untyped-def]
+    fields = {"model": "sora-2", "size": "1280x720", "seconds": 4, **overrides}
+    return services.generation_submit(project=project, user=user, prompt=prompt, **fields)
+
+
+def finished(generation: Generation):  # type: ignore[no-untyped-def]
+    return lambda: Generation.objects.get(pk=generation.pk).is_terminal
+
+
+def test_a_generation_runs_to_completion_and_its_files_are_stored(
+    project, teammate, simulator, run_workers
+) -> None:  # type: ignore[no-untyped-def]
+    generation = submit(project, teammate)
+    run_workers(finished(generation))
+    generation.refresh_from_db()
+    assert generation.status == Status.COMPLETED, generation.error_message
+    assert generation.progress == 100
+    assert generation.provider_job_id and generation.provider_job_id.startswith("video_")
+    with default_storage.open(generation.video.name) as video:
+        assert video.read(12)[4:8] == b"ftyp"
+    for image in (generation.thumbnail, generation.spritesheet):
+        with default_storage.open(image.name) as handle:
+            assert handle.read(3) == b"\xff\xd8\xff"
+    counters = simulator.counters()
+    assert counters["creates"] == 1
+    assert counters["jobs_billed"] == 1
+    assert counters["downloads"] == 3
+
+
+@pytest.mark.parametrize(
+    ("trigger", "error_class"),
+    [("[moderation]", ErrorClass.MODERATION), ("[processing_error]", ErrorClass.OVERLOADED)],
+)
+def test_a_job_the_provider_fails_ends_failed_with_its_reason(
+    project, teammate, simulator, run_workers, trigger, error_class
+) -> None:  # type: ignore[no-untyped-def]
+    generation = submit(project, teammate, prompt=f"A harbour at night {trigger}")
+    run_workers(finished(generation))
+    generation.refresh_from_db()
+    assert generation.status == Status.FAILED
+    assert generation.error_class == error_class
+    assert generation.error_message  # the provider's own words
+    assert not generation.video
+
+
+def test_an_exhausted_provider_balance_fails_without_retrying(
+    project, teammate, simulator, run_workers
+) -> None:  # type: ignore[no-untyped-def]
+    simulator.update_config(insufficient_quota=True)
+    generation = submit(project, teammate)
+    run_workers(finished(generation))
+    generation.refresh_from_db()
+    assert (generation.status, generation.error_class) == (
+        Status.FAILED,
+        ErrorClass.QUOTA_EXHAUSTED,
+    )
+    assert simulator.counters()["creates"] == 0
+
+
+@pytest.mark.parametrize(
+    "fault", [{"reset_after_create_rate": 1.0}, {"fail_5xx_after_create_rate": 1.0}]
+)
+def test_an_ambiguous_create_is_adopted_never_paid_twice(
+    project, teammate, simulator, run_workers, fault
+) -> None:  # type: ignore[no-untyped-def]
+    generation = submit(project, teammate)
+    simulator.update_config(**fault)
+    services.generation_start(generation_id=str(generation.pk))
+    generation.refresh_from_db()
+    assert (generation.status, generation.error_class) == (
+        Status.SUBMITTING,
+        ErrorClass.AMBIGUOUS_CREATE,
+    )
+    simulator.update_config(reset_after_create_rate=0.0, fail_5xx_after_create_rate=0.0)
+    run_workers(finished(generation))
+    generation.refresh_from_db()
+    assert generation.status == Status.COMPLETED
+    assert simulator.counters()["creates"] == 1
+    assert generation.provider_job_id == simulator.creates()[0]["id"]
+
+
+def test_a_create_slower_than_the_timeout_is_adopted(
+    project, teammate, simulator, run_workers, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.PROVIDER_READ_TIMEOUT = 0.3
+    simulator.update_config(slow_rate=1.0, slow_seconds=1.0)
+    generation = submit(project, teammate)
+    services.generation_start(generation_id=str(generation.pk))
+    simulator.update_config(slow_rate=0.0)
+    run_workers(finished(generation))
+    generation.refresh_from_db()
+    assert generation.status == Status.COMPLETED
+    assert simulator.counters()["creates"] == 1
+
+
+def test_a_create_that_never_arrived_is_sent_again_once(
+    project, teammate, simulator, run_workers
+) -> None:  # type: ignore[no-untyped-def]
+    simulator.update_config(reset_rate=1.0)
+    generation = submit(project, teammate)
+    services.generation_start(generation_id=str(generation.pk))
+    simulator.update_config(reset_rate=0.0)
+    run_workers(finished(generation))
+    generation.refresh_from_db()
+    assert generation.status == Status.COMPLETED
+    assert generation.submit_attempts == 2
+    assert simulator.counters()["creates"] == 1
+
+
+def test_duplicated_jobs_change_nothing(project, teammate, simulator, run_workers) -> None:  # type: ignore[no-untyped-def]
+    generation = submit(project, teammate)
+    run_workers(finished(generation))
+    before = Generation.objects.get(pk=generation.pk)
+    key = str(generation.pk)
+    services.generation_start(generation_id=key)
+    services.generation_reconcile_create(generation_id=key)
+    services.generation_poll(generation_id=key)
+    services.generation_download(generation_id=key)
+    after = Generation.objects.get(pk=generation.pk)
+    assert (after.status, after.updated_at, after.video.name) == (
+        before.status,
+        before.updated_at,
+        before.video.name,
+    )
+    assert simulator.counters()["creates"] == 1
+
+
+def test_outputs_that_expired_before_download_are_reported(project, teammate, simulator) -> None:  # type: ignore[no-untyped-def]
+    simulator.update_config(content_ttl_seconds=0.001)
+    generation = submit(project, teammate)
+    key = str(generation.pk)
+    services.generation_start(generation_id=key)
+    for _ in range(2000):  # the simulated render finishes within a few hundred status calls
+        services.generation_poll(generation_id=key)
+        if Generation.objects.get(pk=key).status != Status.IN_PROGRESS:
+            break
+    services.generation_download(generation_id=key)
+    generation.refresh_from_db()
+    assert (generation.status, generation.error_class) == (Status.FAILED, ErrorClass.EXPIRED)
+
+
+def test_the_sweeper_resumes_work_lost_with_redis(
+    project, teammate, simulator, run_workers, redis_conn
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    generation = submit(project, teammate)
+    redis_conn.flushdb()  # the queued job is gone, as after a restart of the embedded Redis
+    assert services.generations_resume_stalled(stale_after=timedelta(0)) == 1
+    run_workers(finished(generation))
+    assert Generation.objects.get(pk=generation.pk).status == Status.COMPLETED

@@ -1,0 +1,45 @@
+"""The periodic side of Reelhouse: resumes generations whose queued job was lost.
+
+Runs as one process next to the workers. Safe to run more than one: every step it enqueues is
+a conditional update, so a duplicate does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.db import connections
+
+from workspace.generations.services import generations_resume_stalled
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Every --interval seconds, re-enqueue the next step of generations that stalled."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--interval", type=float, default=30.0)
+        parser.add_argument("--once", action="store_true", help="Sweep once and exit.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        while not stop.is_set():
+            try:
+                resumed = generations_resume_stalled()
+                if resumed:
+                    logger.info("resumed %d stalled generations", resumed)
+            except Exception:
+                # A database or Redis outage must not kill the loop; the next sweep tries again.
+                logger.exception("sweep failed")
+            finally:
+                connections.close_all()
+            if options["once"]:
+                return
+            stop.wait(options["interval"])

@@ -1,0 +1,67 @@
+"""RQ plumbing shared by every app: the worker class and the one place jobs are enqueued."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import django_rq
+import redis
+from django.conf import settings
+from django.db import connections, transaction
+from rq import Queue
+from rq.job import Job
+from rq.worker import Worker
+
+QUEUE_NAME = "default"
+# Failed jobs keep their traceback for a week, not RQ's default year (rq/rq#1143).
+FAILURE_TTL = int(timedelta(days=7).total_seconds())
+
+
+class ForkSafeWorker(Worker):
+    """An RQ worker that never lets a work horse inherit the parent's database connection.
+
+    django-rq closes connections once before the work loop, but maintenance tasks in the parent
+    can open one again; a forked child sharing that socket corrupts both (rq/django-rq#650).
+    """
+
+    def fork_work_horse(self, job: Job, queue: Queue) -> None:
+        connections.close_all()
+        super().fork_work_horse(job, queue)
+
+
+_connection: tuple[int, str, redis.Redis] | None = None
+
+
+def get_redis() -> redis.Redis:
+    """One Redis connection pool per process (a forked child builds its own)."""
+    global _connection
+    url = str(settings.RQ_QUEUES[QUEUE_NAME]["URL"])
+    if _connection is None or _connection[0] != os.getpid() or _connection[1] != url:
+        _connection = (os.getpid(), url, redis.Redis.from_url(url))
+    return _connection[2]
+
+
+def get_queue() -> Queue:
+    return django_rq.get_queue(QUEUE_NAME, connection=get_redis())
+
+
+def enqueue_on_commit(
+    func: Callable[..., Any], *args: Any, delay: float = 0, **kwargs: Any
+) -> None:
+    """Enqueue ``func(*args)`` once the current transaction commits (at once outside one).
+
+    Jobs only ever receive ids, so a job never sees a row its enqueuer had not yet committed.
+    """
+
+    def _enqueue() -> None:
+        queue = get_queue()
+        options: dict[str, Any] = {"failure_ttl": FAILURE_TTL, "result_ttl": 600}
+        if delay > 0:
+            queue.enqueue_in(timedelta(seconds=delay), func, *args, **options, **kwargs)
+        else:
+            queue.enqueue(func, *args, **options, **kwargs)
+
+    transaction.on_commit(_enqueue)

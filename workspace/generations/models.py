@@ -1,0 +1,145 @@
+"""One row per generation request, and the state machine it moves through.
+
+    queued ──► submitting ──► in_progress ──► downloading ──► completed
+      │  ▲          │   │            │              │
+      │  └──────────┘   │            │              │
+      │ (provably not   ▼            ▼              ▼
+      │  created: wait) failed ◄─────┴──────────────┘
+      ▼
+    canceled
+
+Every transition is one conditional UPDATE (``WHERE id = … AND status IN (…)``), so when two
+workers, a duplicated RQ job or a retry race for the same row, exactly one wins and the others
+see that they lost and do nothing. A row in ``submitting`` may have started a paid job at the
+provider, so it is never sent again without first reconciling against the provider's list.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SUBMITTING = "submitting", "Submitting"
+    IN_PROGRESS = "in_progress", "Generating"
+    DOWNLOADING = "downloading", "Saving"
+    COMPLETED = "completed", "Ready"
+    FAILED = "failed", "Failed"
+    CANCELED = "canceled", "Canceled"
+
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    Status.QUEUED: frozenset({Status.SUBMITTING, Status.CANCELED, Status.FAILED}),
+    # Back to queued only when the provider provably did not create the job.
+    Status.SUBMITTING: frozenset({Status.QUEUED, Status.IN_PROGRESS, Status.FAILED}),
+    Status.IN_PROGRESS: frozenset({Status.DOWNLOADING, Status.FAILED}),
+    Status.DOWNLOADING: frozenset({Status.COMPLETED, Status.FAILED}),
+    Status.COMPLETED: frozenset(),
+    Status.FAILED: frozenset(),
+    Status.CANCELED: frozenset(),
+}
+ACTIVE_STATUSES = frozenset(
+    {Status.QUEUED, Status.SUBMITTING, Status.IN_PROGRESS, Status.DOWNLOADING}
+)
+TERMINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELED})
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+def _file_path(generation: Generation, filename: str) -> str:
+    return f"generations/{generation.project_id}/{generation.pk}/{filename}"
+
+
+class Generation(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="generations"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="generations"
+    )
+    channel = models.ForeignKey(
+        "providers.Channel", on_delete=models.PROTECT, related_name="generations"
+    )
+    model = models.CharField(max_length=80)
+    prompt = models.TextField()
+    size = models.CharField(max_length=20)
+    seconds = models.PositiveSmallIntegerField()
+    estimated_cost_cents = models.PositiveIntegerField(default=0)
+
+    status = models.CharField(
+        max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True
+    )
+    progress = models.PositiveSmallIntegerField(default=0)
+    # NULL, not "", until the provider names the job: the uniqueness constraint skips NULLs.
+    provider_job_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    error_class = models.CharField(max_length=40, blank=True)
+    error_message = models.TextField(blank=True)
+
+    submit_attempts = models.PositiveSmallIntegerField(default=0)
+    poll_count = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    submit_started_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    last_polled_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    provider_expires_at = models.DateTimeField(null=True, blank=True)
+
+    video = models.FileField(upload_to=_file_path, blank=True, max_length=300)
+    thumbnail = models.FileField(upload_to=_file_path, blank=True, max_length=300)
+    spritesheet = models.FileField(upload_to=_file_path, blank=True, max_length=300)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["channel", "provider_job_id"],
+                condition=models.Q(provider_job_id__isnull=False),
+                name="one_generation_per_provider_job",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(progress__lte=100), name="progress_is_a_percentage"
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.size} {self.seconds}s ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def transition(self, to: str, *, from_: str | set[str] | frozenset[str], **fields: Any) -> bool:
+        """Move to ``to`` if the row is still in ``from_``; return whether this call won.
+
+        Refuses transitions the state machine does not allow, whatever the row's state.
+        """
+        sources = {from_} if isinstance(from_, str) else set(from_)
+        for source in sources:
+            if to not in TRANSITIONS[source]:
+                raise IllegalTransition(f"A generation cannot go from {source} to {to}.")
+        now = timezone.now()
+        changed = Generation.objects.filter(pk=self.pk, status__in=sources).update(
+            status=to, updated_at=now, **fields
+        )
+        if changed:
+            self.status = to
+            self.updated_at = now
+            for name, value in fields.items():
+                setattr(self, name, value)
+        return bool(changed)

@@ -1,0 +1,477 @@
+"""Generation workflows: submitting, sending to the provider, polling, saving the files.
+
+The web form, the ``generation_submit`` command and the RQ jobs all come through here.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import random
+import tempfile
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from workspace.core.rq import enqueue_on_commit
+from workspace.generations.models import Generation, Status
+from workspace.projects.models import Membership, Project
+from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoAdapter, VideoRequest
+from workspace.providers.catalog import ModelSpec
+from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
+from workspace.providers.models import Channel
+from workspace.providers.services import adapter_for_channel, channel_get_default
+
+logger = logging.getLogger(__name__)
+
+MAX_PROMPT_LENGTH = 32000
+# How often a create that provably never reached the provider is tried again before giving up.
+MAX_SUBMIT_ATTEMPTS = 8
+# How long a generation may stay with the provider before we stop waiting for it.
+MAX_PROVIDER_AGE = timedelta(hours=6)
+# A create with an unknown outcome is matched against the provider's list for this long.
+RECONCILE_WINDOW = timedelta(minutes=10)
+FILE_EXTENSIONS = {
+    "video/mp4": "mp4",
+    "image/jpeg": "jpg",
+    "image/webp": "webp",
+    "image/png": "png",
+}
+
+
+def _delay(seconds: float) -> float:
+    # Tests shrink every wait to zero; production keeps them as computed.
+    return max(0.0, seconds * float(getattr(settings, "REELHOUSE_DELAY_SCALE", 1.0)))
+
+
+def _backoff(attempt: int, *, base: float = 2.0, cap: float = 120.0) -> float:
+    # Full jitter, so retries from many rows never line up into a burst.
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
+# --- Submission --------------------------------------------------------------------------------
+
+
+def generation_submit(
+    *,
+    project: Project,
+    user: User,
+    model: str,
+    prompt: str,
+    size: str,
+    seconds: int,
+    channel: Channel | None = None,
+) -> Generation:
+    """Accept a generation request from a member and queue it for the workers."""
+    membership = Membership.objects.filter(project=project, user_id=user.pk).first()
+    if membership is None or not membership.can_generate:
+        raise PermissionDenied("Only owners and editors of this project can generate videos.")
+    channel = channel or channel_get_default()
+    spec = generation_validate(
+        channel=channel, model=model, prompt=prompt, size=size, seconds=seconds
+    )
+    with transaction.atomic():
+        generation = Generation.objects.create(
+            project=project,
+            created_by=user,
+            channel=channel,
+            model=spec.id,
+            prompt=prompt.strip(),
+            size=size,
+            seconds=seconds,
+            estimated_cost_cents=spec.cents_per_second.get(size, 0) * seconds,
+        )
+        from workspace.generations import jobs
+
+        enqueue_on_commit(jobs.generation_start_job, str(generation.pk))
+    logger.info("generation %s queued by user %s in project %s", generation.pk, user.pk, project.pk)
+    return generation
+
+
+def generation_validate(
+    *, channel: Channel, model: str, prompt: str, size: str, seconds: int
+) -> ModelSpec:
+    errors: dict[str, str] = {}
+    prompt = prompt.strip()
+    if not prompt:
+        errors["prompt"] = "Describe the video you want: the prompt is empty."
+    elif len(prompt) > MAX_PROMPT_LENGTH:
+        errors["prompt"] = (
+            f"The prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_LENGTH}."
+        )
+    spec = channel.catalog.get(model)
+    if spec is None:
+        names = ", ".join(m.id for m in channel.catalog.models)
+        errors["model"] = f"{channel.name} has no model {model!r}; choose one of {names}."
+    else:
+        errors.update(spec.validate(size=size, seconds=seconds))
+    if errors:
+        raise ValidationError(errors)
+    assert spec is not None
+    return spec
+
+
+def generation_cancel(*, generation: Generation, user: User) -> None:
+    """Cancel a generation that has not reached the provider yet.
+
+    Once a provider accepted a job it cannot be stopped (the OpenAI protocol has no cancel), so
+    only queued work can be canceled and nothing paid is ever abandoned half-way.
+    """
+    membership = Membership.objects.filter(project=generation.project, user_id=user.pk).first()
+    allowed = membership is not None and (
+        membership.can_manage or (membership.can_generate and generation.created_by_id == user.pk)
+    )
+    if not allowed:
+        raise PermissionDenied("Only its author or a project owner can cancel a generation.")
+    if not generation.transition(Status.CANCELED, from_=Status.QUEUED, completed_at=timezone.now()):
+        raise ValidationError(
+            "It has already been sent to the provider and can no longer be canceled."
+        )
+
+
+# --- Sending to the provider -----------------------------------------------------------------
+
+
+def _fail(generation: Generation, error: ProviderError, *, from_: str | set[str]) -> bool:
+    return generation.transition(
+        Status.FAILED,
+        from_=from_,
+        error_class=error.error_class.value,
+        error_message=error.message[:2000],
+        completed_at=timezone.now(),
+    )
+
+
+def generation_start(*, generation_id: str) -> None:
+    """Send a queued generation to its provider, at most once per claim.
+
+    The row moves to ``submitting`` before the request leaves, so a crash or a duplicated job
+    finds it there and reconciles instead of creating a second, separately billed job.
+    """
+    generation = Generation.objects.select_related("channel").get(pk=generation_id)
+    now = timezone.now()
+    if generation.next_attempt_at and generation.next_attempt_at > now:
+        from workspace.generations import jobs
+
+        wait = (generation.next_attempt_at - now).total_seconds()
+        enqueue_on_commit(jobs.generation_start_job, generation_id, delay=_delay(wait))
+        return
+    claimed = generation.transition(
+        Status.SUBMITTING,
+        from_=Status.QUEUED,
+        submit_started_at=now,
+        submit_attempts=F("submit_attempts") + 1,
+    )
+    if not claimed:
+        return
+    generation.refresh_from_db()
+    adapter = adapter_for_channel(channel=generation.channel)
+    try:
+        job = adapter.create(
+            VideoRequest(
+                model=generation.model,
+                prompt=generation.prompt,
+                size=generation.size,
+                seconds=generation.seconds,
+            )
+        )
+    except ProviderError as error:
+        _handle_create_error(generation, error)
+        return
+    finally:
+        adapter.close()
+    _accept_provider_job(generation, job)
+
+
+def _accept_provider_job(generation: Generation, job: ProviderJob) -> None:
+    from workspace.generations import jobs
+
+    accepted = generation.transition(
+        Status.IN_PROGRESS,
+        from_=Status.SUBMITTING,
+        provider_job_id=job.id,
+        submitted_at=timezone.now(),
+        progress=job.progress,
+        error_class="",
+        error_message="",
+    )
+    if accepted:
+        logger.info("generation %s accepted by provider as %s", generation.pk, job.id)
+        enqueue_on_commit(
+            jobs.generation_poll_job, str(generation.pk), delay=_poll_delay(generation, job)
+        )
+
+
+def _handle_create_error(generation: Generation, error: ProviderError) -> None:
+    from workspace.generations import jobs
+
+    logger.warning("generation %s: create failed: %r", generation.pk, error)
+    if error.create_outcome is CreateOutcome.AMBIGUOUS:
+        # The provider may have started (and will bill) a job: find it before anything else.
+        Generation.objects.filter(pk=generation.pk, status=Status.SUBMITTING).update(
+            error_class=ErrorClass.AMBIGUOUS_CREATE.value, error_message=error.message[:2000]
+        )
+        enqueue_on_commit(jobs.generation_reconcile_job, str(generation.pk), delay=_delay(2))
+        return
+    if error.transient and generation.submit_attempts < MAX_SUBMIT_ATTEMPTS:
+        wait = (
+            error.retry_after
+            if error.retry_after is not None
+            else _backoff(generation.submit_attempts)
+        )
+        _requeue(generation, error, wait=wait)
+        return
+    _fail(generation, error, from_=Status.SUBMITTING)
+
+
+def _requeue(generation: Generation, error: ProviderError | None, *, wait: float) -> None:
+    from workspace.generations import jobs
+
+    wait = _delay(wait)
+    requeued = generation.transition(
+        Status.QUEUED,
+        from_=Status.SUBMITTING,
+        next_attempt_at=timezone.now() + timedelta(seconds=wait),
+        error_class=error.error_class.value if error else "",
+        error_message=error.message[:2000] if error else "",
+    )
+    if requeued:
+        enqueue_on_commit(jobs.generation_start_job, str(generation.pk), delay=wait)
+
+
+def generation_reconcile_create(*, generation_id: str) -> None:
+    """Resolve a create whose outcome is unknown by looking for the job at the provider.
+
+    Matches on prompt, model, size, seconds and creation time, skipping provider jobs already
+    linked to another generation. Found: adopt it. Not listed within the reconcile window: the
+    provider never created it, so the generation queues again. Never re-sends blindly.
+    """
+    from workspace.generations import jobs
+
+    generation = Generation.objects.select_related("channel").get(pk=generation_id)
+    if generation.status != Status.SUBMITTING or generation.submit_started_at is None:
+        return
+    adapter = adapter_for_channel(channel=generation.channel)
+    try:
+        candidates = adapter.list_recent(limit=100)
+    except ProviderError as error:
+        if timezone.now() - generation.submit_started_at < RECONCILE_WINDOW:
+            enqueue_on_commit(
+                jobs.generation_reconcile_job, generation_id, delay=_delay(_backoff(3, cap=60))
+            )
+        else:
+            _fail(
+                generation,
+                ProviderError(
+                    ErrorClass.AMBIGUOUS_CREATE,
+                    f"Could not check the provider's list to see whether the video was created "
+                    f"({error.message}). It was not re-sent.",
+                ),
+                from_=Status.SUBMITTING,
+            )
+        return
+    finally:
+        adapter.close()
+    match = _match_candidate(generation, candidates)
+    if match is not None:
+        logger.info("generation %s: ambiguous create resolved to %s", generation.pk, match.id)
+        _accept_provider_job(generation, match)
+        return
+    if timezone.now() - generation.submit_started_at < timedelta(seconds=_delay(30)):
+        # A job can show up in the list a moment after the create; look again before deciding.
+        enqueue_on_commit(jobs.generation_reconcile_job, generation_id, delay=_delay(10))
+        return
+    _requeue(generation, None, wait=0)
+
+
+def _match_candidate(generation: Generation, candidates: list[ProviderJob]) -> ProviderJob | None:
+    assert generation.submit_started_at is not None
+    earliest = generation.submit_started_at - timedelta(seconds=60)
+    taken = set(
+        Generation.objects.filter(
+            channel=generation.channel,
+            provider_job_id__in=[c.id for c in candidates],
+        ).values_list("provider_job_id", flat=True)
+    )
+    matches = [
+        c
+        for c in candidates
+        if c.id not in taken
+        and c.model == generation.model
+        and c.size == generation.size
+        and c.seconds == generation.seconds
+        and (c.prompt is None or c.prompt == generation.prompt)
+        and (c.created_at is None or c.created_at >= earliest)
+    ]
+    # The oldest match is the one our first send created.
+    started = generation.submit_started_at
+    matches.sort(key=lambda c: c.created_at or started)
+    return matches[0] if matches else None
+
+
+# --- Following the provider's job ------------------------------------------------------------
+
+
+def _poll_delay(generation: Generation, job: ProviderJob) -> float:
+    if job.poll_after is not None:
+        return _delay(min(max(job.poll_after, 1.0), 60.0))
+    spec = generation.channel.catalog.get(generation.model)
+    typical = spec.typical_render_seconds if spec else 90
+    # Look rarely while the render cannot be done yet, more often once it is due.
+    age = (timezone.now() - (generation.submitted_at or timezone.now())).total_seconds()
+    remaining = typical - age
+    wait = remaining * 0.5 if remaining > 10 else min(5 + generation.poll_count, 30)
+    return _delay(min(max(wait, 2.0), 60.0))
+
+
+def generation_poll(*, generation_id: str) -> None:
+    from workspace.generations import jobs
+
+    generation = Generation.objects.select_related("channel").get(pk=generation_id)
+    if generation.status != Status.IN_PROGRESS or not generation.provider_job_id:
+        return
+    adapter = adapter_for_channel(channel=generation.channel)
+    try:
+        job = adapter.retrieve(generation.provider_job_id)
+    except ProviderError as error:
+        _handle_poll_error(generation, error)
+        return
+    finally:
+        adapter.close()
+    now = timezone.now()
+    Generation.objects.filter(pk=generation.pk, status=Status.IN_PROGRESS).update(
+        poll_count=F("poll_count") + 1, last_polled_at=now, updated_at=now
+    )
+    generation.poll_count += 1
+    if job.status is JobStatus.COMPLETED:
+        if generation.transition(
+            Status.DOWNLOADING,
+            from_=Status.IN_PROGRESS,
+            progress=100,
+            provider_expires_at=job.expires_at,
+        ):
+            enqueue_on_commit(jobs.generation_download_job, generation_id)
+        return
+    if job.status in (JobStatus.FAILED, JobStatus.CANCELED):
+        reason = job.error or ProviderError(
+            ErrorClass.PROVIDER_FAILED, "The provider stopped the job."
+        )
+        _fail(generation, reason, from_=Status.IN_PROGRESS)
+        return
+    Generation.objects.filter(pk=generation.pk, status=Status.IN_PROGRESS).update(
+        progress=job.progress
+    )
+    enqueue_on_commit(jobs.generation_poll_job, generation_id, delay=_poll_delay(generation, job))
+
+
+def _handle_poll_error(generation: Generation, error: ProviderError) -> None:
+    from workspace.generations import jobs
+
+    logger.warning("generation %s: status check failed: %r", generation.pk, error)
+    started = generation.submitted_at or generation.created_at
+    too_old = timezone.now() - started > MAX_PROVIDER_AGE
+    if error.error_class in (ErrorClass.NOT_FOUND, ErrorClass.EXPIRED) or too_old:
+        _fail(generation, error, from_=Status.IN_PROGRESS)
+        return
+    # Rate limits, outages and even a revoked key are waited out: the job keeps running at the
+    # provider, and its result is still ours once the channel works again.
+    wait = error.retry_after if error.retry_after is not None else _backoff(4, cap=60)
+    enqueue_on_commit(jobs.generation_poll_job, str(generation.pk), delay=_delay(max(wait, 1.0)))
+
+
+def _store_variant(generation: Generation, adapter: VideoAdapter, variant: str) -> str:
+    assert generation.provider_job_id is not None
+    with tempfile.TemporaryFile() as scratch:
+        content_type = adapter.download(
+            generation.provider_job_id, variant=variant, destination=scratch
+        )
+        content_type = content_type.split(";")[0].strip().lower()
+        extension = FILE_EXTENSIONS.get(content_type) or (
+            (mimetypes.guess_extension(content_type) or ".bin").lstrip(".")
+        )
+        name = f"generations/{generation.project_id}/{generation.pk}/{variant}.{extension}"
+        # A repeated download overwrites the same name instead of piling up copies.
+        if default_storage.exists(name):
+            default_storage.delete(name)
+        scratch.seek(0)
+        return default_storage.save(name, File(scratch))
+
+
+def generation_download(*, generation_id: str) -> None:
+    """Copy every file of a finished job into our own storage, then mark it completed."""
+    from workspace.generations import jobs
+
+    generation = Generation.objects.select_related("channel").get(pk=generation_id)
+    if generation.status != Status.DOWNLOADING:
+        return
+    adapter = adapter_for_channel(channel=generation.channel)
+    stored: dict[str, str] = {}
+    try:
+        for variant in adapter.variants:
+            stored[variant] = _store_variant(generation, adapter, variant)
+    except ProviderError as error:
+        logger.warning("generation %s: download failed: %r", generation.pk, error)
+        if error.transient and timezone.now() - generation.updated_at < MAX_PROVIDER_AGE:
+            wait = error.retry_after if error.retry_after is not None else _backoff(3, cap=60)
+            Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING).update(
+                error_class=error.error_class.value, error_message=error.message[:2000]
+            )
+            enqueue_on_commit(jobs.generation_download_job, generation_id, delay=_delay(wait))
+        else:
+            _fail(generation, error, from_=Status.DOWNLOADING)
+        return
+    finally:
+        adapter.close()
+    fields = {
+        name: path for name, path in stored.items() if name in ("video", "thumbnail", "spritesheet")
+    }
+    generation.transition(
+        Status.COMPLETED,
+        from_=Status.DOWNLOADING,
+        completed_at=timezone.now(),
+        error_class="",
+        error_message="",
+        **fields,
+    )
+    logger.info("generation %s completed", generation.pk)
+
+
+# --- Recovery ---------------------------------------------------------------------------------
+
+
+def generations_resume_stalled(*, stale_after: timedelta = timedelta(minutes=2)) -> int:
+    """Re-enqueue the next step of every generation whose job seems lost (e.g. Redis restarted).
+
+    The database is the queue of record; every job is a conditional update, so a generation that
+    was not actually stalled merely gets a harmless duplicate.
+    """
+    from workspace.generations import jobs
+
+    cutoff = timezone.now() - stale_after
+    steps = {
+        Status.QUEUED: jobs.generation_start_job,
+        Status.SUBMITTING: jobs.generation_reconcile_job,
+        Status.IN_PROGRESS: jobs.generation_poll_job,
+        Status.DOWNLOADING: jobs.generation_download_job,
+    }
+    resumed = 0
+    stalled = Generation.objects.filter(status__in=list(steps), updated_at__lt=cutoff).only(
+        "id", "status", "next_attempt_at", "last_polled_at"
+    )
+    for generation in stalled.iterator():
+        if generation.status == Status.IN_PROGRESS and (
+            generation.last_polled_at and generation.last_polled_at >= cutoff
+        ):
+            continue
+        if generation.next_attempt_at and generation.next_attempt_at > timezone.now():
+            continue
+        enqueue_on_commit(steps[Status(generation.status)], str(generation.pk))
+        resumed += 1
+    return resumed

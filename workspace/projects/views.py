@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from workspace.generations.forms import GenerationForm
+from workspace.generations.selectors import generations_for_project
+from workspace.projects.forms import MemberAddForm, MemberRoleForm, ProjectForm
+from workspace.projects.models import Membership, Role
+from workspace.projects.selectors import membership_get_or_404, projects_for_user
+from workspace.projects.services import (
+    membership_add,
+    membership_remove,
+    membership_set_role,
+    project_create,
+)
+from workspace.providers.services import channel_get_default
+
+
+def _form_errors(
+    form: ProjectForm | MemberAddForm | MemberRoleForm, error: ValidationError
+) -> None:
+    if hasattr(error, "error_dict"):
+        for field, field_errors in error.error_dict.items():
+            for item in field_errors:
+                form.add_error(field if field in form.fields else None, item)
+    else:
+        for message in error.messages:
+            form.add_error(None, message)
+
+
+@login_required
+def project_list(request: HttpRequest) -> HttpResponse:
+    form = ProjectForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            project = project_create(
+                name=form.cleaned_data["name"],
+                description=form.cleaned_data["description"],
+                owner=request.user,  # type: ignore[arg-type]
+            )
+        except ValidationError as error:
+            _form_errors(form, error)
+        else:
+            messages.success(request, f"Project “{project.name}” created.")
+            return redirect("projects:detail", project_id=project.pk)
+    projects = projects_for_user(user=request.user).prefetch_related("memberships")
+    roles = dict(
+        Membership.objects.filter(user_id=request.user.pk or 0).values_list("project_id", "role")
+    )
+    return render(
+        request,
+        "projects/list.html",
+        {"projects": [(p, roles.get(p.pk)) for p in projects], "form": form},
+    )
+
+
+@login_required
+def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+    membership = membership_get_or_404(user=request.user, project_id=project_id)
+    channel = channel_get_default()
+    return render(
+        request,
+        "projects/detail.html",
+        {
+            "project": membership.project,
+            "membership": membership,
+            "channel": channel,
+            "form": GenerationForm(channel=channel) if membership.can_generate else None,
+            "generations": generations_for_project(project=membership.project),
+        },
+    )
+
+
+@login_required
+def project_members(request: HttpRequest, project_id: int) -> HttpResponse:
+    membership = membership_get_or_404(user=request.user, project_id=project_id)
+    project = membership.project
+    form = MemberAddForm(request.POST or None)
+    if request.method == "POST":
+        if not membership.can_manage:
+            raise PermissionDenied("Only a project owner can change its members.")
+        if form.is_valid():
+            try:
+                added = membership_add(
+                    project=project,
+                    username=form.cleaned_data["username"],
+                    role=form.cleaned_data["role"],
+                    actor=request.user,  # type: ignore[arg-type]
+                )
+            except ValidationError as error:
+                _form_errors(form, error)
+            else:
+                messages.success(request, f"{added.user.get_username()} joined as {added.role}.")
+                return redirect("projects:members", project_id=project.pk)
+    members = project.memberships.select_related("user").order_by("user__username")
+    return render(
+        request,
+        "projects/members.html",
+        {
+            "project": project,
+            "membership": membership,
+            "members": members,
+            "form": form,
+            "roles": Role.choices,
+        },
+    )
+
+
+@login_required
+@require_POST
+def project_member_change(request: HttpRequest, project_id: int, member_id: int) -> HttpResponse:
+    membership = membership_get_or_404(user=request.user, project_id=project_id)
+    target = get_object_or_404(Membership, pk=member_id, project_id=project_id)
+    if not membership.can_manage:
+        raise Http404("No such member.")
+    try:
+        if request.POST.get("action") == "remove":
+            membership_remove(membership=target, actor=request.user)  # type: ignore[arg-type]
+            messages.success(request, f"{target.user.get_username()} was removed.")
+        else:
+            form = MemberRoleForm(request.POST)
+            if not form.is_valid():
+                messages.error(request, "Choose owner, editor or viewer.")
+            else:
+                membership_set_role(
+                    membership=target,
+                    role=form.cleaned_data["role"],
+                    actor=request.user,  # type: ignore[arg-type]
+                )
+                messages.success(request, f"{target.user.get_username()} is now {target.role}.")
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    if target.user_id == request.user.pk and request.POST.get("action") == "remove":
+        return redirect("projects:list")
+    return redirect("projects:members", project_id=project_id)

@@ -1,0 +1,68 @@
+"""The interface every provider adapter implements, in provider-neutral terms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import BinaryIO, Protocol
+
+from workspace.providers.catalog import Catalog
+from workspace.providers.errors import ProviderError
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+@dataclass(frozen=True)
+class VideoRequest:
+    model: str
+    prompt: str
+    size: str
+    seconds: int
+    input_reference: bytes | None = None
+    input_reference_type: str | None = None
+
+
+@dataclass
+class ProviderJob:
+    id: str
+    status: JobStatus
+    progress: int = 0
+    model: str = ""
+    prompt: str | None = None
+    size: str = ""
+    seconds: int | None = None
+    created_at: datetime | None = None
+    expires_at: datetime | None = None
+    # Set when status is FAILED: the provider's reason, already classified.
+    error: ProviderError | None = None
+    # The provider's own hint for when to look again, in seconds.
+    poll_after: float | None = None
+    raw: dict[str, object] = field(default_factory=dict)
+
+
+class VideoAdapter(Protocol):
+    protocol: str
+    # The files one finished job yields, the first being the video itself.
+    @property
+    def variants(self) -> tuple[str, ...]: ...
+
+    def capabilities(self) -> Catalog: ...
+
+    def create(self, request: VideoRequest) -> ProviderJob: ...
+
+    def retrieve(self, job_id: str) -> ProviderJob: ...
+
+    def list_recent(self, *, limit: int = 100) -> list[ProviderJob]: ...
+
+    def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str: ...
+
+    def delete(self, job_id: str) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,237 @@
+"""The OpenAI Videos protocol (``/v1/videos``), as in the official OpenAPI excerpt.
+
+OpenAI itself shut this API down on 2026-09-24, but gateways still serve the same protocol, so
+the adapter speaks it to whatever ``base_url`` the channel names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+import httpx
+
+from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoRequest
+from workspace.providers.catalog import OPENAI_VIDEOS, Catalog
+from workspace.providers.errors import ErrorClass, ProviderError
+from workspace.providers.http import ProviderHTTP, retry_after_seconds
+
+# Billing and quota failures share HTTP 429 with rate limits; no retry fixes these.
+_QUOTA_CODES = {
+    "insufficient_quota",
+    "credit_balance_exhausted",
+    "organization_spend_limit_exceeded",
+    "project_spend_limit_exceeded",
+    "organization_usage_limit_exceeded",
+    "billing_hard_limit_reached",
+}
+_MODERATION_CODES = {"moderation_blocked", "content_policy_violation", "content_filter"}
+_STATUSES = {
+    "queued": JobStatus.QUEUED,
+    "in_progress": JobStatus.IN_PROGRESS,
+    "completed": JobStatus.COMPLETED,
+    "failed": JobStatus.FAILED,
+}
+MAX_DOWNLOAD_BYTES = 2 * 1024**3
+
+
+def _error_fields(response: httpx.Response) -> tuple[str, str | None, str | None]:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        message = str(error.get("message") or "").strip()
+        code = error.get("code")
+        kind = error.get("type")
+        return (
+            message or f"HTTP {response.status_code}",
+            str(code) if code else None,
+            str(kind) if kind else None,
+        )
+    text = response.text.strip()[:300]
+    return (text or f"HTTP {response.status_code} {response.reason_phrase}", None, None)
+
+
+def classify_response(response: httpx.Response) -> ProviderError:
+    message, code, kind = _error_fields(response)
+    status = response.status_code
+    retry_after = retry_after_seconds(response.headers)
+
+    def error(error_class: ErrorClass) -> ProviderError:
+        return ProviderError(error_class, message, code=code, retry_after=retry_after)
+
+    if status == 429:
+        if code in _QUOTA_CODES or kind in _QUOTA_CODES:
+            return error(ErrorClass.QUOTA_EXHAUSTED)
+        return error(ErrorClass.RATE_LIMITED)
+    if status in (401, 403):
+        return error(ErrorClass.AUTH)
+    if status == 404:
+        if code == "video_expired" or "expired" in message.lower():
+            return error(ErrorClass.EXPIRED)
+        return error(ErrorClass.NOT_FOUND)
+    if status in (408, 409):
+        return error(ErrorClass.NETWORK)
+    if status >= 500:
+        return error(ErrorClass.OVERLOADED)
+    if code in _MODERATION_CODES:
+        return error(ErrorClass.MODERATION)
+    return error(ErrorClass.INVALID_REQUEST)
+
+
+def classify_job_failure(error: dict[str, Any] | None) -> ProviderError:
+    code = str(error.get("code") or "") if error else ""
+    message = str(error.get("message") or "") if error else ""
+    message = message or "The provider reported the job as failed without a reason."
+    if code in _MODERATION_CODES:
+        return ProviderError(ErrorClass.MODERATION, message, code=code)
+    if code in ("processing_error", "server_error", "server_is_overloaded"):
+        # "We're under heavy load": the job failed for the provider's reasons, not the prompt's.
+        return ProviderError(ErrorClass.OVERLOADED, message, code=code)
+    return ProviderError(ErrorClass.PROVIDER_FAILED, message, code=code or None)
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(value, tz=UTC)
+    return None
+
+
+def parse_video(body: Any) -> ProviderJob:
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+        raise ProviderError(
+            ErrorClass.PROVIDER_FAILED, "The provider answered with something that is not a video."
+        )
+    status_text = str(body.get("status") or "")
+    # Statuses outside the spec (the guide mentions "expired") are treated as failures, never
+    # as "still running", so a job cannot wait forever on a word we do not know.
+    status = _STATUSES.get(status_text, JobStatus.FAILED)
+    failure = None
+    if status is JobStatus.FAILED:
+        if status_text == "expired":
+            failure = ProviderError(ErrorClass.EXPIRED, "The provider expired this job.")
+        elif status_text not in _STATUSES:
+            failure = ProviderError(
+                ErrorClass.PROVIDER_FAILED,
+                f"The provider reported an unknown status {status_text!r}.",
+            )
+        else:
+            raw_error = body.get("error")
+            failure = classify_job_failure(raw_error if isinstance(raw_error, dict) else None)
+    try:
+        seconds: int | None = int(str(body.get("seconds")))
+    except ValueError:
+        seconds = None
+    progress = body.get("progress")
+    return ProviderJob(
+        id=body["id"],
+        status=status,
+        progress=max(0, min(100, int(progress))) if isinstance(progress, int | float) else 0,
+        model=str(body.get("model") or ""),
+        prompt=body.get("prompt") if isinstance(body.get("prompt"), str) else None,
+        size=str(body.get("size") or ""),
+        seconds=seconds,
+        created_at=_timestamp(body.get("created_at")),
+        expires_at=_timestamp(body.get("expires_at")),
+        error=failure,
+        raw=body,
+    )
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise ProviderError(
+            ErrorClass.PROVIDER_FAILED, "The provider's answer was not valid JSON."
+        ) from None
+
+
+class OpenAIVideosAdapter:
+    protocol = "openai_videos"
+    variants: tuple[str, ...] = ("video", "thumbnail", "spritesheet")
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        connect_timeout: float,
+        read_timeout: float,
+        download_timeout: float,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._download_timeout = download_timeout
+        self._http = ProviderHTTP(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "Reelhouse/0.1"},
+            secret=api_key,
+            classify=classify_response,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            transport=transport,
+        )
+
+    def capabilities(self) -> Catalog:
+        return OPENAI_VIDEOS
+
+    def close(self) -> None:
+        self._http.close()
+
+    def create(self, request: VideoRequest) -> ProviderJob:
+        fields = {
+            "model": request.model,
+            "prompt": request.prompt,
+            "size": request.size,
+            "seconds": str(request.seconds),  # a string enum in the spec
+        }
+        if request.input_reference is None:
+            # The spec accepts JSON as well as multipart; JSON needs no boundary games.
+            response = self._http.request("POST", "videos", creates=True, json=fields)
+        else:
+            reference = (
+                "reference",
+                request.input_reference,
+                request.input_reference_type or "image/png",
+            )
+            response = self._http.request(
+                "POST", "videos", creates=True, data=fields, files={"input_reference": reference}
+            )
+        return self._with_poll_hint(parse_video(_json(response)), response)
+
+    def retrieve(self, job_id: str) -> ProviderJob:
+        response = self._http.request("GET", f"videos/{job_id}")
+        return self._with_poll_hint(parse_video(_json(response)), response)
+
+    def list_recent(self, *, limit: int = 100) -> list[ProviderJob]:
+        response = self._http.request(
+            "GET", "videos", params={"limit": min(limit, 100), "order": "desc"}
+        )
+        body = _json(response)
+        items = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise ProviderError(ErrorClass.PROVIDER_FAILED, "The provider's list had no data.")
+        return [parse_video(item) for item in items]
+
+    def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str:
+        return self._http.download(
+            f"videos/{job_id}/content",
+            params={"variant": variant},
+            destination=destination,
+            timeout=self._download_timeout,
+            max_bytes=MAX_DOWNLOAD_BYTES,
+        )
+
+    def delete(self, job_id: str) -> None:
+        self._http.request("DELETE", f"videos/{job_id}")
+
+    @staticmethod
+    def _with_poll_hint(job: ProviderJob, response: httpx.Response) -> ProviderJob:
+        hint = response.headers.get("openai-poll-after-ms")
+        if hint is not None:
+            with contextlib.suppress(ValueError):
+                job.poll_after = max(0.0, float(hint) / 1000)
+        return job

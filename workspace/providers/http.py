@@ -1,0 +1,169 @@
+"""The one HTTP layer every provider call goes through.
+
+- Every call has explicit connect/read/write/pool timeouts; there is no way to make one without.
+- Nothing is ever retried here: httpx's transport retries are off, and a create that failed is
+  re-sent only by the generation state machine after it has ruled out a paid duplicate.
+- Failures leave as ``ProviderError`` with a class, classified once: network failures here,
+  HTTP answers by the adapter's ``classify`` function.
+- The API key never appears in an exception, a log line or a message: provider error texts are
+  scrubbed of it before they go anywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import re
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, BinaryIO
+
+import httpx
+
+from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
+
+Classifier = Callable[[httpx.Response], ProviderError]
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def parse_duration(value: str) -> float | None:
+    """Parse OpenAI-style reset durations such as ``1s``, ``6m0s``, ``1.5s`` or ``20ms``."""
+    value = value.strip()
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(number) * scale[unit] for number, unit in parts)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """The longest wait any of the provider's retry hints asks for, in seconds."""
+    hints: list[float] = []
+    if (ms := headers.get("retry-after-ms")) is not None:
+        with contextlib.suppress(ValueError):
+            hints.append(float(ms) / 1000)
+    if (ra := headers.get("retry-after")) is not None:
+        try:
+            hints.append(float(ra))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(ra) if ra else None
+            if parsed is not None:
+                hints.append(max(0.0, parsed.timestamp() - time.time()))
+    reset = headers.get("x-ratelimit-reset-requests")
+    if reset is not None and (seconds := parse_duration(reset)) is not None:
+        hints.append(seconds)
+    return max(hints) if hints else None
+
+
+class ProviderHTTP:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        headers: Mapping[str, str],
+        secret: str,
+        classify: Classifier,
+        connect_timeout: float,
+        read_timeout: float,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._secret = secret
+        self._classify = classify
+        self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/") + "/",
+            headers=dict(headers),
+            timeout=self._timeout,
+            transport=transport or httpx.HTTPTransport(retries=0),
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def scrub(self, text: str) -> str:
+        if self._secret and self._secret in text:
+            text = text.replace(self._secret, "[redacted]")
+        return text
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        creates: bool = False,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        files: Mapping[str, Any] | None = None,
+    ) -> httpx.Response:
+        """Send one request; return a 2xx response or raise a classified ``ProviderError``.
+
+        ``creates`` marks a call that may start a paid job, so a failure also says whether a
+        job may now exist (``create_outcome``).
+        """
+        try:
+            response = self._client.request(
+                method, path.lstrip("/"), params=params, json=json, data=data, files=files
+            )
+        except httpx.HTTPError as exc:
+            raise self._network_error(exc, creates=creates) from None
+        if response.is_success:
+            return response
+        raise self._http_error(response, creates=creates)
+
+    def download(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        destination: BinaryIO,
+        timeout: float,
+        max_bytes: int,
+    ) -> str:
+        """Stream a file into ``destination``; return its content type."""
+        stream_timeout = httpx.Timeout(timeout, connect=self._timeout.connect)
+        try:
+            with self._client.stream(
+                "GET", path.lstrip("/"), params=params, timeout=stream_timeout
+            ) as response:
+                if not response.is_success:
+                    response.read()
+                    raise self._http_error(response, creates=False)
+                written = 0
+                for chunk in response.iter_bytes(1 << 16):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise ProviderError(
+                            ErrorClass.PROVIDER_FAILED,
+                            f"The provider sent more than {max_bytes} bytes for one file.",
+                        )
+                    destination.write(chunk)
+                return response.headers.get("content-type", "application/octet-stream")
+        except httpx.HTTPError as exc:
+            raise self._network_error(exc, creates=False) from None
+
+    def _network_error(self, exc: httpx.HTTPError, *, creates: bool) -> ProviderError:
+        # A connect failure means the request never left this machine; anything later (a reset,
+        # a read timeout) may have reached the provider and started a paid job.
+        never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout)
+        kind = type(exc).__name__
+        message = self.scrub(f"{kind}: {exc}" if str(exc) else kind)
+        outcome = None
+        if creates:
+            outcome = CreateOutcome.NOT_CREATED if never_sent else CreateOutcome.AMBIGUOUS
+        return ProviderError(ErrorClass.NETWORK, message, create_outcome=outcome)
+
+    def _http_error(self, response: httpx.Response, *, creates: bool) -> ProviderError:
+        error = self._classify(response)
+        error.message = self.scrub(error.message)
+        error.http_status = response.status_code
+        if creates:
+            # A 4xx is a refusal; a 5xx may come from a proxy after the job was created.
+            error.create_outcome = (
+                CreateOutcome.AMBIGUOUS
+                if response.status_code >= 500
+                else CreateOutcome.NOT_CREATED
+            )
+        return error

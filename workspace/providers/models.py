@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import models
+
+from workspace.providers.catalog import CATALOGS, Catalog
+
+
+class Protocol(models.TextChoices):
+    OPENAI_VIDEOS = "openai_videos", "OpenAI Videos (/v1/videos)"
+
+
+# Where each protocol lives when no base URL is configured, and the path the simulator serves
+# it under.
+OFFICIAL_BASE_URLS = {Protocol.OPENAI_VIDEOS: "https://api.openai.com/v1"}
+BASE_URL_ENV = {Protocol.OPENAI_VIDEOS: "OPENAI_BASE_URL"}
+SIMULATOR_PATHS = {Protocol.OPENAI_VIDEOS: "/v1"}
+SIMULATOR_KEY = "simulator-key"
+
+
+@dataclass(frozen=True)
+class ChannelConnection:
+    base_url: str
+    api_key: str
+    simulated: bool
+
+
+class Channel(models.Model):
+    """One provider account (one official key) that the organisation's work runs through."""
+
+    slug = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=80)
+    protocol = models.CharField(
+        max_length=30, choices=Protocol.choices, default=Protocol.OPENAI_VIDEOS
+    )
+    base_url = models.URLField(
+        blank=True,
+        help_text="Leave blank to use the protocol's environment variable or official address.",
+    )
+    api_key_env = models.CharField(
+        max_length=80,
+        default="OPENAI_API_KEY",
+        help_text=(
+            "Name of the environment variable holding the key. When it is unset, this channel "
+            "talks to the built-in provider simulator."
+        ),
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def catalog(self) -> Catalog:
+        return CATALOGS[self.protocol]
+
+    def connection(self) -> ChannelConnection:
+        """Where to send requests and with which key; the simulator when no key is set."""
+        api_key = os.environ.get(self.api_key_env, "").strip()
+        if not api_key:
+            base = str(settings.SIMULATOR_URL).rstrip("/")
+            return ChannelConnection(
+                base_url=base + SIMULATOR_PATHS[Protocol(self.protocol)],
+                api_key=SIMULATOR_KEY,
+                simulated=True,
+            )
+        protocol = Protocol(self.protocol)
+        base_url = (
+            self.base_url
+            or os.environ.get(BASE_URL_ENV[protocol], "").strip()
+            or OFFICIAL_BASE_URLS[protocol]
+        )
+        return ChannelConnection(base_url=base_url, api_key=api_key, simulated=False)
+
+    @property
+    def is_simulated(self) -> bool:
+        return self.connection().simulated
