@@ -160,6 +160,7 @@ STORAGES = {
 }
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve straight from the source folders so a fresh checkout needs no collectstatic step.
 WHITENOISE_USE_FINDERS = True

@@ -3,10 +3,11 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from workspace.core.files import file_response
 from workspace.generations.forms import GenerationForm
 from workspace.generations.selectors import generation_get_or_404, generations_for_project
 from workspace.generations.services import generation_cancel, generation_submit
@@ -106,7 +107,7 @@ def generation_cancel_view(
 @require_GET
 def generation_file(
     request: HttpRequest, project_id: int, generation_id: str, variant: str
-) -> FileResponse:
+) -> HttpResponse:
     """Stream a stored file to a project member; there is no public URL for any of them."""
     membership = membership_get_or_404(user=request.user, project_id=project_id)
     generation = generation_get_or_404(project=membership.project, generation_id=generation_id)
@@ -117,8 +118,7 @@ def generation_file(
     download = request.GET.get("download") == "1"
     extension = stored.name.rsplit(".", 1)[-1]
     filename = f"reelhouse-{str(generation.pk)[:8]}-{variant}.{extension}"
-    # FileResponse answers Range requests, which browsers need to seek in a video.
-    response = FileResponse(stored.open("rb"), as_attachment=download, filename=filename)
+    response = file_response(request, stored, filename=filename, as_attachment=download)
     response["Cache-Control"] = "private, max-age=3600"
     response["X-Content-Type-Options"] = "nosniff"
     return response
