@@ -5,8 +5,8 @@ import logging
 import httpx
 import pytest
 
-from workspace.providers.adapters.openai_videos import OpenAIVideosAdapter, classify_job_failure
 from workspace.providers.adapters.base import VideoRequest
+from workspace.providers.adapters.openai_videos import OpenAIVideosAdapter, classify_job_failure
 from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
 from workspace.providers.http import parse_duration, retry_after_seconds
 

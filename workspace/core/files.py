@@ -9,7 +9,7 @@ from __future__ import annotations
 import mimetypes
 import re
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any
 
 from django.core.files import File
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -18,7 +18,7 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 1 << 16
 
 
-def _read_span(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:
+def _read_span(handle: File[Any], start: int, length: int) -> Iterator[bytes]:
     try:
         handle.seek(start)
         remaining = length
@@ -33,8 +33,8 @@ def _read_span(handle: BinaryIO, start: int, length: int) -> Iterator[bytes]:
 
 
 def file_response(
-    request: HttpRequest, stored: File, *, filename: str, as_attachment: bool
-) -> HttpResponse:
+    request: HttpRequest, stored: File[Any], *, filename: str, as_attachment: bool
+) -> HttpResponse | StreamingHttpResponse:
     size = stored.size
     content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
     match = _RANGE.match(request.headers.get("Range", "").strip())

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -107,7 +107,7 @@ def generation_cancel_view(
 @require_GET
 def generation_file(
     request: HttpRequest, project_id: int, generation_id: str, variant: str
-) -> HttpResponse:
+) -> HttpResponse | StreamingHttpResponse:
     """Stream a stored file to a project member; there is no public URL for any of them."""
     membership = membership_get_or_404(user=request.user, project_id=project_id)
     generation = generation_get_or_404(project=membership.project, generation_id=generation_id)
