@@ -22,6 +22,7 @@ from django.contrib.auth.models import User
 from workspace.core import embedded_redis
 from workspace.core.rq import get_queue, get_redis
 from workspace.projects.models import Project, Role
+from workspace.providers.models import Channel
 from workspace.projects.services import membership_add, project_create
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ def redis_url() -> Iterator[str]:
         process = embedded_redis.start(socket_path)
         url = f"unix://{socket_path}"
     # Mutated in place: django_rq reads this very dict whenever it connects.
-    settings.RQ_QUEUES["default"]["URL"] = url
+    for queue in settings.RQ_QUEUES.values():
+        queue["URL"] = url
     settings.REDIS_URL = url
     yield url
     if process is not None:
@@ -119,7 +121,19 @@ def outsider(db: None) -> User:
 
 
 @pytest.fixture
-def project(owner: User, teammate: User, viewer: User) -> Project:
+def channel(db: None) -> Channel:
+    """The default channel, with limits high enough that pacing never slows a test down."""
+    return Channel.objects.create(
+        slug="openai",
+        name="OpenAI Videos",
+        requests_per_minute=60_000,
+        max_in_flight=50,
+        member_max_in_flight=50,
+    )
+
+
+@pytest.fixture
+def project(owner: User, teammate: User, viewer: User, channel: Channel) -> Project:
     project = project_create(name="Launch film", owner=owner)
     membership_add(project=project, username=teammate.username, role=Role.EDITOR, actor=owner)
     membership_add(project=project, username=viewer.username, role=Role.VIEWER, actor=owner)
@@ -134,11 +148,12 @@ def run_workers(redis_conn: redis.Redis) -> Callable[..., None]:
     def run(done: Callable[[], bool], *, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            worker = django_rq.get_worker("default")
+            worker = django_rq.get_worker("default", "dispatch")
             worker.work(burst=True, with_scheduler=True)
             if done():
                 return
-            if not len(get_queue()) and not get_queue().scheduled_job_registry.count:
+            queues = (get_queue("default"), get_queue("dispatch"))
+            if not any(len(q) or q.scheduled_job_registry.count for q in queues):
                 break
         raise AssertionError("The workers ran out of work before the expected state was reached.")
 

@@ -137,7 +137,11 @@ USES_EMBEDDED_REDIS = env_str("REDIS_URL") is None
 
 RQ_QUEUES = {
     "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600},
+    "dispatch": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600},
 }
+# How many dispatch lanes send creates for one channel at once; more lanes reach high limits
+# when a provider is slow to answer a create.
+REELHOUSE_DISPATCH_LANES = env_int("REELHOUSE_DISPATCH_LANES", 2, minimum=1, maximum=32)
 RQ = {
     "WORKER_CLASS": "workspace.core.rq.ForkSafeWorker",
     # Reelhouse enqueues in transaction.on_commit itself (workspace/core/rq.py); deferring
@@ -189,6 +193,9 @@ USE_TZ = True
 # When a channel's key variable (e.g. OPENAI_API_KEY) is unset, the channel talks to the
 # provider simulator at this address instead: the simulator is the default provider.
 SIMULATOR_URL = env_url("REELHOUSE_SIMULATOR_URL", "http://127.0.0.1:8765", schemes={"http"})
+# Benchmarks only: run limiter periods and scheduled waits this many times faster, matching a
+# simulator started with the same --time-scale. 1 everywhere else.
+REELHOUSE_TIME_SCALE = float(env_int("REELHOUSE_TIME_SCALE", 1, minimum=1, maximum=1000))
 PROVIDER_CONNECT_TIMEOUT = float(env_int("PROVIDER_CONNECT_TIMEOUT", 10, minimum=1))
 PROVIDER_READ_TIMEOUT = float(env_int("PROVIDER_READ_TIMEOUT", 60, minimum=1))
 PROVIDER_DOWNLOAD_TIMEOUT = float(env_int("PROVIDER_DOWNLOAD_TIMEOUT", 300, minimum=1))

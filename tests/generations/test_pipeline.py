@@ -6,8 +6,10 @@ import pytest
 from django.core.files.storage import default_storage
 
 from workspace.generations import services
+from workspace.generations.dispatch import channel_dispatch_once
 from workspace.generations.models import Generation, Status
 from workspace.providers.errors import ErrorClass
+from workspace.providers.services import limiter_for_channel
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -15,6 +17,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def submit(project, user, prompt: str = "A lighthouse in fog", **overrides):  # type: ignore[no-untyped-def]
     fields = {"model": "sora-2", "size": "1280x720", "seconds": 4, **overrides}
     return services.generation_submit(project=project, user=user, prompt=prompt, **fields)
+
+
+def send_now(generation: Generation) -> None:
+    """Send the next create of the generation's channel in this process, as a lane would."""
+    channel = generation.channel
+    sent = channel_dispatch_once(
+        channel=channel, limiter=limiter_for_channel(channel=channel), max_wait=5
+    )
+    assert sent is not None
+    assert sent.pk == generation.pk
 
 
 def finished(generation: Generation):  # type: ignore[no-untyped-def]
@@ -79,7 +91,7 @@ def test_an_ambiguous_create_is_adopted_never_paid_twice(
 ) -> None:  # type: ignore[no-untyped-def]
     generation = submit(project, teammate)
     simulator.update_config(**fault)
-    services.generation_start(generation_id=str(generation.pk))
+    send_now(generation)
     generation.refresh_from_db()
     assert (generation.status, generation.error_class) == (
         Status.SUBMITTING,
@@ -99,7 +111,7 @@ def test_a_create_slower_than_the_timeout_is_adopted(
     settings.PROVIDER_READ_TIMEOUT = 0.3
     simulator.update_config(slow_rate=1.0, slow_seconds=1.0)
     generation = submit(project, teammate)
-    services.generation_start(generation_id=str(generation.pk))
+    send_now(generation)
     simulator.update_config(slow_rate=0.0)
     run_workers(finished(generation))
     generation.refresh_from_db()
@@ -112,7 +124,7 @@ def test_a_create_that_never_arrived_is_sent_again_once(
 ) -> None:  # type: ignore[no-untyped-def]
     simulator.update_config(reset_rate=1.0)
     generation = submit(project, teammate)
-    services.generation_start(generation_id=str(generation.pk))
+    send_now(generation)
     simulator.update_config(reset_rate=0.0)
     run_workers(finished(generation))
     generation.refresh_from_db()
@@ -126,7 +138,9 @@ def test_duplicated_jobs_change_nothing(project, teammate, simulator, run_worker
     run_workers(finished(generation))
     before = Generation.objects.get(pk=generation.pk)
     key = str(generation.pk)
-    services.generation_start(generation_id=key)
+    channel = generation.channel
+    limiter = limiter_for_channel(channel=channel)
+    assert channel_dispatch_once(channel=channel, limiter=limiter, max_wait=5) is None
     services.generation_reconcile_create(generation_id=key)
     services.generation_poll(generation_id=key)
     services.generation_download(generation_id=key)
@@ -143,7 +157,7 @@ def test_outputs_that_expired_before_download_are_reported(project, teammate, si
     simulator.update_config(content_ttl_seconds=0.001)
     generation = submit(project, teammate)
     key = str(generation.pk)
-    services.generation_start(generation_id=key)
+    send_now(generation)
     for _ in range(2000):  # the simulated render finishes within a few hundred status calls
         services.generation_poll(generation_id=key)
         if Generation.objects.get(pk=key).status != Status.IN_PROGRESS:

@@ -2,6 +2,7 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from workspace.core.rq import get_queue
+from workspace.generations.dispatch import channel_kick
 from workspace.generations.models import Generation, Status
 from workspace.generations.services import generation_cancel, generation_submit
 
@@ -18,13 +19,16 @@ def test_submit_queues_one_job_after_commit(
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         generation = submit(project, teammate)
         # Nothing reaches Redis before the row is committed.
-        assert len(get_queue()) == 0
+        assert len(get_queue("dispatch")) == 0
     for callback in callbacks:
         callback()
     assert generation.status == Status.QUEUED
     assert generation.estimated_cost_cents == 40
-    jobs = get_queue().get_jobs()
-    assert [job.args for job in jobs] == [(str(generation.pk),)]
+    lanes = get_queue("dispatch").get_jobs()
+    assert sorted(job.id for job in lanes) == [f"dispatch-{generation.channel_id}-{n}" for n in (0, 1)]
+    # Kicking again while the lanes wait adds nothing.
+    assert channel_kick(channel_id=generation.channel_id) == 0
+    assert len(get_queue("dispatch")) == 2
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,9 @@ from rq.job import Job
 from rq.worker import Worker
 
 QUEUE_NAME = "default"
+# Dispatch lanes hold a worker while they pace creates, so they get workers of their own and
+# never delay status checks and downloads on the default queue.
+DISPATCH_QUEUE = "dispatch"
 # Failed jobs keep their traceback for a week, not RQ's default year (rq/rq#1143).
 FAILURE_TTL = int(timedelta(days=7).total_seconds())
 
@@ -44,8 +47,8 @@ def get_redis() -> redis.Redis:
     return _connection[2]
 
 
-def get_queue() -> Queue:
-    return django_rq.get_queue(QUEUE_NAME, connection=get_redis())
+def get_queue(name: str = QUEUE_NAME) -> Queue:
+    return django_rq.get_queue(name, connection=get_redis())
 
 
 def enqueue_on_commit(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from workspace.generations import services
+from rq import Retry
+
+from workspace.generations import dispatch, services
 
 
-def generation_start_job(generation_id: str) -> None:
-    services.generation_start(generation_id=generation_id)
+def channel_dispatch_job(channel_id: int, lane: int) -> Retry | None:
+    return dispatch.channel_dispatch_lane(channel_id=channel_id, lane=lane)
 
 
 def generation_reconcile_job(generation_id: str) -> None:

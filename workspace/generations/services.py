@@ -21,11 +21,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from workspace.core.rq import enqueue_on_commit
+from workspace.generations.dispatch import channel_kick_on_commit
 from workspace.generations.models import Generation, Status
 from workspace.projects.models import Membership, Project
 from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoAdapter, VideoRequest
 from workspace.providers.catalog import ModelSpec
 from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
+from workspace.providers.limiter import ChannelLimiter, Throttled
 from workspace.providers.models import Channel
 from workspace.providers.services import adapter_for_channel, channel_get_default
 
@@ -47,8 +49,9 @@ FILE_EXTENSIONS = {
 
 
 def _delay(seconds: float) -> float:
-    # Tests shrink every wait to zero; production keeps them as computed.
-    return max(0.0, seconds * float(getattr(settings, "REELHOUSE_DELAY_SCALE", 1.0)))
+    # Tests shrink every wait to zero and benchmarks run time faster; production waits as computed.
+    scale = float(getattr(settings, "REELHOUSE_DELAY_SCALE", 1.0)) / settings.REELHOUSE_TIME_SCALE
+    return max(0.0, seconds * scale)
 
 
 def _backoff(attempt: int, *, base: float = 2.0, cap: float = 120.0) -> float:
@@ -88,9 +91,7 @@ def generation_submit(
             seconds=seconds,
             estimated_cost_cents=spec.cents_per_second.get(size, 0) * seconds,
         )
-        from workspace.generations import jobs
-
-        enqueue_on_commit(jobs.generation_start_job, str(generation.pk))
+        channel_kick_on_commit(channel_id=channel.pk)
     logger.info("generation %s queued by user %s in project %s", generation.pk, user.pk, project.pk)
     return generation
 
@@ -140,39 +141,26 @@ def generation_cancel(*, generation: Generation, user: User) -> None:
 
 
 def _fail(generation: Generation, error: ProviderError, *, from_: str | set[str]) -> bool:
-    return generation.transition(
+    failed = generation.transition(
         Status.FAILED,
         from_=from_,
         error_class=error.error_class.value,
         error_message=error.message[:2000],
         completed_at=timezone.now(),
     )
+    if failed:
+        # Its place at the provider (or in the in-flight cap) is free for the next one.
+        channel_kick_on_commit(channel_id=generation.channel_id)
+    return failed
 
 
-def generation_start(*, generation_id: str) -> None:
-    """Send a queued generation to its provider, at most once per claim.
+def send_create(*, generation: Generation, limiter: ChannelLimiter) -> None:
+    """Send the create for a generation this process has just claimed (status ``submitting``).
 
-    The row moves to ``submitting`` before the request leaves, so a crash or a duplicated job
+    The row was committed as ``submitting`` before this call, so a crash or a duplicated job
     finds it there and reconciles instead of creating a second, separately billed job.
     """
-    generation = Generation.objects.select_related("channel").get(pk=generation_id)
-    now = timezone.now()
-    if generation.next_attempt_at and generation.next_attempt_at > now:
-        from workspace.generations import jobs
-
-        wait = (generation.next_attempt_at - now).total_seconds()
-        enqueue_on_commit(jobs.generation_start_job, generation_id, delay=_delay(wait))
-        return
-    claimed = generation.transition(
-        Status.SUBMITTING,
-        from_=Status.QUEUED,
-        submit_started_at=now,
-        submit_attempts=F("submit_attempts") + 1,
-    )
-    if not claimed:
-        return
-    generation.refresh_from_db()
-    adapter = adapter_for_channel(channel=generation.channel)
+    adapter = adapter_for_channel(channel=generation.channel, limiter=limiter)
     try:
         job = adapter.create(
             VideoRequest(
@@ -182,6 +170,11 @@ def generation_start(*, generation_id: str) -> None:
                 seconds=generation.seconds,
             )
         )
+    except Throttled as throttled:
+        # Nothing was sent: the channel was paused between taking the slot and sending.
+        _requeue(generation, None, wait=0, refund_attempt=True)
+        logger.info("generation %s: not sent, %s", generation.pk, throttled)
+        return
     except ProviderError as error:
         _handle_create_error(generation, error)
         return
@@ -220,6 +213,10 @@ def _handle_create_error(generation: Generation, error: ProviderError) -> None:
         )
         enqueue_on_commit(jobs.generation_reconcile_job, str(generation.pk), delay=_delay(2))
         return
+    if error.error_class is ErrorClass.RATE_LIMITED:
+        # The channel is paused for everyone (limiter pushback); this is waiting, not failing.
+        _requeue(generation, error, wait=0, refund_attempt=True)
+        return
     if error.transient and generation.submit_attempts < MAX_SUBMIT_ATTEMPTS:
         wait = (
             error.retry_after
@@ -231,19 +228,25 @@ def _handle_create_error(generation: Generation, error: ProviderError) -> None:
     _fail(generation, error, from_=Status.SUBMITTING)
 
 
-def _requeue(generation: Generation, error: ProviderError | None, *, wait: float) -> None:
-    from workspace.generations import jobs
-
+def _requeue(
+    generation: Generation,
+    error: ProviderError | None,
+    *,
+    wait: float,
+    refund_attempt: bool = False,
+) -> None:
     wait = _delay(wait)
+    extra = {"submit_attempts": F("submit_attempts") - 1} if refund_attempt else {}
     requeued = generation.transition(
         Status.QUEUED,
         from_=Status.SUBMITTING,
+        **extra,
         next_attempt_at=timezone.now() + timedelta(seconds=wait),
         error_class=error.error_class.value if error else "",
         error_message=error.message[:2000] if error else "",
     )
     if requeued:
-        enqueue_on_commit(jobs.generation_start_job, str(generation.pk), delay=wait)
+        channel_kick_on_commit(channel_id=generation.channel_id, delay=wait)
 
 
 def generation_reconcile_create(*, generation_id: str) -> None:
@@ -261,6 +264,9 @@ def generation_reconcile_create(*, generation_id: str) -> None:
     adapter = adapter_for_channel(channel=generation.channel)
     try:
         candidates = adapter.list_recent(limit=100)
+    except Throttled as throttled:
+        enqueue_on_commit(jobs.generation_reconcile_job, generation_id, delay=throttled.wait)
+        return
     except ProviderError as error:
         if timezone.now() - generation.submit_started_at < RECONCILE_WINDOW:
             enqueue_on_commit(
@@ -340,6 +346,9 @@ def generation_poll(*, generation_id: str) -> None:
     adapter = adapter_for_channel(channel=generation.channel)
     try:
         job = adapter.retrieve(generation.provider_job_id)
+    except Throttled as throttled:
+        enqueue_on_commit(jobs.generation_poll_job, generation_id, delay=throttled.wait)
+        return
     except ProviderError as error:
         _handle_poll_error(generation, error)
         return
@@ -358,6 +367,7 @@ def generation_poll(*, generation_id: str) -> None:
             provider_expires_at=job.expires_at,
         ):
             enqueue_on_commit(jobs.generation_download_job, generation_id)
+            channel_kick_on_commit(channel_id=generation.channel_id)
         return
     if job.status in (JobStatus.FAILED, JobStatus.CANCELED):
         reason = job.error or ProviderError(
@@ -416,6 +426,9 @@ def generation_download(*, generation_id: str) -> None:
     try:
         for variant in adapter.variants:
             stored[variant] = _store_variant(generation, adapter, variant)
+    except Throttled as throttled:
+        enqueue_on_commit(jobs.generation_download_job, generation_id, delay=throttled.wait)
+        return
     except ProviderError as error:
         logger.warning("generation %s: download failed: %r", generation.pk, error)
         if error.transient and timezone.now() - generation.updated_at < MAX_PROVIDER_AGE:
@@ -449,6 +462,8 @@ def generation_download(*, generation_id: str) -> None:
 def generations_resume_stalled(*, stale_after: timedelta = timedelta(minutes=2)) -> int:
     """Re-enqueue the next step of every generation whose job seems lost (e.g. Redis restarted).
 
+    Returns how many steps it enqueued: one dispatch kick per channel with queued work, plus one
+    job per stalled generation that the provider already has.
     The database is the queue of record; every job is a conditional update, so a generation that
     was not actually stalled merely gets a harmless duplicate.
     """
@@ -456,12 +471,17 @@ def generations_resume_stalled(*, stale_after: timedelta = timedelta(minutes=2))
 
     cutoff = timezone.now() - stale_after
     steps = {
-        Status.QUEUED: jobs.generation_start_job,
         Status.SUBMITTING: jobs.generation_reconcile_job,
         Status.IN_PROGRESS: jobs.generation_poll_job,
         Status.DOWNLOADING: jobs.generation_download_job,
     }
     resumed = 0
+    waiting_channels = set(
+        Generation.objects.filter(status=Status.QUEUED).values_list("channel_id", flat=True)
+    )
+    for channel_id in waiting_channels:
+        channel_kick_on_commit(channel_id=channel_id)
+        resumed += 1
     stalled = Generation.objects.filter(status__in=list(steps), updated_at__lt=cutoff).only(
         "id", "status", "next_attempt_at", "last_polled_at"
     )

@@ -35,9 +35,7 @@ def _owners_left_after(*, project: Project, excluding_user_id: int) -> int:
     )
 
 
-def membership_add(
-    *, project: Project, username: str, role: str, actor: User | None
-) -> Membership:
+def membership_add(*, project: Project, username: str, role: str, actor: User | None) -> Membership:
     _require_owner(project=project, actor=actor)
     if role not in Role.values:
         raise ValidationError({"role": f"Role must be one of: {', '.join(Role.values)}."})
@@ -58,9 +56,13 @@ def membership_set_role(*, membership: Membership, role: str, actor: User | None
     if role not in Role.values:
         raise ValidationError({"role": f"Role must be one of: {', '.join(Role.values)}."})
     with transaction.atomic():
-        if role != Role.OWNER and membership.role == Role.OWNER and (
-            _owners_left_after(project=membership.project, excluding_user_id=membership.user_id)
-            == 0
+        if (
+            role != Role.OWNER
+            and membership.role == Role.OWNER
+            and (
+                _owners_left_after(project=membership.project, excluding_user_id=membership.user_id)
+                == 0
+            )
         ):
             raise ValidationError("A project must keep at least one owner.")
         Membership.objects.filter(pk=membership.pk).update(role=role)

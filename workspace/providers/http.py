@@ -16,13 +16,25 @@ import email.utils
 import re
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import httpx
 
 from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
 
 Classifier = Callable[[httpx.Response], ProviderError]
+
+# When the provider gives no hint with a 429, the whole channel pauses this long.
+DEFAULT_PUSHBACK_SECONDS = 10.0
+
+
+class Pacer(Protocol):
+    """The channel's shared limiter, as the HTTP layer uses it (see limiter.py)."""
+
+    def acquire(self, kind: str, *, max_wait: float) -> float: ...
+
+    def pushback(self, seconds: float) -> None: ...
+
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
@@ -66,8 +78,12 @@ class ProviderHTTP:
         classify: Classifier,
         connect_timeout: float,
         read_timeout: float,
+        pacer: Pacer | None = None,
+        max_wait: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
+        self._pacer = pacer
+        self._max_wait = max_wait
         self._secret = secret
         self._classify = classify
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
@@ -101,8 +117,10 @@ class ProviderHTTP:
         """Send one request; return a 2xx response or raise a classified ``ProviderError``.
 
         ``creates`` marks a call that may start a paid job, so a failure also says whether a
-        job may now exist (``create_outcome``).
+        job may now exist (``create_outcome``). Every call first waits for its slot from the
+        channel's pacer, which may raise ``limiter.Throttled`` without sending anything.
         """
+        self._pace("create" if creates else "other")
         try:
             response = self._client.request(
                 method, path.lstrip("/"), params=params, json=json, data=data, files=files
@@ -110,6 +128,7 @@ class ProviderHTTP:
         except httpx.HTTPError as exc:
             raise self._network_error(exc, creates=creates) from None
         if response.is_success:
+            self._observe(response)
             return response
         raise self._http_error(response, creates=creates)
 
@@ -123,6 +142,7 @@ class ProviderHTTP:
         max_bytes: int,
     ) -> str:
         """Stream a file into ``destination``; return its content type."""
+        self._pace("other")
         stream_timeout = httpx.Timeout(timeout, connect=self._timeout.connect)
         try:
             with self._client.stream(
@@ -144,6 +164,18 @@ class ProviderHTTP:
         except httpx.HTTPError as exc:
             raise self._network_error(exc, creates=False) from None
 
+    def _pace(self, kind: str) -> None:
+        if self._pacer is not None:
+            self._pacer.acquire(kind, max_wait=self._max_wait)
+
+    def _observe(self, response: httpx.Response) -> None:
+        # The provider says the window is spent: wait for it rather than earn a 429.
+        if self._pacer is None or response.headers.get("x-ratelimit-remaining-requests") != "0":
+            return
+        reset = parse_duration(response.headers.get("x-ratelimit-reset-requests", ""))
+        if reset:
+            self._pacer.pushback(reset)
+
     def _network_error(self, exc: httpx.HTTPError, *, creates: bool) -> ProviderError:
         # A connect failure means the request never left this machine; anything later (a reset,
         # a read timeout) may have reached the provider and started a paid job.
@@ -159,6 +191,11 @@ class ProviderHTTP:
         error = self._classify(response)
         error.message = self.scrub(error.message)
         error.http_status = response.status_code
+        if self._pacer is not None:
+            if error.error_class is ErrorClass.RATE_LIMITED:
+                self._pacer.pushback(error.retry_after or DEFAULT_PUSHBACK_SECONDS)
+            elif error.error_class is ErrorClass.OVERLOADED and error.retry_after:
+                self._pacer.pushback(error.retry_after)
         if creates:
             # A 4xx is a refusal; a 5xx may come from a proxy after the job was created.
             error.create_outcome = (

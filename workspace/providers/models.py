@@ -51,6 +51,35 @@ class Channel(models.Model):
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    # Limits, enforced for every worker on every machine through Redis (see limiter.py).
+    requests_per_minute = models.PositiveIntegerField(
+        default=50,
+        help_text="Every call to the provider counts: creates, status checks, downloads, retries.",
+    )
+    creates_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text=(
+            "Only for providers that count job creation separately: a separate limit for "
+            "creates, and then the limit above covers status checks and downloads alone."
+        ),
+    )
+    max_in_flight = models.PositiveIntegerField(
+        default=20, help_text="Generations running at the provider at once, for the whole team."
+    )
+    member_max_in_flight = models.PositiveIntegerField(
+        default=5, help_text="Generations one member may have running at the provider at once."
+    )
+    member_max_queued = models.PositiveIntegerField(
+        default=200, help_text="Generations one member may have waiting in the queue."
+    )
+    webhook_secret_env = models.CharField(
+        max_length=80,
+        blank=True,
+        default="OPENAI_WEBHOOK_SECRET",
+        help_text="Environment variable holding the provider's webhook signing secret (whsec_…).",
+    )
+
     class Meta:
         ordering = ["name"]
 

@@ -49,6 +49,7 @@ class ProviderJob:
 
 class VideoAdapter(Protocol):
     protocol: str
+
     # The files one finished job yields, the first being the video itself.
     @property
     def variants(self) -> tuple[str, ...]: ...

@@ -15,7 +15,7 @@ import httpx
 from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoRequest
 from workspace.providers.catalog import OPENAI_VIDEOS, Catalog
 from workspace.providers.errors import ErrorClass, ProviderError
-from workspace.providers.http import ProviderHTTP, retry_after_seconds
+from workspace.providers.http import Pacer, ProviderHTTP, retry_after_seconds
 
 # Billing and quota failures share HTTP 429 with rate limits; no retry fixes these.
 _QUOTA_CODES = {
@@ -162,6 +162,7 @@ class OpenAIVideosAdapter:
         connect_timeout: float,
         read_timeout: float,
         download_timeout: float,
+        pacer: Pacer | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._download_timeout = download_timeout
@@ -172,6 +173,7 @@ class OpenAIVideosAdapter:
             classify=classify_response,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
+            pacer=pacer,
             transport=transport,
         )
 

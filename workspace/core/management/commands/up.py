@@ -47,7 +47,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="Address the web server binds.")
         parser.add_argument("--port", type=int, default=8000, help="Port of the web server.")
-        parser.add_argument("--workers", type=int, default=2, help="RQ worker processes.")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=2,
+            help="RQ workers for status checks and downloads (plus one per dispatch lane).",
+        )
         parser.add_argument(
             "--no-simulator", action="store_true", help="Do not start the provider simulator."
         )

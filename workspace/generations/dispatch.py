@@ -1,0 +1,282 @@
+"""Fair, paced dispatch of queued generations to their channel's provider.
+
+The database is the queue of record. Redis carries only *dispatch lanes*: a few RQ jobs per
+channel (``REELHOUSE_DISPATCH_LANES``) that each loop "wait for the next create slot from the
+channel's limiter, then send the fairest waiting generation". The choice is made only once the
+slot is in hand, so a job submitted while others wait competes for the very next slot.
+
+Fairness is round-robin by count, least recently served first: the next slot goes to the member
+whose last dispatch on this channel is oldest (never dispatched counts as oldest), and within a
+member to their oldest request. Count rather than cost because the scarce resource the limiter
+shares is provider requests, one per create whatever the video costs; spend is held fair by
+budgets instead. A member with 200 queued generations therefore delays another member's first
+generation by at most the slot already being used.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.utils import timezone
+from rq import Retry
+from rq.exceptions import DuplicateJobError
+from rq.job import Job, JobStatus
+
+from workspace.core.rq import DISPATCH_QUEUE, FAILURE_TTL, get_queue, get_redis
+from workspace.generations.models import Generation, Status
+from workspace.providers.limiter import ChannelLimiter, Throttled
+from workspace.providers.models import Channel
+
+logger = logging.getLogger(__name__)
+
+IN_FLIGHT = (Status.SUBMITTING, Status.IN_PROGRESS)
+# A lane gives its worker back this often, so a deploy or a new lane count takes effect soon.
+LANE_SECONDS = 20.0
+# How long a lane sleeps in a worker for its slot before it reschedules itself instead.
+LANE_MAX_WAIT = 5.0
+_RETRY_FOREVER = 10**9
+
+
+# --- Kicking lanes ------------------------------------------------------------------------------
+
+
+def _lane_id(channel_id: int, lane: int) -> str:
+    return f"dispatch-{channel_id}-{lane}"
+
+
+def channel_kick(*, channel_id: int, delay: float = 0) -> int:
+    """Make sure the channel's dispatch lanes run; returns how many were started.
+
+    A lane that already exists (queued, scheduled or running) is left alone, so kicking is
+    cheap and safe to do after every submission and every finished job.
+    """
+    from workspace.generations import jobs
+
+    queue = get_queue(DISPATCH_QUEUE)
+    started = 0
+    for lane in range(settings.REELHOUSE_DISPATCH_LANES):
+        job_id = _lane_id(channel_id, lane)
+        existing = Job.fetch(job_id, connection=queue.connection) if _exists(job_id) else None
+        if existing is not None and existing.get_status(refresh=False) in (
+            JobStatus.QUEUED,
+            JobStatus.SCHEDULED,
+            JobStatus.STARTED,
+            JobStatus.DEFERRED,
+        ):
+            continue
+        if existing is not None:
+            existing.delete()
+        options = {"job_id": job_id, "unique": True, "result_ttl": 0, "failure_ttl": FAILURE_TTL}
+        try:
+            if delay > 0:
+                queue.enqueue_in(
+                    timedelta(seconds=delay), jobs.channel_dispatch_job, channel_id, lane, **options
+                )
+            else:
+                queue.enqueue(jobs.channel_dispatch_job, channel_id, lane, **options)
+            started += 1
+        except DuplicateJobError:
+            pass  # another process started this lane a moment ago
+    return started
+
+
+def _exists(job_id: str) -> bool:
+    return bool(get_redis().exists(f"rq:job:{job_id}"))
+
+
+def channel_kick_on_commit(*, channel_id: int, delay: float = 0) -> None:
+    transaction.on_commit(lambda: channel_kick(channel_id=channel_id, delay=delay))
+
+
+# --- Choosing the next generation --------------------------------------------------------------
+
+
+def _eligible(channel: Channel, now: datetime) -> QuerySet[Generation]:
+    busy_members = (
+        Generation.objects.filter(channel=channel, status__in=IN_FLIGHT)
+        .values("created_by")
+        .annotate(running=Count("id"))
+        .filter(running__gte=channel.member_max_in_flight)
+        .values("created_by")
+    )
+    return (
+        Generation.objects.filter(channel=channel, status=Status.QUEUED)
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
+        .exclude(created_by__in=busy_members)
+    )
+
+
+def fair_order(queryset: QuerySet[Generation], channel: Channel) -> QuerySet[Generation]:
+    last_served = Subquery(
+        Generation.objects.filter(
+            channel=channel, created_by=OuterRef("created_by"), submit_started_at__isnull=False
+        )
+        .order_by("-submit_started_at")
+        .values("submit_started_at")[:1]
+    )
+    return queryset.annotate(last_served=last_served).order_by(
+        F("last_served").asc(nulls_first=True), "created_at", "id"
+    )
+
+
+def _has_capacity(channel: Channel) -> bool:
+    in_flight = Generation.objects.filter(channel=channel, status__in=IN_FLIGHT).count()
+    return in_flight < channel.max_in_flight
+
+
+def _work_waiting(channel: Channel) -> bool:
+    return _has_capacity(channel) and _eligible(channel, timezone.now()).exists()
+
+
+def _claim_next(channel: Channel) -> Generation | None:
+    now = timezone.now()
+    with transaction.atomic():
+        # One dispatcher at a time per channel decides; the in-flight count cannot be raced.
+        Channel.objects.select_for_update().filter(pk=channel.pk).first()
+        if not _has_capacity(channel):
+            return None
+        for candidate in fair_order(_eligible(channel, now), channel)[:5]:
+            if candidate.transition(
+                Status.SUBMITTING,
+                from_=Status.QUEUED,
+                submit_started_at=now,
+                submit_attempts=F("submit_attempts") + 1,
+                next_attempt_at=None,
+            ):
+                candidate.refresh_from_db()
+                return candidate
+    return None
+
+
+# --- Sending ---------------------------------------------------------------------------------
+
+
+def channel_dispatch_once(
+    *, channel: Channel, limiter: ChannelLimiter, max_wait: float
+) -> Generation | None:
+    """Take one create slot and send the fairest waiting generation with it.
+
+    Returns the generation sent, or ``None`` when nothing could go (no eligible work or no
+    capacity). Raises ``Throttled`` when the next slot is more than ``max_wait`` away.
+    """
+    from workspace.generations.services import send_create
+
+    if not _work_waiting(channel):
+        return None
+    limiter.acquire("create", max_wait=max_wait, hold=True)
+    generation = _claim_next(channel)
+    if generation is None:
+        limiter.release_held()
+        return None
+    send_create(generation=generation, limiter=limiter)
+    return generation
+
+
+def channel_dispatch_lane(*, channel_id: int, lane: int) -> Retry | None:
+    """Body of one dispatch lane: send while work waits, then step aside."""
+    from workspace.providers.services import limiter_for_channel
+
+    channel = Channel.objects.filter(pk=channel_id, is_active=True).first()
+    if channel is None:
+        return None
+    limiter = limiter_for_channel(channel=channel)
+    deadline = time.monotonic() + LANE_SECONDS
+    while time.monotonic() < deadline:
+        try:
+            sent = channel_dispatch_once(channel=channel, limiter=limiter, max_wait=LANE_MAX_WAIT)
+        except Throttled as throttled:
+            logger.info("channel %s lane %s: %s", channel_id, lane, throttled)
+            return Retry(max=_RETRY_FOREVER, interval=max(1, int(throttled.wait)))
+        if sent is None:
+            return None  # nothing to send: the lane ends; a kick starts it again
+        channel.refresh_from_db()  # an admin may change limits while the lane runs
+        limiter = limiter_for_channel(channel=channel)
+    return Retry(max=_RETRY_FOREVER, interval=0)
+
+
+# --- Transparency --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueStanding:
+    position: int  # 1 = next to go
+    reason: str
+    eta: datetime | None
+
+
+def queue_standings(*, channel: Channel, generation_ids: set[str]) -> dict[str, QueueStanding]:
+    """Where each queued generation stands, why it waits and roughly when it goes."""
+    from workspace.providers.services import limiter_for_channel
+
+    if not generation_ids:
+        return {}
+    now = timezone.now()
+    ordered = list(
+        fair_order(
+            Generation.objects.filter(channel=channel, status=Status.QUEUED), channel
+        ).values_list("id", "created_by_id", "next_attempt_at")
+    )
+    running = dict(
+        Generation.objects.filter(channel=channel, status__in=IN_FLIGHT)
+        .values("created_by")
+        .annotate(n=Count("id"))
+        .values_list("created_by", "n")
+    )
+    in_flight = sum(running.values())
+    try:
+        state = limiter_for_channel(channel=channel).state()
+        paused_until = state.paused_until
+        next_slot = max(0.0, state.next_create_slot_at - state.now)
+        if not channel.creates_per_minute:
+            next_slot = max(0.0, state.next_slot_at - state.now)
+    except Exception:  # Redis down: still show positions, without the live limiter facts
+        logger.warning("limiter state unavailable for channel %s", channel.pk, exc_info=True)
+        paused_until, next_slot = None, 0.0
+    interval = 60.0 / (channel.creates_per_minute or channel.requests_per_minute)
+    interval /= settings.REELHOUSE_TIME_SCALE
+    standings: dict[str, QueueStanding] = {}
+    for index, (gid, member_id, next_attempt_at) in enumerate(ordered):
+        key = str(gid)
+        if key not in generation_ids:
+            continue
+        wait = next_slot + index * interval
+        if paused_until is not None:
+            reason = "The provider asked us to pause; sending resumes at {until}."
+            wait = max(wait, paused_until - time.time()) + index * interval
+        elif next_attempt_at and next_attempt_at > now:
+            reason = "Retrying after a temporary provider error."
+            wait = max(wait, (next_attempt_at - now).total_seconds())
+        elif running.get(member_id, 0) >= channel.member_max_in_flight:
+            reason = (
+                f"You already have {channel.member_max_in_flight} videos generating; "
+                "this one starts when one of them finishes."
+            )
+        elif in_flight >= channel.max_in_flight:
+            reason = (
+                f"The team has {channel.max_in_flight} videos generating, the most the "
+                "channel allows at once."
+            )
+        else:
+            reason = "Waiting for the channel's rate limit ({rpm} requests a minute)."
+        until = (
+            timezone.localtime(
+                datetime.fromtimestamp(paused_until, tz=timezone.get_current_timezone())
+            )
+            if paused_until
+            else None
+        )
+        standings[key] = QueueStanding(
+            position=index + 1,
+            reason=reason.format(
+                until=until.strftime("%H:%M:%S") if until else "",
+                rpm=channel.creates_per_minute or channel.requests_per_minute,
+            ),
+            eta=now + timedelta(seconds=wait),
+        )
+    return standings
