@@ -9,6 +9,7 @@ import logging
 import mimetypes
 import random
 import tempfile
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -325,16 +326,68 @@ def _match_candidate(generation: Generation, candidates: list[ProviderJob]) -> P
 # --- Following the provider's job ------------------------------------------------------------
 
 
+# Polling never looks more often than this, whatever the estimates say.
+MIN_POLL_SECONDS = 1.0
+MAX_POLL_SECONDS = 120.0
+# With webhooks the provider tells us when a job ends; polls are only the safety net.
+WEBHOOK_SAFETY_POLL_SECONDS = 300.0
+
+
+def expected_render_seconds(*, channel_id: int, model: str) -> float | None:
+    """Median real time this channel's provider took for this model lately, if known."""
+    key = f"render-seconds:{channel_id}:{model}"
+    cached = _render_estimates.get(key)
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < 60:
+        return cached[1]
+    rows = list(
+        Generation.objects.filter(
+            channel_id=channel_id,
+            model=model,
+            provider_finished_at__isnull=False,
+            submitted_at__isnull=False,
+        )
+        .order_by("-provider_finished_at")
+        .values_list("submitted_at", "provider_finished_at")[:20]
+    )
+    durations = sorted((done - sent).total_seconds() for sent, done in rows if sent and done)
+    estimate = durations[len(durations) // 2] if durations else None
+    _render_estimates[key] = (now, estimate)
+    return estimate
+
+
+_render_estimates: dict[str, tuple[float, float | None]] = {}
+
+
 def _poll_delay(generation: Generation, job: ProviderJob) -> float:
-    if job.poll_after is not None:
-        return _delay(min(max(job.poll_after, 1.0), 60.0))
+    """When to look at a running job again, in real seconds.
+
+    Looks once near the expected end and rarely before it: the expected length comes from the
+    job's own progress when it reports some, else from how long this model took lately, else
+    from the catalog. Overdue jobs are checked with a growing interval. Never sooner than the
+    provider's own hint (``openai-poll-after-ms``).
+    """
+    now = timezone.now()
+    age = (now - (generation.submitted_at or now)).total_seconds()
+    learned = expected_render_seconds(channel_id=generation.channel_id, model=generation.model)
     spec = generation.channel.catalog.get(generation.model)
-    typical = spec.typical_render_seconds if spec else 90
-    # Look rarely while the render cannot be done yet, more often once it is due.
-    age = (timezone.now() - (generation.submitted_at or timezone.now())).total_seconds()
-    remaining = typical - age
-    wait = remaining * 0.5 if remaining > 10 else min(5 + generation.poll_count, 30)
-    return _delay(min(max(wait, 2.0), 60.0))
+    catalog = (spec.typical_render_seconds if spec else 90) / settings.REELHOUSE_TIME_SCALE
+    if job.progress >= 5 and age > 0:
+        expected = age / (job.progress / 100)
+    else:
+        expected = learned or catalog
+    remaining = expected - age
+    if remaining > MIN_POLL_SECONDS:
+        wait = remaining * 0.95
+    else:
+        overdue = max(0, generation.poll_count - 1)
+        wait = max(MIN_POLL_SECONDS, 0.1 * expected) * 1.5**min(overdue, 10)
+    if job.poll_after is not None:
+        wait = max(wait, job.poll_after)
+    if generation.channel.webhooks_enabled:
+        wait = max(wait, WEBHOOK_SAFETY_POLL_SECONDS / settings.REELHOUSE_TIME_SCALE)
+    wait = min(max(wait, MIN_POLL_SECONDS), MAX_POLL_SECONDS)
+    return wait * float(getattr(settings, "REELHOUSE_DELAY_SCALE", 1.0))
 
 
 def generation_poll(*, generation_id: str) -> None:
@@ -365,6 +418,7 @@ def generation_poll(*, generation_id: str) -> None:
             from_=Status.IN_PROGRESS,
             progress=100,
             provider_expires_at=job.expires_at,
+            provider_finished_at=timezone.now(),
         ):
             enqueue_on_commit(jobs.generation_download_job, generation_id)
             channel_kick_on_commit(channel_id=generation.channel_id)

@@ -31,10 +31,10 @@ local blocked = tonumber(redis.call('GET', KEYS[2]) or 0)
 if tat < now then tat = now end
 local send_at = math.max(tat, blocked)
 local delay = send_at - now
-if delay > max_wait then return {0, delay} end
+if delay > max_wait then return {0, delay, send_at} end
 local new_tat = send_at + interval
 redis.call('SET', KEYS[1], new_tat, 'PX', math.ceil(new_tat - now + interval))
-return {1, delay}
+return {1, delay, send_at}
 """
 
 _PUSHBACK = """
@@ -97,6 +97,8 @@ class ChannelLimiter:
         self._rpm = requests_per_minute
         self._create_rpm = creates_per_minute
         self._held: set[str] = set()
+        # Redis time (seconds) of the slot the last successful acquire took.
+        self.last_slot_at: float | None = None
         self._reserve = connection.register_script(_RESERVE)
         self._pushback = connection.register_script(_PUSHBACK)
         self._state = connection.register_script(_STATE)
@@ -119,7 +121,7 @@ class ChannelLimiter:
         if kind in self._held and not hold:
             self._held.discard(kind)
             return 0.0
-        granted, delay_ms = self._reserve(
+        granted, delay_ms, slot_ms = self._reserve(
             keys=[self._bucket(kind), self._keys["blocked"]],
             args=[self.interval_ms(kind), int(max_wait * 1000)],
         )
@@ -127,6 +129,7 @@ class ChannelLimiter:
             reason = "provider pause" if self.paused_for() > 0 else "rate limit"
             raise Throttled(float(delay_ms) / 1000, reason=reason)
         waited = float(delay_ms) / 1000
+        self.last_slot_at = float(slot_ms) / 1000
         if waited > 0:
             time.sleep(waited)
         # A pause may have started while this caller slept: its slot is void.

@@ -108,6 +108,15 @@ class Channel(models.Model):
         )
         return ChannelConnection(base_url=base_url, api_key=api_key, simulated=False)
 
+    def webhook_secret(self) -> str | None:
+        if not self.webhook_secret_env:
+            return None
+        return os.environ.get(self.webhook_secret_env, "").strip() or None
+
+    @property
+    def webhooks_enabled(self) -> bool:
+        return self.webhook_secret() is not None
+
     @property
     def is_simulated(self) -> bool:
         return self.connection().simulated

@@ -1,0 +1,121 @@
+"""Fair dispatch, caps and what a waiting member is told."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from django.contrib.auth.models import User
+
+from workspace.generations.dispatch import channel_dispatch_once, queue_standings
+from workspace.generations.models import Generation, Status
+from workspace.generations.services import generation_submit
+from workspace.projects.models import Role
+from workspace.projects.services import membership_add
+from workspace.providers.limiter import Throttled
+from workspace.providers.services import limiter_for_channel
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def queue(project, user, count: int, prefix: str) -> list[Generation]:  # type: ignore[no-untyped-def]
+    return [
+        generation_submit(
+            project=project,
+            user=user,
+            model="sora-2",
+            prompt=f"{prefix} {n}",
+            size="1280x720",
+            seconds=4,
+        )
+        for n in range(count)
+    ]
+
+
+def dispatch(channel) -> Generation | None:  # type: ignore[no-untyped-def]
+    return channel_dispatch_once(
+        channel=channel, limiter=limiter_for_channel(channel=channel), max_wait=5
+    )
+
+
+@pytest.fixture
+def light(project, owner) -> User:  # type: ignore[no-untyped-def]
+    user = User.objects.create_user("lena", password="x")
+    membership_add(project=project, username="lena", role=Role.EDITOR, actor=owner)
+    return user
+
+
+def test_a_light_member_is_not_stuck_behind_a_heavy_one(
+    project, channel, teammate, light, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    heavy_jobs = queue(project, teammate, 20, "heavy")
+    first = dispatch(channel)
+    assert first == heavy_jobs[0]
+    light_job = queue(project, light, 1, "light")[0]
+    # The light member's first job takes the very next slot.
+    assert dispatch(channel) == light_job
+    order = [dispatch(channel) for _ in range(3)]
+    assert order == heavy_jobs[1:4]
+    assert simulator.counters()["creates"] == 5
+
+
+def test_round_robin_by_count_between_backlogged_members(
+    project, channel, teammate, light, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    queue(project, teammate, 4, "tariq")
+    queue(project, light, 4, "lena")
+    authors = [dispatch(channel).created_by.username for _ in range(6)]  # type: ignore[union-attr]
+    assert authors == ["tariq", "lena", "tariq", "lena", "tariq", "lena"]
+
+
+def test_caps_hold_work_back_and_say_why(project, channel, teammate, light, simulator) -> None:  # type: ignore[no-untyped-def]
+    channel.member_max_in_flight = 1
+    channel.max_in_flight = 2
+    channel.save()
+    tariq_jobs = queue(project, teammate, 3, "tariq")
+    lena_jobs = queue(project, light, 2, "lena")
+    assert dispatch(channel) == tariq_jobs[0]
+    assert dispatch(channel) == lena_jobs[0]  # tariq is at his own cap
+    assert dispatch(channel) is None  # the team is at the channel's cap
+    waiting = {str(g.pk) for g in tariq_jobs[1:] + lena_jobs[1:]}
+    standings = queue_standings(channel=channel, generation_ids=waiting)
+    assert sorted(s.position for s in standings.values()) == [1, 2, 3]
+    assert "You already have 1 videos generating" in standings[str(tariq_jobs[1].pk)].reason
+    assert all(s.eta is not None for s in standings.values())
+
+
+def test_a_paused_channel_says_until_when(project, channel, teammate, simulator) -> None:  # type: ignore[no-untyped-def]
+    waiting = queue(project, teammate, 2, "x")
+    limiter_for_channel(channel=channel).pushback(30)
+    standings = queue_standings(channel=channel, generation_ids={str(g.pk) for g in waiting})
+    assert "asked us to pause" in standings[str(waiting[0].pk)].reason
+    assert [standings[str(g.pk)].position for g in waiting] == [1, 2]
+
+
+def test_an_exhausted_window_pauses_before_a_429_is_earned(
+    project, channel, teammate, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    simulator.update_config(rpm_limit=1, time_scale=1.0)
+    first, second = queue(project, teammate, 2, "burst")
+    assert dispatch(channel) == first
+    # The answer said "0 requests left in this window": the whole channel waits for it.
+    with pytest.raises(Throttled):
+        dispatch(channel)
+    assert Generation.objects.get(pk=second.pk).status == Status.QUEUED
+    assert simulator.counters()["rate_limited_429"] == 0
+
+
+def test_a_429_pauses_the_channel_and_the_job_waits_without_failing(
+    project, channel, teammate, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    simulator.update_config(rpm_limit=2, time_scale=1.0)
+    first, second = queue(project, teammate, 2, "burst")
+    assert dispatch(channel) == first
+    # Someone else using the same key spends the window's last request behind our back.
+    httpx.get(f"{simulator.url}/v1/videos", headers={"Authorization": "Bearer other"})
+    assert dispatch(channel) == second
+    second.refresh_from_db()
+    assert second.status == Status.QUEUED
+    assert second.submit_attempts == 0  # waiting is not a failed attempt
+    assert second.error_class == "rate_limited"
+    assert limiter_for_channel(channel=channel).paused_for() > 0
+    assert simulator.counters()["rate_limited_429"] == 1
