@@ -22,8 +22,8 @@ from django.contrib.auth.models import User
 from workspace.core import embedded_redis
 from workspace.core.rq import get_queue, get_redis
 from workspace.projects.models import Project, Role
-from workspace.providers.models import Channel
 from workspace.projects.services import membership_add, project_create
+from workspace.providers.models import Channel
 
 if TYPE_CHECKING:
     from workspace.simulator.server import SimulatorServer

@@ -92,6 +92,7 @@ class Generation(models.Model):
     submit_started_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
+    next_poll_at = models.DateTimeField(null=True, blank=True)
     # When a status check first saw the job finished at the provider: teaches polling how long
     # this model's renders take.
     provider_finished_at = models.DateTimeField(null=True, blank=True)

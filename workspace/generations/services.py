@@ -198,9 +198,7 @@ def _accept_provider_job(generation: Generation, job: ProviderJob) -> None:
     )
     if accepted:
         logger.info("generation %s accepted by provider as %s", generation.pk, job.id)
-        enqueue_on_commit(
-            jobs.generation_poll_job, str(generation.pk), delay=_poll_delay(generation, job)
-        )
+        _schedule_poll(generation, delay=_poll_delay(generation, job))
 
 
 def _handle_create_error(generation: Generation, error: ProviderError) -> None:
@@ -390,17 +388,49 @@ def _poll_delay(generation: Generation, job: ProviderJob) -> float:
     return wait * float(getattr(settings, "REELHOUSE_DELAY_SCALE", 1.0))
 
 
-def generation_poll(*, generation_id: str) -> None:
+def generation_check_now(*, channel: Channel, provider_job_id: str) -> bool:
+    """The provider says this job changed: check it at once instead of at the next poll."""
+    from workspace.generations import jobs
+
+    generation = Generation.objects.filter(
+        channel=channel, provider_job_id=provider_job_id, status=Status.IN_PROGRESS
+    ).first()
+    if generation is None:
+        return False
+    # No chain number: this check supersedes the scheduled one, which then stands down.
+    enqueue_on_commit(jobs.generation_poll_job, str(generation.pk))
+    return True
+
+
+def _schedule_poll(generation: Generation, *, delay: float) -> None:
+    """Schedule the next status check of this generation's poll chain.
+
+    Each check carries the poll count it expects; when another check ran in between (a webhook,
+    a recovery sweep) the count moved on and this one stands down, so chains never multiply.
+    """
+    from workspace.generations import jobs
+
+    Generation.objects.filter(pk=generation.pk, status=Status.IN_PROGRESS).update(
+        next_poll_at=timezone.now() + timedelta(seconds=delay)
+    )
+    enqueue_on_commit(
+        jobs.generation_poll_job, str(generation.pk), generation.poll_count, delay=delay
+    )
+
+
+def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
     from workspace.generations import jobs
 
     generation = Generation.objects.select_related("channel").get(pk=generation_id)
     if generation.status != Status.IN_PROGRESS or not generation.provider_job_id:
         return
+    if chain is not None and chain != generation.poll_count:
+        return  # superseded by a check that ran in between
     adapter = adapter_for_channel(channel=generation.channel)
     try:
         job = adapter.retrieve(generation.provider_job_id)
     except Throttled as throttled:
-        enqueue_on_commit(jobs.generation_poll_job, generation_id, delay=throttled.wait)
+        _schedule_poll(generation, delay=throttled.wait)
         return
     except ProviderError as error:
         _handle_poll_error(generation, error)
@@ -432,7 +462,7 @@ def generation_poll(*, generation_id: str) -> None:
     Generation.objects.filter(pk=generation.pk, status=Status.IN_PROGRESS).update(
         progress=job.progress
     )
-    enqueue_on_commit(jobs.generation_poll_job, generation_id, delay=_poll_delay(generation, job))
+    _schedule_poll(generation, delay=_poll_delay(generation, job))
 
 
 def _handle_poll_error(generation: Generation, error: ProviderError) -> None:
@@ -447,7 +477,7 @@ def _handle_poll_error(generation: Generation, error: ProviderError) -> None:
     # Rate limits, outages and even a revoked key are waited out: the job keeps running at the
     # provider, and its result is still ours once the channel works again.
     wait = error.retry_after if error.retry_after is not None else _backoff(4, cap=60)
-    enqueue_on_commit(jobs.generation_poll_job, str(generation.pk), delay=_delay(max(wait, 1.0)))
+    _schedule_poll(generation, delay=_delay(max(wait, 1.0)))
 
 
 def _store_variant(generation: Generation, adapter: VideoAdapter, variant: str) -> str:
@@ -537,13 +567,13 @@ def generations_resume_stalled(*, stale_after: timedelta = timedelta(minutes=2))
         channel_kick_on_commit(channel_id=channel_id)
         resumed += 1
     stalled = Generation.objects.filter(status__in=list(steps), updated_at__lt=cutoff).only(
-        "id", "status", "next_attempt_at", "last_polled_at"
+        "id", "status", "next_attempt_at", "next_poll_at"
     )
     for generation in stalled.iterator():
         if generation.status == Status.IN_PROGRESS and (
-            generation.last_polled_at and generation.last_polled_at >= cutoff
+            generation.next_poll_at and generation.next_poll_at >= cutoff
         ):
-            continue
+            continue  # its next check is scheduled and not overdue
         if generation.next_attempt_at and generation.next_attempt_at > timezone.now():
             continue
         enqueue_on_commit(steps[Status(generation.status)], str(generation.pk))

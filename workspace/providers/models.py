@@ -120,3 +120,18 @@ class Channel(models.Model):
     @property
     def is_simulated(self) -> bool:
         return self.connection().simulated
+
+
+class WebhookDelivery(models.Model):
+    """One accepted webhook, kept so a redelivery of the same ``webhook-id`` is ignored."""
+
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    webhook_id = models.CharField(max_length=200)
+    event_type = models.CharField(max_length=80)
+    provider_job_id = models.CharField(max_length=200, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "webhook_id"], name="one_delivery_per_id")
+        ]
