@@ -185,7 +185,6 @@ def send_create(*, generation: Generation, limiter: ChannelLimiter) -> None:
 
 
 def _accept_provider_job(generation: Generation, job: ProviderJob) -> None:
-    from workspace.generations import jobs
 
     accepted = generation.transition(
         Status.IN_PROGRESS,
@@ -370,16 +369,13 @@ def _poll_delay(generation: Generation, job: ProviderJob) -> float:
     learned = expected_render_seconds(channel_id=generation.channel_id, model=generation.model)
     spec = generation.channel.catalog.get(generation.model)
     catalog = (spec.typical_render_seconds if spec else 90) / settings.REELHOUSE_TIME_SCALE
-    if job.progress >= 5 and age > 0:
-        expected = age / (job.progress / 100)
-    else:
-        expected = learned or catalog
+    expected = age / (job.progress / 100) if job.progress >= 5 and age > 0 else learned or catalog
     remaining = expected - age
     if remaining > MIN_POLL_SECONDS:
         wait = remaining * 0.95
     else:
         overdue = max(0, generation.poll_count - 1)
-        wait = max(MIN_POLL_SECONDS, 0.1 * expected) * 1.5**min(overdue, 10)
+        wait = max(MIN_POLL_SECONDS, 0.1 * expected) * 1.5 ** min(overdue, 10)
     if job.poll_after is not None:
         wait = max(wait, job.poll_after)
     if generation.channel.webhooks_enabled:
@@ -466,7 +462,6 @@ def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
 
 
 def _handle_poll_error(generation: Generation, error: ProviderError) -> None:
-    from workspace.generations import jobs
 
     logger.warning("generation %s: status check failed: %r", generation.pk, error)
     started = generation.submitted_at or generation.created_at

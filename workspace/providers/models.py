@@ -135,3 +135,6 @@ class WebhookDelivery(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["channel", "webhook_id"], name="one_delivery_per_id")
         ]
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.webhook_id}"
