@@ -1,10 +1,12 @@
 """One row per generation request, and the state machine it moves through.
 
     queued ──► submitting ──► in_progress ──► downloading ──► completed
-      │  ▲          │   │            │              │
-      │  └──────────┘   │            │              │
-      │ (provably not   ▼            ▼              ▼
-      │  created: wait) failed ◄─────┴──────────────┘
+      │  ▲ ▲        │   │   │        │  │           │
+      │  │ └────────┘   │   ▼        │  │           │
+      │  │  (provably   │  held ─────┼──┼─► canceled (an admin decides)
+      │  │ not created) ▼            ▼  │           ▼
+      │  │            failed ◄───────┴──┼───────────┘
+      │  └──────────────────────────────┘ (provider failed it for its own reasons, unbilled)
       ▼
     canceled
 
@@ -29,6 +31,7 @@ class Status(models.TextChoices):
     SUBMITTING = "submitting", "Submitting"
     IN_PROGRESS = "in_progress", "Generating"
     DOWNLOADING = "downloading", "Saving"
+    HELD = "held", "Held for an admin"
     COMPLETED = "completed", "Ready"
     FAILED = "failed", "Failed"
     CANCELED = "canceled", "Canceled"
@@ -36,16 +39,20 @@ class Status(models.TextChoices):
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     Status.QUEUED: frozenset({Status.SUBMITTING, Status.CANCELED, Status.FAILED}),
-    # Back to queued only when the provider provably did not create the job.
-    Status.SUBMITTING: frozenset({Status.QUEUED, Status.IN_PROGRESS, Status.FAILED}),
-    Status.IN_PROGRESS: frozenset({Status.DOWNLOADING, Status.FAILED}),
+    # Back to queued only when the provider provably did not create the job; held when nobody
+    # can tell, so an admin decides instead of the system paying twice.
+    Status.SUBMITTING: frozenset({Status.QUEUED, Status.IN_PROGRESS, Status.FAILED, Status.HELD}),
+    # Back to queued when the provider failed the job for its own reasons (heavy load) and does
+    # not bill it: a fresh create is the retry.
+    Status.IN_PROGRESS: frozenset({Status.DOWNLOADING, Status.FAILED, Status.QUEUED}),
+    Status.HELD: frozenset({Status.QUEUED, Status.CANCELED, Status.IN_PROGRESS}),
     Status.DOWNLOADING: frozenset({Status.COMPLETED, Status.FAILED}),
     Status.COMPLETED: frozenset(),
     Status.FAILED: frozenset(),
     Status.CANCELED: frozenset(),
 }
 ACTIVE_STATUSES = frozenset(
-    {Status.QUEUED, Status.SUBMITTING, Status.IN_PROGRESS, Status.DOWNLOADING}
+    {Status.QUEUED, Status.SUBMITTING, Status.IN_PROGRESS, Status.DOWNLOADING, Status.HELD}
 )
 TERMINAL_STATUSES = frozenset({Status.COMPLETED, Status.FAILED, Status.CANCELED})
 
@@ -85,6 +92,10 @@ class Generation(models.Model):
     error_message = models.TextField(blank=True)
 
     submit_attempts = models.PositiveSmallIntegerField(default=0)
+    # Jobs the provider failed for its own reasons (heavy load) and that were sent again.
+    provider_retries = models.PositiveSmallIntegerField(default=0)
+    # Every provider job id this generation ever had, oldest first, for audits.
+    provider_job_history = models.JSONField(default=list, blank=True)
     poll_count = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

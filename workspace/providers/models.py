@@ -73,6 +73,10 @@ class Channel(models.Model):
     member_max_queued = models.PositiveIntegerField(
         default=200, help_text="Generations one member may have waiting in the queue."
     )
+    # Set when the provider refused the key or the account's credit: nothing more is sent until
+    # an admin resumes the channel. Queued work waits; it does not fail.
+    halted_at = models.DateTimeField(null=True, blank=True)
+    halted_reason = models.TextField(blank=True)
     webhook_secret_env = models.CharField(
         max_length=80,
         blank=True,
