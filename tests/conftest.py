@@ -8,6 +8,7 @@ CI), else SQLite.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -36,7 +37,8 @@ def redis_url() -> Iterator[str]:
     url = os.environ.get("REDIS_URL")
     process = None
     if not url:
-        socket_path = Path(settings.VAR_DIR) / "test-redis" / "redis.sock"
+        # One server per test run, so concurrent runs on one machine never flush each other.
+        socket_path = Path(settings.VAR_DIR) / f"test-redis-{os.getpid()}" / "redis.sock"
         process = embedded_redis.start(socket_path)
         url = f"unix://{socket_path}"
     # Mutated in place: django_rq reads this very dict whenever it connects.
@@ -47,6 +49,7 @@ def redis_url() -> Iterator[str]:
     if process is not None:
         process.terminate()
         process.wait(timeout=10)
+        shutil.rmtree(socket_path.parent, ignore_errors=True)
 
 
 @pytest.fixture

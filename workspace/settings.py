@@ -9,6 +9,7 @@ process with a message that names the variable (see ``workspace/env.py``).
 
 from __future__ import annotations
 
+import os
 import secrets
 from pathlib import Path
 
@@ -118,8 +119,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-    # A file, not memory, so forked RQ work horses in tests see the same test database.
-    _db["TEST"] = {"NAME": str(VAR_DIR / "test-reelhouse.sqlite3")}
+    # A file, not memory, so forked RQ work horses in tests see the same test database; one per
+    # test run so two runs on one machine never share it.
+    _db["TEST"] = {"NAME": str(VAR_DIR / f"test-reelhouse-{os.getpid()}.sqlite3")}
 else:
     _db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
     _db["CONN_HEALTH_CHECKS"] = True

@@ -9,7 +9,8 @@ from workspace.generations import services
 from workspace.generations.dispatch import channel_dispatch_once
 from workspace.generations.models import Generation, Status
 from workspace.providers.errors import ErrorClass
-from workspace.providers.services import limiter_for_channel
+from workspace.providers.models import Channel
+from workspace.providers.services import channel_resume, limiter_for_channel
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -67,20 +68,41 @@ def test_a_job_the_provider_fails_ends_failed_with_its_reason(
     assert generation.error_class == error_class
     assert generation.error_message  # the provider's own words
     assert not generation.video
+    if error_class == ErrorClass.OVERLOADED:
+        # "Under heavy load" is the provider's trouble: it was sent again, a bounded number of times.
+        assert generation.provider_retries == 3
+        assert len(generation.provider_job_history) == 3
+        assert simulator.counters()["creates"] == 4
+    else:
+        assert simulator.counters()["creates"] == 1
 
 
-def test_an_exhausted_provider_balance_fails_without_retrying(
-    project, teammate, simulator, run_workers
-) -> None:  # type: ignore[no-untyped-def]
+def test_an_exhausted_balance_halts_the_channel_and_holds_the_work(project, teammate, owner, channel, simulator, run_workers, settings, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # The worker is another process: it writes its mail to files this test can read.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
+    owner.is_staff, owner.email = True, "olivia@example.com"
+    owner.save()
     simulator.update_config(insufficient_quota=True)
     generation = submit(project, teammate)
-    run_workers(finished(generation))
+    channel.refresh_from_db()
+    run_workers(lambda: Channel.objects.get(pk=channel.pk).halted_at is not None)
     generation.refresh_from_db()
-    assert (generation.status, generation.error_class) == (
-        Status.FAILED,
-        ErrorClass.QUOTA_EXHAUSTED,
-    )
+    # Not failed: the work waits for an admin, who was told in plain words.
+    assert (generation.status, generation.error_class) == (Status.QUEUED, ErrorClass.QUOTA_EXHAUSTED)
+    assert generation.submit_attempts == 0
     assert simulator.counters()["creates"] == 0
+    mails = [p.read_text() for p in (tmp_path / "mail").iterdir()]
+    assert len(mails) == 1
+    assert "To: olivia@example.com" in mails[0]
+    assert "run out of credit" in mails[0]
+    halted = Channel.objects.get(pk=channel.pk)
+    assert "credit" in halted.halted_reason
+    # The admin tops up the account and resumes the channel: the held work goes through.
+    simulator.update_config(insufficient_quota=False)
+    channel_resume(channel=halted)
+    run_workers(finished(generation))
+    assert Generation.objects.get(pk=generation.pk).status == Status.COMPLETED
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,8 @@ def test_every_terminal_state_is_final() -> None:
     [
         (Status.QUEUED, Status.COMPLETED),
         (Status.QUEUED, Status.IN_PROGRESS),
-        (Status.IN_PROGRESS, Status.QUEUED),
+        (Status.IN_PROGRESS, Status.SUBMITTING),
+        (Status.HELD, Status.COMPLETED),
         (Status.COMPLETED, Status.FAILED),
         (Status.FAILED, Status.QUEUED),
         (Status.DOWNLOADING, Status.IN_PROGRESS),

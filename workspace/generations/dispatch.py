@@ -131,6 +131,8 @@ def _has_capacity(channel: Channel) -> bool:
 
 
 def _work_waiting(channel: Channel) -> bool:
+    if channel.halted_at is not None:
+        return False
     return _has_capacity(channel) and _eligible(channel, timezone.now()).exists()
 
 
@@ -208,6 +210,7 @@ class QueueStanding:
     position: int  # 1 = next to go
     reason: str
     eta: datetime | None
+    halted: bool = False
 
 
 def queue_standings(*, channel: Channel, generation_ids: set[str]) -> dict[str, QueueStanding]:
@@ -246,7 +249,10 @@ def queue_standings(*, channel: Channel, generation_ids: set[str]) -> dict[str, 
         if key not in generation_ids:
             continue
         wait = next_slot + index * interval
-        if paused_until is not None:
+        if channel.halted_at is not None:
+            reason = "The channel is halted until an admin fixes it: " + channel.halted_reason
+            wait = 0.0
+        elif paused_until is not None:
             reason = "The provider asked us to pause; sending resumes at {until}."
             wait = max(wait, paused_until - time.time()) + index * interval
         elif next_attempt_at and next_attempt_at > now:
@@ -273,10 +279,11 @@ def queue_standings(*, channel: Channel, generation_ids: set[str]) -> dict[str, 
         )
         standings[key] = QueueStanding(
             position=index + 1,
+            halted=channel.halted_at is not None,
             reason=reason.format(
                 until=until.strftime("%H:%M:%S") if until else "",
                 rpm=channel.creates_per_minute or channel.requests_per_minute,
             ),
-            eta=now + timedelta(seconds=wait),
+            eta=None if channel.halted_at is not None else now + timedelta(seconds=wait),
         )
     return standings

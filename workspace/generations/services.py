@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from workspace.core.notify import admins_notify
 from workspace.core.rq import enqueue_on_commit
 from workspace.generations.dispatch import channel_kick_on_commit
 from workspace.generations.models import Generation, Status
@@ -30,7 +31,7 @@ from workspace.providers.catalog import ModelSpec
 from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
 from workspace.providers.limiter import ChannelLimiter, Throttled
 from workspace.providers.models import Channel
-from workspace.providers.services import adapter_for_channel, channel_get_default
+from workspace.providers.services import adapter_for_channel, channel_get_default, channel_halt
 
 logger = logging.getLogger(__name__)
 
@@ -215,6 +216,11 @@ def _handle_create_error(generation: Generation, error: ProviderError) -> None:
         # The channel is paused for everyone (limiter pushback); this is waiting, not failing.
         _requeue(generation, error, wait=0, refund_attempt=True)
         return
+    if error.error_class in CHANNEL_HALTING:
+        # No retry fixes a refused key or an empty account: hold the work, call an admin.
+        channel_halt(channel=generation.channel, reason=_halt_reason(error))
+        _requeue(generation, error, wait=0, refund_attempt=True)
+        return
     if error.transient and generation.submit_attempts < MAX_SUBMIT_ATTEMPTS:
         wait = (
             error.retry_after
@@ -224,6 +230,17 @@ def _handle_create_error(generation: Generation, error: ProviderError) -> None:
         _requeue(generation, error, wait=wait)
         return
     _fail(generation, error, from_=Status.SUBMITTING)
+
+
+CHANNEL_HALTING = {ErrorClass.AUTH, ErrorClass.QUOTA_EXHAUSTED}
+# A job the provider failed for its own reasons (heavy load) is sent again this often, and only
+# while it is this young; the provider does not bill such failures.
+MAX_PROVIDER_RETRIES = 3
+MAX_RETRY_AGE = timedelta(hours=1)
+
+
+def _halt_reason(error: ProviderError) -> str:
+    return f"{error.member_message} The provider said: {error.message}"
 
 
 def _requeue(
@@ -271,14 +288,24 @@ def generation_reconcile_create(*, generation_id: str) -> None:
                 jobs.generation_reconcile_job, generation_id, delay=_delay(_backoff(3, cap=60))
             )
         else:
-            _fail(
-                generation,
-                ProviderError(
-                    ErrorClass.AMBIGUOUS_CREATE,
-                    f"Could not check the provider's list to see whether the video was created "
-                    f"({error.message}). It was not re-sent.",
-                ),
+            # Nobody can tell whether the provider has (and bills) this job: an admin decides
+            # between sending it again and canceling it, rather than the system paying twice.
+            generation.transition(
+                Status.HELD,
                 from_=Status.SUBMITTING,
+                error_class=ErrorClass.AMBIGUOUS_CREATE.value,
+                error_message=(
+                    "Could not check the provider's list to see whether the video was created "
+                    f"({error.message}). It was not re-sent."
+                )[:2000],
+            )
+            admins_notify(
+                subject="A generation is held for you",
+                message=(
+                    f"Generation {generation.pk} may or may not have been created at "
+                    f"{generation.channel.name}, and its list could not be read to find out. "
+                    "Retry or cancel it in the admin (Generations, status: held)."
+                ),
             )
         return
     finally:
@@ -453,7 +480,10 @@ def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
         reason = job.error or ProviderError(
             ErrorClass.PROVIDER_FAILED, "The provider stopped the job."
         )
-        _fail(generation, reason, from_=Status.IN_PROGRESS)
+        if reason.transient and _may_send_again(generation):
+            _send_again(generation, reason)
+        else:
+            _fail(generation, reason, from_=Status.IN_PROGRESS)
         return
     Generation.objects.filter(pk=generation.pk, status=Status.IN_PROGRESS).update(
         progress=job.progress
@@ -461,9 +491,37 @@ def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
     _schedule_poll(generation, delay=_poll_delay(generation, job))
 
 
+def _may_send_again(generation: Generation) -> bool:
+    return (
+        generation.provider_retries < MAX_PROVIDER_RETRIES
+        and timezone.now() - generation.created_at < MAX_RETRY_AGE
+    )
+
+
+def _send_again(generation: Generation, reason: ProviderError) -> None:
+    """The provider failed this job for its own reasons: queue a fresh create after a backoff."""
+    wait = _delay(_backoff(generation.provider_retries + 2, cap=300))
+    history = [*generation.provider_job_history, generation.provider_job_id]
+    if generation.transition(
+        Status.QUEUED,
+        from_=Status.IN_PROGRESS,
+        provider_job_id=None,
+        provider_job_history=history,
+        provider_retries=F("provider_retries") + 1,
+        progress=0,
+        next_attempt_at=timezone.now() + timedelta(seconds=wait),
+        error_class=reason.error_class.value,
+        error_message=reason.message[:2000],
+    ):
+        logger.info("generation %s: provider failed it (%s); sending again", generation.pk, reason)
+        channel_kick_on_commit(channel_id=generation.channel_id, delay=wait)
+
+
 def _handle_poll_error(generation: Generation, error: ProviderError) -> None:
 
     logger.warning("generation %s: status check failed: %r", generation.pk, error)
+    if error.error_class in CHANNEL_HALTING:
+        channel_halt(channel=generation.channel, reason=_halt_reason(error))
     started = generation.submitted_at or generation.created_at
     too_old = timezone.now() - started > MAX_PROVIDER_AGE
     if error.error_class in (ErrorClass.NOT_FOUND, ErrorClass.EXPIRED) or too_old:

@@ -28,6 +28,14 @@ Classifier = Callable[[httpx.Response], ProviderError]
 DEFAULT_PUSHBACK_SECONDS = 10.0
 
 
+class Circuit(Protocol):
+    """The channel's circuit breaker, as the HTTP layer uses it (see circuit.py)."""
+
+    def allow(self) -> None: ...
+
+    def record(self, *, ok: bool) -> str: ...
+
+
 class Pacer(Protocol):
     """The channel's shared limiter, as the HTTP layer uses it (see limiter.py)."""
 
@@ -79,10 +87,14 @@ class ProviderHTTP:
         connect_timeout: float,
         read_timeout: float,
         pacer: Pacer | None = None,
+        circuit: Circuit | None = None,
+        on_circuit_change: Callable[[str], None] | None = None,
         max_wait: float = 10.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._pacer = pacer
+        self._circuit = circuit
+        self._on_circuit_change = on_circuit_change
         self._max_wait = max_wait
         self._secret = secret
         self._classify = classify
@@ -126,11 +138,12 @@ class ProviderHTTP:
                 method, path.lstrip("/"), params=params, json=json, data=data, files=files
             )
         except httpx.HTTPError as exc:
-            raise self._network_error(exc, creates=creates) from None
+            raise self._outcome(self._network_error(exc, creates=creates)) from None
         if response.is_success:
             self._observe(response)
+            self._record(ok=True)
             return response
-        raise self._http_error(response, creates=creates)
+        raise self._outcome(self._http_error(response, creates=creates))
 
     def download(
         self,
@@ -143,6 +156,24 @@ class ProviderHTTP:
     ) -> str:
         """Stream a file into ``destination``; return its content type."""
         self._pace("other")
+        try:
+            content_type = self._stream(
+                path, params=params, destination=destination, timeout=timeout, max_bytes=max_bytes
+            )
+        except ProviderError as error:
+            raise self._outcome(error) from None
+        self._record(ok=True)
+        return content_type
+
+    def _stream(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        destination: BinaryIO,
+        timeout: float,
+        max_bytes: int,
+    ) -> str:
         stream_timeout = httpx.Timeout(timeout, connect=self._timeout.connect)
         try:
             with self._client.stream(
@@ -165,8 +196,27 @@ class ProviderHTTP:
             raise self._network_error(exc, creates=False) from None
 
     def _pace(self, kind: str) -> None:
+        # The circuit first, so an open circuit does not use up a rate-limit slot.
+        if self._circuit is not None:
+            self._circuit.allow()
         if self._pacer is not None:
             self._pacer.acquire(kind, max_wait=self._max_wait)
+
+    def _record(self, *, ok: bool) -> None:
+        if self._circuit is None:
+            return
+        transition = self._circuit.record(ok=ok)
+        if transition in ("opened", "reopened", "closed") and self._on_circuit_change:
+            self._on_circuit_change(transition)
+
+    def _outcome(self, error: ProviderError) -> ProviderError:
+        # Only the provider's own trouble counts against its health; a rate limit or a
+        # member's invalid prompt says nothing about whether the provider works.
+        if error.error_class in (ErrorClass.OVERLOADED, ErrorClass.NETWORK):
+            self._record(ok=False)
+        elif error.error_class is not ErrorClass.RATE_LIMITED:
+            self._record(ok=True)
+        return error
 
     def _observe(self, response: httpx.Response) -> None:
         # The provider says the window is spent: wait for it rather than earn a 429.

@@ -1,13 +1,21 @@
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.db import IntegrityError
+from django.utils import timezone
+
+from workspace.core.notify import admins_notify
 
 from workspace.core.rq import get_redis
 from workspace.providers.adapters.base import VideoAdapter
 from workspace.providers.adapters.openai_videos import OpenAIVideosAdapter
+from workspace.providers.circuit import ChannelCircuit
 from workspace.providers.limiter import ChannelLimiter
 from workspace.providers.models import Channel, Protocol
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CHANNEL_SLUG = "openai"
 
@@ -41,6 +49,52 @@ def limiter_for_channel(*, channel: Channel) -> ChannelLimiter:
     )
 
 
+def circuit_for_channel(*, channel: Channel) -> ChannelCircuit:
+    return ChannelCircuit(get_redis(), channel_id=channel.pk)
+
+
+def channel_circuit_changed(*, channel: Channel, transition: str) -> None:
+    if transition == "opened":
+        admins_notify(
+            subject=f"{channel.name}: provider failing, sending paused",
+            message=(
+                f"Most recent calls to {channel.name} failed with provider errors (5xx, "
+                "overload, timeouts or dropped connections), so Reelhouse stopped sending to it "
+                "for a while and will probe it again automatically. Queued work waits; nothing "
+                "is lost."
+            ),
+        )
+    elif transition == "closed":
+        logger.info("channel %s: circuit closed again", channel.slug)
+
+
+def channel_halt(*, channel: Channel, reason: str) -> bool:
+    """Stop sending new work to a channel until an admin resumes it; True if this call did it."""
+    halted = Channel.objects.filter(pk=channel.pk, halted_at__isnull=True).update(
+        halted_at=timezone.now(), halted_reason=reason[:2000]
+    )
+    if halted:
+        channel.halted_at, channel.halted_reason = timezone.now(), reason
+        admins_notify(
+            subject=f"{channel.name} halted: an admin is needed",
+            message=(
+                f"Reelhouse stopped sending new work to {channel.name}: {reason}\n\n"
+                "Queued generations wait and are not lost. Fix the key or the account, then "
+                "resume the channel in the admin (Providers → Channels → Resume)."
+            ),
+        )
+    return bool(halted)
+
+
+def channel_resume(*, channel: Channel) -> None:
+    Channel.objects.filter(pk=channel.pk).update(halted_at=None, halted_reason="")
+    channel.halted_at, channel.halted_reason = None, ""
+    circuit_for_channel(channel=channel).reset()
+    from workspace.generations.dispatch import channel_kick
+
+    channel_kick(channel_id=channel.pk)
+
+
 def adapter_for_channel(*, channel: Channel, limiter: ChannelLimiter | None = None) -> VideoAdapter:
     """The channel's adapter; every call it makes waits for a slot from the channel's limiter."""
     connection = channel.connection()
@@ -52,5 +106,9 @@ def adapter_for_channel(*, channel: Channel, limiter: ChannelLimiter | None = No
             read_timeout=settings.PROVIDER_READ_TIMEOUT,
             download_timeout=settings.PROVIDER_DOWNLOAD_TIMEOUT,
             pacer=limiter or limiter_for_channel(channel=channel),
+            circuit=circuit_for_channel(channel=channel),
+            on_circuit_change=lambda transition: channel_circuit_changed(
+                channel=channel, transition=transition
+            ),
         )
     raise ValueError(f"Channel {channel.slug} uses an unknown protocol {channel.protocol!r}.")

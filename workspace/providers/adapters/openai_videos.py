@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import httpx
@@ -15,7 +16,7 @@ import httpx
 from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoRequest
 from workspace.providers.catalog import OPENAI_VIDEOS, Catalog
 from workspace.providers.errors import ErrorClass, ProviderError
-from workspace.providers.http import Pacer, ProviderHTTP, retry_after_seconds
+from workspace.providers.http import Circuit, Pacer, ProviderHTTP, retry_after_seconds
 
 # Billing and quota failures share HTTP 429 with rate limits; no retry fixes these.
 _QUOTA_CODES = {
@@ -163,6 +164,8 @@ class OpenAIVideosAdapter:
         read_timeout: float,
         download_timeout: float,
         pacer: Pacer | None = None,
+        circuit: Circuit | None = None,
+        on_circuit_change: Callable[[str], None] | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self._download_timeout = download_timeout
@@ -174,6 +177,8 @@ class OpenAIVideosAdapter:
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
             pacer=pacer,
+            circuit=circuit,
+            on_circuit_change=on_circuit_change,
             transport=transport,
         )
 

@@ -1,0 +1,1 @@
+"""One module per simulated provider protocol; each subclasses ``core.Protocol``."""

@@ -1,0 +1,784 @@
+"""The OpenAI Videos protocol (``/v1/videos``), faithful to the OpenAPI excerpt in
+``workspace/providers/specs/openai-videos-openapi.yaml``.
+
+Simulated: create (multipart and JSON), retrieve, list, delete and content download. Not
+simulated (answered like any unknown URL): remix, edits, extensions and characters.
+Where the spec is silent the choices are written down in ``docs/simulator.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import struct
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import Message
+from typing import Any, Final, Literal
+
+from workspace.simulator.core import (
+    CallKind,
+    Protocol,
+    RateVerdict,
+    SimContext,
+    SimRequest,
+    SimResponse,
+    format_duration,
+    mask_secret,
+)
+from workspace.simulator.media import CONTENT_TYPES, VARIANTS, MediaCache, MediaError
+
+MODELS: Final = (
+    "sora-2",
+    "sora-2-pro",
+    "sora-2-2025-10-06",
+    "sora-2-pro-2025-10-06",
+    "sora-2-2025-12-08",
+)
+SIZES: Final = ("720x1280", "1280x720", "1024x1792", "1792x1024")
+PRO_ONLY_SIZES: Final = ("1024x1792", "1792x1024")
+SECONDS: Final = ("4", "8", "12")
+REFERENCE_TYPES: Final = ("image/jpeg", "image/png", "image/webp")
+CREATE_FIELDS: Final = ("prompt", "model", "seconds", "size", "input_reference")
+PROMPT_MAX: Final = 32000
+IMAGE_URL_MAX: Final = 20971520
+LIST_DEFAULT_LIMIT: Final = 20
+LIST_MAX_LIMIT: Final = 100
+
+QUEUED_FRACTION: Final = 0.1
+POLL_HINT_MIN_MS: Final = 1000
+POLL_HINT_MAX_MS: Final = 20000
+
+Outcome = Literal["completed", "moderation_blocked", "processing_error", "internal_error"]
+
+# (fraction of render time at which the job fails, error message). Moderation refuses before
+# any work starts; the other failures strike half-way, as a crashed render would.
+FAILURES: Final[dict[str, tuple[float, str]]] = {
+    "moderation_blocked": (QUEUED_FRACTION, "Your request was blocked by our moderation system."),
+    "processing_error": (0.5, "We're under heavy load, please try again later."),
+    "internal_error": (0.5, "Video generation failed because of an internal error. "
+                            "Please try again."),
+}
+
+# Prompt markers that force an outcome or a fault for one request, whatever the rates say.
+OUTCOME_TRIGGERS: Final[tuple[tuple[str, Outcome], ...]] = (
+    ("[moderation]", "moderation_blocked"),
+    ("[processing_error]", "processing_error"),
+    ("[fail]", "internal_error"),
+)
+FAULT_TRIGGERS: Final[tuple[tuple[str, str], ...]] = (
+    ("[reset_after_create]", "reset_after_create"),
+    ("[fail_5xx_after_create]", "fail_5xx_after_create"),
+    ("[slow]", "slow"),
+)
+
+_VIDEO_PATH = re.compile(r"^/v1/videos/(?P<id>[^/]+)$")
+_CONTENT_PATH = re.compile(r"^/v1/videos/(?P<id>[^/]+)/content$")
+
+
+def cents_per_second(model: str, size: str) -> int:
+    """Published list prices; dated snapshots bill like their alias."""
+    if model.startswith("sora-2-pro"):
+        return 50 if size in PRO_ONLY_SIZES else 30
+    return 10
+
+
+def _quote_list(values: tuple[str, ...] | list[str]) -> str:
+    quoted = [f"'{v}'" for v in values]
+    if len(quoted) <= 2:
+        return " and ".join(quoted)
+    return ", ".join(quoted[:-1]) + f", and {quoted[-1]}"
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "an unsupported value"
+
+
+def error_response(status: int, message: str, *, param: str | None = None,
+                   code: str | None = None, type_: str = "invalid_request_error",
+                   headers: dict[str, str] | None = None) -> SimResponse:
+    """OpenAI's error envelope; all four keys are always present (the spec requires them)."""
+    envelope = {"error": {"message": message, "type": type_, "param": param, "code": code}}
+    return SimResponse.json(status, envelope, headers)
+
+
+class _Invalid(Exception):
+    """A 400 raised while validating a request, turned into the envelope at the top."""
+
+    def __init__(self, message: str, param: str | None, code: str | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+@dataclass
+class _Part:
+    name: str
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+def _header_params(header_name: str, value: str) -> Message:
+    message = Message()
+    message[header_name] = value
+    return message
+
+
+def parse_multipart(body: bytes, content_type: str) -> list[_Part]:
+    """A strict multipart/form-data parser (the stdlib ``cgi`` module is gone in 3.13)."""
+    boundary = _header_params("content-type", content_type).get_param("boundary")
+    if not isinstance(boundary, str) or not boundary:
+        raise _Invalid("Invalid multipart/form-data body: the Content-Type has no boundary.",
+                       None, "invalid_multipart")
+    delimiter = b"--" + boundary.encode("latin-1")
+    sections = body.split(delimiter)
+    if len(sections) < 2 or not sections[-1].startswith(b"--"):
+        raise _Invalid("Invalid multipart/form-data body: the closing boundary is missing.",
+                       None, "invalid_multipart")
+    parts: list[_Part] = []
+    for section in sections[1:-1]:
+        if not section.startswith(b"\r\n") or not section.endswith(b"\r\n"):
+            raise _Invalid("Invalid multipart/form-data body: malformed part.", None,
+                           "invalid_multipart")
+        head, separator, data = section[2:-2].partition(b"\r\n\r\n")
+        if not separator:
+            raise _Invalid("Invalid multipart/form-data body: a part has no header end.", None,
+                           "invalid_multipart")
+        headers: dict[str, str] = {}
+        for line in head.decode("utf-8", errors="replace").split("\r\n"):
+            name, colon, value = line.partition(":")
+            if colon:
+                headers[name.strip().lower()] = value.strip()
+        disposition = _header_params("content-disposition",
+                                     headers.get("content-disposition", ""))
+        field_name = disposition.get_param("name", header="content-disposition")
+        filename = disposition.get_param("filename", header="content-disposition")
+        if not isinstance(field_name, str) or not field_name:
+            raise _Invalid("Invalid multipart/form-data body: a part has no field name.", None,
+                           "invalid_multipart")
+        parts.append(_Part(
+            name=field_name,
+            filename=filename if isinstance(filename, str) else None,
+            content_type=headers.get("content-type"),
+            data=data,
+        ))
+    return parts
+
+
+def image_dimensions(data: bytes) -> tuple[int, int] | None:
+    """Width and height of a PNG, JPEG or WebP from its header bytes; None if unrecognised."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24 and data[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", data[16:24])
+        return int(width), int(height)
+    if data.startswith(b"\xff\xd8"):
+        index = 2
+        while index + 9 < len(data):
+            if data[index] != 0xFF:
+                index += 1
+                continue
+            marker = data[index + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+                index += 1 if marker == 0xFF else 2
+                continue
+            (length,) = struct.unpack(">H", data[index + 2:index + 4])
+            # SOFn frames carry the dimensions; C4 (DHT), C8 and CC (DAC) are not frames.
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                height, width = struct.unpack(">HH", data[index + 5:index + 9])
+                return int(width), int(height)
+            index += 2 + length
+        return None
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        chunk = data[12:16]
+        if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":
+            width, height = struct.unpack("<HH", data[26:30])
+            return int(width) & 0x3FFF, int(height) & 0x3FFF
+        if chunk == b"VP8L" and data[20] == 0x2F:
+            bits = int.from_bytes(data[21:25], "little")
+            return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b"VP8X":
+            width = int.from_bytes(data[24:27], "little") + 1
+            height = int.from_bytes(data[27:30], "little") + 1
+            return width, height
+    return None
+
+
+@dataclass
+class _CreateParams:
+    prompt: str
+    model: str
+    seconds: int
+    size: str
+    has_reference: bool
+
+
+@dataclass
+class Job:
+    id: str
+    model: str
+    prompt: str
+    size: str
+    seconds: int
+    created_wall: float
+    created_sim: float
+    render_sim: float
+    outcome: Outcome
+    log: dict[str, Any]
+    committed: bool = False
+    finished_wall: float | None = None
+    expires_wall: float | None = None
+    expires_sim: float | None = None
+    deleted: bool = False
+
+    @property
+    def end_sim(self) -> float:
+        """Simulated seconds after creation at which the job reaches its terminal state."""
+        if self.outcome == "completed":
+            return self.render_sim
+        return self.render_sim * FAILURES[self.outcome][0]
+
+    def progress_at(self, elapsed: float) -> int:
+        queued_for = self.render_sim * QUEUED_FRACTION
+        if elapsed <= queued_for or self.render_sim <= queued_for:
+            return 0
+        return min(99, int(100 * (elapsed - queued_for) / (self.render_sim - queued_for)))
+
+
+class OpenAIVideosProtocol(Protocol):
+    prefix = "/v1"
+    request_id_header = "x-request-id"
+    processing_time_header = "openai-processing-ms"
+
+    def __init__(self, ctx: SimContext, media: MediaCache) -> None:
+        super().__init__(ctx)
+        self.media = media
+        # Insertion order is creation order, which is what list pages by.
+        self._jobs: dict[str, Job] = {}
+
+    # ---- core hooks -------------------------------------------------------------------------
+
+    def classify(self, request: SimRequest) -> tuple[CallKind | None, str | None]:
+        path, method = request.path, request.method
+        if path == "/v1/videos":
+            if method == "POST":
+                return "create", None
+            if method == "GET":
+                return "list", None
+        elif _CONTENT_PATH.match(path):
+            if method == "GET":
+                variant = _single(request, "variant") or "video"
+                return "download", variant if variant in VARIANTS else None
+        elif _VIDEO_PATH.match(path):
+            if method == "GET":
+                return "status", None
+            if method == "DELETE":
+                return "delete", None
+        return None, None
+
+    def api_key(self, request: SimRequest) -> str | None:
+        header = request.header("authorization") or ""
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return token.strip()
+
+    def unauthorized(self, key: str | None) -> SimResponse:
+        if key is None:
+            message = ("You didn't provide an API key. You need to provide your API key in an "
+                       "Authorization header using Bearer auth (i.e. Authorization: Bearer "
+                       "YOUR_KEY).")
+        else:
+            message = (f"Incorrect API key provided: {mask_secret(key)}. You can find your API "
+                       "key at https://platform.openai.com/account/api-keys.")
+        return error_response(401, message, code="invalid_api_key")
+
+    def rate_limited(self, verdict: RateVerdict, retry_after: int) -> SimResponse:
+        wait = format_duration(self.ctx.clock.to_real(verdict.next_slot_in))
+        message = (f"Rate limit reached for requests per min (RPM) in organization org-simulator:"
+                   f" Limit {verdict.limit}, Used {verdict.limit}, Requested 1. Please try again "
+                   f"in {wait}. Visit https://platform.openai.com/account/rate-limits to learn "
+                   "more.")
+        return error_response(429, message, type_="requests", code="rate_limit_exceeded",
+                              headers={"retry-after": str(retry_after)})
+
+    def server_error(self, overloaded: bool) -> SimResponse:
+        if overloaded:
+            return error_response(
+                503, "The engine is currently overloaded, please try again later.",
+                type_="server_error", code="server_is_overloaded", headers={"retry-after": "1"})
+        return error_response(
+            500, "The server had an error while processing your request. Sorry about that!",
+            type_="server_error", code=None)
+
+    def rate_headers(self, verdict: RateVerdict) -> dict[str, str]:
+        return {
+            "x-ratelimit-limit-requests": str(verdict.limit),
+            "x-ratelimit-remaining-requests": str(verdict.remaining),
+            "x-ratelimit-reset-requests": format_duration(
+                self.ctx.clock.to_real(verdict.next_slot_in)),
+        }
+
+    def sweep(self) -> None:
+        with self.ctx.lock:
+            now = self.ctx.clock.now()
+            for job in self._jobs.values():
+                if not job.committed:
+                    self._observe(job, now)
+
+    def reset(self) -> None:
+        with self.ctx.lock:
+            self._jobs = {}
+
+    def handle(self, request: SimRequest) -> SimResponse:
+        path, method = request.path, request.method
+        try:
+            if path == "/v1/videos":
+                if method == "POST":
+                    return self._create(request)
+                if method == "GET":
+                    return self._list(request)
+            elif match := _CONTENT_PATH.match(path):
+                if method == "GET":
+                    return self._content(match["id"], request)
+            elif match := _VIDEO_PATH.match(path):
+                if method == "GET":
+                    return self._retrieve(match["id"])
+                if method == "DELETE":
+                    return self._delete(match["id"])
+        except _Invalid as invalid:
+            return error_response(400, invalid.message, param=invalid.param, code=invalid.code)
+        return self.invalid_url(request)
+
+    def invalid_url(self, request: SimRequest) -> SimResponse:
+        return error_response(404, f"Invalid URL ({request.method} {request.path})")
+
+    # ---- job state --------------------------------------------------------------------------
+
+    def _observe(self, job: Job, now: float) -> tuple[str, int]:
+        """The job's status and progress at ``now``; commits a terminal transition once.
+
+        Callers hold ``ctx.lock``: state is derived lazily from the clock, so the first reader
+        after the terminal moment (a poll, a list, a counters() snapshot) does the bookkeeping.
+        """
+        elapsed = now - job.created_sim
+        end = job.end_sim
+        if elapsed < end:
+            if elapsed < job.render_sim * QUEUED_FRACTION:
+                return "queued", 0
+            return "in_progress", job.progress_at(elapsed)
+        status = "completed" if job.outcome == "completed" else "failed"
+        if not job.committed:
+            self._commit(job, status)
+        return status, 100 if status == "completed" else job.progress_at(end)
+
+    def _commit(self, job: Job, status: str) -> None:
+        ctx = self.ctx
+        job.committed = True
+        end_sim = job.created_sim + job.end_sim
+        job.finished_wall = max(job.created_wall, ctx.clock.wall_at(end_sim))
+        job.log["status"] = status
+        if status == "completed":
+            # Snapshot the TTL so the expires_at already shown to clients stays true.
+            job.expires_sim = end_sim + ctx.config.content_ttl_seconds
+            job.expires_wall = max(job.finished_wall, ctx.clock.wall_at(job.expires_sim))
+            cents = cents_per_second(job.model, job.size) * job.seconds
+            ctx.inc("jobs_completed")
+            ctx.inc("jobs_billed")
+            ctx.inc("billed_seconds", job.seconds)
+            ctx.inc("billed_cents", cents)
+            job.log["billed"] = True
+            job.log["billed_cents"] = cents
+        else:
+            ctx.inc("jobs_failed")
+            job.log["error_code"] = job.outcome
+
+    def _video_object(self, job: Job, status: str, progress: int) -> dict[str, Any]:
+        error = None
+        if status == "failed":
+            error = {"code": job.outcome, "message": FAILURES[job.outcome][1]}
+        finished = job.finished_wall if status in ("completed", "failed") else None
+        expires = job.expires_wall if status == "completed" else None
+        return {
+            "id": job.id,
+            "object": "video",
+            "model": job.model,
+            "status": status,
+            "progress": progress,
+            "created_at": int(job.created_wall),
+            "completed_at": int(finished) if finished is not None else None,
+            "expires_at": int(expires) if expires is not None else None,
+            "prompt": job.prompt,
+            "size": job.size,
+            "seconds": str(job.seconds),
+            "remixed_from_video_id": None,
+            "error": error,
+        }
+
+    def _poll_hint(self, job: Job, now: float) -> dict[str, str]:
+        # Based on the expected completion, not the failure moment, so the hint leaks nothing.
+        remaining = max(0.0, job.render_sim - (now - job.created_sim))
+        hint = self.ctx.clock.to_real(remaining) * 1000 / 4
+        return {"openai-poll-after-ms": str(int(min(POLL_HINT_MAX_MS,
+                                                    max(POLL_HINT_MIN_MS, hint))))}
+
+    # ---- endpoints --------------------------------------------------------------------------
+
+    def _retrieve(self, video_id: str) -> SimResponse:
+        with self.ctx.lock:
+            job = self._jobs.get(video_id)
+            if job is None or job.deleted:
+                return _not_found(video_id)
+            now = self.ctx.clock.now()
+            status, progress = self._observe(job, now)
+            body = self._video_object(job, status, progress)
+            headers = self._poll_hint(job, now) if status in ("queued", "in_progress") else {}
+        return SimResponse.json(200, body, headers)
+
+    def _delete(self, video_id: str) -> SimResponse:
+        with self.ctx.lock:
+            job = self._jobs.get(video_id)
+            if job is None or job.deleted:
+                return _not_found(video_id)
+            status, _ = self._observe(job, self.ctx.clock.now())
+            if status not in ("completed", "failed"):
+                return error_response(
+                    400,
+                    f"Video '{video_id}' is {status} and cannot be deleted yet; only completed "
+                    "or failed videos can be deleted (there is no cancel).",
+                    param="video_id", code="invalid_video_status")
+            job.deleted = True
+            job.log["deleted"] = True
+        return SimResponse.json(200, {"id": video_id, "object": "video.deleted", "deleted": True})
+
+    def _list(self, request: SimRequest) -> SimResponse:
+        limit_text = _single(request, "limit")
+        limit = LIST_DEFAULT_LIMIT
+        if limit_text is not None:
+            try:
+                limit = int(limit_text)
+            except ValueError:
+                raise _Invalid(f"Invalid 'limit': expected an integer between 0 and "
+                               f"{LIST_MAX_LIMIT}, got '{limit_text}'.", "limit",
+                               "invalid_type") from None
+            if not 0 <= limit <= LIST_MAX_LIMIT:
+                raise _Invalid(f"Invalid 'limit': {limit} is out of range; expected an integer "
+                               f"between 0 and {LIST_MAX_LIMIT}.", "limit", "invalid_value")
+        order = _single(request, "order") or "desc"
+        if order not in ("asc", "desc"):
+            raise _Invalid(f"Invalid value for 'order': '{order}'. Supported values are: "
+                           "'asc' and 'desc'.", "order", "invalid_value")
+        after = _single(request, "after")
+        with self.ctx.lock:
+            # Creation order is the timestamp order, with ties broken by arrival.
+            jobs = list(self._jobs.values())
+            if order == "desc":
+                jobs.reverse()
+            if after:
+                cursor = self._jobs.get(after)
+                if cursor is None:
+                    raise _Invalid(f"Invalid 'after': no video with id '{after}'.", "after",
+                                   "invalid_value")
+                # A deleted cursor still marks its place, so paging survives deletes.
+                jobs = jobs[jobs.index(cursor) + 1:]
+            visible = [job for job in jobs if not job.deleted]
+            page = visible[:limit]
+            now = self.ctx.clock.now()
+            data = [self._video_object(job, *self._observe(job, now)) for job in page]
+        body = {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": len(visible) > len(page),
+        }
+        return SimResponse.json(200, body)
+
+    def _content(self, video_id: str, request: SimRequest) -> SimResponse:
+        variant = _single(request, "variant") or "video"
+        if variant not in VARIANTS:
+            raise _Invalid(f"Invalid value for 'variant': '{variant}'. Supported values are: "
+                           f"{_quote_list(VARIANTS)}.", "variant", "invalid_value")
+        with self.ctx.lock:
+            job = self._jobs.get(video_id)
+            if job is None or job.deleted:
+                return _not_found(video_id)
+            now = self.ctx.clock.now()
+            status, _ = self._observe(job, now)
+            if status == "failed":
+                return error_response(
+                    404, f"Video '{video_id}' failed and has no content to download.",
+                    param="video_id", code="video_failed")
+            if status != "completed":
+                return error_response(
+                    404, f"Video '{video_id}' is not ready: its status is '{status}'. Content "
+                    "can be downloaded once the status is 'completed'.",
+                    param="video_id", code="video_not_ready")
+            if job.expires_sim is not None and now >= job.expires_sim:
+                stamp = datetime.fromtimestamp(job.expires_wall or time.time(), tz=UTC)
+                return error_response(
+                    404, f"The content for video '{video_id}' expired at "
+                    f"{stamp.isoformat(timespec='seconds')} and is no longer available.",
+                    param="video_id", code="video_expired")
+            size, seconds = job.size, job.seconds
+        try:
+            # Rendering may take a moment the first time; never hold the global lock for it.
+            data = self.media.get(variant, size, seconds)
+        except MediaError as exc:
+            return error_response(500, f"The simulator could not render the {variant}: {exc}",
+                                  type_="server_error", code="server_error")
+        return SimResponse(status=200, body=data, content_type=CONTENT_TYPES[variant])
+
+    # ---- create -----------------------------------------------------------------------------
+
+    def _create(self, request: SimRequest) -> SimResponse:
+        ctx = self.ctx
+        if ctx.config.insufficient_quota:
+            ctx.inc("quota_rejected_429")
+            return error_response(
+                429, "You exceeded your current quota, please check your plan and billing "
+                "details. For more information on this error, read the docs: "
+                "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+                type_="insufficient_quota", code="credit_balance_exhausted")
+        params = self._parse_create(request)
+        lowered = params.prompt.lower()
+        outcome: Outcome = "completed"
+        for marker, forced in OUTCOME_TRIGGERS:
+            if marker in lowered:
+                outcome = forced
+                break
+        else:
+            if ctx.dice.hit(ctx.config.moderation_rate, request.seq, "moderation"):
+                outcome = "moderation_blocked"
+            elif ctx.dice.hit(ctx.config.processing_error_rate, request.seq, "processing_error"):
+                outcome = "processing_error"
+        faults = frozenset(fault for marker, fault in FAULT_TRIGGERS if marker in lowered)
+        with ctx.lock:
+            job_id = "video_" + secrets.token_hex(24)
+            created_wall = time.time()
+            log: dict[str, Any] = {
+                "id": job_id,
+                "created_at_real": created_wall,
+                "model": params.model,
+                "size": params.size,
+                "seconds": params.seconds,
+                "prompt": params.prompt,
+                "billed": False,
+                "billed_cents": 0,
+                "status": None,
+                "error_code": None,
+                "answer": "ok",
+                "slow": False,
+                "deleted": False,
+                "input_reference": params.has_reference,
+            }
+            job = Job(
+                id=job_id,
+                model=params.model,
+                prompt=params.prompt,
+                size=params.size,
+                seconds=params.seconds,
+                created_wall=created_wall,
+                created_sim=ctx.clock.now(),
+                render_sim=ctx.config.render_seconds,
+                outcome=outcome,
+                log=log,
+            )
+            self._jobs[job_id] = job
+            ctx.log_create(log)
+            ctx.inc("creates")
+            # A create always answers "queued", even when render_seconds is 0.
+            body = self._video_object(job, "queued", 0)
+            headers = self._poll_hint(job, job.created_sim)
+        response = SimResponse.json(200, body, headers)
+        response.created_job_id = job_id
+        response.forced_faults = faults
+        return response
+
+    def _parse_create(self, request: SimRequest) -> _CreateParams:
+        content_type = request.header("content-type") or ""
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        upload: _Part | None = None
+        values: dict[str, object]
+        if media_type == "application/json":
+            try:
+                parsed = json.loads(request.body or b"null")
+            except (ValueError, UnicodeDecodeError):
+                raise _Invalid(
+                    "We could not parse the JSON body of your request. (HINT: This likely means "
+                    "you aren't using your HTTP library correctly. The OpenAI API expects a JSON "
+                    "payload, but what was sent was not valid JSON.)", None, None) from None
+            if not isinstance(parsed, dict):
+                raise _Invalid("The request body must be a JSON object.", None, "invalid_type")
+            values = parsed
+        elif media_type == "multipart/form-data":
+            values, upload = self._multipart_values(request.body, content_type)
+        else:
+            raise _Invalid(
+                f"Unsupported Content-Type '{media_type or '(none)'}'. Send "
+                "'multipart/form-data' or 'application/json'.", None, "unsupported_content_type")
+
+        for name in values:
+            if name not in CREATE_FIELDS:
+                raise _Invalid(f"Unknown parameter: '{name}'.", name, "unknown_parameter")
+
+        prompt = values.get("prompt")
+        if "prompt" not in values:
+            raise _Invalid("Missing required parameter: 'prompt'.", "prompt",
+                           "missing_required_parameter")
+        if not isinstance(prompt, str):
+            raise _Invalid(f"Invalid type for 'prompt': expected a string, but got "
+                           f"{_json_type(prompt)} instead.", "prompt", "invalid_type")
+        if not prompt:
+            raise _Invalid("Invalid 'prompt': empty string. Expected a string with minimum "
+                           "length 1, but got an empty string instead.", "prompt", "empty_string")
+        if len(prompt) > PROMPT_MAX:
+            raise _Invalid(f"Invalid 'prompt': string too long. Expected a string with maximum "
+                           f"length {PROMPT_MAX}, but got a string with length {len(prompt)} "
+                           "instead.", "prompt", "string_above_max_length")
+
+        model = self._enum(values, "model", MODELS, "sora-2")
+        seconds = self._enum(values, "seconds", SECONDS, "4")
+        size = self._enum(values, "size", SIZES, "720x1280")
+        if size in PRO_ONLY_SIZES and not model.startswith("sora-2-pro"):
+            raise _Invalid(
+                f"Invalid value for 'size': '{size}' is not supported by model '{model}'. "
+                f"'{model}' supports {_quote_list(['720x1280', '1280x720'])}; "
+                f"{_quote_list(list(PRO_ONLY_SIZES))} require 'sora-2-pro'.", "size",
+                "invalid_value")
+
+        has_reference = False
+        if upload is not None:
+            self._check_upload(upload, size)
+            has_reference = True
+        elif values.get("input_reference") is not None:
+            self._check_reference_object(values["input_reference"])
+            has_reference = True
+        return _CreateParams(prompt=prompt, model=model, seconds=int(seconds), size=size,
+                             has_reference=has_reference)
+
+    @staticmethod
+    def _enum(values: dict[str, object], name: str, allowed: tuple[str, ...], default: str,
+              ) -> str:
+        value = values.get(name)
+        if value is None:  # absent or JSON null: the documented default
+            return default
+        if not isinstance(value, str):
+            raise _Invalid(f"Invalid type for '{name}': expected one of {_quote_list(allowed)}, "
+                           f"but got {_json_type(value)} instead.", name, "invalid_type")
+        if value not in allowed:
+            raise _Invalid(f"Invalid value for '{name}': '{value}'. Supported values are: "
+                           f"{_quote_list(allowed)}.", name, "invalid_value")
+        return value
+
+    @staticmethod
+    def _multipart_values(body: bytes, content_type: str) -> tuple[dict[str, object],
+                                                                   _Part | None]:
+        values: dict[str, object] = {}
+        reference: dict[str, object] = {}
+        upload: _Part | None = None
+        for part in parse_multipart(body, content_type):
+            if part.name in values or (part.name == "input_reference" and upload is not None):
+                raise _Invalid(f"Duplicate parameter: '{part.name}'.", part.name,
+                               "duplicate_parameter")
+            if part.name == "input_reference" and part.filename is not None:
+                upload = part
+                continue
+            try:
+                text = part.data.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _Invalid(f"Invalid '{part.name}': the value is not valid UTF-8 text.",
+                               part.name, "invalid_value") from None
+            # The SDK's form encoding writes an object field as input_reference[image_url].
+            nested = re.fullmatch(r"input_reference\[(\w+)\]", part.name)
+            if nested:
+                reference[nested.group(1)] = text
+            elif part.name == "input_reference":
+                raise _Invalid("Invalid 'input_reference': expected a file upload (image/jpeg, "
+                               "image/png or image/webp) or an object with 'image_url' or "
+                               "'file_id'.", "input_reference", "invalid_type")
+            else:
+                values[part.name] = text
+        if reference:
+            if upload is not None:
+                raise _Invalid("Invalid 'input_reference': send either a file or an object, "
+                               "not both.", "input_reference", "invalid_value")
+            values["input_reference"] = reference
+        return values, upload
+
+    def _check_upload(self, upload: _Part, size: str) -> None:
+        mimetype = (upload.content_type or "application/octet-stream").split(";")[0]
+        mimetype = mimetype.strip().lower()
+        if mimetype not in REFERENCE_TYPES:
+            raise _Invalid(
+                f"Invalid file 'input_reference': unsupported mimetype ('{mimetype}'). Supported "
+                f"file formats are {_quote_list(REFERENCE_TYPES)}.", "input_reference",
+                "unsupported_file")
+        if not self.ctx.config.reference_size_check:
+            return
+        dimensions = image_dimensions(upload.data)
+        if dimensions is None:
+            raise _Invalid("Invalid file 'input_reference': the image could not be decoded.",
+                           "input_reference", "invalid_image")
+        width, height = (int(side) for side in size.split("x"))
+        if dimensions != (width, height):
+            raise _Invalid(
+                f"Invalid 'input_reference': the image is {dimensions[0]}x{dimensions[1]} but "
+                f"must match the requested size {size} (inpaint image must match the requested "
+                "width and height).", "input_reference", "invalid_image_size")
+
+    @staticmethod
+    def _check_reference_object(reference: object) -> None:
+        if not isinstance(reference, dict):
+            raise _Invalid(f"Invalid type for 'input_reference': expected an object with "
+                           f"'image_url' or 'file_id', but got {_json_type(reference)} instead.",
+                           "input_reference", "invalid_type")
+        for key in reference:
+            if key not in ("image_url", "file_id"):
+                raise _Invalid(f"Unknown parameter: 'input_reference.{key}'.",
+                               f"input_reference.{key}", "unknown_parameter")
+        given = [key for key in ("image_url", "file_id") if reference.get(key) is not None]
+        if len(given) != 1:
+            raise _Invalid("Invalid 'input_reference': provide exactly one of 'image_url' or "
+                           "'file_id'.", "input_reference", "invalid_value")
+        key = given[0]
+        value = reference[key]
+        param = f"input_reference.{key}"
+        if not isinstance(value, str) or not value:
+            raise _Invalid(f"Invalid type for '{param}': expected a non-empty string, but got "
+                           f"{_json_type(value)} instead.", param, "invalid_type")
+        if key == "image_url":
+            if len(value) > IMAGE_URL_MAX:
+                raise _Invalid(f"Invalid '{param}': string too long (maximum {IMAGE_URL_MAX}).",
+                               param, "string_above_max_length")
+            if not re.match(r"^(https?://\S+|data:image/(jpeg|png|webp);base64,)", value):
+                raise _Invalid(f"Invalid '{param}': expected a fully qualified http(s) URL or a "
+                               "base64 data URL of an image/jpeg, image/png or image/webp.",
+                               param, "invalid_url")
+
+
+def _not_found(video_id: str) -> SimResponse:
+    return error_response(404, f"Video with id '{video_id}' not found.", param="video_id",
+                          code="video_not_found")
+
+
+def _single(request: SimRequest, name: str) -> str | None:
+    values = request.query.get(name)
+    return values[-1] if values else None
+

@@ -1,0 +1,437 @@
+"""The simulator's HTTP server: one real socket that speaks each simulated provider protocol.
+
+``SimulatorServer`` is what tests, benchmarks and the ``simulate_provider`` command run. It must
+not import Django so it can run inside a test thread or as a bare ``python -m`` process.
+
+Every API request goes through the same pipeline, whatever the protocol (see ``_api``):
+count -> latency -> connection reset -> injected 5xx -> auth -> rate limit -> handler ->
+after-create faults -> slow answer. The control endpoints under ``/_sim/`` skip all of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import secrets
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+from urllib.parse import parse_qs, urlsplit
+
+from workspace.simulator.core import (
+    Protocol,
+    RateVerdict,
+    SimContext,
+    SimRequest,
+    SimResponse,
+    SimulatorConfig,
+    config_snapshot,
+    validate_config_changes,
+)
+from workspace.simulator.media import media_cache
+from workspace.simulator.protocols.openai_videos import (
+    SECONDS,
+    SIZES,
+    OpenAIVideosProtocol,
+    error_response,
+)
+
+__all__ = ["SimulatorConfig", "SimulatorServer"]
+
+logger = logging.getLogger("workspace.simulator")
+
+MAX_BODY_BYTES: Final = 64 * 1024 * 1024
+# Idle keep-alive connections are closed after this many real seconds.
+IDLE_CONNECTION_TIMEOUT: Final = 120
+_ALL_SECONDS: Final = tuple(int(value) for value in SECONDS)
+
+
+class _BodyError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    # Benchmarks open many connections at once; the default backlog of 5 refuses some.
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], sim: SimulatorServer) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        self.sim = sim
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "ReelhouseSimulator/1.0"
+    sys_version = ""
+    timeout = IDLE_CONNECTION_TIMEOUT
+    # Buffered, so headers and a small body leave in one segment (flushed per response).
+    wbufsize = 64 * 1024
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        # Without this, Nagle plus the client's delayed ACK adds ~40 ms to every answer.
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.sim._track(self.connection, add=True)
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):
+            # The client went away mid-answer; nothing to report.
+            self.close_connection = True
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.sim._track(self.connection, add=False)
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Only the request line is logged, never headers: they carry the API key.
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    def _dispatch(self) -> None:
+        try:
+            body = self._read_body()
+        except _BodyError as exc:
+            self.close_connection = True
+            self._send(error_response(exc.status, exc.message))
+            return
+        split = urlsplit(self.path)
+        request = SimRequest(
+            method=self.command,
+            path=split.path,
+            query=parse_qs(split.query, keep_blank_values=True),
+            headers={name.lower(): value for name, value in self.headers.items()},
+            body=body,
+        )
+        try:
+            response = self.server.sim._respond(request)
+        except Exception:
+            logger.exception("simulator failed on %s %s", self.command, split.path)
+            response = error_response(500, "The simulator failed on this request.",
+                                      type_="server_error")
+        if response is None:
+            self._drop()
+        else:
+            self._send(response)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
+            return self._read_chunked()
+        length_text = self.headers.get("content-length")
+        if not length_text:
+            return b""
+        try:
+            length = int(length_text)
+        except ValueError:
+            raise _BodyError(400, "Invalid Content-Length header.") from None
+        if length < 0:
+            raise _BodyError(400, "Invalid Content-Length header.")
+        if length > MAX_BODY_BYTES:
+            raise _BodyError(413, f"Request body too large (maximum {MAX_BODY_BYTES} bytes).")
+        return self.rfile.read(length)
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(65537)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _BodyError(400, "Invalid chunked request body.") from None
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers carry nothing the simulator uses
+                return b"".join(chunks)
+            total += size
+            if total > MAX_BODY_BYTES:
+                raise _BodyError(413, f"Request body too large (maximum {MAX_BODY_BYTES} bytes).")
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()
+
+    def _send(self, response: SimResponse) -> None:
+        try:
+            self.send_response(response.status)
+            for name, value in response.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Type", response.content_type)
+            self.send_header("Content-Length", str(len(response.body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(response.body)
+            self.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            # The client gave up first (typically a read timeout on a slow answer).
+            self.close_connection = True
+
+    def _drop(self) -> None:
+        # The body was read in full first, so the peer sees a clean close with no response
+        # ("Server disconnected without sending a response") rather than a write error.
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+
+class SimulatorServer:
+    """A simulated video provider on a real local port.
+
+    ``config`` is live: change it with ``update_config`` (validated) or ``POST /_sim/config``.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0,
+                 config: SimulatorConfig | None = None, *,
+                 media_cache_dir: str | Path | None = None) -> None:
+        self._ctx = SimContext(config if config is not None else SimulatorConfig())
+        self._media = media_cache(Path(media_cache_dir) if media_cache_dir else None)
+        self._protocols: list[Protocol] = [OpenAIVideosProtocol(self._ctx, self._media)]
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._serving = False
+        self._closed = False
+        self._httpd = _HTTPServer((host, port), self)
+        self.host = host
+        self.port = int(self._httpd.server_address[1])
+        url_host = f"[{host}]" if ":" in host else host
+        self.url = f"http://{url_host}:{self.port}"
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> SimulatorServer:
+        """Serve in a background daemon thread; the socket already listens, so no wait."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.serve_forever,
+                                            name=f"simulator-{self.port}", daemon=True)
+            self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve until ``stop()`` (from another thread) or KeyboardInterrupt."""
+        self._serving = True
+        try:
+            # A short poll keeps stop() fast (it waits one poll); 50 wake-ups/s cost nothing.
+            self._httpd.serve_forever(poll_interval=0.02)
+        finally:
+            self._serving = False
+
+    def stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        # Wake every handler sleeping on latency or a slow answer so nothing lingers.
+        self._ctx.stop_event.set()
+        if self._serving:
+            self._httpd.shutdown()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._httpd.server_close()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> SimulatorServer:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
+
+    def _track(self, connection: socket.socket, *, add: bool) -> None:
+        with self._connections_lock:
+            if add:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    # ---- configuration and inspection -------------------------------------------------------
+
+    @property
+    def config(self) -> SimulatorConfig:
+        return self._ctx.config
+
+    @config.setter
+    def config(self, config: SimulatorConfig) -> None:
+        self._ctx.replace_config(config)
+
+    def update_config(self, **changes: Any) -> None:
+        """Apply validated changes; an unknown key or a bad value raises ValueError."""
+        validated = validate_config_changes(changes)
+        with self._ctx.lock:
+            if "time_scale" in validated:
+                self._ctx.clock.now()  # settle time at the old scale first
+            for name, value in validated.items():
+                setattr(self._ctx.config, name, value)
+
+    def counters(self) -> dict[str, int | float]:
+        with self._ctx.lock:
+            for protocol in self._protocols:
+                protocol.sweep()
+            return dict(self._ctx.counters)
+
+    def creates(self) -> list[dict[str, Any]]:
+        """Every job created since the last reset, oldest first (copies)."""
+        with self._ctx.lock:
+            for protocol in self._protocols:
+                protocol.sweep()
+            return [dict(entry) for entry in self._ctx.create_log]
+
+    def state(self) -> dict[str, Any]:
+        return {"config": config_snapshot(self.config), "counters": self.counters()}
+
+    def reset(self) -> None:
+        """Forget jobs, counters, the create log and rate windows; the config stays."""
+        with self._ctx.lock:
+            self._ctx.clear()
+            for protocol in self._protocols:
+                protocol.reset()
+
+    def prewarm(self, sizes: tuple[str, ...] = SIZES,
+                seconds: tuple[int, ...] = _ALL_SECONDS) -> None:
+        """Render every asset up front so the first downloads are as fast as later ones."""
+        self._media.prewarm(sizes, seconds)
+
+    # ---- request pipeline -------------------------------------------------------------------
+
+    def _respond(self, request: SimRequest) -> SimResponse | None:
+        """The answer to one request, or None to drop the connection without one."""
+        if request.path == "/_sim" or request.path.startswith("/_sim/"):
+            return self._control(request)
+        for protocol in self._protocols:
+            if request.path.startswith(protocol.prefix + "/"):
+                return self._api(protocol, request)
+        return error_response(404, f"Invalid URL ({request.method} {request.path})")
+
+    def _api(self, protocol: Protocol, request: SimRequest) -> SimResponse | None:
+        ctx = self._ctx
+        config = ctx.config
+        started = time.monotonic()
+        request.seq = seq = ctx.next_seq()
+        kind, variant = protocol.classify(request)
+        ctx.inc("requests_total")
+        ctx.count_call(kind, variant)
+        ctx.sleep(config.latency_ms / 1000)
+
+        if ctx.dice.hit(config.reset_rate, seq, "reset"):
+            ctx.inc("connections_reset")
+            return None
+        verdict: RateVerdict | None = None
+        response: SimResponse | None = None
+        created: str | None = None
+        slow = False
+        if ctx.dice.hit(config.fail_5xx_rate, seq, "fail_5xx"):
+            response = protocol.server_error(ctx.dice.roll(seq, "fail_5xx_kind") < 0.5)
+        else:
+            key = protocol.api_key(request)
+            if key is None or (config.api_keys is not None and key not in config.api_keys):
+                ctx.inc("unauthorized_401")
+                response = protocol.unauthorized(key)
+            elif config.rpm_limit is not None:
+                with ctx.lock:
+                    verdict = ctx.rate_window.admit(config.rpm_limit, ctx.clock.now())
+                if not verdict.allowed:
+                    ctx.inc("rate_limited_429")
+                    retry_after = max(1, math.ceil(ctx.clock.to_real(verdict.next_slot_in)))
+                    response = protocol.rate_limited(verdict, retry_after)
+        if response is None:
+            response = protocol.handle(request)
+            forced = response.forced_faults
+            slow = "slow" in forced or ctx.dice.hit(config.slow_rate, seq, "slow")
+            created = response.created_job_id
+            if created is not None:
+                if ("reset_after_create" in forced
+                        or ctx.dice.hit(config.reset_after_create_rate, seq, "reset_after_create")):
+                    ctx.annotate_create(created, answer="connection_reset", slow=slow)
+                    if slow:
+                        ctx.inc("slow_responses")
+                        ctx.sleep(config.slow_seconds)
+                    ctx.inc("connections_reset")
+                    return None
+                if ("fail_5xx_after_create" in forced or ctx.dice.hit(
+                        config.fail_5xx_after_create_rate, seq, "fail_5xx_after_create")):
+                    response = protocol.server_error(False)
+                    ctx.annotate_create(created, answer="server_error", slow=slow)
+                else:
+                    ctx.annotate_create(created, slow=slow)
+
+        if response.status >= 500:
+            ctx.inc("errors_5xx_sent")
+        if kind == "create" and 400 <= response.status < 500:
+            ctx.inc("creates_rejected")
+        if config.rpm_limit is not None:
+            if verdict is None:
+                # Requests refused before the window (auth, injected 5xx) still show its state.
+                with ctx.lock:
+                    verdict = ctx.rate_window.peek(config.rpm_limit, ctx.clock.now())
+            response.headers.update(protocol.rate_headers(verdict))
+        if slow:
+            ctx.inc("slow_responses")
+            ctx.sleep(config.slow_seconds)
+        response.headers[protocol.request_id_header] = "req_" + secrets.token_hex(16)
+        if protocol.processing_time_header:
+            elapsed_ms = int((time.monotonic() - started) * 1000)
+            response.headers[protocol.processing_time_header] = str(elapsed_ms)
+        return response
+
+    # ---- control endpoints ------------------------------------------------------------------
+
+    def _control(self, request: SimRequest) -> SimResponse:
+        route = (request.method, request.path.rstrip("/"))
+        if route == ("GET", "/_sim/state"):
+            return SimResponse.json(200, self.state())
+        if route == ("GET", "/_sim/creates"):
+            return SimResponse.json(200, self.creates())
+        if route == ("POST", "/_sim/reset"):
+            self.reset()
+            return SimResponse.json(200, self.state())
+        if route == ("POST", "/_sim/config"):
+            try:
+                changes = json.loads(request.body or b"{}")
+            except (ValueError, UnicodeDecodeError):
+                return error_response(400, "The body must be a JSON object of config changes.")
+            if not isinstance(changes, dict):
+                return error_response(400, "The body must be a JSON object of config changes.")
+            try:
+                self.update_config(**changes)
+            except ValueError as exc:
+                return error_response(400, str(exc), code="invalid_config")
+            return SimResponse.json(200, self.state())
+        known = {"/_sim/state", "/_sim/creates", "/_sim/reset", "/_sim/config"}
+        if route[1] in known:
+            return error_response(405, f"Method {request.method} is not allowed on {route[1]}.")
+        return error_response(404, f"Unknown control endpoint {request.path}; known: "
+                              f"{', '.join(sorted(known))}.")
