@@ -400,3 +400,20 @@ def test_update_config_validates(sim: SimulatorServer) -> None:
         sim.update_config(seed=1.5)
     sim.update_config(rpm_limit=None, seed=None, api_keys=None, fail_5xx_rate=1)
     assert sim.config.fail_5xx_rate == 1.0
+
+
+def test_rpm_scope_create_limits_only_creates() -> None:
+    import httpx
+
+    from workspace.simulator.server import SimulatorConfig, SimulatorServer
+
+    with SimulatorServer(config=SimulatorConfig(rpm_limit=1, rpm_scope="create")) as sim:
+        sim.start()
+        auth = {"Authorization": "Bearer k"}
+        body = {"model": "sora-2", "prompt": "p", "size": "1280x720", "seconds": "4"}
+        first = httpx.post(f"{sim.url}/v1/videos", json=body, headers=auth)
+        assert first.status_code == 200
+        for _ in range(5):  # status checks are not limited
+            assert httpx.get(f"{sim.url}/v1/videos/{first.json()['id']}", headers=auth).status_code == 200
+        assert httpx.post(f"{sim.url}/v1/videos", json=body, headers=auth).status_code == 429
+        assert sim.counters()["rate_limited_429"] == 1

@@ -39,6 +39,9 @@ class SimulatorConfig:
     latency_ms: int = 0
     # Requests per simulated minute over all API requests; None disables the limit.
     rpm_limit: int | None = None
+    # "all": every API request counts against rpm_limit; "create": only creates do, as with
+    # providers that limit job creation separately from status checks and downloads.
+    rpm_scope: str = "all"
     fail_5xx_rate: float = 0.0
     fail_5xx_after_create_rate: float = 0.0
     reset_rate: float = 0.0
@@ -64,13 +67,14 @@ class SimulatorConfig:
 
 
 _FieldKind = Literal["rate", "float", "positive_float", "int", "opt_int", "opt_pos_int", "bool",
-                     "opt_keys"]
+                     "opt_keys", "scope"]
 
 _FIELD_KINDS: dict[str, _FieldKind] = {
     "render_seconds": "float",
     "time_scale": "positive_float",
     "latency_ms": "int",
     "rpm_limit": "opt_pos_int",
+    "rpm_scope": "scope",
     "fail_5xx_rate": "rate",
     "fail_5xx_after_create_rate": "rate",
     "reset_rate": "rate",
@@ -112,6 +116,10 @@ def _check_value(name: str, kind: _FieldKind, value: object) -> object:
             raise ValueError(f"{name} must be >= 0, got {value!r}")
         if kind == "opt_pos_int" and value < 1:
             raise ValueError(f"{name} must be >= 1 or null, got {value!r}")
+        return value
+    if kind == "scope":
+        if value not in ("all", "create"):
+            raise ValueError(f"{name} must be 'all' or 'create', got {value!r}")
         return value
     if kind == "bool":
         if not isinstance(value, bool):

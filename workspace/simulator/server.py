@@ -349,6 +349,9 @@ class SimulatorServer:
         if ctx.dice.hit(config.reset_rate, seq, "reset"):
             ctx.inc("connections_reset")
             return None
+        limited = config.rpm_limit is not None and (
+            config.rpm_scope == "all" or kind == "create"
+        )
         verdict: RateVerdict | None = None
         response: SimResponse | None = None
         created: str | None = None
@@ -360,7 +363,7 @@ class SimulatorServer:
             if key is None or (config.api_keys is not None and key not in config.api_keys):
                 ctx.inc("unauthorized_401")
                 response = protocol.unauthorized(key)
-            elif config.rpm_limit is not None:
+            elif limited and config.rpm_limit is not None:
                 with ctx.lock:
                     verdict = ctx.rate_window.admit(config.rpm_limit, ctx.clock.now())
                 if not verdict.allowed:
@@ -392,7 +395,7 @@ class SimulatorServer:
             ctx.inc("errors_5xx_sent")
         if kind == "create" and 400 <= response.status < 500:
             ctx.inc("creates_rejected")
-        if config.rpm_limit is not None:
+        if limited and config.rpm_limit is not None:
             if verdict is None:
                 # Requests refused before the window (auth, injected 5xx) still show its state.
                 with ctx.lock:
