@@ -83,3 +83,16 @@ def env_choice(name: str, default: str, choices: set[str]) -> str:
         allowed = ", ".join(sorted(choices))
         raise ImproperlyConfigured(f"{name}={value!r} is not one of: {allowed}.")
     return value
+
+
+def env_float(name: str, default: float, *, minimum: float, maximum: float) -> float:
+    value = _raw(name)
+    if value in (None, ""):
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+    if not minimum <= number <= maximum:
+        raise ImproperlyConfigured(f"{name}={number} is outside {minimum}..{maximum}.")
+    return number

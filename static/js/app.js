@@ -1,15 +1,74 @@
-// Progressive enhancement only: every page works without this file.
+// Progressive enhancement only: every page works without this file. No dependencies.
 (function () {
   "use strict";
 
-  // Narrow size and length to what the chosen model can make, and show the estimated cost.
+  var ACTIVE = ["queued", "submitting", "in_progress", "downloading"];
+
+  function statusOf(el) { return ((el && el.getAttribute("data-state")) || "").split(":")[0]; }
+  function text(el) { return el ? el.textContent.replace(/\s+/g, " ").trim() : ""; }
+  function shorten(s, n) { return s.length > n ? s.slice(0, n - 1) + "…" : s; }
+
+  // Screen-reader announcements through a polite live region that stays in the page.
+  function announcer(region) {
+    var timer = null;
+    return function (message) {
+      if (!region || !message) return;
+      clearTimeout(timer);
+      region.textContent = "";
+      // A short pause makes screen readers notice a repeated message.
+      timer = setTimeout(function () { region.textContent = message; }, 120);
+    };
+  }
+
+  // Describe a card's status in words, e.g. “A paper boat…”: Ready.
+  function describe(card) {
+    var prompt = shorten(text(card.querySelector(".gen-prompt")), 60);
+    var label = text(card.querySelector("[data-status-label]"));
+    var message = "“" + prompt + "”: " + label + ".";
+    var error = card.querySelector(".gen-error-title");
+    if (error) message += " " + text(error).replace(/^Error:\s*/, "");
+    return message;
+  }
+
+  function focusables(root) {
+    return Array.prototype.slice.call(root.querySelectorAll("a[href], button, video[controls], input, select, textarea"));
+  }
+
+  // Poll `url` with backoff while `shouldContinue()` holds; pause while the tab is hidden.
+  function poller(url, onHtml, shouldContinue) {
+    var delay = 2000;
+    var waiting = false;
+    function schedule() { setTimeout(tick, delay); }
+    function tick() {
+      if (document.hidden) { waiting = true; return; }
+      fetch(url, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
+        .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.text(); })
+        .then(function (html) {
+          onHtml(html);
+          delay = 2000;
+          if (shouldContinue()) schedule();
+        })
+        .catch(function () { delay = Math.min(delay * 2, 30000); schedule(); });
+    }
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden && waiting) { waiting = false; tick(); }
+    });
+    return schedule;
+  }
+
+  // ---- Generate form ----------------------------------------------------------------------
+  // Narrow size and length to what the chosen model can make, show the estimated cost,
+  // and make sure one click sends one request.
   function setUpGenerateForm(form) {
     var model = form.querySelector("select[name=model]");
     var size = form.querySelector("select[name=size]");
     var seconds = form.querySelector("select[name=seconds]");
+    var prompt = form.querySelector("textarea[name=prompt]");
     var estimate = form.querySelector("[data-estimate]");
+    var submit = form.querySelector("button[type=submit]");
     if (!model || !size || !seconds) return;
-    var catalog = JSON.parse(model.getAttribute("data-catalog") || "{}");
+    var catalog = {};
+    try { catalog = JSON.parse(model.getAttribute("data-catalog") || "{}"); } catch (e) { catalog = {}; }
 
     function restrict(select, allowed) {
       var firstAllowed = null;
@@ -30,51 +89,163 @@
       var cents = (spec.cents_per_second[size.value] || 0) * Number(seconds.value);
       if (estimate) estimate.textContent = cents ? "About $" + (cents / 100).toFixed(2) + " at list price" : "";
     }
+
+    // “Use this prompt again” links carry the request in the query string.
+    function prefillFromUrl() {
+      if (!prompt || !window.URLSearchParams) return;
+      var params = new URLSearchParams(window.location.search);
+      if (!params.has("prompt")) return;
+      if (!prompt.value) prompt.value = params.get("prompt");
+      [[model, "model"], [size, "size"], [seconds, "seconds"]].forEach(function (pair) {
+        var value = params.get(pair[1]);
+        if (value && Array.prototype.some.call(pair[0].options, function (o) { return o.value === value; })) {
+          pair[0].value = value;
+          if (pair[0] === model) update();
+        }
+      });
+      if (window.history && history.replaceState) {
+        history.replaceState(null, "", window.location.pathname + window.location.hash);
+      }
+      prompt.focus();
+      prompt.setSelectionRange(prompt.value.length, prompt.value.length);
+    }
+
+    if (prompt && document.getElementById("prompt-help")) {
+      var described = (prompt.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+      if (described.indexOf("prompt-help") === -1) described.unshift("prompt-help");
+      prompt.setAttribute("aria-describedby", described.join(" "));
+    }
+
+    var sending = false;
+    var label = submit && submit.querySelector(".button-label");
+    var idleText = label ? label.textContent : "";
+    function reset() {
+      sending = false;
+      if (submit) { submit.removeAttribute("aria-disabled"); form.removeAttribute("aria-busy"); }
+      if (label) label.textContent = idleText;
+    }
+    form.addEventListener("submit", function (event) {
+      if (sending) { event.preventDefault(); return; }
+      sending = true;
+      form.setAttribute("aria-busy", "true");
+      if (submit) submit.setAttribute("aria-disabled", "true");
+      if (label) label.textContent = "Queuing…";
+    });
+    // Coming back with the browser's Back button restores the page as it was left.
+    window.addEventListener("pageshow", function (event) { if (event.persisted) reset(); });
+
+    if (prompt) {
+      prompt.addEventListener("keydown", function (event) {
+        if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+          event.preventDefault();
+          if (form.requestSubmit) form.requestSubmit(submit || undefined);
+          else if (submit) submit.click();
+        }
+      });
+    }
+
     [model, size, seconds].forEach(function (el) { el.addEventListener("change", update); });
     update();
+    prefillFromUrl();
   }
 
+  // ---- Live gallery -----------------------------------------------------------------------
   // Keep the gallery live while anything is in flight, replacing only the cards that changed
-  // so a video someone is watching keeps playing.
+  // so a video someone is watching keeps playing, keeping keyboard focus where it was, and
+  // telling screen-reader users when a video changes state.
   function setUpGallery(container) {
     var url = container.getAttribute("data-gallery-url");
-    var delay = 2000;
+    var announce = announcer(document.querySelector("[data-gallery-announcer]"));
     function hasActive(root) {
       var list = root.querySelector(".gallery");
       return !!(list && list.getAttribute("data-active"));
     }
-    function refresh() {
-      fetch(url, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
-        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
-        .then(function (html) {
-          var fresh = document.createElement("div");
-          fresh.innerHTML = html;
-          var oldList = container.querySelector(".gallery");
-          var newList = fresh.querySelector(".gallery");
-          if (!oldList || !newList) { container.innerHTML = html; }
-          else {
-            var incoming = Array.prototype.slice.call(newList.children);
-            incoming.forEach(function (card, index) {
-              var existing = document.getElementById(card.id);
-              if (!existing) { oldList.insertBefore(card, oldList.children[index] || null); }
-              else if (existing.getAttribute("data-state") !== card.getAttribute("data-state")) {
-                existing.replaceWith(card);
-              }
-            });
-            oldList.setAttribute("data-active", newList.getAttribute("data-active") || "");
+    function apply(html) {
+      var fresh = document.createElement("div");
+      fresh.innerHTML = html;
+      var oldList = container.querySelector(".gallery");
+      var newList = fresh.querySelector(".gallery");
+      if (!oldList || !newList) { container.innerHTML = html; return; }
+      var messages = [];
+      var incoming = Array.prototype.slice.call(newList.children);
+      incoming.forEach(function (card, index) {
+        var existing = document.getElementById(card.id);
+        if (!existing) {
+          oldList.insertBefore(card, oldList.children[index] || null);
+          messages.push("New video: " + describe(card));
+        } else if (existing.getAttribute("data-state") !== card.getAttribute("data-state")) {
+          var before = focusables(existing);
+          var focused = before.indexOf(document.activeElement);
+          var changed = statusOf(existing) !== statusOf(card);
+          existing.replaceWith(card);
+          if (focused !== -1) {
+            var after = focusables(card);
+            var target = after[Math.min(focused, after.length - 1)];
+            if (target) target.focus({ preventScroll: true });
           }
-          delay = 2000;
-          if (hasActive(container)) setTimeout(refresh, delay);
-        })
-        .catch(function () { delay = Math.min(delay * 2, 30000); setTimeout(refresh, delay); });
+          if (changed) messages.push(describe(card));
+        }
+      });
+      oldList.setAttribute("data-active", newList.getAttribute("data-active") || "");
+      if (messages.length) announce(messages.join(" "));
     }
-    if (hasActive(container)) setTimeout(refresh, delay);
+    var start = poller(url, apply, function () { return hasActive(container); });
+    if (hasActive(container)) start();
+  }
+
+  // ---- Live status on a video's own page ----------------------------------------------------
+  // Follows the generation through the project's gallery fragment and reloads the page once
+  // it is final, so the player (or the explanation of the failure) appears by itself.
+  function setUpLiveDetail(panel) {
+    var id = panel.getAttribute("data-live-generation");
+    var url = panel.getAttribute("data-gallery-url");
+    var labelEl = panel.querySelector("[data-live-label]");
+    var bar = panel.querySelector("[role=progressbar]");
+    var fill = panel.querySelector(".progress-bar");
+    var pct = panel.querySelector("[data-live-progress]");
+    var note = panel.querySelector("[data-live-note]");
+    var announce = announcer(panel.querySelector("[data-live-announcer]"));
+    var keepGoing = true;
+    if (note) note.textContent = "This page updates by itself and shows the video as soon as it is ready.";
+    function apply(html) {
+      var fresh = document.createElement("div");
+      fresh.innerHTML = html;
+      var card = fresh.querySelector('[data-id="' + id + '"]');
+      if (!card) { keepGoing = false; return; }
+      var parts = (card.getAttribute("data-state") || "").split(":");
+      var status = parts[0];
+      var progress = parts[1] || "0";
+      if (ACTIVE.indexOf(status) === -1) { keepGoing = false; window.location.reload(); return; }
+      var label = text(card.querySelector("[data-status-label]"));
+      if (labelEl && label && text(labelEl) !== label) { labelEl.textContent = label; announce(label); }
+      if (bar) {
+        bar.setAttribute("aria-valuenow", progress);
+        bar.setAttribute("aria-valuetext", progress + "% · " + label);
+      }
+      if (fill) fill.style.width = progress + "%";
+      if (pct) pct.textContent = progress;
+    }
+    poller(url, apply, function () { return keepGoing; })();
+  }
+
+  // ---- Small helpers ----------------------------------------------------------------------
+  function setUpConfirm(form) {
+    form.addEventListener("submit", function (event) {
+      if (!window.confirm(form.getAttribute("data-confirm"))) event.preventDefault();
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("[data-js-only]"), function (el) { el.hidden = false; });
+    Array.prototype.forEach.call(document.querySelectorAll("form[data-confirm]"), setUpConfirm);
+    // After a form comes back with errors, start where the first problem is.
+    var invalid = document.querySelector("form [aria-invalid=true]");
+    if (invalid && !document.querySelector("[autofocus]")) invalid.focus();
     var form = document.querySelector("[data-generate-form]");
     if (form) setUpGenerateForm(form);
     var gallery = document.getElementById("gallery");
     if (gallery) setUpGallery(gallery);
+    var live = document.querySelector("[data-live-generation]");
+    if (live) setUpLiveDetail(live);
   });
 })();

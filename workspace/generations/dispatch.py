@@ -18,18 +18,19 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 from rq import Retry
 from rq.exceptions import DuplicateJobError
 from rq.job import Job, JobStatus
 
 from workspace.core.rq import DISPATCH_QUEUE, FAILURE_TTL, get_queue, get_redis
-from workspace.generations.models import Generation, Status
+from workspace.generations.models import DispatchTurn, Generation, Status
 from workspace.providers.limiter import ChannelLimiter, Throttled
 from workspace.providers.models import Channel
 
@@ -112,17 +113,47 @@ def _eligible(channel: Channel, now: datetime) -> QuerySet[Generation]:
     )
 
 
-def fair_order(queryset: QuerySet[Generation], channel: Channel) -> QuerySet[Generation]:
-    last_served = Subquery(
-        Generation.objects.filter(
-            channel=channel, created_by=OuterRef("created_by"), submit_started_at__isnull=False
-        )
-        .order_by("-submit_started_at")
-        .values("submit_started_at")[:1]
+def _turns(channel: Channel) -> dict[int, datetime]:
+    return dict(
+        DispatchTurn.objects.filter(channel=channel).values_list("member_id", "last_dispatched_at")
     )
-    return queryset.annotate(last_served=last_served).order_by(
-        F("last_served").asc(nulls_first=True), "created_at", "id"
+
+
+def _members_by_turn(member_ids: set[int], turns: dict[int, datetime]) -> list[int]:
+    # Never served first, then least recently served; ties by id for a stable order.
+    return sorted(member_ids, key=lambda m: (m in turns, turns.get(m, _EPOCH), m))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def fair_queue(channel: Channel, *, eligible_only: bool = True) -> list[tuple[str, int, Any]]:
+    """The channel's queued generations in the order dispatch will send them.
+
+    Members take turns (least recently served first); each member's own requests go oldest
+    first. Returns ``(generation id, member id, next_attempt_at)`` tuples.
+    """
+    now = timezone.now()
+    source = (
+        _eligible(channel, now)
+        if eligible_only
+        else Generation.objects.filter(channel=channel, status=Status.QUEUED)
     )
+    rows = list(
+        source.order_by("created_at", "id").values_list("id", "created_by_id", "next_attempt_at")
+    )
+    per_member: dict[int, list[tuple[str, int, Any]]] = {}
+    for gid, member, next_attempt_at in rows:
+        per_member.setdefault(member, []).append((str(gid), member, next_attempt_at))
+    order = _members_by_turn(set(per_member), _turns(channel))
+    ordered: list[tuple[str, int, Any]] = []
+    depth = 0
+    while len(ordered) < len(rows):
+        for member in order:
+            if depth < len(per_member[member]):
+                ordered.append(per_member[member][depth])
+        depth += 1
+    return ordered
 
 
 def _has_capacity(channel: Channel) -> bool:
@@ -143,14 +174,23 @@ def _claim_next(channel: Channel) -> Generation | None:
         Channel.objects.select_for_update().filter(pk=channel.pk).first()
         if not _has_capacity(channel):
             return None
-        for candidate in fair_order(_eligible(channel, now), channel)[:5]:
-            if candidate.transition(
+        eligible = _eligible(channel, now)
+        waiting = set(eligible.values_list("created_by_id", flat=True).distinct())
+        for member in _members_by_turn(waiting, _turns(channel)):
+            candidate = eligible.filter(created_by_id=member).order_by("created_at", "id").first()
+            if candidate is not None and candidate.transition(
                 Status.SUBMITTING,
                 from_=Status.QUEUED,
                 submit_started_at=now,
                 submit_attempts=F("submit_attempts") + 1,
                 next_attempt_at=None,
             ):
+                DispatchTurn.objects.update_or_create(
+                    channel=channel,
+                    member_id=member,
+                    defaults={"last_dispatched_at": now, "dispatched": F("dispatched") + 1},
+                    create_defaults={"last_dispatched_at": now, "dispatched": 1},
+                )
                 candidate.refresh_from_db()
                 return candidate
     return None
@@ -220,11 +260,7 @@ def queue_standings(*, channel: Channel, generation_ids: set[str]) -> dict[str, 
     if not generation_ids:
         return {}
     now = timezone.now()
-    ordered = list(
-        fair_order(
-            Generation.objects.filter(channel=channel, status=Status.QUEUED), channel
-        ).values_list("id", "created_by_id", "next_attempt_at")
-    )
+    ordered = fair_queue(channel, eligible_only=False)
     running = dict(
         Generation.objects.filter(channel=channel, status__in=IN_FLIGHT)
         .values("created_by")
@@ -244,8 +280,7 @@ def queue_standings(*, channel: Channel, generation_ids: set[str]) -> dict[str, 
     interval = 60.0 / (channel.creates_per_minute or channel.requests_per_minute)
     interval /= settings.REELHOUSE_TIME_SCALE
     standings: dict[str, QueueStanding] = {}
-    for index, (gid, member_id, next_attempt_at) in enumerate(ordered):
-        key = str(gid)
+    for index, (key, member_id, next_attempt_at) in enumerate(ordered):
         if key not in generation_ids:
             continue
         wait = next_slot + index * interval

@@ -126,7 +126,11 @@ class Generation(models.Model):
                 condition=models.Q(progress__lte=100), name="progress_is_a_percentage"
             ),
         ]
-        indexes = [models.Index(fields=["project", "-created_at"])]
+        indexes = [
+            models.Index(fields=["project", "-created_at"]),
+            # The dispatcher's questions: who has work waiting, and what is their oldest?
+            models.Index(fields=["channel", "status", "created_by", "created_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.model} {self.size} {self.seconds}s ({self.status})"
@@ -158,3 +162,20 @@ class Generation(models.Model):
             for name, value in fields.items():
                 setattr(self, name, value)
         return bool(changed)
+
+
+class DispatchTurn(models.Model):
+    """When a member last got a create slot on a channel: the round-robin's memory."""
+
+    channel = models.ForeignKey("providers.Channel", on_delete=models.CASCADE, related_name="+")
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    last_dispatched_at = models.DateTimeField()
+    dispatched = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "member"], name="one_turn_per_member")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} on {self.channel_id} at {self.last_dispatched_at}"

@@ -21,6 +21,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from workspace.billing.services import (
+    reservation_close_failed,
+    reservation_create,
+    reservation_release,
+    reservation_settle,
+)
 from workspace.core.notify import admins_notify
 from workspace.core.rq import enqueue_on_commit
 from workspace.generations.dispatch import channel_kick_on_commit
@@ -93,6 +99,8 @@ def generation_submit(
             seconds=seconds,
             estimated_cost_cents=spec.cents_per_second.get(size, 0) * seconds,
         )
+        # Checks every budget and reserves the cost atomically; refusing rolls back the row.
+        reservation_create(generation=generation)
         channel_kick_on_commit(channel_id=channel.pk)
     logger.info("generation %s queued by user %s in project %s", generation.pk, user.pk, project.pk)
     return generation
@@ -137,6 +145,7 @@ def generation_cancel(*, generation: Generation, user: User) -> None:
         raise ValidationError(
             "It has already been sent to the provider and can no longer be canceled."
         )
+    reservation_release(generation=generation, reason="Canceled before it was sent.")
 
 
 # --- Sending to the provider -----------------------------------------------------------------
@@ -153,6 +162,8 @@ def _fail(generation: Generation, error: ProviderError, *, from_: str | set[str]
     if failed:
         # Its place at the provider (or in the in-flight cap) is free for the next one.
         channel_kick_on_commit(channel_id=generation.channel_id)
+        # Released, or settled when the provider bills this kind of failure (billing/policy.py).
+        reservation_close_failed(generation=generation)
     return failed
 
 
@@ -387,24 +398,32 @@ def _poll_delay(generation: Generation, job: ProviderJob) -> float:
     """When to look at a running job again, in real seconds.
 
     Looks once near the expected end and rarely before it: the expected length comes from the
-    job's own progress when it reports some, else from how long this model took lately, else
-    from the catalog. Overdue jobs are checked with a growing interval. Never sooner than the
-    provider's own hint (``openai-poll-after-ms``).
+    job's own progress when it reports some, else from how long this model took lately; with
+    neither, the provider's own hint (``openai-poll-after-ms``) decides, and without that the
+    catalog's typical time. Overdue jobs are checked with a growing interval. Never sooner than
+    the provider's hint.
     """
     now = timezone.now()
     age = (now - (generation.submitted_at or now)).total_seconds()
     learned = expected_render_seconds(channel_id=generation.channel_id, model=generation.model)
     spec = generation.channel.catalog.get(generation.model)
     catalog = (spec.typical_render_seconds if spec else 90) / settings.REELHOUSE_TIME_SCALE
-    expected = age / (job.progress / 100) if job.progress >= 5 and age > 0 else learned or catalog
-    remaining = expected - age
-    if remaining > MIN_POLL_SECONDS:
-        wait = remaining * 0.95
+    expected: float | None = (
+        age / (job.progress / 100) if job.progress >= 5 and age > 0 else learned
+    )
+    if expected is None and job.poll_after is not None:
+        # Nothing known yet about this model: the provider's own hint is the best guess.
+        wait = job.poll_after
     else:
-        overdue = max(0, generation.poll_count - 1)
-        wait = max(MIN_POLL_SECONDS, 0.1 * expected) * 1.5 ** min(overdue, 10)
-    if job.poll_after is not None:
-        wait = max(wait, job.poll_after)
+        expected = expected or catalog
+        remaining = expected - age
+        if remaining > MIN_POLL_SECONDS:
+            wait = remaining * 0.95
+        else:
+            overdue = max(0, generation.poll_count - 1)
+            wait = max(MIN_POLL_SECONDS, 0.1 * expected) * 1.5 ** min(overdue, 10)
+        if job.poll_after is not None:
+            wait = max(wait, job.poll_after)
     if generation.channel.webhooks_enabled:
         wait = max(wait, WEBHOOK_SAFETY_POLL_SECONDS / settings.REELHOUSE_TIME_SCALE)
     wait = min(max(wait, MIN_POLL_SECONDS), MAX_POLL_SECONDS)
@@ -582,14 +601,15 @@ def generation_download(*, generation_id: str) -> None:
     fields = {
         name: path for name, path in stored.items() if name in ("video", "thumbnail", "spritesheet")
     }
-    generation.transition(
+    if generation.transition(
         Status.COMPLETED,
         from_=Status.DOWNLOADING,
         completed_at=timezone.now(),
         error_class="",
         error_message="",
         **fields,
-    )
+    ):
+        reservation_settle(generation=generation)
     logger.info("generation %s completed", generation.pk)
 
 

@@ -1,0 +1,93 @@
+"""Shared plumbing for the benchmarks: an isolated Django setup, workers as real processes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup_django(*, name: str, time_scale: float) -> dict[str, str]:
+    """Configure this process for a benchmark and return the environment for its workers.
+
+    Uses ``DATABASE_URL``/``REDIS_URL`` when set (PostgreSQL and Redis, as in production), else
+    SQLite and an embedded Redis under ``var/bench-<name>``.
+    """
+    sys.path.insert(0, str(ROOT))
+    var = ROOT / "var" / f"bench-{name}"
+    var.mkdir(parents=True, exist_ok=True)
+    env = {
+        "DJANGO_SETTINGS_MODULE": "workspace.settings",
+        "REELHOUSE_VAR_DIR": str(var),
+        "REELHOUSE_TIME_SCALE": str(time_scale),
+        "LOG_LEVEL": "WARNING",
+    }
+    os.environ.update(env)
+    from workspace.core import embedded_redis
+
+    if not os.environ.get("REDIS_URL"):
+        socket_path = var / "redis" / "redis.sock"
+        embedded_redis.start(socket_path)
+        os.environ["REDIS_URL"] = f"unix://{socket_path}"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    return {**os.environ}
+
+
+def start_workers(
+    env: dict[str, str], *, default: int, dispatch: int
+) -> list[subprocess.Popen[bytes]]:
+    manage = str(ROOT / "manage.py")
+    processes = []
+    for queue, count in (("default", default), ("dispatch", dispatch)):
+        for _ in range(count):
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, manage, "rqworker", queue, "--with-scheduler"],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+    return processes
+
+
+def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def machine() -> str:
+    import platform
+
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
+
+
+def wait_until(predicate, *, timeout: float, every: float = 0.5) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(every)
+    return False
