@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-
 from _harness import machine, setup_django, start_workers, stop, wait_until
 
 HEAVY_JOBS = 200
@@ -114,17 +113,15 @@ def analyse(
 
 def run_reelhouse(sim: Any, rpm: int, scale: float, env: dict[str, str]) -> Report:
     from django.contrib.auth.models import User
+    from django.core.management import call_command
 
+    from workspace.core.rq import get_redis
     from workspace.generations.dispatch import channel_kick
     from workspace.generations.models import Generation, Status
     from workspace.generations.services import generation_submit
     from workspace.projects.models import Role
     from workspace.projects.services import membership_add, project_create
     from workspace.providers.models import Channel
-
-    from django.core.management import call_command
-
-    from workspace.core.rq import get_redis
 
     call_command("flush", interactive=False, verbosity=0)  # a scratch database, wiped per run
     get_redis().flushdb()
@@ -250,7 +247,7 @@ def run_naive(sim: Any, rpm: int, scale: float) -> Report:
 
     jobs = [("heavy", n) for n in range(HEAVY_JOBS)]
     jobs += [(f"mid{i}", n) for n in range(MID_JOBS) for i in range(MID_MEMBERS)]
-    for name, n in jobs + [("light", 0)]:
+    for name, n in [*jobs, ("light", 0)]:
         owners[f"{name} job {n}"] = name
     with ThreadPoolExecutor(max_workers=len(jobs) + 1) as pool:
         for name, n in jobs:

@@ -47,7 +47,8 @@ if state == 'half_open' then
   end
   local last = tonumber(redis.call('HGET', KEYS[1], 'cooldown') or cooldown)
   local next_cooldown = math.min(last * 2, max_cooldown)
-  redis.call('HSET', KEYS[1], 'state', 'open', 'until', now + next_cooldown, 'cooldown', next_cooldown, 'opened_at', now)
+  redis.call('HSET', KEYS[1], 'state', 'open', 'until', now + next_cooldown,
+             'cooldown', next_cooldown, 'opened_at', now)
   return 'reopened'
 end
 if state == 'open' then return 'open' end
@@ -60,7 +61,8 @@ for _, entry in ipairs(entries) do
   if string.find(entry, ':fail:') then failures = failures + 1 end
 end
 if #entries >= min_calls and failures / #entries >= threshold then
-  redis.call('HSET', KEYS[1], 'state', 'open', 'until', now + cooldown, 'cooldown', cooldown, 'opened_at', now)
+  redis.call('HSET', KEYS[1], 'state', 'open', 'until', now + cooldown,
+             'cooldown', cooldown, 'opened_at', now)
   redis.call('DEL', KEYS[3])
   return 'opened'
 end

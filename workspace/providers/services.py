@@ -7,7 +7,6 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from workspace.core.notify import admins_notify
-
 from workspace.core.rq import get_redis
 from workspace.providers.adapters.base import VideoAdapter
 from workspace.providers.adapters.openai_videos import OpenAIVideosAdapter

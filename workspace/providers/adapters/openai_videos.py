@@ -7,8 +7,8 @@ the adapter speaks it to whatever ``base_url`` the channel names.
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import httpx
