@@ -16,7 +16,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from workspace.env import env_bool, env_choice, env_int, env_list, env_str, env_url
+from workspace.env import env_bool, env_choice, env_float, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "workspace.projects",
     "workspace.providers",
     "workspace.generations",
+    "workspace.billing",
     "workspace.simulator",
 ]
 
@@ -80,6 +81,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Lets the audit log name who changed a budget, price, channel or membership.
+    "workspace.billing.audit.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -197,7 +200,7 @@ USE_TZ = True
 SIMULATOR_URL = env_url("REELHOUSE_SIMULATOR_URL", "http://127.0.0.1:8765", schemes={"http"})
 # Benchmarks only: run limiter periods and scheduled waits this many times faster, matching a
 # simulator started with the same --time-scale. 1 everywhere else.
-REELHOUSE_TIME_SCALE = float(env_int("REELHOUSE_TIME_SCALE", 1, minimum=1, maximum=1000))
+REELHOUSE_TIME_SCALE = env_float("REELHOUSE_TIME_SCALE", 1.0, minimum=1.0, maximum=1000.0)
 PROVIDER_CONNECT_TIMEOUT = float(env_int("PROVIDER_CONNECT_TIMEOUT", 10, minimum=1))
 PROVIDER_READ_TIMEOUT = float(env_int("PROVIDER_READ_TIMEOUT", 60, minimum=1))
 PROVIDER_DOWNLOAD_TIMEOUT = float(env_int("PROVIDER_DOWNLOAD_TIMEOUT", 300, minimum=1))

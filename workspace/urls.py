@@ -8,4 +8,5 @@ urlpatterns = [
     path("", include("workspace.providers.urls")),
     path("", include("workspace.projects.urls")),
     path("", include("workspace.generations.urls")),
+    path("", include("workspace.billing.urls")),
 ]
