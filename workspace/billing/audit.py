@@ -93,8 +93,20 @@ def _fields(model: type[models.Model]) -> list[str]:
     ]
 
 
+# Secrets (even encrypted) never enter the log: only whether one is set.
+_REDACTED_FIELDS = {"api_key_encrypted"}
+
+
+def _redact(name: str, value: Any) -> Any:
+    if name in _REDACTED_FIELDS:
+        return "(a key is stored)" if value else "(no key stored)"
+    return value
+
+
 def _snapshot(instance: models.Model) -> dict[str, Any]:
-    return {name: _jsonable(getattr(instance, name)) for name in _fields(type(instance))}
+    return {
+        name: _redact(name, _jsonable(getattr(instance, name))) for name in _fields(type(instance))
+    }
 
 
 def audit_record(
@@ -118,7 +130,7 @@ def _before_save(sender: type[models.Model], instance: models.Model, **kwargs: A
         return
     previous = sender._default_manager.filter(pk=instance.pk).values(*_fields(sender)).first()
     instance._audit_before = (  # type: ignore[attr-defined]
-        {k: _jsonable(v) for k, v in previous.items()} if previous else None
+        {k: _redact(k, _jsonable(v)) for k, v in previous.items()} if previous else None
     )
 
 

@@ -1,16 +1,92 @@
-from django.contrib import admin
+from __future__ import annotations
 
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from workspace.providers.forms import ChannelAdminForm
 from workspace.providers.models import Channel
+from workspace.providers.services import (
+    channel_check_key,
+    channel_resume,
+    circuit_for_channel,
+    limiter_for_channel,
+)
 
 
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "protocol", "endpoint", "is_active"]
+    form = ChannelAdminForm
+    list_display = [
+        "name",
+        "protocol",
+        "endpoint",
+        "key",
+        "requests_per_minute",
+        "creates_per_minute",
+        "max_in_flight",
+        "health",
+        "is_active",
+    ]
     prepopulated_fields = {"slug": ["name"]}
+    readonly_fields = ["key", "health", "halted_at", "halted_reason"]
+    actions = ["check_key", "resume"]
+    fieldsets = [
+        (None, {"fields": ["name", "slug", "protocol", "base_url", "is_active"]}),
+        ("Key", {"fields": ["key", "api_key_env", "new_api_key", "clear_api_key"]}),
+        (
+            "Limits (shared by every worker)",
+            {
+                "fields": [
+                    "requests_per_minute",
+                    "creates_per_minute",
+                    "max_in_flight",
+                    "member_max_in_flight",
+                    "member_max_queued",
+                ]
+            },
+        ),
+        ("Webhooks", {"fields": ["webhook_secret_env"]}),
+        ("Health", {"fields": ["health", "halted_at", "halted_reason"]}),
+    ]
 
     @admin.display(description="Talks to")
     def endpoint(self, channel: Channel) -> str:
         connection = channel.connection()
-        # The base URL only; the key itself is never rendered.
         label = "simulator" if connection.simulated else "provider"
         return f"{connection.base_url} ({label})"
+
+    @admin.display(description="Key")
+    def key(self, channel: Channel) -> str:
+        return channel.key_source  # where the key comes from; never the key
+
+    @admin.display(description="Health")
+    def health(self, channel: Channel) -> str:
+        if channel.pk is None:
+            return "-"
+        if channel.halted_at:
+            return f"HALTED: {channel.halted_reason}"
+        parts = []
+        try:
+            circuit = circuit_for_channel(channel=channel).state()
+            if circuit.state != "closed":
+                parts.append(f"circuit {circuit.state} (probe in {circuit.reopens_in:.0f} s)")
+            paused = limiter_for_channel(channel=channel).paused_for()
+            if paused > 0:
+                parts.append(f"paused by the provider for {paused:.0f} s")
+        except Exception:  # Redis unreachable: say so rather than break the admin page
+            return "unknown (Redis unreachable)"
+        return "; ".join(parts) or "ok"
+
+    @admin.action(description="Check the key (one harmless call)")
+    def check_key(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+        for channel in queryset:
+            result = channel_check_key(channel=channel)
+            level = messages.SUCCESS if result.verdict == "valid" else messages.WARNING
+            self.message_user(request, f"{channel.name}: {result.verdict}. {result.message}", level)
+
+    @admin.action(description="Resume (after fixing the key or the account)")
+    def resume(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+        for channel in queryset:
+            channel_resume(channel=channel)
+            self.message_user(request, f"{channel.name} resumed; queued work is being sent.")

@@ -48,6 +48,9 @@ class Channel(models.Model):
             "talks to the built-in provider simulator."
         ),
     )
+    # A key entered in the admin, encrypted at rest (secrets.py); it wins over api_key_env.
+    api_key_encrypted = models.TextField(blank=True, editable=False)
+    api_key_hint = models.CharField(max_length=20, blank=True, editable=False)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -96,7 +99,7 @@ class Channel(models.Model):
 
     def connection(self) -> ChannelConnection:
         """Where to send requests and with which key; the simulator when no key is set."""
-        api_key = os.environ.get(self.api_key_env, "").strip()
+        api_key = self.api_key()
         if not api_key:
             base = str(settings.SIMULATOR_URL).rstrip("/")
             return ChannelConnection(
@@ -111,6 +114,30 @@ class Channel(models.Model):
             or OFFICIAL_BASE_URLS[protocol]
         )
         return ChannelConnection(base_url=base_url, api_key=api_key, simulated=False)
+
+    def api_key(self) -> str:
+        """The key to use: the one stored in the admin, else the environment variable's."""
+        if self.api_key_encrypted:
+            from workspace.providers.secrets import decrypt
+
+            return decrypt(self.api_key_encrypted)
+        return os.environ.get(self.api_key_env, "").strip()
+
+    def set_api_key(self, key: str) -> None:
+        from workspace.providers.secrets import encrypt, mask
+
+        key = key.strip()
+        self.api_key_encrypted = encrypt(key) if key else ""
+        self.api_key_hint = mask(key) if key else ""
+
+    @property
+    def key_source(self) -> str:
+        """Where the key comes from, in words an admin reads (never the key itself)."""
+        if self.api_key_encrypted:
+            return f"stored in Reelhouse ({self.api_key_hint})"
+        if os.environ.get(self.api_key_env, "").strip():
+            return f"environment variable {self.api_key_env}"
+        return f"none ({self.api_key_env} is unset): uses the provider simulator"
 
     def webhook_secret(self) -> str | None:
         if not self.webhook_secret_env:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError
@@ -11,8 +12,10 @@ from workspace.core.rq import get_redis
 from workspace.providers.adapters.base import VideoAdapter
 from workspace.providers.adapters.openai_videos import OpenAIVideosAdapter
 from workspace.providers.circuit import ChannelCircuit
-from workspace.providers.limiter import ChannelLimiter
+from workspace.providers.errors import ErrorClass, ProviderError
+from workspace.providers.limiter import ChannelLimiter, Throttled
 from workspace.providers.models import Channel, Protocol
+from workspace.providers.secrets import KeyUnreadable
 
 logger = logging.getLogger(__name__)
 
@@ -111,3 +114,48 @@ def adapter_for_channel(*, channel: Channel, limiter: ChannelLimiter | None = No
             ),
         )
     raise ValueError(f"Channel {channel.slug} uses an unknown protocol {channel.protocol!r}.")
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    verdict: str  # valid, invalid key, no credit, unreachable, provider trouble, rate limited
+    message: str
+
+
+def channel_check_key(*, channel: Channel) -> KeyCheck:
+    """Make one harmless call with the channel's key and say in plain words what it showed."""
+    try:
+        adapter = adapter_for_channel(channel=channel)
+    except KeyUnreadable as error:
+        return KeyCheck("invalid key", str(error))
+    where = "the provider simulator" if channel.is_simulated else channel.connection().base_url
+    try:
+        if getattr(adapter, "can_list", True):
+            adapter.list_recent(limit=1)
+        else:
+            adapter.retrieve("reelhouse-key-check")
+    except Throttled as throttled:
+        return KeyCheck(
+            "rate limited", f"Not checked: the channel is paused for {throttled.wait:.0f} s more."
+        )
+    except ProviderError as error:
+        verdicts = {
+            ErrorClass.AUTH: ("invalid key", "The provider refused the key"),
+            ErrorClass.QUOTA_EXHAUSTED: (
+                "no credit",
+                "The key works but the account has no credit or hit its spend limit",
+            ),
+            ErrorClass.NETWORK: ("unreachable", f"Could not reach {where}"),
+            ErrorClass.OVERLOADED: ("provider trouble", "The provider answered with an error"),
+            ErrorClass.RATE_LIMITED: (
+                "rate limited",
+                "The key works; the provider asks to slow down",
+            ),
+        }
+        if error.error_class is ErrorClass.NOT_FOUND:
+            return KeyCheck("valid", f"The key works with {where}.")
+        verdict, words = verdicts.get(error.error_class, ("provider trouble", "Unexpected answer"))
+        return KeyCheck(verdict, f"{words}: {error.message}")
+    finally:
+        adapter.close()
+    return KeyCheck("valid", f"The key works with {where}.")

@@ -1,0 +1,71 @@
+"""Channel keys in the admin: write-only, encrypted at rest, never on a page; the check-key action."""
+
+import logging
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from workspace.providers.models import Channel
+from workspace.providers.services import channel_check_key
+
+KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+@pytest.fixture
+def admin_client(client, db):  # type: ignore[no-untyped-def]
+    User.objects.create_superuser("root", "root@example.com", "pw-root-123456")
+    client.login(username="root", password="pw-root-123456")
+    return client
+
+
+def change(admin_client, channel: Channel, **fields):  # type: ignore[no-untyped-def]
+    data = {
+        "name": channel.name, "slug": channel.slug, "protocol": channel.protocol,
+        "base_url": channel.base_url, "is_active": "on", "api_key_env": channel.api_key_env,
+        "requests_per_minute": channel.requests_per_minute, "creates_per_minute": "",
+        "max_in_flight": channel.max_in_flight, "member_max_in_flight": channel.member_max_in_flight,
+        "member_max_queued": channel.member_max_queued, "webhook_secret_env": channel.webhook_secret_env,
+        **fields,
+    }
+    return admin_client.post(reverse("admin:providers_channel_change", args=[channel.pk]), data)
+
+
+def test_a_key_is_write_only_and_encrypted(admin_client, channel, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.DEBUG)
+    answer = change(admin_client, channel, new_api_key=KEY)
+    assert answer.status_code == 302
+    stored = Channel.objects.get(pk=channel.pk)
+    assert KEY not in stored.api_key_encrypted  # encrypted at rest
+    assert stored.api_key() == KEY
+    assert stored.api_key_hint == "sk-…6789"
+    for url in (
+        reverse("admin:providers_channel_change", args=[channel.pk]),
+        reverse("admin:providers_channel_changelist"),
+    ):
+        page = admin_client.get(url).content.decode()
+        assert KEY not in page
+        assert stored.api_key_encrypted not in page
+    assert KEY not in caplog.text
+    # Leaving the field blank keeps the key; clearing forgets it.
+    change(admin_client, Channel.objects.get(pk=channel.pk))
+    assert Channel.objects.get(pk=channel.pk).api_key() == KEY
+    change(admin_client, Channel.objects.get(pk=channel.pk), clear_api_key="on")
+    assert Channel.objects.get(pk=channel.pk).api_key_encrypted == ""
+
+
+def test_check_key_says_what_the_provider_said(channel, simulator) -> None:  # type: ignore[no-untyped-def]
+    assert channel_check_key(channel=channel).verdict == "valid"
+    simulator.update_config(api_keys=["something-else-entirely"])
+    assert channel_check_key(channel=channel).verdict == "invalid key"
+    simulator.update_config(api_keys=None, fail_5xx_rate=1.0)
+    assert channel_check_key(channel=channel).verdict == "provider trouble"
+
+
+def test_the_check_key_action_reports_in_the_admin(admin_client, channel, simulator) -> None:  # type: ignore[no-untyped-def]
+    answer = admin_client.post(
+        reverse("admin:providers_channel_changelist"),
+        {"action": "check_key", "_selected_action": [channel.pk]},
+        follow=True,
+    )
+    assert "valid. The key works with the provider simulator." in answer.content.decode()
