@@ -352,12 +352,12 @@ def main() -> None:
             f"{figures['entries']:.0f} ledger entries in {figures['ledger_copy']:.1f} s (COPY)"
         )
         figures.update(rebuild())
-        print(f"  {figures['rollup_rows']:.0f} rollup rows rebuilt in {figures['rollup_rebuild']:.1f} s")
+        print(
+            f"  {figures['rollup_rows']:.0f} rollup rows rebuilt in {figures['rollup_rebuild']:.1f} s"
+        )
 
     admin = User.objects.get(username="bench-admin")
-    busiest = (
-        LedgerEntry.objects.values("user_id").annotate(n=Count("id")).order_by("-n").first()
-    )
+    busiest = LedgerEntry.objects.values("user_id").annotate(n=Count("id")).order_by("-n").first()
     assert busiest is not None
     member = User.objects.get(pk=busiest["user_id"])
     today = timezone.localdate()
@@ -413,7 +413,8 @@ def write_doc(
         SECTION,
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d} on {machine()}, PostgreSQL {server} (local, "
-        "default configuration).",
+        f"default configuration); load average {os.getloadavg()[0]:.1f} at the end (the machine "
+        "was shared with other work, so the spread between runs is wide).",
         "",
         "```sh",
         "psql -h 127.0.0.1 -U postgres -c 'create database reelhouse_bench_ledger'  # once",
@@ -458,18 +459,23 @@ def write_doc(
         "the ledger.",
         "",
         "Why it is fast: the pages never scan the ledger. Every ledger write also upserts "
-        "`billing_dailyusage` (one row per local day and model, member, project or outcome) in "
-        "the same transaction, so the 12-month panel reads about "
-        f"{math.ceil(365 * (len(MODELS) + args.members + args.projects + 8)):,} rows at most; "
-        "budget status sums whole rollup days (periods start at local midnight); a member's page "
-        "reads their own entries through the `(user_id, accounted_at)` index.",
+        "`billing_dailyusage` in the same transaction: one row per local day and model, member, "
+        "project and outcome, plus the member's own split by project and by model. The 12-month "
+        "panel aggregates about "
+        f"{math.ceil(365 * (len(MODELS) + args.members + args.projects + 8)):,} rollup rows at "
+        "most (on the `(dimension, day, key)` unique index); budget status sums whole rollup days "
+        "(periods start at local midnight); a member's page reads only their own rollup rows "
+        "(partial index on `(member, dimension, day)`), a few thousand a year however many "
+        "videos they make. The ledger's own indexes (`(user_id, accounted_at)`, "
+        "`(project_id, accounted_at)`, `accounted_at`, `created_at`) serve counter creation and "
+        "the CSV export.",
         "",
     ]
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
     if SECTION in text:
         # Replace our own section only, leaving every other section as it is.
         start = text.index(SECTION)
-        rest = text[start + len(SECTION):]
+        rest = text[start + len(SECTION) :]
         following = rest.find("\n## ")
         end = start + len(SECTION) + following + 1 if following != -1 else len(text)
         text = text[:start] + "\n".join(lines) + "\n" + text[end:]

@@ -127,29 +127,44 @@ def test_an_ambiguous_create_that_was_given_up_is_charged(project, teammate) -> 
 
 
 @pytest.mark.parametrize(
-    ("error_class", "finished_at_provider", "charged"),
+    ("protocol", "error_class", "finished_at_provider", "charged"),
     [
-        (ErrorClass.MODERATION, False, False),
-        (ErrorClass.PROVIDER_FAILED, False, False),
-        (ErrorClass.INVALID_REQUEST, False, False),
-        (ErrorClass.QUOTA_EXHAUSTED, False, False),
-        (ErrorClass.NOT_FOUND, False, False),
-        (ErrorClass.AMBIGUOUS_CREATE, False, True),
-        (ErrorClass.EXPIRED, True, True),
-        (ErrorClass.NETWORK, True, True),
+        ("openai_videos", ErrorClass.MODERATION, False, False),
+        ("openai_videos", ErrorClass.PROVIDER_FAILED, False, False),
+        ("openai_videos", ErrorClass.INVALID_REQUEST, False, False),
+        ("openai_videos", ErrorClass.QUOTA_EXHAUSTED, False, False),
+        ("openai_videos", ErrorClass.NOT_FOUND, False, False),
+        ("openai_videos", ErrorClass.AMBIGUOUS_CREATE, False, True),
+        ("openai_videos", ErrorClass.EXPIRED, True, True),
+        ("openai_videos", ErrorClass.NETWORK, True, True),
+        ("gemini", ErrorClass.MODERATION, False, False),
+        ("fal", ErrorClass.INVALID_REQUEST, False, True),
+        ("fal", ErrorClass.PROVIDER_FAILED, False, False),
+        ("runway", ErrorClass.MODERATION, False, True),
+        ("a-new-protocol", ErrorClass.MODERATION, False, True),
     ],
 )
-def test_the_billing_table_for_the_openai_protocol(
-    error_class, finished_at_provider, charged
-) -> None:  # type: ignore[no-untyped-def]
+def test_the_billing_table(protocol, error_class, finished_at_provider, charged) -> None:  # type: ignore[no-untyped-def]
+    # Every case here is a job the provider had accepted.
     assert (
         failure_is_charged(
-            protocol="openai_videos",
+            protocol=protocol,
             error_class=error_class.value,
             provider_finished=finished_at_provider,
+            provider_accepted=True,
         )
         is charged
     )
+
+
+def test_a_failure_before_the_provider_accepted_the_job_is_never_charged_by_class() -> None:
+    for protocol in ("fal", "runway", "a-new-protocol"):
+        assert not failure_is_charged(
+            protocol=protocol,
+            error_class=ErrorClass.INVALID_REQUEST.value,
+            provider_finished=False,
+            provider_accepted=False,
+        )
 
 
 def test_the_sweep_closes_reservations_a_crashed_worker_left_open(project, teammate) -> None:  # type: ignore[no-untyped-def]

@@ -16,7 +16,7 @@ from workspace.providers.catalog import CATALOGS
 MAX_RANGE_DAYS = 731
 
 
-def _all_models() -> list[tuple[str, str]]:
+def model_choices() -> list[tuple[str, str]]:
     seen: dict[str, str] = {}
     for catalog in CATALOGS.values():
         for spec in catalog.models:
@@ -99,7 +99,7 @@ class BudgetAdminForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         models_field: forms.MultipleChoiceField = self.fields["allowed_models"]  # type: ignore[assignment]
-        models_field.choices = _all_models()
+        models_field.choices = model_choices()
         if self.instance.pk and self.instance.limit_cents is not None:
             self.initial["limit_dollars"] = Decimal(self.instance.limit_cents) / 100
 

@@ -296,15 +296,6 @@ class LedgerEntry(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk}"
 
-    @property
-    def amount_cents(self) -> int:
-        """The amount the entry moves, whatever its direction (for listings)."""
-        return (
-            self.spent_cents
-            if self.kind in (Kind.SETTLE, Kind.ADJUSTMENT)
-            else abs(self.reserved_cents)
-        )
-
 
 class Dimension(models.TextChoices):
     MODEL = "model", "Model"

@@ -16,9 +16,9 @@ rebuilds counters from the ledger if that were ever in doubt.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -30,8 +30,18 @@ from django.contrib.auth.models import User
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.mail import send_mass_mail
 from django.db import connection, transaction
-from django.db.models import Case, F, IntegerField, Q, Sum, Value, When
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    CharField,
+    F,
+    IntegerField,
+    Q,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.functions import Cast, Coalesce, Concat, NullIf, TruncDate
 from django.urls import reverse
 from django.utils import timezone
 
@@ -97,10 +107,15 @@ def prices_seed(*, channel: Channel) -> int:
 def price_current(*, channel: Channel, model: str, size: str, at: datetime | None = None) -> Price:
     """The price in effect at ``at`` (now by default): the source of truth for what a job costs."""
     at = at or timezone.now()
-    prices = Price.objects.filter(channel=channel, model=model, size=size)
-    price = prices.filter(effective_from__lte=at).order_by("-effective_from").first()
-    if price is None and not prices.exists() and prices_seed(channel=channel):
-        price = prices.filter(effective_from__lte=at).order_by("-effective_from").first()
+    in_effect = Price.objects.filter(
+        channel=channel, model=model, size=size, effective_from__lte=at
+    ).order_by("-effective_from")
+    price = in_effect.first()
+    if price is None:
+        # First use (or a concurrent first use that just committed): seed what is missing and
+        # look again; sizes an admin priced only from a future date stay unpriced until then.
+        prices_seed(channel=channel)
+        price = in_effect.first()
     if price is None:
         raise ValidationError(
             {
@@ -542,14 +557,17 @@ def reservation_close_failed(*, generation: Generation) -> LedgerEntry | None:
     """Settle or release a failed generation, as its provider's billing policy says."""
     row = (
         Generation.objects.filter(pk=generation.pk)
-        .values_list("error_class", "provider_finished_at", "channel__protocol")
+        .values_list("error_class", "provider_finished_at", "provider_job_id", "channel__protocol")
         .first()
     )
     if row is None:
         return _close(generation.pk, Kind.RELEASE, reason="The generation was deleted.")
-    error_class, finished_at, protocol = row
+    error_class, finished_at, provider_job_id, protocol = row
     if failure_is_charged(
-        protocol=protocol, error_class=error_class, provider_finished=finished_at is not None
+        protocol=protocol,
+        error_class=error_class,
+        provider_finished=finished_at is not None,
+        provider_accepted=provider_job_id is not None,
     ):
         why = "rendered by the provider" if finished_at else error_class
         return _close(
@@ -705,51 +723,79 @@ def budget_counters_reset(*, budget: Budget) -> None:
 
 
 def usage_rollups_rebuild() -> int:
-    """Recompute every daily rollup from the ledger; returns the number of rows written."""
-    day = TruncDate("accounted_at", tzinfo=org_timezone())
-    sums = {
-        "spent": Coalesce(Sum("spent_cents"), 0),
-        "reserved": Coalesce(Sum("reserved_cents"), 0),
-        "spent_s": Coalesce(Sum("spent_seconds"), 0),
-        "reserved_s": Coalesce(Sum("reserved_seconds"), 0),
-        "reservations": Coalesce(Sum(_count_of(Kind.RESERVE)), 0),
-        "settlements": Coalesce(Sum(_count_of(Kind.SETTLE)), 0),
-        "releases": Coalesce(Sum(_count_of(Kind.RELEASE)), 0),
-    }
-    rows: list[DailyUsage] = []
-    entries = LedgerEntry.objects.annotate(day=day)
-    for dimension, field in (
-        (Dimension.MODEL, "model"),
-        (Dimension.MEMBER, "user_id"),
-        (Dimension.PROJECT, "project_id"),
-    ):
-        for row in entries.values("day", field).annotate(**sums).order_by():
-            rows.append(_rollup_row(dimension, row["day"], row[field], row))
-    for dimension, field in (
-        (Dimension.MEMBER_PROJECT, "project_id"),
-        (Dimension.MEMBER_MODEL, "model"),
-    ):
-        grouped = entries.filter(user_id__isnull=False).values("day", "user_id", field)
-        for row in grouped.annotate(**sums).order_by():
-            pair = f"{row['user_id']}:{'' if row[field] is None else row[field]}"
-            rows.append(_rollup_row(dimension, row["day"], pair, row, member=row["user_id"]))
-    closing = entries.filter(kind__in=CLOSING_KINDS)
-    for row in closing.values("day", "outcome", "error_class").annotate(**sums).order_by():
-        probe = LedgerEntry(outcome=row["outcome"], error_class=row["error_class"])
-        row = {**row, "reserved": 0, "reserved_s": 0}
-        rows.append(_rollup_row(Dimension.OUTCOME, row["day"], _outcome_key(probe), row))
-    merged: dict[tuple[str, object, str], DailyUsage] = {}
-    for item in rows:
-        slot = (item.dimension, item.day, item.key)
-        if slot in merged:  # two error classes can share an outcome key ("unknown")
-            for name in _ROLLUP_SUMS:
-                setattr(merged[slot], name, getattr(merged[slot], name) + getattr(item, name))
-        else:
-            merged[slot] = item
+    """Recompute every daily rollup from the ledger; returns the number of rows written.
+
+    One ``INSERT … SELECT … GROUP BY`` per dimension, so the database does the work (about a
+    minute of Python becomes seconds at a million entries); the same expressions as ``_rollup``.
+    """
+    as_text = partial(Cast, output_field=CharField())
+    optional = {name: Coalesce(as_text(name), Value("")) for name in ("user_id", "project_id")}
+    failed_key = Concat(
+        Value("failed:"), Coalesce(NullIf("error_class", Value("")), Value("unknown"))
+    )
+    outcome_key = Case(
+        When(outcome=Status.FAILED, then=failed_key),
+        default=Coalesce(NullIf("outcome", Value("")), Value("unknown")),
+        output_field=CharField(),
+    )
+    member_id = F("user_id")
+    dimensions: list[tuple[str, Any, Any]] = [
+        (Dimension.MODEL, F("model"), None),
+        (Dimension.MEMBER, optional["user_id"], None),
+        (Dimension.PROJECT, optional["project_id"], None),
+        (
+            Dimension.MEMBER_PROJECT,
+            Concat(as_text("user_id"), Value(":"), optional["project_id"]),
+            member_id,
+        ),
+        (Dimension.MEMBER_MODEL, Concat(as_text("user_id"), Value(":"), F("model")), member_id),
+        (Dimension.OUTCOME, outcome_key, None),
+    ]
+    table = connection.ops.quote_name(DailyUsage._meta.db_table)
+    quote = connection.ops.quote_name
     with transaction.atomic():
         DailyUsage.objects.all().delete()
-        DailyUsage.objects.bulk_create(merged.values(), batch_size=5000)
-    return len(merged)
+        for dimension, key, member in dimensions:
+            entries = LedgerEntry.objects.all()
+            if member is not None:
+                entries = entries.filter(user_id__isnull=False)
+            if dimension == Dimension.OUTCOME:
+                entries = entries.filter(kind__in=CLOSING_KINDS)
+            outcome = dimension == Dimension.OUTCOME
+            grouped = (
+                entries.annotate(
+                    r_day=TruncDate("accounted_at", tzinfo=org_timezone()),
+                    r_key=key,
+                    r_member=member if member is not None else Cast(Value(None), BigIntegerField()),
+                )
+                .values("r_day", "r_key", "r_member")
+                .annotate(
+                    r_spent=Coalesce(Sum("spent_cents"), 0),
+                    # Outcome rows count closings; reservations are not theirs to sum.
+                    r_reserved=Value(0) if outcome else Coalesce(Sum("reserved_cents"), 0),
+                    r_spent_s=Coalesce(Sum("spent_seconds"), 0),
+                    r_reserved_s=Value(0) if outcome else Coalesce(Sum("reserved_seconds"), 0),
+                    r_reservations=Coalesce(Sum(_count_of(Kind.RESERVE)), 0),
+                    r_settlements=Coalesce(Sum(_count_of(Kind.SETTLE)), 0),
+                    r_releases=Coalesce(Sum(_count_of(Kind.RELEASE)), 0),
+                )
+                .order_by()
+            )
+            select, params = grouped.query.sql_with_params()
+            picked = ", ".join(
+                quote(name)
+                for name in (
+                    "r_day", "r_key", "r_member", "r_spent", "r_reserved", "r_spent_s",
+                    "r_reserved_s", "r_reservations", "r_settlements", "r_releases",
+                )
+            )  # fmt: skip
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"INSERT INTO {table} (day, key, member, {', '.join(_ROLLUP_SUMS)}, "  # noqa: S608
+                    f"dimension) SELECT {picked}, %s FROM ({select}) grouped",
+                    [dimension, *params],
+                )
+    return DailyUsage.objects.count()
 
 
 _ROLLUP_SUMS = (
@@ -765,24 +811,6 @@ _ROLLUP_SUMS = (
 
 def _count_of(kind: str) -> Case:
     return Case(When(kind=kind, then=Value(1)), default=Value(0), output_field=IntegerField())
-
-
-def _rollup_row(
-    dimension: str, day: date, key: object, row: Mapping[str, int], *, member: int | None = None
-) -> DailyUsage:
-    return DailyUsage(
-        day=day,
-        dimension=dimension,
-        key="" if key is None else str(key),
-        member=member,
-        spent_cents=row["spent"],
-        reserved_cents=row["reserved"],
-        spent_seconds=row["spent_s"],
-        reserved_seconds=row["reserved_s"],
-        reservations=row["reservations"],
-        settlements=row["settlements"],
-        releases=row["releases"],
-    )
 
 
 # --- Warnings ------------------------------------------------------------------------------------

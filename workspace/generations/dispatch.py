@@ -37,8 +37,11 @@ from workspace.providers.models import Channel
 logger = logging.getLogger(__name__)
 
 IN_FLIGHT = (Status.SUBMITTING, Status.IN_PROGRESS)
-# A lane gives its worker back this often, so a deploy or a new lane count takes effect soon.
-LANE_SECONDS = 20.0
+# A lane gives its worker back this often (plus a stagger per lane, so two lanes never step
+# aside at once and leave slots unused), keeping jobs far below RQ's timeout and letting a
+# deploy or a new lane count take effect.
+LANE_SECONDS = 120.0
+LANE_STAGGER_SECONDS = 15.0
 # How long a lane sleeps in a worker for its slot before it reschedules itself instead.
 LANE_MAX_WAIT = 5.0
 _RETRY_FOREVER = 10**9
@@ -64,12 +67,7 @@ def channel_kick(*, channel_id: int, delay: float = 0) -> int:
     for lane in range(settings.REELHOUSE_DISPATCH_LANES):
         job_id = _lane_id(channel_id, lane)
         existing = Job.fetch(job_id, connection=queue.connection) if _exists(job_id) else None
-        if existing is not None and existing.get_status(refresh=False) in (
-            JobStatus.QUEUED,
-            JobStatus.SCHEDULED,
-            JobStatus.STARTED,
-            JobStatus.DEFERRED,
-        ):
+        if existing is not None and _lane_alive(existing):
             continue
         if existing is not None:
             existing.delete()
@@ -85,6 +83,25 @@ def channel_kick(*, channel_id: int, delay: float = 0) -> int:
         except DuplicateJobError:
             pass  # another process started this lane a moment ago
     return started
+
+
+# A lane runs at most this long; one "started" for longer lost its worker (e.g. SIGKILL) and
+# RQ would only notice after its own heartbeat timeout.
+LANE_MAX_LIFETIME = timedelta(seconds=LANE_SECONDS + 32 * LANE_STAGGER_SECONDS + 60)
+
+
+def _lane_alive(job: Job) -> bool:
+    status = job.get_status(refresh=False)
+    if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+        return True
+    if status != JobStatus.STARTED:
+        return False
+    started = job.started_at
+    if started is None:
+        return True
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return datetime.now(tz=UTC) - started < LANE_MAX_LIFETIME
 
 
 def _exists(job_id: str) -> bool:
@@ -220,6 +237,45 @@ def channel_dispatch_once(
     return generation
 
 
+def generations_fail_over(*, channel: Channel) -> int:
+    """Move this unavailable channel's queued work to equivalent models on available channels.
+
+    Only queued generations move: nothing of theirs has reached a provider yet. Returns how many
+    moved; each target channel is kicked.
+    """
+    from workspace.providers.services import channel_available, route_alternative
+
+    if channel_available(channel=channel):
+        return 0
+    moved = 0
+    targets: set[int] = set()
+    waiting = Generation.objects.filter(channel=channel, status=Status.QUEUED).only(
+        "id", "model", "size", "seconds"
+    )
+    for generation in waiting.iterator():
+        alternative = route_alternative(
+            channel=channel,
+            model=generation.model,
+            size=generation.size,
+            seconds=generation.seconds,
+        )
+        if alternative is None:
+            continue
+        target, model = alternative
+        if Generation.objects.filter(
+            pk=generation.pk, channel=channel, status=Status.QUEUED
+        ).update(channel=target, model=model, updated_at=timezone.now()):
+            moved += 1
+            targets.add(target.pk)
+    for target_id in targets:
+        channel_kick_on_commit(channel_id=target_id)
+    if moved:
+        logger.info(
+            "channel %s unavailable: %d queued generations failed over", channel.slug, moved
+        )
+    return moved
+
+
 def channel_dispatch_lane(*, channel_id: int, lane: int) -> Retry | None:
     """Body of one dispatch lane: send while work waits, then step aside."""
     from workspace.providers.services import limiter_for_channel
@@ -228,14 +284,18 @@ def channel_dispatch_lane(*, channel_id: int, lane: int) -> Retry | None:
     if channel is None:
         return None
     limiter = limiter_for_channel(channel=channel)
-    deadline = time.monotonic() + LANE_SECONDS
+    deadline = time.monotonic() + LANE_SECONDS + lane * LANE_STAGGER_SECONDS
     while time.monotonic() < deadline:
         try:
             sent = channel_dispatch_once(channel=channel, limiter=limiter, max_wait=LANE_MAX_WAIT)
         except Throttled as throttled:
             logger.info("channel %s lane %s: %s", channel_id, lane, throttled)
+            if throttled.reason == "circuit open":
+                generations_fail_over(channel=channel)
             return Retry(max=_RETRY_FOREVER, interval=max(1, int(throttled.wait)))
         if sent is None:
+            if channel.halted_at is not None:
+                generations_fail_over(channel=channel)
             return None  # nothing to send: the lane ends; a kick starts it again
         channel.refresh_from_db()  # an admin may change limits while the lane runs
         limiter = limiter_for_channel(channel=channel)

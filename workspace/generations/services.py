@@ -29,7 +29,7 @@ from workspace.billing.services import (
 )
 from workspace.core.notify import admins_notify
 from workspace.core.rq import enqueue_on_commit
-from workspace.generations.dispatch import channel_kick_on_commit
+from workspace.generations.dispatch import channel_kick_on_commit, generations_fail_over
 from workspace.generations.models import Generation, Status
 from workspace.projects.models import Membership, Project
 from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoAdapter, VideoRequest
@@ -37,7 +37,13 @@ from workspace.providers.catalog import ModelSpec
 from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
 from workspace.providers.limiter import ChannelLimiter, Throttled
 from workspace.providers.models import Channel
-from workspace.providers.services import adapter_for_channel, channel_get_default, channel_halt
+from workspace.providers.services import (
+    adapter_for_channel,
+    channel_available,
+    channel_get_default,
+    channel_halt,
+    route_alternative,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +91,11 @@ def generation_submit(
     if membership is None or not membership.can_generate:
         raise PermissionDenied("Only owners and editors of this project can generate videos.")
     channel = channel or channel_get_default()
+    if not channel_available(channel=channel):
+        # Halted or failing: equivalent models on another channel take new work, if configured.
+        alternative = route_alternative(channel=channel, model=model, size=size, seconds=seconds)
+        if alternative is not None:
+            channel, model = alternative
     spec = generation_validate(
         channel=channel, model=model, prompt=prompt, size=size, seconds=seconds
     )
@@ -288,6 +299,14 @@ def generation_reconcile_create(*, generation_id: str) -> None:
     if generation.status != Status.SUBMITTING or generation.submit_started_at is None:
         return
     adapter = adapter_for_channel(channel=generation.channel)
+    if not getattr(adapter, "can_list", True):
+        adapter.close()
+        _hold(
+            generation,
+            f"{generation.channel.name} cannot list its recent jobs, so there is no way to tell "
+            "whether this create reached it. It was not re-sent.",
+        )
+        return
     try:
         candidates = adapter.list_recent(limit=100)
     except Throttled as throttled:
@@ -299,24 +318,10 @@ def generation_reconcile_create(*, generation_id: str) -> None:
                 jobs.generation_reconcile_job, generation_id, delay=_delay(_backoff(3, cap=60))
             )
         else:
-            # Nobody can tell whether the provider has (and bills) this job: an admin decides
-            # between sending it again and canceling it, rather than the system paying twice.
-            generation.transition(
-                Status.HELD,
-                from_=Status.SUBMITTING,
-                error_class=ErrorClass.AMBIGUOUS_CREATE.value,
-                error_message=(
-                    "Could not check the provider's list to see whether the video was created "
-                    f"({error.message}). It was not re-sent."
-                )[:2000],
-            )
-            admins_notify(
-                subject="A generation is held for you",
-                message=(
-                    f"Generation {generation.pk} may or may not have been created at "
-                    f"{generation.channel.name}, and its list could not be read to find out. "
-                    "Retry or cancel it in the admin (Generations, status: held)."
-                ),
+            _hold(
+                generation,
+                "Could not check the provider's list to see whether the video was created "
+                f"({error.message}). It was not re-sent.",
             )
         return
     finally:
@@ -331,6 +336,38 @@ def generation_reconcile_create(*, generation_id: str) -> None:
         enqueue_on_commit(jobs.generation_reconcile_job, generation_id, delay=_delay(10))
         return
     _requeue(generation, None, wait=0)
+
+
+def _hold(generation: Generation, reason: str) -> None:
+    """Nobody can tell whether the provider has (and bills) this job: an admin decides between
+    sending it again and canceling it, rather than the system paying twice."""
+    if generation.transition(
+        Status.HELD,
+        from_=Status.SUBMITTING,
+        error_class=ErrorClass.AMBIGUOUS_CREATE.value,
+        error_message=reason[:2000],
+    ):
+        admins_notify(
+            subject="A generation is held for you",
+            message=(
+                f"Generation {generation.pk} may or may not have been created at "
+                f"{generation.channel.name}: {reason} Retry or cancel it in the admin "
+                "(Generations, status: held for an admin)."
+            ),
+        )
+
+
+def generation_release_hold(*, generation: Generation, resend: bool) -> bool:
+    """An admin's decision on a held generation: send it again (accepting that the provider may
+    bill twice) or cancel it."""
+    if resend:
+        moved = generation.transition(
+            Status.QUEUED, from_=Status.HELD, next_attempt_at=None, error_message=""
+        )
+        if moved:
+            channel_kick_on_commit(channel_id=generation.channel_id)
+        return moved
+    return generation.transition(Status.CANCELED, from_=Status.HELD, completed_at=timezone.now())
 
 
 def _match_candidate(generation: Generation, candidates: list[ProviderJob]) -> ProviderJob | None:
@@ -480,9 +517,7 @@ def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
     finally:
         adapter.close()
     now = timezone.now()
-    Generation.objects.filter(pk=generation.pk, status=Status.IN_PROGRESS).update(
-        poll_count=F("poll_count") + 1, last_polled_at=now, updated_at=now
-    )
+    polled = {"poll_count": F("poll_count") + 1, "last_polled_at": now}
     generation.poll_count += 1
     if job.status is JobStatus.COMPLETED:
         if generation.transition(
@@ -490,12 +525,16 @@ def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
             from_=Status.IN_PROGRESS,
             progress=100,
             provider_expires_at=job.expires_at,
-            provider_finished_at=timezone.now(),
+            provider_finished_at=now,
+            **polled,
         ):
-            enqueue_on_commit(jobs.generation_download_job, generation_id)
             channel_kick_on_commit(channel_id=generation.channel_id)
+            # Fetch the files in this same job: outputs expire, and a separate job would only
+            # add a queue round trip.
+            generation_download(generation_id=generation_id)
         return
     if job.status in (JobStatus.FAILED, JobStatus.CANCELED):
+        Generation.objects.filter(pk=generation.pk, status=Status.IN_PROGRESS).update(**polled)
         reason = job.error or ProviderError(
             ErrorClass.PROVIDER_FAILED, "The provider stopped the job."
         )
@@ -504,10 +543,17 @@ def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
         else:
             _fail(generation, reason, from_=Status.IN_PROGRESS)
         return
-    Generation.objects.filter(pk=generation.pk, status=Status.IN_PROGRESS).update(
-        progress=job.progress
+    delay = _poll_delay(generation, job)
+    still_running = Generation.objects.filter(pk=generation.pk, status=Status.IN_PROGRESS).update(
+        progress=job.progress,
+        next_poll_at=now + timedelta(seconds=delay),
+        updated_at=now,
+        **polled,
     )
-    _schedule_poll(generation, delay=_poll_delay(generation, job))
+    if still_running:
+        enqueue_on_commit(
+            jobs.generation_poll_job, generation_id, generation.poll_count, delay=delay
+        )
 
 
 def _may_send_again(generation: Generation) -> bool:
@@ -636,8 +682,9 @@ def generations_resume_stalled(*, stale_after: timedelta = timedelta(minutes=2))
     waiting_channels = set(
         Generation.objects.filter(status=Status.QUEUED).values_list("channel_id", flat=True)
     )
-    for channel_id in waiting_channels:
-        channel_kick_on_commit(channel_id=channel_id)
+    for channel in Channel.objects.filter(pk__in=waiting_channels):
+        generations_fail_over(channel=channel)
+        channel_kick_on_commit(channel_id=channel.pk)
         resumed += 1
     stalled = Generation.objects.filter(status__in=list(steps), updated_at__lt=cutoff).only(
         "id", "status", "next_attempt_at", "next_poll_at"

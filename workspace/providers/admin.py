@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from workspace.providers.forms import ChannelAdminForm
-from workspace.providers.models import Channel
+from workspace.providers.models import Channel, FailoverRoute, FailoverStep
 from workspace.providers.services import (
     channel_check_key,
     channel_resume,
@@ -90,3 +90,19 @@ class ChannelAdmin(admin.ModelAdmin):
         for channel in queryset:
             channel_resume(channel=channel)
             self.message_user(request, f"{channel.name} resumed; queued work is being sent.")
+
+
+class FailoverStepInline(admin.TabularInline):
+    model = FailoverStep
+    extra = 2
+    ordering = ["position"]
+
+
+@admin.register(FailoverRoute)
+class FailoverRouteAdmin(admin.ModelAdmin):
+    list_display = ["name", "steps_summary"]
+    inlines = [FailoverStepInline]
+
+    @admin.display(description="Order of preference")
+    def steps_summary(self, route: FailoverRoute) -> str:
+        return " → ".join(f"{s.channel.name} / {s.model}" for s in route.steps.all())

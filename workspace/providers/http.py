@@ -7,6 +7,10 @@
   HTTP answers by the adapter's ``classify`` function.
 - The API key never appears in an exception, a log line or a message: provider error texts are
   scrubbed of it before they go anywhere.
+- The key is sent only to URLs under the channel's base URL (same scheme, host and port, and a
+  path below the base path). Provider outputs live on CDNs and storage hosts: ``download_url``
+  fetches those without any header that carries the key, and follows redirects itself so a
+  redirect can never carry the key to another host either.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import re
+import ssl
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO, Protocol
@@ -26,6 +31,9 @@ Classifier = Callable[[httpx.Response], ProviderError]
 
 # When the provider gives no hint with a 429, the whole channel pauses this long.
 DEFAULT_PUSHBACK_SECONDS = 10.0
+# Redirects followed (by hand, see download_url) before a download gives up.
+MAX_REDIRECTS = 5
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class Circuit(Protocol):
@@ -76,6 +84,45 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return max(hints) if hints else None
 
 
+def classify_file_response(response: httpx.Response) -> ProviderError:
+    """A file host's answer to an output URL (a CDN, a storage bucket), not the provider's API.
+
+    Signed URLs that have lapsed or files that were deleted answer 401/403/404/410 there: the
+    output expired. Overload and rate limits mean the same as anywhere else.
+    """
+    status = response.status_code
+    text = " ".join(response.text.split())[:300] or f"HTTP {status} {response.reason_phrase}"
+    if status in (401, 403, 404, 410):
+        return ProviderError(
+            ErrorClass.EXPIRED, f"The output file is no longer available ({status}): {text}"
+        )
+    if status == 429:
+        return ProviderError(
+            ErrorClass.RATE_LIMITED, text, retry_after=retry_after_seconds(response.headers)
+        )
+    if status >= 500:
+        return ProviderError(
+            ErrorClass.OVERLOADED, text, retry_after=retry_after_seconds(response.headers)
+        )
+    return ProviderError(ErrorClass.PROVIDER_FAILED, f"The file host answered {status}: {text}")
+
+
+_ssl_context: ssl.SSLContext | None = None
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """One TLS context per process: loading the CA bundle costs ~40 ms, too much per job.
+
+    Built when the app loads (ProvidersConfig.ready), so RQ's forked work horses inherit it.
+    """
+    global _ssl_context
+    if _ssl_context is None:
+        import certifi
+
+        _ssl_context = ssl.create_default_context(cafile=certifi.where())
+    return _ssl_context
+
+
 class ProviderHTTP:
     def __init__(
         self,
@@ -103,12 +150,41 @@ class ProviderHTTP:
             base_url=base_url.rstrip("/") + "/",
             headers=dict(headers),
             timeout=self._timeout,
-            transport=transport or httpx.HTTPTransport(retries=0),
+            transport=transport or httpx.HTTPTransport(retries=0, verify=shared_ssl_context()),
             follow_redirects=False,
         )
+        # For URLs outside the base URL (CDNs, storage): no header that carries the key. Built
+        # on first use, since a client costs a TLS context (tens of milliseconds).
+        self._bare_headers = {
+            name: value for name, value in headers.items() if not (secret and secret in value)
+        }
+        self._transport = transport
+        self._bare: httpx.Client | None = None
 
     def close(self) -> None:
         self._client.close()
+        if self._bare is not None:
+            self._bare.close()
+
+    def _bare_client(self) -> httpx.Client:
+        if self._bare is None:
+            self._bare = httpx.Client(
+                headers=self._bare_headers,
+                timeout=self._timeout,
+                transport=self._transport
+                or httpx.HTTPTransport(retries=0, verify=shared_ssl_context()),
+                follow_redirects=False,
+            )
+        return self._bare
+
+    def in_scope(self, url: httpx.URL | str) -> bool:
+        """Whether ``url`` lies under the channel's base URL, the only place the key may go."""
+        target, base = httpx.URL(url), self._client.base_url
+
+        def origin(u: httpx.URL) -> tuple[str, str, int | None]:
+            return (u.scheme, u.host, u.port or _DEFAULT_PORTS.get(u.scheme))
+
+        return origin(target) == origin(base) and target.path.startswith(base.path)
 
     def scrub(self, text: str) -> str:
         if self._secret and self._secret in text:
@@ -165,6 +241,91 @@ class ProviderHTTP:
         self._record(ok=True)
         return content_type
 
+    def download_url(
+        self,
+        url: str,
+        *,
+        destination: BinaryIO,
+        timeout: float,
+        max_bytes: int,
+        classify: Classifier | None = None,
+    ) -> str:
+        """Stream a file from an absolute URL (often a provider's CDN); return its content type.
+
+        The key goes along only while the URL is under the base URL (``in_scope``); redirects
+        are followed here, each hop judged again. ``classify`` maps the file host's error
+        answers (an expired signed URL, say), which look nothing like the API's.
+        """
+        self._pace("other")
+        try:
+            content_type = self._stream_url(
+                url,
+                destination=destination,
+                timeout=timeout,
+                max_bytes=max_bytes,
+                classify=classify,
+            )
+        except ProviderError as error:
+            raise self._outcome(error) from None
+        self._record(ok=True)
+        return content_type
+
+    def _stream_url(
+        self,
+        url: str,
+        *,
+        destination: BinaryIO,
+        timeout: float,
+        max_bytes: int,
+        classify: Classifier | None,
+    ) -> str:
+        stream_timeout = httpx.Timeout(timeout, connect=self._timeout.connect)
+        try:
+            target = httpx.URL(url)
+        except httpx.InvalidURL:
+            raise ProviderError(
+                ErrorClass.PROVIDER_FAILED, "The provider gave an invalid file URL."
+            ) from None
+        if target.scheme not in _DEFAULT_PORTS:
+            raise ProviderError(
+                ErrorClass.PROVIDER_FAILED, "The provider gave a file URL that is not http(s)."
+            )
+        for _ in range(MAX_REDIRECTS + 1):
+            client = self._client if self.in_scope(target) else self._bare_client()
+            try:
+                with client.stream("GET", target, timeout=stream_timeout) as response:
+                    if response.is_redirect:
+                        location = response.headers.get("location")
+                        if not location:
+                            raise ProviderError(
+                                ErrorClass.PROVIDER_FAILED,
+                                f"The file host answered {response.status_code} without a "
+                                "Location.",
+                            )
+                        target = target.join(location)
+                        continue
+                    if not response.is_success:
+                        response.read()
+                        raise self._http_error(response, creates=False, classify=classify)
+                    return self._write(response, destination, max_bytes)
+            except httpx.HTTPError as exc:
+                raise self._network_error(exc, creates=False) from None
+        raise ProviderError(
+            ErrorClass.PROVIDER_FAILED, f"The file URL redirected more than {MAX_REDIRECTS} times."
+        )
+
+    def _write(self, response: httpx.Response, destination: BinaryIO, max_bytes: int) -> str:
+        written = 0
+        for chunk in response.iter_bytes(1 << 16):
+            written += len(chunk)
+            if written > max_bytes:
+                raise ProviderError(
+                    ErrorClass.PROVIDER_FAILED,
+                    f"The provider sent more than {max_bytes} bytes for one file.",
+                )
+            destination.write(chunk)
+        return response.headers.get("content-type", "application/octet-stream")
+
     def _stream(
         self,
         path: str,
@@ -182,16 +343,7 @@ class ProviderHTTP:
                 if not response.is_success:
                     response.read()
                     raise self._http_error(response, creates=False)
-                written = 0
-                for chunk in response.iter_bytes(1 << 16):
-                    written += len(chunk)
-                    if written > max_bytes:
-                        raise ProviderError(
-                            ErrorClass.PROVIDER_FAILED,
-                            f"The provider sent more than {max_bytes} bytes for one file.",
-                        )
-                    destination.write(chunk)
-                return response.headers.get("content-type", "application/octet-stream")
+                return self._write(response, destination, max_bytes)
         except httpx.HTTPError as exc:
             raise self._network_error(exc, creates=False) from None
 
@@ -237,8 +389,10 @@ class ProviderHTTP:
             outcome = CreateOutcome.NOT_CREATED if never_sent else CreateOutcome.AMBIGUOUS
         return ProviderError(ErrorClass.NETWORK, message, create_outcome=outcome)
 
-    def _http_error(self, response: httpx.Response, *, creates: bool) -> ProviderError:
-        error = self._classify(response)
+    def _http_error(
+        self, response: httpx.Response, *, creates: bool, classify: Classifier | None = None
+    ) -> ProviderError:
+        error = (classify or self._classify)(response)
         error.message = self.scrub(error.message)
         error.http_status = response.status_code
         if self._pacer is not None:

@@ -11,13 +11,40 @@ from workspace.providers.catalog import CATALOGS, Catalog
 
 class Protocol(models.TextChoices):
     OPENAI_VIDEOS = "openai_videos", "OpenAI Videos (/v1/videos)"
+    RUNWAY = "runway", "Runway API"
+    FAL = "fal", "fal.ai queue"
+    GEMINI = "gemini", "Google Gemini API (Veo)"
 
 
-# Where each protocol lives when no base URL is configured, and the path the simulator serves
-# it under.
-OFFICIAL_BASE_URLS = {Protocol.OPENAI_VIDEOS: "https://api.openai.com/v1"}
-BASE_URL_ENV = {Protocol.OPENAI_VIDEOS: "OPENAI_BASE_URL"}
-SIMULATOR_PATHS = {Protocol.OPENAI_VIDEOS: "/v1"}
+# Where each protocol lives when no base URL is configured, the environment variable its
+# official SDK reads a base URL from, and the path the simulator serves it under. Runway's and
+# Google's base URLs are the host's root (the adapters add /v1 and /v1beta); fal's variable,
+# like its SDK's, may hold a bare host (queue.fal.run).
+OFFICIAL_BASE_URLS = {
+    Protocol.OPENAI_VIDEOS: "https://api.openai.com/v1",
+    Protocol.RUNWAY: "https://api.dev.runwayml.com",
+    Protocol.FAL: "https://queue.fal.run",
+    Protocol.GEMINI: "https://generativelanguage.googleapis.com",
+}
+BASE_URL_ENV = {
+    Protocol.OPENAI_VIDEOS: "OPENAI_BASE_URL",
+    Protocol.RUNWAY: "RUNWAYML_BASE_URL",
+    Protocol.FAL: "FAL_QUEUE_RUN_HOST",
+    Protocol.GEMINI: "GOOGLE_GEMINI_BASE_URL",
+}
+# The key's environment variable as each official SDK names it: a channel's default.
+API_KEY_ENV = {
+    Protocol.OPENAI_VIDEOS: "OPENAI_API_KEY",
+    Protocol.RUNWAY: "RUNWAYML_API_SECRET",
+    Protocol.FAL: "FAL_KEY",
+    Protocol.GEMINI: "GEMINI_API_KEY",
+}
+SIMULATOR_PATHS = {
+    Protocol.OPENAI_VIDEOS: "/v1",
+    Protocol.RUNWAY: "/runway",
+    Protocol.FAL: "/fal",
+    Protocol.GEMINI: "/gemini",
+}
 SIMULATOR_KEY = "simulator-key"
 
 
@@ -169,3 +196,39 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.webhook_id}"
+
+
+class FailoverRoute(models.Model):
+    """Equivalent models on different channels, in order of preference.
+
+    When a channel is halted or its circuit is open, new work for a model in a route goes to the
+    first available later step whose model can make the same size and length; work a provider
+    has already accepted stays where it is.
+    """
+
+    name = models.CharField(max_length=80, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class FailoverStep(models.Model):
+    route = models.ForeignKey(FailoverRoute, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveSmallIntegerField()
+    channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="+")
+    model = models.CharField(max_length=80)
+
+    class Meta:
+        ordering = ["route_id", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["route", "position"], name="one_step_per_position"),
+            models.UniqueConstraint(
+                fields=["route", "channel", "model"], name="one_step_per_channel_model"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.position}. {self.channel} / {self.model}"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -10,11 +11,14 @@ from django.utils import timezone
 from workspace.core.notify import admins_notify
 from workspace.core.rq import get_redis
 from workspace.providers.adapters.base import VideoAdapter
+from workspace.providers.adapters.fal import FalQueueAdapter
+from workspace.providers.adapters.gemini import GeminiVeoAdapter
 from workspace.providers.adapters.openai_videos import OpenAIVideosAdapter
+from workspace.providers.adapters.runway import RunwayAdapter
 from workspace.providers.circuit import ChannelCircuit
 from workspace.providers.errors import ErrorClass, ProviderError
 from workspace.providers.limiter import ChannelLimiter, Throttled
-from workspace.providers.models import Channel, Protocol
+from workspace.providers.models import Channel, FailoverStep, Protocol
 from workspace.providers.secrets import KeyUnreadable
 
 logger = logging.getLogger(__name__)
@@ -100,8 +104,15 @@ def channel_resume(*, channel: Channel) -> None:
 def adapter_for_channel(*, channel: Channel, limiter: ChannelLimiter | None = None) -> VideoAdapter:
     """The channel's adapter; every call it makes waits for a slot from the channel's limiter."""
     connection = channel.connection()
-    if channel.protocol == Protocol.OPENAI_VIDEOS:
-        return OpenAIVideosAdapter(
+    adapter_classes: dict[str, Callable[..., VideoAdapter]] = {
+        Protocol.OPENAI_VIDEOS: OpenAIVideosAdapter,
+        Protocol.RUNWAY: RunwayAdapter,
+        Protocol.FAL: FalQueueAdapter,
+        Protocol.GEMINI: GeminiVeoAdapter,
+    }
+    adapter_class = adapter_classes.get(channel.protocol)
+    if adapter_class is not None:
+        return adapter_class(
             base_url=connection.base_url,
             api_key=connection.api_key,
             connect_timeout=settings.PROVIDER_CONNECT_TIMEOUT,
@@ -159,3 +170,36 @@ def channel_check_key(*, channel: Channel) -> KeyCheck:
     finally:
         adapter.close()
     return KeyCheck("valid", f"The key works with {where}.")
+
+
+def channel_available(*, channel: Channel) -> bool:
+    """May new work be sent to this channel now (not halted, circuit not open)?"""
+    if not channel.is_active or channel.halted_at is not None:
+        return False
+    try:
+        return circuit_for_channel(channel=channel).state().state != "open"
+    except Exception:  # Redis unreachable: the channel itself may be fine
+        logger.warning("circuit state of channel %s unavailable", channel.slug, exc_info=True)
+        return True
+
+
+def route_alternative(
+    *, channel: Channel, model: str, size: str, seconds: int
+) -> tuple[Channel, str] | None:
+    """The preferred available (channel, model) equivalent to this one, per the failover routes."""
+    routes = FailoverStep.objects.filter(channel=channel, model=model).values_list(
+        "route_id", flat=True
+    )
+    steps = (
+        FailoverStep.objects.filter(route_id__in=list(routes))
+        .exclude(channel=channel, model=model)
+        .select_related("channel")
+        .order_by("route_id", "position")
+    )
+    for step in steps:
+        spec = step.channel.catalog.get(step.model)
+        if spec is None or spec.validate(size=size, seconds=seconds):
+            continue  # that model cannot make this size or length
+        if channel_available(channel=step.channel):
+            return step.channel, step.model
+    return None

@@ -99,10 +99,14 @@ def run(options: Mapping[str, Any], write: Callable[[str], object] = print) -> N
     url = server.url
     changed = {key: value for key, value in config_snapshot(config).items()
                if value != config_snapshot(SimulatorConfig())[key]}
+    keys = "any non-empty key" if config.api_keys is None else "only --api-key keys"
     write(
-        f"Reelhouse provider simulator (OpenAI Videos protocol) listening on {url}\n"
-        f"  OpenAI base URL:  {url}/v1   ("
-        f"{'any non-empty Bearer token' if config.api_keys is None else 'only --api-key tokens'})\n"
+        f"Reelhouse provider simulator (OpenAI Videos, Runway, fal, Gemini) listening on {url}\n"
+        f"  OpenAI base URL:  {url}/v1   (Bearer; {keys})\n"
+        f"  Runway base URL:  {url}/runway   (Bearer + X-Runway-Version; {keys})\n"
+        f"  fal queue URL:    {url}/fal   (Authorization: Key; {keys})\n"
+        f"  Gemini base URL:  {url}/gemini   (x-goog-api-key; {keys})\n"
+        f"  output files:     {url}/cdn/...   (signed links, no key)\n"
         f"  switches set:     {json.dumps(changed) if changed else 'defaults'}\n"
         f"  state/counters:   curl {url}/_sim/state\n"
         f"  change switches:  curl -X POST {url}/_sim/config "
@@ -131,7 +135,10 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m workspace.simulator",
-        description="Run the Reelhouse provider simulator (OpenAI Videos protocol under /v1).",
+        description=(
+            "Run the Reelhouse provider simulator: OpenAI Videos under /v1, Runway under /runway, "
+            "the fal queue under /fal and the Gemini API (Veo) under /gemini."
+        ),
     )
     add_arguments(parser)
     try:

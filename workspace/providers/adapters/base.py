@@ -27,6 +27,10 @@ class VideoRequest:
     seconds: int
     input_reference: bytes | None = None
     input_reference_type: str | None = None
+    # Options only some models take (see ModelSpec); None leaves the provider's default.
+    negative_prompt: str | None = None
+    seed: int | None = None
+    audio: bool | None = None
 
 
 @dataclass
@@ -49,6 +53,12 @@ class ProviderJob:
 
 class VideoAdapter(Protocol):
     protocol: str
+    # False when the provider has no way to list recent jobs: ``list_recent`` then raises
+    # ProviderError(PROVIDER_FAILED) ("cannot list") and an ambiguous create cannot be matched.
+    can_list: bool
+    # True when ``delete`` also stops a job that is still queued or running. A provider with no
+    # cancel or delete at all raises ProviderError(PROVIDER_FAILED) ("cannot cancel") there.
+    can_cancel: bool
 
     # The files one finished job yields, the first being the video itself.
     @property
@@ -64,6 +74,8 @@ class VideoAdapter(Protocol):
 
     def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str: ...
 
+    # Cancel a job that is still queued or running, or delete a finished one, as far as the
+    # provider allows (see each adapter).
     def delete(self, job_id: str) -> None: ...
 
     def close(self) -> None: ...

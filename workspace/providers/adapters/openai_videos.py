@@ -153,6 +153,9 @@ def _json(response: httpx.Response) -> Any:
 
 class OpenAIVideosAdapter:
     protocol = "openai_videos"
+    can_list = True
+    # ``delete`` removes finished videos only; the protocol has no cancel.
+    can_cancel = False
     variants: tuple[str, ...] = ("video", "thumbnail", "spritesheet")
 
     def __init__(

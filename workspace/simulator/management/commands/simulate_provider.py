@@ -11,7 +11,8 @@ from workspace.simulator.cli import StartError, add_arguments, run
 
 class Command(BaseCommand):
     help = (
-        "Run the provider simulator (OpenAI Videos protocol under /v1) until Ctrl-C. "
+        "Run the provider simulator (OpenAI Videos under /v1, Runway under /runway, fal under "
+        "/fal, Gemini under /gemini) until Ctrl-C. "
         "Switches can be changed at runtime with POST /_sim/config."
     )
     # The simulator needs no database or app checks; starting fast matters in scripts.

@@ -1,0 +1,325 @@
+"""The Gemini API's Veo 3.1 surface (``https://generativelanguage.googleapis.com``), as
+googleapis/python-genai v2.19.0 and the Veo guide describe it.
+
+- Every call sends ``x-goog-api-key: <GEMINI_API_KEY>``; paths are under ``/v1beta``.
+- ``create`` is ``POST /v1beta/models/{model}:predictLongRunning`` with
+  ``instances[0] = {prompt, image?}`` and ``parameters = {aspectRatio, resolution,
+  durationSeconds, negativePrompt?}``; the answer is an operation.
+- **Job ids** are the operation's name, ``models/{model}/operations/{id}``, which is also the
+  path it is polled at (``GET /v1beta/{name}``) and names the model.
+- Operations report no progress: ``done`` absent while running; then an ``error``
+  (google.rpc.Status), or a ``response`` whose ``generatedSamples`` hold the video URI. A done
+  operation with no samples was blocked by the safety filters (``raiMediaFilteredReasons``).
+- ``download`` fetches ``files/{id}:download?alt=media`` with the key and follows its redirect
+  by hand: the key goes only to URLs under the channel's base URL, never to the storage host.
+  Generated files are kept two days; after that the download answers 403/404 (``expired``).
+- No cancel or delete exists for Veo operations and no way to list them (``can_cancel`` and
+  ``can_list`` False).
+- A 429 ``RESOURCE_EXHAUSTED`` carries its retry delay in a ``google.rpc.RetryInfo`` detail of
+  the body (``"retryDelay": "12.7s"``); a per-day quota (``QuotaFailure`` ids with ``PerDay``)
+  is treated as exhausted quota rather than a short wait.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+import httpx
+
+from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoRequest
+from workspace.providers.catalog import GEMINI, Catalog, size_parts
+from workspace.providers.errors import ErrorClass, ProviderError
+from workspace.providers.http import (
+    Circuit,
+    Pacer,
+    ProviderHTTP,
+    classify_file_response,
+    retry_after_seconds,
+)
+
+API_VERSION = "v1beta"
+MAX_DOWNLOAD_BYTES = 2 * 1024**3
+_RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
+_QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
+_ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)s\s*$")
+_SAFETY_WORDS = ("safety", "usage guideline", "responsible ai", "blocked", "prohibited")
+# google.rpc.Code values inside a finished operation's ``error``.
+_TRANSIENT_CODES = {4, 8, 10, 14}  # DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, UNAVAILABLE
+_INVALID_CODES = {3, 9, 11}  # INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE
+_AUTH_CODES = {7, 16}  # PERMISSION_DENIED, UNAUTHENTICATED
+
+
+def parse_retry_delay(value: Any) -> float | None:
+    """A protobuf Duration in JSON (``"12.7s"``) in seconds."""
+    if isinstance(value, str) and (match := _DURATION.match(value)):
+        return float(match.group(1))
+    return None
+
+
+def _envelope(response: httpx.Response) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    error = body.get("error") if isinstance(body, dict) else None
+    return error if isinstance(error, dict) else {}
+
+
+def classify_response(response: httpx.Response) -> ProviderError:
+    """Google's HTTP answers (ai.google.dev/gemini-api/docs/troubleshooting), classified once."""
+    error = _envelope(response)
+    status = response.status_code
+    message = str(error.get("message") or "").strip() or (
+        response.text.strip()[:300] or f"HTTP {status} {response.reason_phrase}"
+    )
+    status_word = str(error.get("status") or "") or None
+    details = [d for d in error.get("details") or [] if isinstance(d, dict)]
+    reasons = {str(d.get("reason")) for d in details if d.get("@type") == _ERROR_INFO}
+    quota_ids = [
+        str(violation.get("quotaId") or "")
+        for d in details
+        if d.get("@type") == _QUOTA_FAILURE
+        for violation in d.get("violations") or []
+        if isinstance(violation, dict)
+    ]
+    retry_after = next(
+        (
+            delay
+            for d in details
+            if d.get("@type") == _RETRY_INFO
+            and (delay := parse_retry_delay(d.get("retryDelay"))) is not None
+        ),
+        None,
+    )
+    if retry_after is None:
+        retry_after = retry_after_seconds(response.headers)
+
+    def failure(error_class: ErrorClass, *, hint: float | None = None) -> ProviderError:
+        return ProviderError(error_class, message, code=status_word, retry_after=hint)
+
+    if "API_KEY_INVALID" in reasons or status_word == "UNAUTHENTICATED" or status == 401:
+        return failure(ErrorClass.AUTH)
+    if status == 429:
+        if any("PerDay" in quota_id for quota_id in quota_ids):
+            # Daily quota: nothing helps before midnight Pacific; an admin has to look.
+            return failure(ErrorClass.QUOTA_EXHAUSTED, hint=retry_after)
+        return failure(ErrorClass.RATE_LIMITED, hint=retry_after)
+    if status_word == "FAILED_PRECONDITION":
+        # Billing not enabled, or no paid tier where the project is: Veo has no free tier.
+        return failure(ErrorClass.QUOTA_EXHAUSTED)
+    if status == 403:
+        return failure(ErrorClass.AUTH)
+    if status == 404:
+        # Also what a retired model answers.
+        return failure(ErrorClass.NOT_FOUND)
+    if status in (408, 409):
+        return failure(ErrorClass.NETWORK)
+    if status >= 500:
+        return failure(ErrorClass.OVERLOADED, hint=retry_after)
+    if any(word in message.lower() for word in _SAFETY_WORDS):
+        return failure(ErrorClass.MODERATION)
+    return failure(ErrorClass.INVALID_REQUEST)
+
+
+def classify_file(response: httpx.Response) -> ProviderError:
+    """The file download: a refused key is still a key problem; otherwise the file host's rules."""
+    error = _envelope(response)
+    details = [d for d in error.get("details") or [] if isinstance(d, dict)]
+    if any(d.get("reason") == "API_KEY_INVALID" for d in details) or response.status_code == 401:
+        return classify_response(response)
+    if response.status_code == 429:
+        return classify_response(response)
+    return classify_file_response(response)
+
+
+def classify_operation_error(error: dict[str, Any]) -> ProviderError:
+    """A finished operation's ``error`` (google.rpc.Status)."""
+    code = error.get("code")
+    message = str(error.get("message") or "").strip()
+    message = message or "Google reported the video generation as failed without a reason."
+    label = f"rpc_{code}" if isinstance(code, int) else None
+    if any(word in message.lower() for word in _SAFETY_WORDS):
+        return ProviderError(ErrorClass.MODERATION, message, code=label)
+    if code in _TRANSIENT_CODES:
+        return ProviderError(ErrorClass.OVERLOADED, message, code=label)
+    if code in _INVALID_CODES:
+        return ProviderError(ErrorClass.INVALID_REQUEST, message, code=label)
+    if code in _AUTH_CODES:
+        return ProviderError(ErrorClass.AUTH, message, code=label)
+    return ProviderError(ErrorClass.PROVIDER_FAILED, message, code=label)
+
+
+def video_uri(body: dict[str, Any]) -> str | None:
+    response = body.get("response")
+    generated = response.get("generateVideoResponse") if isinstance(response, dict) else None
+    samples = generated.get("generatedSamples") if isinstance(generated, dict) else None
+    if not isinstance(samples, list) or not samples or not isinstance(samples[0], dict):
+        return None
+    video = samples[0].get("video")
+    uri = video.get("uri") if isinstance(video, dict) else None
+    return uri if isinstance(uri, str) and uri else None
+
+
+def parse_operation(body: Any) -> ProviderJob:
+    if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+        raise ProviderError(
+            ErrorClass.PROVIDER_FAILED, "Google answered with something that is not an operation."
+        )
+    name: str = body["name"]
+    model = name.split("/")[1] if name.startswith("models/") and name.count("/") >= 3 else ""
+    job = ProviderJob(id=name, status=JobStatus.IN_PROGRESS, model=model, raw=body)
+    if not body.get("done"):
+        # No queued/running distinction and no progress on this surface.
+        return job
+    job.status = JobStatus.FAILED
+    error = body.get("error")
+    if isinstance(error, dict):
+        job.error = classify_operation_error(error)
+        return job
+    if video_uri(body) is not None:
+        job.status, job.progress = JobStatus.COMPLETED, 100
+        return job
+    # Done without a video: the safety filters blocked it ("you will not be charged").
+    response = body.get("response")
+    generated = response.get("generateVideoResponse") if isinstance(response, dict) else None
+    reasons = generated.get("raiMediaFilteredReasons") if isinstance(generated, dict) else None
+    words = [str(r) for r in reasons if r] if isinstance(reasons, list) else []
+    job.error = ProviderError(
+        ErrorClass.MODERATION,
+        " ".join(words) or "Google's safety filters blocked the video; none was returned.",
+        code="rai_media_filtered",
+    )
+    return job
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise ProviderError(
+            ErrorClass.PROVIDER_FAILED, "Google's answer was not valid JSON."
+        ) from None
+
+
+class GeminiVeoAdapter:
+    protocol = "gemini"
+    can_list = False
+    can_cancel = False
+    variants: tuple[str, ...] = ("video",)
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        connect_timeout: float,
+        read_timeout: float,
+        download_timeout: float,
+        pacer: Pacer | None = None,
+        circuit: Circuit | None = None,
+        on_circuit_change: Callable[[str], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._download_timeout = download_timeout
+        # GOOGLE_GEMINI_BASE_URL is the host's root; the SDK adds the API version itself.
+        base_url = base_url.rstrip("/")
+        if base_url.endswith("/" + API_VERSION):
+            base_url = base_url[: -len(API_VERSION) - 1]
+        self._http = ProviderHTTP(
+            base_url=base_url,
+            headers={"x-goog-api-key": api_key, "User-Agent": "Reelhouse/0.1"},
+            secret=api_key,
+            classify=classify_response,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            pacer=pacer,
+            circuit=circuit,
+            on_circuit_change=on_circuit_change,
+            transport=transport,
+        )
+
+    def capabilities(self) -> Catalog:
+        return GEMINI
+
+    def close(self) -> None:
+        self._http.close()
+
+    def create(self, request: VideoRequest) -> ProviderJob:
+        spec = GEMINI.get(request.model)
+        aspect_ratio, resolution = size_parts(request.size)
+        instance: dict[str, Any] = {"prompt": request.prompt}
+        if request.input_reference is not None:
+            instance["image"] = {
+                "bytesBase64Encoded": base64.b64encode(request.input_reference).decode(),
+                "mimeType": request.input_reference_type or "image/png",
+            }
+        parameters: dict[str, Any] = {
+            "aspectRatio": aspect_ratio,
+            "resolution": resolution,
+            "durationSeconds": request.seconds,
+        }
+        if request.negative_prompt and (spec is None or spec.supports_negative_prompt):
+            parameters["negativePrompt"] = request.negative_prompt
+        # No seed and no audio switch on the Gemini API (Vertex only): never sent.
+        response = self._http.request(
+            "POST",
+            f"{API_VERSION}/models/{request.model}:predictLongRunning",
+            creates=True,
+            json={"instances": [instance], "parameters": parameters},
+        )
+        answer = _json(response)
+        name = answer.get("name") if isinstance(answer, dict) else None
+        if not isinstance(name, str) or not name:
+            raise ProviderError(
+                ErrorClass.PROVIDER_FAILED, "Google accepted the request but named no operation."
+            )
+        return ProviderJob(
+            id=name,
+            status=JobStatus.QUEUED,
+            model=request.model,
+            prompt=request.prompt,
+            size=request.size,
+            seconds=request.seconds,
+            raw=answer,
+        )
+
+    def retrieve(self, job_id: str) -> ProviderJob:
+        response = self._http.request("GET", f"{API_VERSION}/{job_id.lstrip('/')}")
+        return parse_operation(_json(response))
+
+    def list_recent(self, *, limit: int = 100) -> list[ProviderJob]:
+        raise ProviderError(
+            ErrorClass.PROVIDER_FAILED,
+            "The Gemini API cannot list video operations, so an unanswered create cannot be "
+            "matched there.",
+        )
+
+    def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str:
+        if variant not in self.variants:
+            raise ProviderError(ErrorClass.INVALID_REQUEST, f"Veo has no {variant!r} file.")
+        job = self.retrieve(job_id)
+        if job.error is not None:
+            raise job.error
+        uri = video_uri(job.raw)
+        if uri is None:
+            raise ProviderError(
+                ErrorClass.NOT_FOUND, f"Operation {job_id} has no video to download yet."
+            )
+        return self._http.download_url(
+            uri,
+            destination=destination,
+            timeout=self._download_timeout,
+            max_bytes=MAX_DOWNLOAD_BYTES,
+            classify=classify_file,
+        )
+
+    def delete(self, job_id: str) -> None:
+        raise ProviderError(
+            ErrorClass.PROVIDER_FAILED,
+            "The Gemini API cannot cancel or delete a Veo operation; it runs to its end and its "
+            "file is deleted after two days.",
+        )

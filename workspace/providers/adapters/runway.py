@@ -1,0 +1,289 @@
+"""The Runway API (``https://api.dev.runwayml.com``), as runwayml/sdk-python v5.13.0 and
+docs.dev.runwayml.com describe it.
+
+- Every call sends ``Authorization: Bearer <RUNWAYML_API_SECRET>`` and the required
+  ``X-Runway-Version: 2024-11-06``.
+- ``create`` posts to ``/v1/text_to_video``, or to ``/v1/image_to_video`` with the first frame as
+  a data URI, and gets back a task id, which is the job id as is.
+- ``retrieve`` reads ``/v1/tasks/{id}``: PENDING and THROTTLED are queued, RUNNING has a 0-1
+  ``progress`` (reported 0-100), SUCCEEDED has output URLs, FAILED a ``failureCode``.
+- ``download`` reads the task again for a fresh output URL (they expire within 24-48 hours) and
+  fetches it from Runway's CDN without the key.
+- ``delete`` is ``DELETE /v1/tasks/{id}``: it cancels a task that is still pending, throttled or
+  running and deletes a finished one; either way the task cannot be fetched afterwards.
+- Runway has no endpoint that lists tasks, so ``list_recent`` cannot work (``can_list`` False).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, BinaryIO
+
+import httpx
+
+from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoRequest
+from workspace.providers.catalog import RUNWAY, Catalog
+from workspace.providers.errors import ErrorClass, ProviderError
+from workspace.providers.http import (
+    Circuit,
+    Pacer,
+    ProviderHTTP,
+    classify_file_response,
+    retry_after_seconds,
+)
+
+API_VERSION = "2024-11-06"
+MAX_DOWNLOAD_BYTES = 2 * 1024**3
+_STATUSES = {
+    "PENDING": JobStatus.QUEUED,
+    # Accepted, but waiting for the organisation's concurrency limit: not an error.
+    "THROTTLED": JobStatus.QUEUED,
+    "RUNNING": JobStatus.IN_PROGRESS,
+    "SUCCEEDED": JobStatus.COMPLETED,
+    "FAILED": JobStatus.FAILED,
+    "CANCELLED": JobStatus.CANCELED,
+}
+# The insufficient-credit answer's shape is undocumented; its words are what is known.
+_CREDIT_WORDS = ("enough credits", "insufficient credit", "credit balance", "spend limit")
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, str) and error.strip():
+            return error.strip()
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"]).strip()
+    text = response.text.strip()[:300]
+    return text or f"HTTP {response.status_code} {response.reason_phrase}"
+
+
+def classify_response(response: httpx.Response) -> ProviderError:
+    """Runway's HTTP answers (docs.dev.runwayml.com/errors/errors), classified once."""
+    message = _message(response)
+    status = response.status_code
+    retry_after = retry_after_seconds(response.headers)
+
+    def error(error_class: ErrorClass) -> ProviderError:
+        return ProviderError(error_class, message, retry_after=retry_after)
+
+    if any(word in message.lower() for word in _CREDIT_WORDS) and status < 500:
+        return error(ErrorClass.QUOTA_EXHAUSTED)
+    if status == 429:
+        # Also the daily generation cap on task creation: waiting is the remedy either way.
+        return error(ErrorClass.RATE_LIMITED)
+    if status in (401, 403):
+        return error(ErrorClass.AUTH)
+    if status == 404:
+        return error(ErrorClass.NOT_FOUND)
+    if status in (408, 409):
+        return error(ErrorClass.NETWORK)
+    if status >= 500:
+        # 502/503 "shedding load", 504 "overloaded".
+        return error(ErrorClass.OVERLOADED)
+    return error(ErrorClass.INVALID_REQUEST)
+
+
+def classify_failure(code: str | None, failure: str | None) -> ProviderError:
+    """A FAILED task's ``failureCode`` (docs.dev.runwayml.com/api-details/task-failures)."""
+    code = code or ""
+    message = failure or "Runway reported the task as failed without a reason."
+    if code.startswith("SAFETY.") or code.startswith("INPUT_PREPROCESSING.SAFETY"):
+        # "You should not retry these generations."
+        return ProviderError(ErrorClass.MODERATION, message, code=code)
+    if code.startswith("INTERNAL.BAD_OUTPUT"):
+        # "You may retry these generations, but they are not likely to succeed."
+        return ProviderError(ErrorClass.PROVIDER_FAILED, message, code=code)
+    if code == "INPUT_PREPROCESSING.INTERNAL" or code == "INTERNAL" or code.startswith("INTERNAL."):
+        # Runway's own trouble (e.g. moderation could not run): worth another try.
+        return ProviderError(ErrorClass.OVERLOADED, message, code=code)
+    if code.startswith("ASSET.") or code.startswith("INPUT_PREPROCESSING."):
+        return ProviderError(ErrorClass.INVALID_REQUEST, message, code=code)
+    return ProviderError(ErrorClass.PROVIDER_FAILED, message, code=code or None)
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def parse_task(body: Any) -> ProviderJob:
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+        raise ProviderError(
+            ErrorClass.PROVIDER_FAILED, "Runway answered with something that is not a task."
+        )
+    status_text = str(body.get("status") or "")
+    status = _STATUSES.get(status_text)
+    failure: ProviderError | None = None
+    if status is None:
+        # An unknown word is a failure, never "still running": no job waits forever on it.
+        status = JobStatus.FAILED
+        failure = ProviderError(
+            ErrorClass.PROVIDER_FAILED, f"Runway reported an unknown task status {status_text!r}."
+        )
+    elif status is JobStatus.FAILED:
+        code, text = body.get("failureCode"), body.get("failure")
+        failure = classify_failure(
+            code if isinstance(code, str) else None, text if isinstance(text, str) else None
+        )
+    elif status is JobStatus.COMPLETED and not _output_url(body):
+        status = JobStatus.FAILED
+        failure = ProviderError(
+            ErrorClass.PROVIDER_FAILED, "Runway reported success but gave no output URL."
+        )
+    progress = 0
+    if status is JobStatus.COMPLETED:
+        progress = 100
+    elif isinstance(body.get("progress"), int | float):
+        progress = max(0, min(100, round(float(body["progress"]) * 100)))
+    return ProviderJob(
+        id=body["id"],
+        status=status,
+        progress=progress,
+        created_at=_timestamp(body.get("createdAt")),
+        error=failure,
+        raw=body,
+    )
+
+
+def _output_url(body: dict[str, Any]) -> str | None:
+    output = body.get("output")
+    if isinstance(output, list) and output and isinstance(output[0], str):
+        return output[0]
+    return None
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise ProviderError(
+            ErrorClass.PROVIDER_FAILED, "Runway's answer was not valid JSON."
+        ) from None
+
+
+def data_uri(data: bytes, content_type: str | None) -> str:
+    return f"data:{content_type or 'image/png'};base64,{base64.b64encode(data).decode()}"
+
+
+class RunwayAdapter:
+    protocol = "runway"
+    can_list = False
+    can_cancel = True
+    variants: tuple[str, ...] = ("video",)
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        connect_timeout: float,
+        read_timeout: float,
+        download_timeout: float,
+        pacer: Pacer | None = None,
+        circuit: Circuit | None = None,
+        on_circuit_change: Callable[[str], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._download_timeout = download_timeout
+        self._http = ProviderHTTP(
+            base_url=base_url,
+            headers={
+                "Authorization": f"Bearer {api_key}",
+                "X-Runway-Version": API_VERSION,
+                "User-Agent": "Reelhouse/0.1",
+            },
+            secret=api_key,
+            classify=classify_response,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            pacer=pacer,
+            circuit=circuit,
+            on_circuit_change=on_circuit_change,
+            transport=transport,
+        )
+
+    def capabilities(self) -> Catalog:
+        return RUNWAY
+
+    def close(self) -> None:
+        self._http.close()
+
+    def create(self, request: VideoRequest) -> ProviderJob:
+        spec = RUNWAY.get(request.model)
+        body: dict[str, Any] = {
+            "model": request.model,
+            "promptText": request.prompt,
+            # Runway names the output size as a pixel ratio: 1280x720 -> "1280:720".
+            "ratio": request.size.replace("x", ":"),
+            "duration": request.seconds,
+        }
+        if request.seed is not None and (spec is None or spec.supports_seed):
+            body["seed"] = request.seed
+        if request.audio is not None and (spec is None or spec.audio_toggle):
+            body["audio"] = request.audio
+        if request.negative_prompt and (spec is None or spec.supports_negative_prompt):
+            body["negativePrompt"] = request.negative_prompt
+        endpoint = "v1/text_to_video"
+        if request.input_reference is not None:
+            endpoint = "v1/image_to_video"
+            body["promptImage"] = data_uri(request.input_reference, request.input_reference_type)
+        response = self._http.request("POST", endpoint, creates=True, json=body)
+        answer = _json(response)
+        if not isinstance(answer, dict) or not isinstance(answer.get("id"), str):
+            raise ProviderError(
+                ErrorClass.PROVIDER_FAILED, "Runway accepted the task but gave no task id."
+            )
+        return ProviderJob(
+            id=answer["id"],
+            status=JobStatus.QUEUED,
+            model=request.model,
+            prompt=request.prompt,
+            size=request.size,
+            seconds=request.seconds,
+            raw=answer,
+        )
+
+    def retrieve(self, job_id: str) -> ProviderJob:
+        response = self._http.request("GET", f"v1/tasks/{job_id}")
+        return parse_task(_json(response))
+
+    def list_recent(self, *, limit: int = 100) -> list[ProviderJob]:
+        raise ProviderError(
+            ErrorClass.PROVIDER_FAILED,
+            "Runway cannot list recent tasks: its API has no list endpoint, so an unanswered "
+            "create cannot be matched there.",
+        )
+
+    def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str:
+        if variant not in self.variants:
+            raise ProviderError(ErrorClass.INVALID_REQUEST, f"Runway has no {variant!r} file.")
+        # Output URLs expire; the task gives a fresh one each time it is read.
+        job = self.retrieve(job_id)
+        url = _output_url(job.raw)
+        if job.error is not None:
+            raise job.error
+        if job.status is not JobStatus.COMPLETED or url is None:
+            raise ProviderError(
+                ErrorClass.NOT_FOUND, f"Runway task {job_id} has no output to download yet."
+            )
+        return self._http.download_url(
+            url,
+            destination=destination,
+            timeout=self._download_timeout,
+            max_bytes=MAX_DOWNLOAD_BYTES,
+            classify=classify_file_response,
+        )
+
+    def delete(self, job_id: str) -> None:
+        self._http.request("DELETE", f"v1/tasks/{job_id}")
