@@ -42,7 +42,8 @@ def max_in_window(times: list[float], window: float) -> int:
 
 
 def jain(values: list[float]) -> float:
-    return sum(values) ** 2 / (len(values) * sum(v * v for v in values)) if values else 1.0
+    squares = sum(v * v for v in values)
+    return sum(values) ** 2 / (len(values) * squares) if squares else 0.0
 
 
 @dataclass
@@ -340,7 +341,8 @@ def measure(rpm: int, scale: float) -> list[Report]:
     results = []
     random.seed(7)
     sim.update_config(rpm_limit=rpm, rpm_scope="create")
-    for report in (run_reelhouse(sim, rpm, scale, env), run_naive(sim, rpm, scale)):
+    for run in (lambda: run_reelhouse(sim, rpm, scale, env), lambda: run_naive(sim, rpm, scale)):
+        report = run()
         report.extra["limit_rpm"] = rpm
         report.extra["time_scale"] = scale
         results.append(report)

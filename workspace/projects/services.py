@@ -65,8 +65,8 @@ def membership_set_role(*, membership: Membership, role: str, actor: User | None
             )
         ):
             raise ValidationError("A project must keep at least one owner.")
-        Membership.objects.filter(pk=membership.pk).update(role=role)
-    membership.role = role
+        membership.role = role
+        membership.save(update_fields=["role"])  # save(), not update(): the audit log sees it
 
 
 def membership_remove(*, membership: Membership, actor: User | None) -> None:

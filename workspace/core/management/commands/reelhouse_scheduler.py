@@ -14,13 +14,17 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
+from workspace.billing.services import reservations_close_orphans
 from workspace.generations.services import generations_resume_stalled
 
 logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
-    help = "Every --interval seconds, re-enqueue the next step of generations that stalled."
+    help = (
+        "Every --interval seconds, re-enqueue the next step of generations that stalled and "
+        "close reservations whose generation already ended."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--interval", type=float, default=30.0)
@@ -35,6 +39,11 @@ class Command(BaseCommand):
                 resumed = generations_resume_stalled()
                 if resumed:
                     logger.info("resumed %d stalled generations", resumed)
+                # A worker that died between a final state and its settle/release leaves a
+                # reservation open; close it from the generation's outcome.
+                closed = reservations_close_orphans()
+                if closed:
+                    logger.info("closed %d orphaned reservations", closed)
             except Exception:
                 # A database or Redis outage must not kill the loop; the next sweep tries again.
                 logger.exception("sweep failed")
