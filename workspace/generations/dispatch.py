@@ -85,9 +85,20 @@ def channel_kick(*, channel_id: int, delay: float = 0) -> int:
     return started
 
 
-# A lane runs at most this long; one "started" for longer lost its worker (e.g. SIGKILL) and
-# RQ would only notice after its own heartbeat timeout.
-LANE_MAX_LIFETIME = timedelta(seconds=LANE_SECONDS + 32 * LANE_STAGGER_SECONDS + 60)
+# A running lane refreshes its heartbeat before every slot; one "started" without a fresh
+# heartbeat lost its worker (e.g. SIGKILL), which RQ itself would only notice minutes later.
+# The heartbeat outlives the longest wait and the slowest create a lane can be in.
+
+
+def _heartbeat_key(job_id: str) -> str:
+    return f"reelhouse:lane-heartbeat:{job_id}"
+
+
+def _lane_beat(job_id: str) -> None:
+    ttl = int(
+        LANE_MAX_WAIT * 2 + settings.PROVIDER_READ_TIMEOUT + settings.PROVIDER_CONNECT_TIMEOUT
+    )
+    get_redis().set(_heartbeat_key(job_id), "1", ex=ttl)
 
 
 def _lane_alive(job: Job) -> bool:
@@ -96,12 +107,7 @@ def _lane_alive(job: Job) -> bool:
         return True
     if status != JobStatus.STARTED:
         return False
-    started = job.started_at
-    if started is None:
-        return True
-    if started.tzinfo is None:
-        started = started.replace(tzinfo=UTC)
-    return datetime.now(tz=UTC) - started < LANE_MAX_LIFETIME
+    return bool(get_redis().exists(_heartbeat_key(job.id)))
 
 
 def _exists(job_id: str) -> bool:
@@ -286,6 +292,7 @@ def channel_dispatch_lane(*, channel_id: int, lane: int) -> Retry | None:
     limiter = limiter_for_channel(channel=channel)
     deadline = time.monotonic() + LANE_SECONDS + lane * LANE_STAGGER_SECONDS
     while time.monotonic() < deadline:
+        _lane_beat(_lane_id(channel_id, lane))
         try:
             sent = channel_dispatch_once(channel=channel, limiter=limiter, max_wait=LANE_MAX_WAIT)
         except Throttled as throttled:

@@ -308,7 +308,9 @@ def generation_reconcile_create(*, generation_id: str) -> None:
         )
         return
     try:
-        candidates = adapter.list_recent(limit=100)
+        candidates = adapter.list_recent(
+            limit=100, since=generation.submit_started_at - timedelta(seconds=60)
+        )
     except Throttled as throttled:
         enqueue_on_commit(jobs.generation_reconcile_job, generation_id, delay=throttled.wait)
         return

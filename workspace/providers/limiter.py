@@ -121,21 +121,28 @@ class ChannelLimiter:
         if kind in self._held and not hold:
             self._held.discard(kind)
             return 0.0
-        granted, delay_ms, slot_ms = self._reserve(
-            keys=[self._bucket(kind), self._keys["blocked"]],
-            args=[self.interval_ms(kind), int(max_wait * 1000)],
-        )
-        if not granted:
-            reason = "provider pause" if self.paused_for() > 0 else "rate limit"
-            raise Throttled(float(delay_ms) / 1000, reason=reason)
-        waited = float(delay_ms) / 1000
-        self.last_slot_at = float(slot_ms) / 1000
-        if waited > 0:
-            time.sleep(waited)
-        # A pause may have started while this caller slept: its slot is void.
-        paused = self.paused_for()
-        if paused > 0:
-            raise Throttled(paused, reason="provider pause")
+        waited = 0.0
+        while True:
+            budget = max_wait - waited
+            granted, delay_ms, slot_ms = self._reserve(
+                keys=[self._bucket(kind), self._keys["blocked"]],
+                args=[self.interval_ms(kind), int(max(0.0, budget) * 1000)],
+            )
+            if not granted:
+                reason = "provider pause" if self.paused_for() > 0 else "rate limit"
+                raise Throttled(float(delay_ms) / 1000, reason=reason)
+            delay = float(delay_ms) / 1000
+            self.last_slot_at = float(slot_ms) / 1000
+            if delay > 0:
+                time.sleep(delay)
+            waited += delay
+            # A pause that started while this caller slept voids its slot: take a new one
+            # after the pause, within the same patience, or give up without sending.
+            paused = self.paused_for()
+            if paused <= 0:
+                break
+            if waited + paused > max_wait:
+                raise Throttled(paused, reason="provider pause")
         if hold:
             self._held.add(kind)
         return waited

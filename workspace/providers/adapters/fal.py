@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, BinaryIO
 
 import httpx
@@ -302,7 +303,7 @@ class FalQueueAdapter:
     def _result(self, path: str) -> Any:
         return _json(self._http.request("GET", path))
 
-    def list_recent(self, *, limit: int = 100) -> list[ProviderJob]:
+    def list_recent(self, *, limit: int = 100, since: datetime | None = None) -> list[ProviderJob]:
         raise ProviderError(
             ErrorClass.PROVIDER_FAILED,
             "fal's queue API cannot list recent requests, so an unanswered submit cannot be "

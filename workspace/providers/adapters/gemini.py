@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, BinaryIO
 
 import httpx
@@ -291,7 +292,7 @@ class GeminiVeoAdapter:
         response = self._http.request("GET", f"{API_VERSION}/{job_id.lstrip('/')}")
         return parse_operation(_json(response))
 
-    def list_recent(self, *, limit: int = 100) -> list[ProviderJob]:
+    def list_recent(self, *, limit: int = 100, since: datetime | None = None) -> list[ProviderJob]:
         raise ProviderError(
             ErrorClass.PROVIDER_FAILED,
             "The Gemini API cannot list video operations, so an unanswered create cannot be "

@@ -35,6 +35,8 @@ _STATUSES = {
     "failed": JobStatus.FAILED,
 }
 MAX_DOWNLOAD_BYTES = 2 * 1024**3
+# Reconciliation pages back through the provider's list at most this far (100 jobs a page).
+MAX_LIST_PAGES = 20
 
 
 def _error_fields(response: httpx.Response) -> tuple[str, str | None, str | None]:
@@ -216,15 +218,25 @@ class OpenAIVideosAdapter:
         response = self._http.request("GET", f"videos/{job_id}")
         return self._with_poll_hint(parse_video(_json(response)), response)
 
-    def list_recent(self, *, limit: int = 100) -> list[ProviderJob]:
-        response = self._http.request(
-            "GET", "videos", params={"limit": min(limit, 100), "order": "desc"}
-        )
-        body = _json(response)
-        items = body.get("data") if isinstance(body, dict) else None
-        if not isinstance(items, list):
-            raise ProviderError(ErrorClass.PROVIDER_FAILED, "The provider's list had no data.")
-        return [parse_video(item) for item in items]
+    def list_recent(self, *, limit: int = 100, since: datetime | None = None) -> list[ProviderJob]:
+        """The newest jobs first: one page of ``limit``, or with ``since`` every page back to
+        the first job created before that time (bounded, so a huge history cannot stall us)."""
+        jobs: list[ProviderJob] = []
+        params: dict[str, Any] = {"limit": min(limit, 100), "order": "desc"}
+        for _ in range(MAX_LIST_PAGES):
+            body = _json(self._http.request("GET", "videos", params=params))
+            items = body.get("data") if isinstance(body, dict) else None
+            if not isinstance(items, list):
+                raise ProviderError(ErrorClass.PROVIDER_FAILED, "The provider's list had no data.")
+            page = [parse_video(item) for item in items]
+            jobs.extend(page)
+            oldest = page[-1].created_at if page else None
+            if since is None or not body.get("has_more") or not page:
+                break
+            if oldest is not None and oldest < since:
+                break
+            params["after"] = body.get("last_id") or page[-1].id
+        return jobs
 
     def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str:
         return self._http.download(

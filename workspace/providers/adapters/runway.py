@@ -258,7 +258,7 @@ class RunwayAdapter:
         response = self._http.request("GET", f"v1/tasks/{job_id}")
         return parse_task(_json(response))
 
-    def list_recent(self, *, limit: int = 100) -> list[ProviderJob]:
+    def list_recent(self, *, limit: int = 100, since: datetime | None = None) -> list[ProviderJob]:
         raise ProviderError(
             ErrorClass.PROVIDER_FAILED,
             "Runway cannot list recent tasks: its API has no list endpoint, so an unanswered "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from datetime import timedelta
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
@@ -29,6 +30,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--interval", type=float, default=30.0)
         parser.add_argument("--once", action="store_true", help="Sweep once and exit.")
+        parser.add_argument(
+            "--stale-after",
+            type=float,
+            default=120.0,
+            help="Seconds without progress after which a generation's next step is re-enqueued.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         stop = threading.Event()
@@ -36,7 +43,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         while not stop.is_set():
             try:
-                resumed = generations_resume_stalled()
+                resumed = generations_resume_stalled(
+                    stale_after=timedelta(seconds=options["stale_after"])
+                )
                 if resumed:
                     logger.info("resumed %d stalled generations", resumed)
                 # A worker that died between a final state and its settle/release leaves a

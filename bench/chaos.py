@@ -1,0 +1,304 @@
+"""Chaos run: nothing lost, nothing paid twice, nothing stuck, the ledger equal to the bill.
+
+    .venv/bin/python bench/chaos.py [--generations 300] [--time-scale 10] [--fault-seconds 90]
+
+Real RQ workers (2 for status checks and downloads, 2 dispatch lanes: 4 worker processes) and
+the recovery scheduler run as separate processes against the database (DATABASE_URL, else
+SQLite) and a Redis server this run starts and owns (it restarts it once, mid-run). While the
+faults run, a random worker and its work horse are SIGKILLed every few seconds, the simulator
+answers 10 % of calls with a 5xx and fails 10 % of jobs with processing_error, resets 5 % of
+connections after a create, answers 5 % of calls slower than the client timeout, blocks 2 % of
+jobs for moderation, and throws bursts of 429s. Then the faults stop and the system must settle
+by itself. Exit status 0 only when every target holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from _harness import ROOT, machine
+
+SLOW_CLIENT_TIMEOUT = 2  # seconds the workers wait for a provider answer in this run
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+class Workers:
+    """RQ worker processes this run owns, restartable one by one."""
+
+    def __init__(self, env: dict[str, str], queues: list[str]) -> None:
+        self.env, self.queues = env, queues
+        self.processes: list[subprocess.Popen[bytes]] = [self._start(q) for q in queues]
+        self.kills = 0
+
+    def _start(self, queue: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "rqworker", queue, "--with-scheduler"],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def kill_one(self, rng: random.Random) -> None:
+        index = rng.randrange(len(self.processes))
+        process = self.processes[index]
+        for pid in [*children_of(process.pid), process.pid]:  # the work horse, then the worker
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        process.wait()
+        self.kills += 1
+        self.processes[index] = self._start(self.queues[index])
+
+    def revive(self) -> None:
+        """Restart any worker that exited by itself (e.g. when Redis went away)."""
+        for index, process in enumerate(self.processes):
+            if process.poll() is not None:
+                self.processes[index] = self._start(self.queues[index])
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def run(args: argparse.Namespace) -> dict[str, object]:
+    var = ROOT / "var" / "bench-chaos"
+    var.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(ROOT))
+    from workspace.core import embedded_redis
+
+    socket_path = var / "redis" / "redis.sock"
+    redis_process = embedded_redis.start(socket_path)
+    os.environ.update(
+        {
+            "REDIS_URL": f"unix://{socket_path}",
+            "PROVIDER_READ_TIMEOUT": str(SLOW_CLIENT_TIMEOUT),
+            "PROVIDER_CONNECT_TIMEOUT": "2",
+        }
+    )
+    from _harness import setup_django
+
+    env = setup_django(name="chaos", time_scale=args.time_scale)
+    from django.core.management import call_command
+    from django.db.models import Sum
+
+    call_command("flush", interactive=False, verbosity=0)
+    from django.contrib.auth.models import User
+
+    from workspace.billing.models import LedgerEntry
+    from workspace.core.rq import get_redis
+    from workspace.generations.models import Generation, Status
+    from workspace.generations.services import generation_submit
+    from workspace.projects.models import Role
+    from workspace.projects.services import membership_add, project_create
+    from workspace.providers.models import Channel
+    from workspace.simulator.server import SimulatorConfig, SimulatorServer
+
+    get_redis().flushdb()
+    rng = random.Random(args.seed)
+    faults = {
+        "fail_5xx_rate": 0.10,
+        "processing_error_rate": 0.10,
+        "reset_after_create_rate": 0.05,
+        "slow_rate": 0.05,
+        "moderation_rate": 0.02,
+    }
+    sim = SimulatorServer(
+        config=SimulatorConfig(
+            time_scale=args.time_scale,
+            seed=args.seed,
+            slow_seconds=SLOW_CLIENT_TIMEOUT + 1.5,
+            **faults,
+        )
+    ).start()
+    env["REELHOUSE_SIMULATOR_URL"] = sim.url
+    from django.conf import settings
+
+    settings.SIMULATOR_URL = sim.url
+    channel = Channel.objects.create(
+        slug="openai",
+        name="Chaos provider",
+        requests_per_minute=100_000,
+        creates_per_minute=args.creates_per_minute,
+        max_in_flight=100,
+        member_max_in_flight=40,
+        member_max_queued=1000,
+    )
+    owner = User.objects.create_user("member0")
+    project = project_create(name="Chaos", owner=owner)
+    members = [owner]
+    for n in range(1, args.members):
+        members.append(User.objects.create_user(f"member{n}"))
+        membership_add(project=project, username=f"member{n}", role=Role.EDITOR, actor=None)
+    for n in range(args.generations):
+        generation_submit(
+            project=project,
+            user=members[n % len(members)],
+            channel=channel,
+            model="sora-2",
+            prompt=f"chaos video {n}",
+            size="1280x720",
+            seconds=4,
+        )
+    workers = Workers(env, ["default", "default", "dispatch", "dispatch"])
+    scheduler = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "manage.py"),
+            "reelhouse_scheduler",
+            "--interval",
+            "2",
+            "--stale-after",
+            "15",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    active = [Status.QUEUED, Status.SUBMITTING, Status.IN_PROGRESS, Status.DOWNLOADING]
+    started = time.monotonic()
+    redis_restarted = False
+    next_kill = started + rng.uniform(2, 5)
+    next_burst = started + rng.uniform(5, 10)
+    try:
+        while time.monotonic() - started < args.fault_seconds:
+            now = time.monotonic()
+            if now >= next_kill:
+                workers.kill_one(rng)
+                next_kill = now + rng.uniform(2, 5)
+            if now >= next_burst:
+                sim.update_config(rpm_limit=2)  # a burst of 429s for a couple of seconds
+                time.sleep(2)
+                sim.update_config(rpm_limit=None)
+                next_burst = time.monotonic() + rng.uniform(8, 15)
+            if not redis_restarted and now - started > args.fault_seconds / 2:
+                # Everything RQ knew is gone: the database must be enough to carry on.
+                redis_process.kill()  # type: ignore[union-attr]
+                redis_process.wait()  # type: ignore[union-attr]
+                redis_process = embedded_redis.start(socket_path)
+                redis_restarted = True
+            workers.revive()
+            if scheduler.poll() is not None:
+                scheduler = subprocess.Popen(
+                    scheduler.args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+                )
+            if not Generation.objects.filter(status__in=active).exists():
+                break
+            time.sleep(0.5)
+        fault_time = time.monotonic() - started
+        sim.update_config(**{name: 0.0 for name in faults}, rpm_limit=None)
+        settle_deadline = time.monotonic() + args.settle_seconds
+        while time.monotonic() < settle_deadline:
+            workers.revive()
+            if not Generation.objects.filter(status__in=active).exists():
+                break
+            time.sleep(1)
+        # Give the scheduler one more sweep for reservations of jobs that ended under a kill.
+        time.sleep(3)
+    finally:
+        workers.stop()
+        scheduler.terminate()
+        scheduler.wait(timeout=15)
+    settle_time = time.monotonic() - started - fault_time
+    sim_log = sim.creates()
+    counters = sim.counters()
+    billed_per_prompt = Counter(c["prompt"] for c in sim_log if c["billed"])
+    duplicates = sum(n - 1 for n in billed_per_prompt.values() if n > 1)
+    statuses = Counter(Generation.objects.values_list("status", flat=True))
+    by_class = Counter(
+        Generation.objects.filter(status=Status.FAILED).values_list("error_class", flat=True)
+    )
+    ledger_spent = LedgerEntry.objects.aggregate(total=Sum("spent_cents"))["total"] or 0
+    ledger_reserved = LedgerEntry.objects.aggregate(total=Sum("reserved_cents"))["total"] or 0
+    stuck = sum(statuses[s] for s in active)
+    report = {
+        "generations": args.generations,
+        "members": args.members,
+        "worker_kills": workers.kills,
+        "redis_restarted": redis_restarted,
+        "fault_seconds": round(fault_time, 1),
+        "settle_seconds": round(settle_time, 1),
+        "lost": args.generations - Generation.objects.count() + stuck,
+        "duplicate_paid_creations": duplicates,
+        "stuck_after_run": stuck,
+        "ledger_spent_cents": ledger_spent,
+        "ledger_open_reservations_cents": ledger_reserved,
+        "simulator_billed_cents": counters["billed_cents"],
+        "ledger_minus_simulator_cents": ledger_spent - counters["billed_cents"],
+        "final_states": dict(statuses),
+        "failed_by_class": dict(by_class),
+        "simulator": {
+            k: counters[k]
+            for k in (
+                "creates",
+                "jobs_billed",
+                "errors_5xx_sent",
+                "connections_reset",
+                "slow_responses",
+                "rate_limited_429",
+                "jobs_failed",
+            )
+        },
+    }
+    sim.stop()
+    if redis_process is not None:
+        redis_process.terminate()
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--generations", type=int, default=300)
+    parser.add_argument("--members", type=int, default=5)
+    parser.add_argument("--time-scale", type=float, default=10.0)
+    parser.add_argument("--creates-per-minute", type=int, default=120)
+    parser.add_argument("--fault-seconds", type=float, default=120.0)
+    parser.add_argument("--settle-seconds", type=float, default=180.0)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--json", help="also write the report to this file")
+    args = parser.parse_args()
+    report = run(args)
+    print(f"machine: {machine()}")
+    print(json.dumps(report, indent=2))
+    ok = (
+        report["lost"] == 0
+        and report["duplicate_paid_creations"] == 0
+        and report["stuck_after_run"] == 0
+        and report["ledger_minus_simulator_cents"] == 0
+        and report["ledger_open_reservations_cents"] == 0
+    )
+    print("targets met" if ok else "TARGETS MISSED")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
