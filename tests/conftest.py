@@ -85,7 +85,11 @@ def simulator(simulator_server: SimulatorServer, settings) -> SimulatorServer:  
 @pytest.fixture(autouse=True)
 def _isolated_environment(settings, tmp_path, monkeypatch, redis_conn):  # type: ignore[no-untyped-def]
     # No test may ever reach a real provider or keep the developer's files.
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+    for name in (
+        "OPENAI_API_KEY", "OPENAI_BASE_URL", "RUNWAYML_API_SECRET", "RUNWAYML_BASE_URL",
+        "FAL_KEY", "FAL_QUEUE_RUN_HOST", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL",
+        "OPENAI_WEBHOOK_SECRET",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings.REELHOUSE_DELAY_SCALE = 0
     # Hashing four personas per test with PBKDF2 would dominate the suite's run time.

@@ -85,7 +85,9 @@
       var spec = catalog[model.value];
       if (!spec) return;
       restrict(size, spec.sizes);
-      restrict(seconds, spec.seconds.map(String));
+      // Some models make only certain lengths at a given size (e.g. 8 s at 1080p).
+      var lengths = (spec.seconds_by_size && spec.seconds_by_size[size.value]) || spec.seconds;
+      restrict(seconds, lengths.map(String));
       var cents = (spec.cents_per_second[size.value] || 0) * Number(seconds.value);
       if (estimate) estimate.textContent = cents ? "About $" + (cents / 100).toFixed(2) + " at list price" : "";
     }

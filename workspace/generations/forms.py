@@ -40,14 +40,7 @@ class GenerationForm(forms.Form):
         self.initial.setdefault("seconds", default.default_seconds)
         # The page's script narrows size and length to what the chosen model can make.
         model_field.widget.attrs["data-catalog"] = json.dumps(
-            {
-                m.id: {
-                    "sizes": list(m.sizes),
-                    "seconds": list(m.seconds),
-                    "cents_per_second": m.cents_per_second,
-                }
-                for m in catalog.models
-            }
+            {m.id: m.form_data() for m in catalog.models}
         )
 
     def clean(self) -> dict[str, Any]:

@@ -163,7 +163,9 @@ def channel_check_key(*, channel: Channel) -> KeyCheck:
                 "The key works; the provider asks to slow down",
             ),
         }
-        if error.error_class is ErrorClass.NOT_FOUND:
+        if error.error_class in (ErrorClass.NOT_FOUND, ErrorClass.INVALID_REQUEST):
+            # The probe asked about a job that does not exist: an answer about the job (not
+            # about the key) means the key was accepted.
             return KeyCheck("valid", f"The key works with {where}.")
         verdict, words = verdicts.get(error.error_class, ("provider trouble", "Unexpected answer"))
         return KeyCheck(verdict, f"{words}: {error.message}")
