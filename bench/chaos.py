@@ -88,14 +88,39 @@ class Workers:
                 process.kill()
 
 
+def chaos_database_url() -> str:
+    """A scratch database next to the configured one: ``<name>_chaos`` on the same PostgreSQL
+    (created when missing), or a SQLite file under var/ when no DATABASE_URL is set."""
+    configured = os.environ.get("CHAOS_DATABASE_URL") or os.environ.get("DATABASE_URL")
+    if not configured or configured.startswith("sqlite"):
+        return f"sqlite:///{ROOT / 'var' / 'bench-chaos' / f'chaos-{os.getpid()}.sqlite3'}"
+    if os.environ.get("CHAOS_DATABASE_URL"):
+        return configured
+    from urllib.parse import urlparse, urlunparse
+
+    import psycopg
+
+    parsed = urlparse(configured)
+    name = (parsed.path.lstrip("/") or "reelhouse") + "_chaos"
+    admin = urlunparse(parsed._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        exists = connection.execute("select 1 from pg_database where datname = %s", (name,))
+        if exists.fetchone() is None:
+            connection.execute(f'create database "{name}"')
+    return urlunparse(parsed._replace(path=f"/{name}"))
+
+
 def run(args: argparse.Namespace) -> dict[str, object]:
     var = ROOT / "var" / "bench-chaos"
     var.mkdir(parents=True, exist_ok=True)
     sys.path.insert(0, str(ROOT))
     from workspace.core import embedded_redis
 
-    socket_path = var / "redis" / "redis.sock"
+    # A Redis of this run's own (it is restarted mid-run), and a database of its own (it is
+    # wiped): never the ones DATABASE_URL / REDIS_URL name.
+    socket_path = var / f"redis-{os.getpid()}" / "redis.sock"
     redis_process = embedded_redis.start(socket_path)
+    os.environ["DATABASE_URL"] = chaos_database_url()
     os.environ.update(
         {
             "REDIS_URL": f"unix://{socket_path}",
@@ -238,6 +263,30 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     ledger_spent = LedgerEntry.objects.aggregate(total=Sum("spent_cents"))["total"] or 0
     ledger_reserved = LedgerEntry.objects.aggregate(total=Sum("reserved_cents"))["total"] or 0
     stuck = sum(statuses[s] for s in active)
+    duplicated = [prompt for prompt, n in billed_per_prompt.items() if n > 1]
+    duplicate_details = []
+    for prompt in duplicated:
+        generation = Generation.objects.filter(prompt=prompt).first()
+        duplicate_details.append(
+            {
+                "prompt": prompt,
+                "creates": [
+                    {k: c.get(k) for k in ("id", "answer", "slow", "status", "billed", "created_at_real")}
+                    for c in sim_log
+                    if c["prompt"] == prompt
+                ],
+                "generation": {
+                    "status": generation.status,
+                    "provider_job_id": generation.provider_job_id,
+                    "history": generation.provider_job_history,
+                    "submit_attempts": generation.submit_attempts,
+                    "provider_retries": generation.provider_retries,
+                    "error_class": generation.error_class,
+                }
+                if generation
+                else None,
+            }
+        )
     report = {
         "generations": args.generations,
         "members": args.members,
@@ -253,6 +302,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "simulator_billed_cents": counters["billed_cents"],
         "ledger_minus_simulator_cents": ledger_spent - counters["billed_cents"],
         "final_states": dict(statuses),
+        "duplicates": duplicate_details,
         "failed_by_class": dict(by_class),
         "simulator": {
             k: counters[k]
@@ -270,6 +320,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     sim.stop()
     if redis_process is not None:
         redis_process.terminate()
+        redis_process.wait(timeout=10)
+    import shutil
+
+    shutil.rmtree(socket_path.parent, ignore_errors=True)
     return report
 
 

@@ -199,3 +199,54 @@ def test_the_sweeper_resumes_work_lost_with_redis(
     assert services.generations_resume_stalled(stale_after=timedelta(0)) == 1
     run_workers(finished(generation))
     assert Generation.objects.get(pk=generation.pk).status == Status.COMPLETED
+
+
+def test_a_retry_never_adopts_its_own_failed_predecessor(project, teammate, simulator, run_workers) -> None:  # type: ignore[no-untyped-def]
+    # The provider fails the first job for its own reasons; the retry's create then has an
+    # unknown outcome. Reconciliation must adopt the retry's job, not the failed first one.
+    generation = submit(project, teammate, prompt="Harbour lights")
+    simulator.update_config(processing_error_rate=1.0)
+    send_now(generation)
+    key = str(generation.pk)
+    for _ in range(2000):  # bounded: the simulated render fails within a few hundred checks
+        services.generation_poll(generation_id=key)
+        if Generation.objects.get(pk=key).status != Status.IN_PROGRESS:
+            break
+    generation.refresh_from_db()
+    assert generation.status == Status.QUEUED
+    first_job = generation.provider_job_history[-1]
+    simulator.update_config(processing_error_rate=0.0, reset_after_create_rate=1.0)
+    Generation.objects.filter(pk=key).update(next_attempt_at=None)
+    send_now(generation)
+    simulator.update_config(reset_after_create_rate=0.0)
+    run_workers(finished(generation))
+    generation.refresh_from_db()
+    assert generation.status == Status.COMPLETED
+    assert generation.provider_job_id != first_job
+    assert simulator.counters()["jobs_billed"] == 1
+
+
+def test_matching_skips_earlier_attempts_and_prefers_the_closest_job(project, teammate, redis_conn) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workspace.generations.services import _match_candidate
+    from workspace.providers.adapters.base import JobStatus, ProviderJob
+
+    generation = submit(project, teammate, prompt="Harbour lights")
+    sent = timezone.now()
+    Generation.objects.filter(pk=generation.pk).update(
+        status=Status.SUBMITTING, submit_started_at=sent, provider_job_history=["video_first"]
+    )
+    generation.refresh_from_db()
+
+    def job(job_id: str, seconds_before: float) -> ProviderJob:
+        return ProviderJob(
+            id=job_id, status=JobStatus.IN_PROGRESS, model="sora-2", prompt="Harbour lights",
+            size="1280x720", seconds=4, created_at=sent - timedelta(seconds=seconds_before),
+        )
+
+    candidates = [job("video_retry", 0), job("video_first", 20), job("video_stranger", 50)]
+    assert _match_candidate(generation, candidates).id == "video_retry"  # type: ignore[union-attr]
+    assert _match_candidate(generation, [job("video_first", 20)]) is None

@@ -373,14 +373,34 @@ def generation_release_hold(*, generation: Generation, resend: bool) -> bool:
 
 
 def _match_candidate(generation: Generation, candidates: list[ProviderJob]) -> ProviderJob | None:
+    """The provider job this generation's latest create made, if the provider lists it.
+
+    Never a job that is, or once was, another attempt: the jobs of earlier attempts (a job the
+    provider failed and we sent again) and jobs linked to other generations are excluded, or a
+    retry could adopt its own failed predecessor while the new, billed job went unclaimed.
+    """
     assert generation.submit_started_at is not None
     earliest = generation.submit_started_at - timedelta(seconds=60)
-    taken = set(
+    same_request = Generation.objects.filter(
+        channel=generation.channel,
+        model=generation.model,
+        size=generation.size,
+        seconds=generation.seconds,
+        prompt=generation.prompt,
+    ).values_list("pk", "provider_job_id", "provider_job_history")
+    taken: set[str] = set()
+    for pk, current, history in same_request:
+        taken.update(history or [])
+        if current and pk != generation.pk:
+            taken.add(current)
+    linked = (
         Generation.objects.filter(
-            channel=generation.channel,
-            provider_job_id__in=[c.id for c in candidates],
-        ).values_list("provider_job_id", flat=True)
+            channel=generation.channel, provider_job_id__in=[c.id for c in candidates]
+        )
+        .exclude(pk=generation.pk)
+        .values_list("provider_job_id", flat=True)
     )
+    taken.update(job_id for job_id in linked if job_id)
     matches = [
         c
         for c in candidates
@@ -391,9 +411,9 @@ def _match_candidate(generation: Generation, candidates: list[ProviderJob]) -> P
         and (c.prompt is None or c.prompt == generation.prompt)
         and (c.created_at is None or c.created_at >= earliest)
     ]
-    # The oldest match is the one our first send created.
+    # Closest to this attempt's send: clock skew aside, that is the one it created.
     started = generation.submit_started_at
-    matches.sort(key=lambda c: c.created_at or started)
+    matches.sort(key=lambda c: abs(((c.created_at or started) - started).total_seconds()))
     return matches[0] if matches else None
 
 

@@ -1,0 +1,37 @@
+"""The short chaos run (bench/chaos.py with small numbers): crashes, a Redis restart and provider
+faults must lose nothing, pay nothing twice, leave nothing stuck and keep the ledger equal to
+what the provider billed. The full run and its figures are in docs/benchmarks.md."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.chaos
+def test_the_short_chaos_run_meets_every_target(tmp_path: Path) -> None:
+    report_file = tmp_path / "chaos.json"
+    result = subprocess.run(
+        [
+            sys.executable, str(ROOT / "bench" / "chaos.py"), "--generations", "40",
+            "--fault-seconds", "30", "--settle-seconds", "150", "--json", str(report_file),
+        ],
+        cwd=ROOT / "bench",
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert report_file.exists(), result.stderr[-3000:]
+    report = json.loads(report_file.read_text())
+    assert report["worker_kills"] > 0
+    assert report["redis_restarted"]
+    assert report["lost"] == 0, report
+    assert report["duplicate_paid_creations"] == 0, report
+    assert report["stuck_after_run"] == 0, report
+    assert report["ledger_minus_simulator_cents"] == 0, report
+    assert report["ledger_open_reservations_cents"] == 0, report
+    assert result.returncode == 0, result.stdout[-3000:]
