@@ -68,3 +68,33 @@ def enqueue_on_commit(
             queue.enqueue(func, *args, **options, **kwargs)
 
     transaction.on_commit(_enqueue)
+
+
+def enqueue_overdue_scheduled(*, grace: float = 5.0) -> int:
+    """Move scheduled jobs that are overdue by more than ``grace`` seconds onto their queues.
+
+    RQ's own scheduler runs inside one worker holding a lock; when that worker dies the lock
+    outlives it and the other workers' schedulers only look again every 15 minutes, so delayed
+    jobs (polls, retries, rescheduled dispatch lanes) would wait that long. The recovery
+    scheduler calls this as a backstop. A job enqueued twice in a race with RQ's scheduler runs
+    twice, which every Reelhouse job tolerates.
+    """
+    from rq.utils import current_timestamp
+
+    moved = 0
+    connection = get_redis()
+    for name in settings.RQ_QUEUES:
+        queue = get_queue(name)
+        registry = queue.scheduled_job_registry
+        job_ids = registry.get_jobs_to_schedule(int(current_timestamp() - grace))
+        if not job_ids:
+            continue
+        with connection.pipeline() as pipeline:
+            for job in Job.fetch_many(job_ids, connection=connection):
+                if job is not None:
+                    queue._enqueue_job(job, pipeline=pipeline)
+            for job_id in job_ids:
+                registry.remove(job_id, pipeline=pipeline)
+            pipeline.execute()
+        moved += len(job_ids)
+    return moved

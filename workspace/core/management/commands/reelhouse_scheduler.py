@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
 from workspace.billing.services import reservations_close_orphans
+from workspace.core.rq import enqueue_overdue_scheduled
 from workspace.generations.services import generations_resume_stalled
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,9 @@ class Command(BaseCommand):
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         while not stop.is_set():
             try:
+                overdue = enqueue_overdue_scheduled()
+                if overdue:
+                    logger.info("enqueued %d overdue scheduled jobs", overdue)
                 resumed = generations_resume_stalled(
                     stale_after=timedelta(seconds=options["stale_after"])
                 )
