@@ -250,3 +250,29 @@ def test_matching_skips_earlier_attempts_and_prefers_the_closest_job(project, te
     candidates = [job("video_retry", 0), job("video_first", 20), job("video_stranger", 50)]
     assert _match_candidate(generation, candidates).id == "video_retry"  # type: ignore[union-attr]
     assert _match_candidate(generation, [job("video_first", 20)]) is None
+
+
+def test_a_worker_that_died_after_sending_is_recovered_without_a_second_create(project, teammate, simulator, run_workers) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from workspace.generations.dispatch import _claim_next
+    from workspace.providers.adapters.base import VideoRequest
+    from workspace.providers.services import adapter_for_channel
+
+    generation = submit(project, teammate, prompt="Night train")
+    # What a SIGKILLed worker leaves behind: the claim committed, the create sent and accepted
+    # by the provider, and nothing recorded after it.
+    claimed = _claim_next(generation.channel)
+    assert claimed is not None
+    assert claimed.pk == generation.pk
+    adapter_for_channel(channel=generation.channel).create(
+        VideoRequest(model="sora-2", prompt="Night train", size="1280x720", seconds=4)
+    )
+    assert Generation.objects.get(pk=generation.pk).status == Status.SUBMITTING
+    # The recovery sweep finds it and reconciles instead of sending again.
+    assert services.generations_resume_stalled(stale_after=timedelta(0)) >= 1
+    run_workers(finished(generation))
+    generation.refresh_from_db()
+    assert generation.status == Status.COMPLETED
+    assert simulator.counters()["creates"] == 1
+    assert generation.provider_job_id == simulator.creates()[0]["id"]
