@@ -107,6 +107,24 @@ class Command(BaseCommand):
                     ],
                 )
             )
+        # One worker per dispatch lane: lanes pace creates and must not wait behind polls.
+        for index in range(settings.REELHOUSE_DISPATCH_LANES):
+            children.append(
+                Child(
+                    f"dispatcher-{index + 1}",
+                    [
+                        python,
+                        manage,
+                        "rqworker",
+                        "dispatch",
+                        "--with-scheduler",
+                        "--worker-ttl",
+                        "60",
+                        "--name",
+                        f"reelhouse-{os.getpid()}-d{index + 1}",
+                    ],
+                )
+            )
         children.append(Child("scheduler", [python, manage, "reelhouse_scheduler"]))
         children.append(
             Child(
