@@ -32,7 +32,7 @@ def test_the_form_offers_only_catalog_choices(editor_client, project) -> None:  
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"prompt": ""}, "This field is required"),
+        ({"prompt": ""}, "the prompt is empty"),
         ({"size": "1792x1024"}, "is not one of them"),
         ({"model": "sora-9"}, "Select a valid choice"),
         ({"seconds": "5"}, "Select a valid choice"),

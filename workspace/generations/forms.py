@@ -17,6 +17,8 @@ class GenerationForm(forms.Form):
             attrs={"rows": 3, "placeholder": "A paper boat drifting down a rainy street at dusk…"}
         ),
         label="Prompt",
+        help_text="Describe the scene, the camera and the mood; up to 32,000 characters.",
+        error_messages={"required": "Describe the video you want: the prompt is empty."},
     )
     model = forms.ChoiceField(label="Model")
     size = forms.ChoiceField(label="Size")
