@@ -98,6 +98,10 @@ def test_an_exhausted_balance_halts_the_channel_and_holds_the_work(project, team
     assert "run out of credit" in mails[0]
     halted = Channel.objects.get(pk=channel.pk)
     assert "credit" in halted.halted_reason
+    from workspace.billing.models import Notification
+
+    alert = Notification.objects.get(user=owner)  # in the app too, for every admin
+    assert "halted" in alert.title
     # The admin tops up the account and resumes the channel: the held work goes through.
     simulator.update_config(insufficient_quota=False)
     channel_resume(channel=halted)

@@ -11,18 +11,27 @@ from django.core.mail import send_mail
 logger = logging.getLogger(__name__)
 
 
-def admins_notify(*, subject: str, message: str) -> int:
-    """Email every active staff member who has an address; returns how many were written to.
+def admins_notify(*, subject: str, message: str, url: str = "") -> int:
+    """Tell every active staff member in the app (the bell in the page header) and by email to
+    those who have an address; returns how many were emailed.
 
     Never include a key or secret in ``message``: it goes to mailboxes and logs.
     """
+    from workspace.billing.models import Notification
+
     logger.warning("admin alert: %s: %s", subject, message)
-    recipients = list(
-        get_user_model()
-        .objects.filter(is_active=True, is_staff=True)
-        .exclude(email="")
-        .values_list("email", flat=True)
+    staff = get_user_model().objects.filter(is_active=True, is_staff=True)
+    Notification.objects.bulk_create(
+        Notification(
+            user=admin,
+            level=Notification.Level.WARNING,
+            title=subject[:200],
+            message=message,
+            url=url[:300],
+        )
+        for admin in staff
     )
+    recipients = [email for email in staff.values_list("email", flat=True) if email]
     if not recipients:
         return 0
     try:

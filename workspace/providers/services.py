@@ -88,6 +88,7 @@ def channel_halt(*, channel: Channel, reason: str) -> bool:
                 "Queued generations wait and are not lost. Fix the key or the account, then "
                 "resume the channel in the admin (Providers → Channels → Resume)."
             ),
+            url=f"/admin/providers/channel/{channel.pk}/change/",
         )
     return bool(halted)
 
