@@ -21,7 +21,3 @@ def generation_poll_job(generation_id: str, chain: int | None = None) -> None:
 
 def generation_download_job(generation_id: str) -> None:
     services.generation_download(generation_id=generation_id)
-
-
-def generations_resume_stalled_job() -> int:
-    return services.generations_resume_stalled()

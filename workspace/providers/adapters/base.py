@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, ClassVar, Protocol
+
+import httpx
 
 from workspace.providers.catalog import Catalog
 from workspace.providers.errors import ProviderError
+from workspace.providers.http import Circuit, Pacer, ProviderHTTP
 
 
 class JobStatus(StrEnum):
@@ -81,3 +85,60 @@ class VideoAdapter(Protocol):
     def delete(self, job_id: str) -> None: ...
 
     def close(self) -> None: ...
+
+
+class HTTPAdapter:
+    """What every adapter shares: one ``ProviderHTTP`` built from the channel's connection.
+
+    A subclass names its catalog and its classifier and says how the key travels
+    (``auth_headers``); ``normalise_base_url`` adapts a base URL given the way the provider's SDK
+    variable spells it.
+    """
+
+    catalog: ClassVar[Catalog]
+
+    @staticmethod
+    def classify(response: httpx.Response) -> ProviderError:
+        """Turn the provider's error answer into a classified ``ProviderError`` (once)."""
+        raise NotImplementedError
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_key: str,
+        connect_timeout: float,
+        read_timeout: float,
+        download_timeout: float,
+        pacer: Pacer | None = None,
+        circuit: Circuit | None = None,
+        on_circuit_change: Callable[[str], None] | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self._download_timeout = download_timeout
+        self._http = ProviderHTTP(
+            base_url=self.normalise_base_url(base_url),
+            headers={**self.auth_headers(api_key), "User-Agent": "Reelhouse/0.1"},
+            secret=api_key,
+            classify=self.classify,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            pacer=pacer,
+            circuit=circuit,
+            on_circuit_change=on_circuit_change,
+            transport=transport,
+        )
+
+    @staticmethod
+    def auth_headers(api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}"}
+
+    @staticmethod
+    def normalise_base_url(base_url: str) -> str:
+        return base_url
+
+    def capabilities(self) -> Catalog:
+        return self.catalog
+
+    def close(self) -> None:
+        self._http.close()

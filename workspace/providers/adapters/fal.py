@@ -21,19 +21,15 @@ describe it, for the Veo 3.1 endpoints in the catalog.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, BinaryIO
 
 import httpx
 
-from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoRequest
-from workspace.providers.catalog import FAL, Catalog, size_parts
+from workspace.providers.adapters.base import HTTPAdapter, JobStatus, ProviderJob, VideoRequest
+from workspace.providers.catalog import FAL, size_parts
 from workspace.providers.errors import ErrorClass, ProviderError
 from workspace.providers.http import (
-    Circuit,
-    Pacer,
-    ProviderHTTP,
     classify_file_response,
     retry_after_seconds,
 )
@@ -166,47 +162,22 @@ def _video_url(result: Any) -> str | None:
     return url if isinstance(url, str) and url else None
 
 
-class FalQueueAdapter:
+class FalQueueAdapter(HTTPAdapter):
+    catalog = FAL
+    classify = staticmethod(classify_response)
     protocol = "fal"
     can_list = False
     can_cancel = True
     variants: tuple[str, ...] = ("video",)
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: str,
-        connect_timeout: float,
-        read_timeout: float,
-        download_timeout: float,
-        pacer: Pacer | None = None,
-        circuit: Circuit | None = None,
-        on_circuit_change: Callable[[str], None] | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self._download_timeout = download_timeout
+    @staticmethod
+    def auth_headers(api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Key {api_key}"}
+
+    @staticmethod
+    def normalise_base_url(base_url: str) -> str:
         # FAL_QUEUE_RUN_HOST, the SDK's own variable, holds a bare host such as queue.fal.run.
-        if "://" not in base_url:
-            base_url = "https://" + base_url
-        self._http = ProviderHTTP(
-            base_url=base_url,
-            headers={"Authorization": f"Key {api_key}", "User-Agent": "Reelhouse/0.1"},
-            secret=api_key,
-            classify=classify_response,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            pacer=pacer,
-            circuit=circuit,
-            on_circuit_change=on_circuit_change,
-            transport=transport,
-        )
-
-    def capabilities(self) -> Catalog:
-        return FAL
-
-    def close(self) -> None:
-        self._http.close()
+        return base_url if "://" in base_url else "https://" + base_url
 
     def _request_path(self, job_id: str) -> tuple[str, str]:
         endpoint, request_id = split_job_id(job_id, FAL.default.id)

@@ -24,19 +24,15 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, BinaryIO
 
 import httpx
 
-from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoRequest
-from workspace.providers.catalog import GEMINI, Catalog, size_parts
+from workspace.providers.adapters.base import HTTPAdapter, JobStatus, ProviderJob, VideoRequest
+from workspace.providers.catalog import GEMINI, size_parts
 from workspace.providers.errors import ErrorClass, ProviderError
 from workspace.providers.http import (
-    Circuit,
-    Pacer,
-    ProviderHTTP,
     classify_file_response,
     retry_after_seconds,
 )
@@ -206,48 +202,25 @@ def _json(response: httpx.Response) -> Any:
         ) from None
 
 
-class GeminiVeoAdapter:
+class GeminiVeoAdapter(HTTPAdapter):
+    catalog = GEMINI
+    classify = staticmethod(classify_response)
     protocol = "gemini"
     can_list = False
     can_cancel = False
     variants: tuple[str, ...] = ("video",)
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: str,
-        connect_timeout: float,
-        read_timeout: float,
-        download_timeout: float,
-        pacer: Pacer | None = None,
-        circuit: Circuit | None = None,
-        on_circuit_change: Callable[[str], None] | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self._download_timeout = download_timeout
+    @staticmethod
+    def auth_headers(api_key: str) -> dict[str, str]:
+        return {"x-goog-api-key": api_key}
+
+    @staticmethod
+    def normalise_base_url(base_url: str) -> str:
         # GOOGLE_GEMINI_BASE_URL is the host's root; the SDK adds the API version itself.
         base_url = base_url.rstrip("/")
         if base_url.endswith("/" + API_VERSION):
             base_url = base_url[: -len(API_VERSION) - 1]
-        self._http = ProviderHTTP(
-            base_url=base_url,
-            headers={"x-goog-api-key": api_key, "User-Agent": "Reelhouse/0.1"},
-            secret=api_key,
-            classify=classify_response,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            pacer=pacer,
-            circuit=circuit,
-            on_circuit_change=on_circuit_change,
-            transport=transport,
-        )
-
-    def capabilities(self) -> Catalog:
-        return GEMINI
-
-    def close(self) -> None:
-        self._http.close()
+        return base_url
 
     def create(self, request: VideoRequest) -> ProviderJob:
         spec = GEMINI.get(request.model)

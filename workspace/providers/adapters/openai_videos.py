@@ -7,16 +7,15 @@ the adapter speaks it to whatever ``base_url`` the channel names.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import httpx
 
-from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoRequest
-from workspace.providers.catalog import OPENAI_VIDEOS, Catalog
+from workspace.providers.adapters.base import HTTPAdapter, JobStatus, ProviderJob, VideoRequest
+from workspace.providers.catalog import OPENAI_VIDEOS
 from workspace.providers.errors import ErrorClass, ProviderError
-from workspace.providers.http import Circuit, Pacer, ProviderHTTP, retry_after_seconds
+from workspace.providers.http import retry_after_seconds
 
 # Billing and quota failures share HTTP 429 with rate limits; no retry fixes these.
 _QUOTA_CODES = {
@@ -153,45 +152,14 @@ def _json(response: httpx.Response) -> Any:
         ) from None
 
 
-class OpenAIVideosAdapter:
+class OpenAIVideosAdapter(HTTPAdapter):
+    catalog = OPENAI_VIDEOS
+    classify = staticmethod(classify_response)
     protocol = "openai_videos"
     can_list = True
     # ``delete`` removes finished videos only; the protocol has no cancel.
     can_cancel = False
     variants: tuple[str, ...] = ("video", "thumbnail", "spritesheet")
-
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: str,
-        connect_timeout: float,
-        read_timeout: float,
-        download_timeout: float,
-        pacer: Pacer | None = None,
-        circuit: Circuit | None = None,
-        on_circuit_change: Callable[[str], None] | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self._download_timeout = download_timeout
-        self._http = ProviderHTTP(
-            base_url=base_url,
-            headers={"Authorization": f"Bearer {api_key}", "User-Agent": "Reelhouse/0.1"},
-            secret=api_key,
-            classify=classify_response,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            pacer=pacer,
-            circuit=circuit,
-            on_circuit_change=on_circuit_change,
-            transport=transport,
-        )
-
-    def capabilities(self) -> Catalog:
-        return OPENAI_VIDEOS
-
-    def close(self) -> None:
-        self._http.close()
 
     def create(self, request: VideoRequest) -> ProviderJob:
         fields = {

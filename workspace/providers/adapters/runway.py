@@ -17,19 +17,15 @@ docs.dev.runwayml.com describe it.
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, BinaryIO
 
 import httpx
 
-from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoRequest
-from workspace.providers.catalog import RUNWAY, Catalog
+from workspace.providers.adapters.base import HTTPAdapter, JobStatus, ProviderJob, VideoRequest
+from workspace.providers.catalog import RUNWAY
 from workspace.providers.errors import ErrorClass, ProviderError
 from workspace.providers.http import (
-    Circuit,
-    Pacer,
-    ProviderHTTP,
     classify_file_response,
     retry_after_seconds,
 )
@@ -176,48 +172,17 @@ def data_uri(data: bytes, content_type: str | None) -> str:
     return f"data:{content_type or 'image/png'};base64,{base64.b64encode(data).decode()}"
 
 
-class RunwayAdapter:
+class RunwayAdapter(HTTPAdapter):
+    catalog = RUNWAY
+    classify = staticmethod(classify_response)
     protocol = "runway"
     can_list = False
     can_cancel = True
     variants: tuple[str, ...] = ("video",)
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: str,
-        connect_timeout: float,
-        read_timeout: float,
-        download_timeout: float,
-        pacer: Pacer | None = None,
-        circuit: Circuit | None = None,
-        on_circuit_change: Callable[[str], None] | None = None,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
-        self._download_timeout = download_timeout
-        self._http = ProviderHTTP(
-            base_url=base_url,
-            headers={
-                "Authorization": f"Bearer {api_key}",
-                "X-Runway-Version": API_VERSION,
-                "User-Agent": "Reelhouse/0.1",
-            },
-            secret=api_key,
-            classify=classify_response,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            pacer=pacer,
-            circuit=circuit,
-            on_circuit_change=on_circuit_change,
-            transport=transport,
-        )
-
-    def capabilities(self) -> Catalog:
-        return RUNWAY
-
-    def close(self) -> None:
-        self._http.close()
+    @staticmethod
+    def auth_headers(api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {api_key}", "X-Runway-Version": API_VERSION}
 
     def create(self, request: VideoRequest) -> ProviderJob:
         spec = RUNWAY.get(request.model)
