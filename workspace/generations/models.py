@@ -130,6 +130,8 @@ class Generation(models.Model):
             models.Index(fields=["project", "-created_at"]),
             # The dispatcher's questions: who has work waiting, and what is their oldest?
             models.Index(fields=["channel", "status", "created_by", "created_at"]),
+            # How long this model's renders took lately (adaptive polling).
+            models.Index(fields=["channel", "model", "-provider_finished_at"]),
         ]
 
     def __str__(self) -> str:

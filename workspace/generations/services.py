@@ -9,7 +9,6 @@ import logging
 import mimetypes
 import random
 import tempfile
-import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -428,12 +427,11 @@ WEBHOOK_SAFETY_POLL_SECONDS = 300.0
 
 
 def expected_render_seconds(*, channel_id: int, model: str) -> float | None:
-    """Median real time this channel's provider took for this model lately, if known."""
-    key = f"render-seconds:{channel_id}:{model}"
-    cached = _render_estimates.get(key)
-    now = time.monotonic()
-    if cached is not None and now - cached[0] < 60:
-        return cached[1]
+    """Median real time this channel's provider took for this model lately, if known.
+
+    One indexed query per status check: RQ runs each job in a fresh work horse, so an
+    in-process cache would never be hit.
+    """
     rows = list(
         Generation.objects.filter(
             channel_id=channel_id,
@@ -445,12 +443,7 @@ def expected_render_seconds(*, channel_id: int, model: str) -> float | None:
         .values_list("submitted_at", "provider_finished_at")[:20]
     )
     durations = sorted((done - sent).total_seconds() for sent, done in rows if sent and done)
-    estimate = durations[len(durations) // 2] if durations else None
-    _render_estimates[key] = (now, estimate)
-    return estimate
-
-
-_render_estimates: dict[str, tuple[float, float | None]] = {}
+    return durations[len(durations) // 2] if durations else None
 
 
 def _poll_delay(generation: Generation, job: ProviderJob) -> float:
