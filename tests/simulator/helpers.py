@@ -59,7 +59,7 @@ def assert_error(response: httpx.Response, status: int, *, param: str | None = N
 
 
 def wait_for(client: httpx.Client, video_id: str, statuses: tuple[str, ...] = ("completed",),
-             timeout: float = 5.0) -> dict[str, Any]:
+             timeout: float = 30.0) -> dict[str, Any]:
     """Poll GET /videos/{id} (the protocol's own way to wait) until a status is reached."""
     deadline = time.monotonic() + timeout
     while True:

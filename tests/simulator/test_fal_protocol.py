@@ -33,7 +33,7 @@ def submit(client: httpx.Client, endpoint: str = "fal-ai/veo3.1", **fields: Any)
 
 
 def status_until(handle: dict[str, Any], statuses: tuple[str, ...],
-                 timeout: float = 5.0) -> dict[str, Any]:
+                 timeout: float = 30.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     headers = {"Authorization": f"Key {API_KEY}"}
     while True:

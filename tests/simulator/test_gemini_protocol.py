@@ -39,7 +39,7 @@ def start(client: httpx.Client, payload: dict[str, Any] | None = None,
     return name
 
 
-def until_done(client: httpx.Client, name: str, timeout: float = 5.0) -> dict[str, Any]:
+def until_done(client: httpx.Client, name: str, timeout: float = 30.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         response = client.get(f"/v1beta/{name}")

@@ -38,7 +38,7 @@ def create(client: httpx.Client, endpoint: str = "text_to_video", **fields: Any)
 
 
 def task_until(client: httpx.Client, task_id: str, statuses: tuple[str, ...],
-               timeout: float = 5.0) -> dict[str, Any]:
+               timeout: float = 30.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         response = client.get(f"/v1/tasks/{task_id}")

@@ -219,7 +219,7 @@ def test_a_job_goes_queued_then_in_progress_with_rising_progress_then_completed(
         assert (first["status"], first["progress"]) == ("queued", 0)
         server.update_config(time_scale=25.0)  # the whole render now takes ~0.4 s
         seen: list[int] = []
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while True:
             body = client.get(f"/videos/{video['id']}").json()
             assert_schema(body, "VideoResource")
@@ -317,7 +317,7 @@ def test_content_expires_after_the_ttl(client: httpx.Client, sim: SimulatorServe
     assert abs(done["expires_at"] - done["completed_at"] - 72) <= 2
     assert client.get(f"/videos/{video['id']}/content").status_code == 200
     sim.update_config(time_scale=1_000_000.0)  # the hour now passes in 3.6 ms
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while (response := client.get(f"/videos/{video['id']}/content")).status_code == 200:
         assert time.monotonic() < deadline
         time.sleep(0.005)

@@ -57,7 +57,7 @@ def test_refused_requests_do_not_fill_the_window(
     with make_client(server) as client:
         assert client.get("/videos").status_code == 200
         refused = 0
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 30
         while (response := client.get("/videos")).status_code == 429:
             refused += 1
             assert time.monotonic() < deadline
@@ -163,7 +163,7 @@ def test_stop_wakes_requests_held_by_slow_answers(
 
     thread = threading.Thread(target=call)
     thread.start()
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + 30
     while server.counters()["slow_responses"] == 0:
         assert time.monotonic() < deadline
         time.sleep(0.005)
