@@ -30,7 +30,7 @@ def superuser_dashboard(view: Callable[..., HttpResponseBase]) -> Callable[..., 
 rq_patterns = [
     *(
         # The JSON stats would otherwise answer any staff account; no API token is configured.
-        type(p)(p.pattern, superuser_dashboard(p.callback), name=p.name)  # type: ignore[arg-type]
+        type(p)(p.pattern, superuser_dashboard(p.callback), name=p.name)
         for p in get_api_urlpatterns()
     ),
     *get_admin_urlpatterns(view_wrapper=superuser_dashboard),

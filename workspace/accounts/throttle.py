@@ -39,7 +39,7 @@ class SignInThrottleBackend(AxesStandaloneBackend):
     raise instead of letting the next backend answer.
     """
 
-    def authenticate(  # type: ignore[override]
+    def authenticate(
         self,
         request: HttpRequest | None,
         username: str | None = None,
