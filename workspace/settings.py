@@ -10,7 +10,9 @@ process with a message that names the variable (see ``workspace/env.py``).
 from __future__ import annotations
 
 import os
+import re
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -24,10 +26,18 @@ REELHOUSE_ENV = env_choice("REELHOUSE_ENV", "local", {"local", "production"})
 LOCAL = REELHOUSE_ENV == "local"
 
 VAR_DIR = Path(env_str("REELHOUSE_VAR_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var").resolve()
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+if not VAR_DIR.exists():
+    # Local state (SQLite, secret key, media, the embedded Redis socket) is the owner's alone.
+    VAR_DIR.mkdir(mode=0o700, parents=True)
+    VAR_DIR.chmod(0o700)
 
-# The run command turns DEBUG on for its local mode; everywhere else it is off unless asked for.
+# Off unless the operator asks for it, and never in production: the debug page shows settings.
 DEBUG = env_bool("DEBUG", False)
+if DEBUG and not LOCAL:
+    raise ImproperlyConfigured(
+        "DEBUG must be off when REELHOUSE_ENV=production: its error pages show the settings, "
+        "database and Redis passwords included. Unset DEBUG."
+    )
 
 
 def _secret_key() -> str:
@@ -43,8 +53,14 @@ def _secret_key() -> str:
     # Local mode keeps one generated key so sessions survive restarts of the run command.
     key_file = VAR_DIR / "secret_key"
     if not key_file.exists():
-        key_file.write_text(secrets.token_urlsafe(50))
-        key_file.chmod(0o600)
+        # Created private, so the key is never readable by others even for a moment.
+        try:
+            descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            pass  # another process started at the same moment wrote it
+        else:
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_urlsafe(50))
     return key_file.read_text().strip()
 
 
@@ -65,6 +81,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django_rq",
+    "csp",
+    "axes",
     "workspace.core",
     "workspace.accounts",
     "workspace.projects",
@@ -76,6 +94,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -85,6 +104,8 @@ MIDDLEWARE = [
     "workspace.billing.audit.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "workspace.urls"
@@ -115,6 +136,11 @@ if DATABASE_URL is None and not LOCAL:
     raise ImproperlyConfigured("DATABASE_URL must be set when REELHOUSE_ENV=production.")
 _db = dj_database_url.parse(DATABASE_URL or f"sqlite:///{VAR_DIR / 'reelhouse.sqlite3'}")
 if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite creates its file with the umask's mode and gives its -wal/-shm files the same mode
+    # as the database file, so creating it empty and private first keeps all three private.
+    _sqlite_file = Path(_db["NAME"])
+    if _db["NAME"] != ":memory:" and not _sqlite_file.exists() and _sqlite_file.parent.is_dir():
+        _sqlite_file.touch(mode=0o600)
     # IMMEDIATE transactions make concurrent writers queue for the lock instead of failing
     # mid-transaction, which is what keeps quota reservations exact on SQLite.
     _db["OPTIONS"] = {
@@ -154,7 +180,9 @@ RQ = {
     "COMMIT_MODE": "auto",
     "DEFAULT_RESULT_TTL": 3600,
 }
-RQ_SHOW_ADMIN_LINK = True
+# The dashboard can empty queues: it lives at admin/rq/ for superusers only (workspace/urls.py).
+# django-rq's own admin link would register the same views again for every staff account.
+RQ_SHOW_ADMIN_LINK = False
 
 # --- Files ----------------------------------------------------------------------------------
 MEDIA_ROOT = Path(env_str("REELHOUSE_MEDIA_ROOT", str(VAR_DIR / "media")) or "").resolve()
@@ -167,6 +195,9 @@ STORAGES = {
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Stored videos and thumbnails, and the folders holding them, are the owner's alone.
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
@@ -187,6 +218,61 @@ AUTH_PASSWORD_VALIDATORS = [
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not LOCAL)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# Sign-in throttling (django-axes) on our sign-in page and the admin's: a username is locked
+# for one address after repeated failures; other addresses and other usernames are unaffected.
+AUTHENTICATION_BACKENDS = [
+    "workspace.accounts.throttle.SignInThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("REELHOUSE_SIGNIN_FAILURE_LIMIT", 5, minimum=1, maximum=1000)
+AXES_COOLOFF_TIME = timedelta(
+    minutes=env_int("REELHOUSE_SIGNIN_LOCKOUT_MINUTES", 15, minimum=1, maximum=7 * 24 * 60)
+)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "workspace.accounts.throttle.lockout_response"
+# The same trusted client address as everywhere else (REELHOUSE_PROXY_COUNT below).
+AXES_CLIENT_IP_CALLABLE = "workspace.accounts.throttle.client_address"
+
+# --- HTTPS, proxies and browser policies ----------------------------------------------------
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not LOCAL)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if LOCAL else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not LOCAL)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Behind a TLS-terminating proxy: the header (in request.META form) the proxy sets to "https",
+# e.g. HTTP_X_FORWARDED_PROTO. Only set it when the proxy overwrites that header on every request.
+_proxy_ssl_header = env_str("SECURE_PROXY_SSL_HEADER")
+if _proxy_ssl_header is not None:
+    if not re.fullmatch(r"HTTP_[A-Z0-9_]+", _proxy_ssl_header):
+        raise ImproperlyConfigured(
+            f"SECURE_PROXY_SSL_HEADER={_proxy_ssl_header!r} is not a request header in "
+            "request.META form, such as HTTP_X_FORWARDED_PROTO."
+        )
+    SECURE_PROXY_SSL_HEADER = (_proxy_ssl_header, "https")
+USE_X_FORWARDED_HOST = env_bool("USE_X_FORWARDED_HOST", False)
+# How many trusted proxies append to X-Forwarded-For in front of Reelhouse; 0 (the default)
+# means the client address is the connection's own (REMOTE_ADDR) and the header is ignored.
+REELHOUSE_PROXY_COUNT = env_int("REELHOUSE_PROXY_COUNT", 0, minimum=0, maximum=10)
+
+# Preloading commits the whole domain to HTTPS in browsers' built-in lists: the operator's
+# choice (SECURE_HSTS_PRELOAD=1), so check --deploy does not nag when it is left off.
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
+
+# No inline script or style anywhere; stored files add their own sandboxing policy.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "media-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+    },
+}
 
 # --- Locale ---------------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -213,10 +299,21 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "forbidden_without_traceback": {
+            "()": "workspace.core.logging.ForbiddenWithoutTraceback",
+        },
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO") or "INFO"},
     "loggers": {
+        # Django's default config gives "django" its own console handler (under DEBUG) that
+        # printed every request warning a second time beside the root's; the root writes it once.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "django.request": {"filters": ["forbidden_without_traceback"]},
         # httpx logs every request line at INFO; URLs are harmless but it is noise in workers.
         "httpx": {"level": "WARNING"},
+        # axes logs every successful sign-in at INFO; failures and lockouts are warnings.
+        "axes": {"level": "WARNING"},
     },
 }
 

@@ -165,9 +165,10 @@
     function apply(html) {
       var fresh = document.createElement("div");
       fresh.innerHTML = html;
+      paintProgress(fresh);
       var oldList = container.querySelector(".gallery");
       var newList = fresh.querySelector(".gallery");
-      if (!oldList || !newList) { container.innerHTML = html; return; }
+      if (!oldList || !newList) { container.innerHTML = html; paintProgress(container); return; }
       var messages = [];
       var incoming = Array.prototype.slice.call(newList.children);
       incoming.forEach(function (card, index) {
@@ -224,10 +225,25 @@
         bar.setAttribute("aria-valuenow", progress);
         bar.setAttribute("aria-valuetext", progress + "% · " + label);
       }
-      if (fill) fill.style.width = progress + "%";
+      if (fill) { fill.setAttribute("data-progress", progress); paintProgress(panel); }
       if (pct) pct.textContent = progress;
     }
     poller(url, apply, function () { return keepGoing; })();
+  }
+
+  // ---- Progress bars ------------------------------------------------------------------------
+  // Bars carry their value in data-progress and get their width here: the Content-Security-
+  // Policy allows no style attributes in the markup, but script may set element.style.
+  function paintProgress(root) {
+    Array.prototype.forEach.call(root.querySelectorAll("[data-progress]"), function (el) {
+      var value = parseFloat(el.getAttribute("data-progress"));
+      if (isNaN(value)) value = 0;
+      var first = !el.style.width;
+      // A bar's first width is where it stands, not a change: no grow animation on load.
+      if (first) el.style.transition = "none";
+      el.style.width = Math.max(0, Math.min(100, value)) + "%";
+      if (first) { void el.offsetWidth; el.style.transition = ""; }
+    });
   }
 
   // ---- Small helpers ----------------------------------------------------------------------
@@ -238,6 +254,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
+    paintProgress(document);
     Array.prototype.forEach.call(document.querySelectorAll("[data-js-only]"), function (el) { el.hidden = false; });
     Array.prototype.forEach.call(document.querySelectorAll("form[data-confirm]"), setUpConfirm);
     // After a form comes back with errors, start where the first problem is.

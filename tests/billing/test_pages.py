@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -122,10 +122,43 @@ def test_the_panel_is_refused_to_members(client, teammate, spending) -> None:  #
     assert client.get(reverse(PANEL)).status_code == 302
 
 
-def test_a_staff_member_without_superuser_rights_sees_the_panel(client, project) -> None:  # type: ignore[no-untyped-def]
+def test_staff_without_the_usage_permission_get_403_for_the_panel_and_export(client, project) -> None:  # type: ignore[no-untyped-def]
     staff = User.objects.create_user(username="sam", password=PASSWORD, is_staff=True)
     client.force_login(staff)
+    assert client.get(reverse(PANEL)).status_code == 403
+    assert client.get(reverse("admin:billing_usagepanel_export")).status_code == 403
+    # Nor is the panel offered on the admin's index.
+    assert reverse(PANEL) not in client.get(reverse("admin:index")).content.decode()
+
+
+def test_staff_with_the_usage_permission_see_the_panel_and_export(client, project) -> None:  # type: ignore[no-untyped-def]
+    staff = User.objects.create_user(username="sam", password=PASSWORD, is_staff=True)
+    staff.user_permissions.add(
+        Permission.objects.get(content_type__app_label="billing", codename="view_usage_panel")
+    )
+    client.force_login(staff)
     assert client.get(reverse(PANEL)).status_code == 200
+    today = timezone.localdate()
+    export = client.get(reverse("admin:billing_usagepanel_export"), {"first": today, "last": today})
+    assert export.status_code == 200
+    assert reverse(PANEL) in client.get(reverse("admin:index")).content.decode()
+
+
+def test_superusers_have_the_usage_permission_implicitly(client, admin_user, spending) -> None:  # type: ignore[no-untyped-def]
+    client.force_login(admin_user)
+    assert client.get(reverse(PANEL)).status_code == 200
+    today = timezone.localdate()
+    export = client.get(reverse("admin:billing_usagepanel_export"), {"first": today, "last": today})
+    assert export.status_code == 200
+
+
+def test_the_panel_has_no_inline_style(client, admin_user, spending) -> None:  # type: ignore[no-untyped-def]
+    """The CSP allows no inline style: the charts' legend uses classes, the page a stylesheet."""
+    client.force_login(admin_user)
+    page = client.get(reverse(PANEL)).content.decode()
+    assert "swatch swatch-0" in page
+    assert " style=" not in page
+    assert "<style" not in page
 
 
 def test_the_ledger_exports_as_csv_without_formulas(client, admin_user, spending) -> None:  # type: ignore[no-untyped-def]

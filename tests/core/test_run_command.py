@@ -21,12 +21,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
 def test_up_serves_the_app_and_generates_a_video(tmp_path: Path) -> None:
     web, simulator = free_port(), free_port()
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "OPENAI_API_KEY")
+        if k
+        not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "OPENAI_API_KEY", "DEBUG")
     }
     env.update(
         REELHOUSE_VAR_DIR=str(tmp_path / "var"),
@@ -89,6 +94,28 @@ def test_up_serves_the_app_and_generates_a_video(tmp_path: Path) -> None:
         sign_in = httpx.get(f"http://127.0.0.1:{web}/accounts/sign-in/", timeout=10)
         assert sign_in.status_code == 200
         assert "Sign in" in sign_in.text
+        assert "script-src 'self'" in sign_in.headers["Content-Security-Policy"]
+
+        # DEBUG is off unless the operator asks: our 404 page, not Django's debug page, and
+        # static files still served (whitenoise from the source folders).
+        missing = httpx.get(f"http://127.0.0.1:{web}/no-such-page/", timeout=10)
+        assert missing.status_code == 404
+        assert "We can\u2019t find that page" in missing.text
+        assert "URLconf" not in missing.text
+        css = httpx.get(f"http://127.0.0.1:{web}/static/css/app.css", timeout=10)
+        assert css.status_code == 200
+        assert "text/css" in css.headers["Content-Type"]
+
+        # Local state is the owner's alone.
+        var = tmp_path / "var"
+        assert mode(var) == 0o700
+        for private in ("secret_key", "first-admin-password.txt", "reelhouse.sqlite3"):
+            assert mode(var / private) == 0o600, private
+        assert mode(var / "redis") == 0o700
+        videos = [p for p in (var / "media").rglob("*") if p.is_file()]
+        assert videos
+        assert {mode(p) for p in videos} == {0o600}
+        assert {mode(p) for p in (var / "media").rglob("*") if p.is_dir()} == {0o700}
     finally:
         os.killpg(up.pid, signal.SIGTERM)
         try:

@@ -10,19 +10,35 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_django(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "REELHOUSE_"))}
+def start_django(
+    tmp_path: Path, *command: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DJANGO_", "REELHOUSE_", "SECURE_", "AXES_"))
+    }
     for name in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL"):
         clean.pop(name, None)
     clean.update({"REELHOUSE_VAR_DIR": str(tmp_path), **env})
     return subprocess.run(
-        [sys.executable, "manage.py", "check"],
+        [sys.executable, "manage.py", *(command or ("check",))],
         cwd=ROOT,
         env=clean,
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+# The least a production deployment must set (values as in .ci/run's deploy check).
+PRODUCTION = {
+    "REELHOUSE_ENV": "production",
+    "SECRET_KEY": "k3Yq9vPz2mW7xR4tL8nB1cF6hJ0sD5gA-uE_iO3pT9yV2wX7zQ",
+    "ALLOWED_HOSTS": "reelhouse.example",
+    "DATABASE_URL": "postgres://reelhouse:secret@db.example:5432/reelhouse",
+    "REDIS_URL": "redis://redis.example:6379/0",
+}
 
 
 @pytest.mark.parametrize(
@@ -39,6 +55,12 @@ def start_django(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]
             {"REELHOUSE_ENV": "production", "SECRET_KEY": "x" * 40, "ALLOWED_HOSTS": "a.example"},
             "DATABASE_URL",
         ),
+        # Debug pages show the settings, passwords included: never in production.
+        ({**PRODUCTION, "DEBUG": "1"}, "DEBUG"),
+        ({"SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto"}, "SECURE_PROXY_SSL_HEADER"),
+        ({"SECURE_HSTS_SECONDS": "a year"}, "SECURE_HSTS_SECONDS"),
+        ({"REELHOUSE_PROXY_COUNT": "-1"}, "REELHOUSE_PROXY_COUNT"),
+        ({"REELHOUSE_SIGNIN_LOCKOUT_MINUTES": "0"}, "REELHOUSE_SIGNIN_LOCKOUT_MINUTES"),
     ],
 )
 def test_bad_values_fail_loudly(tmp_path: Path, env: dict[str, str], named: str) -> None:
@@ -54,3 +76,42 @@ def test_local_mode_needs_no_configuration_and_keeps_its_secret_key(tmp_path: Pa
     assert start_django(tmp_path).returncode == 0
     assert (tmp_path / "secret_key").read_text() == key
     assert oct((tmp_path / "secret_key").stat().st_mode & 0o777) == "0o600"
+
+
+def test_production_passes_the_deploy_check_with_the_least_configuration(tmp_path: Path) -> None:
+    result = start_django(tmp_path, "check", "--deploy", "--fail-level", "WARNING", **PRODUCTION)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_defaults_are_https_only(tmp_path: Path) -> None:
+    script = (
+        "from django.conf import settings as s;"
+        "print(s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS,"
+        " s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.DEBUG,"
+        " getattr(s, 'SECURE_PROXY_SSL_HEADER', None), s.REELHOUSE_PROXY_COUNT)"
+    )
+    result = start_django(tmp_path, "shell", "-c", script, **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == ["True", "31536000", "True", "True", "True", "False", "None", "0"]
+
+    behind_proxy = start_django(
+        tmp_path,
+        "shell",
+        "-c",
+        script,
+        **PRODUCTION,
+        SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO",
+        REELHOUSE_PROXY_COUNT="1",
+    )
+    assert behind_proxy.returncode == 0, behind_proxy.stderr
+    assert behind_proxy.stdout.strip().splitlines()[-1].split()[-3:] == ["('HTTP_X_FORWARDED_PROTO',", "'https')", "1"]
+
+
+def test_local_state_directory_is_created_private(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    assert start_django(state).returncode == 0
+    assert state.stat().st_mode & 0o777 == 0o700
+    assert (state / "secret_key").stat().st_mode & 0o777 == 0o600
+    # The SQLite file exists before Django opens it, private from its first byte.
+    assert (state / "reelhouse.sqlite3").stat().st_mode & 0o777 == 0o600

@@ -295,14 +295,15 @@ def _csv_cell(value: object) -> object:
 class UsagePanelAdmin(admin.ModelAdmin):
     """The usage panel: spend, budgets' pace, outcomes, queues and the ledger export.
 
-    Staff only: the admin site sends anyone else to its login page.
+    Needs ``billing.view_usage_panel`` (superusers have it): the export is the whole ledger.
+    The admin site sends anyone who is not staff to its login page; other staff get 403.
     """
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return _is_staff(request)
+        return self.has_view_permission(request)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return _is_staff(request)
+        return _is_staff(request) and request.user.has_perm("billing.view_usage_panel")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

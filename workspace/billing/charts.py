@@ -91,8 +91,9 @@ def stacked_bars(
 def legend(series: Sequence[Series]) -> str:
     items = "".join(
         format_html(
-            '<li><span class="swatch" style="background:{}"></span>{}</li>',
-            PALETTE[i % len(PALETTE)],
+            # A class per colour (billing/usage_panel.css): the CSP allows no style attribute.
+            '<li><span class="swatch swatch-{}"></span>{}</li>',
+            i % len(PALETTE),
             s.name,
         )
         for i, s in enumerate(series)

@@ -355,6 +355,9 @@ class UsagePanel(LedgerEntry):
         proxy = True
         verbose_name = "usage panel"
         verbose_name_plural = "usage panel"
+        # One permission of its own: the panel and its export show the whole ledger.
+        default_permissions = ()
+        permissions = [("view_usage_panel", "Can see the usage panel and export the ledger")]
 
 
 class Notification(models.Model):

@@ -37,7 +37,8 @@ def start(socket_path: Path, *, timeout: float = 10.0) -> subprocess.Popen[bytes
     """
     if is_running(socket_path):
         return None
-    socket_path.parent.mkdir(parents=True, exist_ok=True)
+    socket_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    socket_path.parent.chmod(0o700)  # the owner's alone, whatever the umask made of it
     if socket_path.exists():
         socket_path.unlink()  # left behind by a server that was killed
     process = subprocess.Popen(

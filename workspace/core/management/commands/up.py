@@ -60,8 +60,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["workers"] < 1:
             raise CommandError("--workers must be at least 1.")
-        # The run command is the local mode: DEBUG on unless the operator said otherwise.
-        os.environ.setdefault("DEBUG", "1")
         started_redis = None
         if settings.USES_EMBEDDED_REDIS:
             started_redis = embedded_redis.start(settings.EMBEDDED_REDIS_SOCKET)
@@ -174,14 +172,18 @@ class Command(BaseCommand):
         users = get_user_model()
         if users.objects.filter(is_superuser=True).exists():
             return (
-                "Sign in with your admin account (python manage.py changepassword NAME resets it)."
+                "Sign in with your admin account "
+                "(python3 reelhouse.py manage changepassword NAME resets its password)."
             )
         username = os.environ.get("DJANGO_SUPERUSER_USERNAME", "admin")
         password = os.environ.get("DJANGO_SUPERUSER_PASSWORD") or secrets.token_urlsafe(12)
         email = os.environ.get("DJANGO_SUPERUSER_EMAIL", "")
         users.objects.create_superuser(username=username, email=email, password=password)
         secret_file = settings.VAR_DIR / "first-admin-password.txt"
-        secret_file.write_text(f"{username}\n{password}\n")
+        # Created private, so the password is never readable by others even for a moment.
+        descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(f"{username}\n{password}\n")
         secret_file.chmod(0o600)
         return (
             f"Sign in as {username!r} with password {password!r} "
