@@ -1,21 +1,39 @@
-"""Serving stored files with HTTP Range support, which browsers need to seek in a video.
+"""Serving stored files: fixed content types, HTTP Range, HEAD and conditional requests.
 
 Django's FileResponse always sends the whole file; Safari refuses to play an MP4 without 206
 answers, and other browsers cannot seek in long ones.
+
+Every file went through a provider, so it is served as hostile content from our own origin:
+its type comes from our own table (core/media_types.py), never from a guess; the browser may
+not sniff another one; and opened as a document it runs in a sandbox with no scripts.
 """
 
 from __future__ import annotations
 
-import mimetypes
 import re
 from collections.abc import Iterator
 from typing import Any
 
 from django.core.files import File
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
+from django.utils.cache import get_conditional_response
+from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
+
+from workspace.core.media_types import media_type_for_extension
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 1 << 16
+# Any position with more digits than this lies beyond every file we could store; comparing
+# lengths first keeps int() away from numbers of thousands of digits (it refuses those).
+_MAX_DIGITS = 18
+_BEYOND_ANY_FILE = 10**_MAX_DIGITS
+# Playback in our own <video>/<img> ignores this; it matters when the file is opened directly.
+FILE_CSP = "sandbox; default-src 'none'; media-src 'self'; img-src 'self'"
+
+
+class _Unsatisfiable(Exception):
+    pass
 
 
 def _read_span(handle: File[Any], start: int, length: int) -> Iterator[bytes]:
@@ -32,39 +50,115 @@ def _read_span(handle: File[Any], start: int, length: int) -> Iterator[bytes]:
         handle.close()
 
 
-def file_response(
-    request: HttpRequest, stored: File[Any], *, filename: str, as_attachment: bool
-) -> HttpResponse | StreamingHttpResponse:
-    size = stored.size
-    content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
-    match = _RANGE.match(request.headers.get("Range", "").strip())
+def _position(digits: str) -> int:
+    return int(digits) if len(digits) <= _MAX_DIGITS else _BEYOND_ANY_FILE
+
+
+def _requested_span(header: str, size: int) -> tuple[int, int] | None:
+    """The (start, end) a single-range ``Range`` header asks for; None to send the whole file.
+
+    RFC 9110 §14.2: a header we cannot parse (several ranges, ``bytes=5-3``) is ignored; a
+    valid one that lies wholly beyond the file is unsatisfiable (416).
+    """
+    match = _RANGE.match(header.strip())
     if match is None or not (match.group(1) or match.group(2)):
-        whole = FileResponse(
-            stored.open("rb"),
-            as_attachment=as_attachment,
-            filename=filename,
-            content_type=content_type,
-        )
-        whole["Accept-Ranges"] = "bytes"
-        return whole
+        return None
     first, last = match.groups()
     if first:
-        start = int(first)
-        end = min(int(last), size - 1) if last else size - 1
+        start = _position(first)
+        if last and _position(last) < start:
+            return None
+        end = min(_position(last), size - 1) if last else size - 1
     else:  # "bytes=-N": the last N bytes
-        start = max(0, size - int(last))
-        end = size - 1
-    if start >= size or start > end:
-        refused = HttpResponse(status=416)
-        refused["Content-Range"] = f"bytes */{size}"
-        return refused
-    length = end - start + 1
-    partial = StreamingHttpResponse(
-        _read_span(stored.open("rb"), start, length), status=206, content_type=content_type
+        suffix = _position(last)
+        if suffix == 0:
+            raise _Unsatisfiable
+        start, end = max(0, size - suffix), size - 1
+    if start >= size:
+        raise _Unsatisfiable
+    return start, end
+
+
+def _if_range_holds(request: HttpRequest, etag: str | None, last_modified: int | None) -> bool:
+    """RFC 9110 §13.1.5: honour Range only if the file is still the one the client holds."""
+    condition = request.headers.get("If-Range")
+    if condition is None:
+        return True
+    condition = condition.strip()
+    if condition.startswith(('"', "W/")):
+        return etag is not None and condition == etag  # a strong comparison: W/ never matches
+    date = parse_http_date_safe(condition)
+    return date is not None and last_modified is not None and date == last_modified
+
+
+def _validators(stored: File[Any], size: int) -> tuple[str | None, int | None]:
+    """A strong ETag and Last-Modified from the file's size and mtime, where storage knows it."""
+    storage, name = getattr(stored, "storage", None), getattr(stored, "name", None)
+    if storage is None or not name:
+        return None, None
+    try:
+        modified = storage.get_modified_time(name)
+    except (NotImplementedError, OSError):
+        return None, None
+    stamp = modified.timestamp()
+    return f'"{size:x}-{int(stamp * 1_000_000):x}"', int(stamp)
+
+
+def file_response(
+    request: HttpRequest, stored: File[Any], *, filename: str, as_attachment: bool
+) -> HttpResponseBase:
+    extension = filename.rsplit(".", 1)[-1] if "." in filename else ""
+    media = media_type_for_extension(extension)
+    if media is None:
+        # Stored before types were checked: the browser gets bytes to save, never to render.
+        content_type, as_attachment = "application/octet-stream", True
+    else:
+        content_type = media.content_type
+    size = stored.size
+    etag, last_modified = _validators(stored, size)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": FILE_CSP,
+        "Content-Disposition": content_disposition_header(as_attachment, filename) or "inline",
+    }
+    if etag is not None and last_modified is not None:
+        headers["ETag"] = etag
+        headers["Last-Modified"] = http_date(last_modified)
+
+    # If-None-Match / If-Modified-Since (304) and If-Match / If-Unmodified-Since (412).
+    probe = HttpResponse(headers=headers)
+    conditional = get_conditional_response(
+        request, etag=etag, last_modified=last_modified, response=probe
     )
-    partial["Content-Range"] = f"bytes {start}-{end}/{size}"
-    partial["Content-Length"] = str(length)
-    partial["Accept-Ranges"] = "bytes"
-    disposition = "attachment" if as_attachment else "inline"
-    partial["Content-Disposition"] = f'{disposition}; filename="{filename}"'
-    return partial
+    if conditional is not None and conditional is not probe:
+        return conditional
+
+    span = None
+    if "Range" in request.headers and _if_range_holds(request, etag, last_modified):
+        try:
+            span = _requested_span(request.headers["Range"], size)
+        except _Unsatisfiable:
+            refused = HttpResponse(status=416, headers=headers)
+            refused["Content-Range"] = f"bytes */{size}"
+            return refused
+    start, end = span if span is not None else (0, size - 1)
+    length = end - start + 1 if size else 0
+    status = 206 if span is not None else 200
+    if span is not None:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+
+    response: HttpResponseBase
+    if request.method == "HEAD":
+        response = HttpResponse(status=status, content_type=content_type)
+    elif span is None:
+        response = FileResponse(stored.open("rb"), content_type=content_type)
+    else:
+        response = StreamingHttpResponse(
+            _read_span(stored.open("rb"), start, length), status=206, content_type=content_type
+        )
+    # Set last: FileResponse writes a Content-Disposition of its own from the stored name.
+    for name, value in headers.items():
+        response[name] = value
+    response["Content-Length"] = str(length)
+    return response

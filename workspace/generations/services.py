@@ -6,7 +6,6 @@ The web form, the ``generation_submit`` command and the RQ jobs all come through
 from __future__ import annotations
 
 import logging
-import mimetypes
 import random
 import tempfile
 from datetime import timedelta
@@ -26,6 +25,7 @@ from workspace.billing.services import (
     reservation_release,
     reservation_settle,
 )
+from workspace.core.media_types import SNIFF_BYTES, describe, sniff
 from workspace.core.notify import admins_notify
 from workspace.core.rq import enqueue_on_commit
 from workspace.generations.dispatch import channel_kick_on_commit, generations_fail_over
@@ -53,12 +53,8 @@ MAX_SUBMIT_ATTEMPTS = 8
 MAX_PROVIDER_AGE = timedelta(hours=6)
 # A create with an unknown outcome is matched against the provider's list for this long.
 RECONCILE_WINDOW = timedelta(minutes=10)
-FILE_EXTENSIONS = {
-    "video/mp4": "mp4",
-    "image/jpeg": "jpg",
-    "image/webp": "webp",
-    "image/png": "png",
-}
+# What each file of a finished job must be, judged by its bytes (core/media_types.py).
+VARIANT_KINDS = {"video": "video", "thumbnail": "image", "spritesheet": "image"}
 
 
 def _delay(seconds: float) -> float:
@@ -614,16 +610,32 @@ def _handle_poll_error(generation: Generation, error: ProviderError) -> None:
 
 
 def _store_variant(generation: Generation, adapter: VideoAdapter, variant: str) -> str:
+    """Download one file and store it, but only when its bytes are a media type we serve.
+
+    The provider's Content-Type is ignored: a gateway could label an HTML page ``video/mp4``,
+    and we would then serve its script from our own origin to every member of the project.
+    """
     assert generation.provider_job_id is not None
     with tempfile.TemporaryFile() as scratch:
-        content_type = adapter.download(
-            generation.provider_job_id, variant=variant, destination=scratch
-        )
-        content_type = content_type.split(";")[0].strip().lower()
-        extension = FILE_EXTENSIONS.get(content_type) or (
-            (mimetypes.guess_extension(content_type) or ".bin").lstrip(".")
-        )
-        name = f"generations/{generation.project_id}/{generation.pk}/{variant}.{extension}"
+        claimed = adapter.download(generation.provider_job_id, variant=variant, destination=scratch)
+        scratch.seek(0)
+        head = scratch.read(SNIFF_BYTES)
+        media = sniff(head)
+        expected = VARIANT_KINDS.get(variant, "image")
+        if media is None or media.kind != expected:
+            what = "a file" if variant == "video" else f"a {variant}"
+            article = "a" if expected == "video" else "an"
+            raise ProviderError(
+                ErrorClass.PROVIDER_FAILED,
+                f"The provider sent {what} that is not {article} {expected} ({describe(head)}); "
+                "nothing was stored.",
+            )
+        if claimed.split(";")[0].strip().lower() != media.content_type:
+            logger.info(
+                "generation %s: %s labelled %r is %s", generation.pk, variant, claimed[:100],
+                media.content_type,
+            )
+        name = f"generations/{generation.project_id}/{generation.pk}/{variant}.{media.extension}"
         # A repeated download overwrites the same name instead of piling up copies.
         if default_storage.exists(name):
             default_storage.delete(name)
@@ -655,6 +667,9 @@ def generation_download(*, generation_id: str) -> None:
             )
             enqueue_on_commit(jobs.generation_download_job, generation_id, delay=_delay(wait))
         else:
+            # The files stored before this one belong to a generation that will not complete.
+            for path in stored.values():
+                default_storage.delete(path)
             _fail(generation, error, from_=Status.DOWNLOADING)
         return
     finally:

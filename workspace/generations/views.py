@@ -3,9 +3,10 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from workspace.core.files import file_response
 from workspace.generations.forms import GenerationForm
@@ -104,10 +105,10 @@ def generation_cancel_view(
 
 
 @login_required
-@require_GET
+@require_safe
 def generation_file(
     request: HttpRequest, project_id: int, generation_id: str, variant: str
-) -> HttpResponse | StreamingHttpResponse:
+) -> HttpResponseBase:
     """Stream a stored file to a project member; there is no public URL for any of them."""
     membership = membership_get_or_404(user=request.user, project_id=project_id)
     generation = generation_get_or_404(project=membership.project, generation_id=generation_id)
@@ -120,5 +121,4 @@ def generation_file(
     filename = f"reelhouse-{str(generation.pk)[:8]}-{variant}.{extension}"
     response = file_response(request, stored, filename=filename, as_attachment=download)
     response["Cache-Control"] = "private, max-age=3600"
-    response["X-Content-Type-Options"] = "nosniff"
     return response

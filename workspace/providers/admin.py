@@ -47,6 +47,7 @@ class ChannelAdmin(admin.ModelAdmin):
             },
         ),
         ("Webhooks", {"fields": ["webhook_secret_env"]}),
+        ("Output files", {"fields": ["private_output_hosts"]}),
         ("Health", {"fields": ["health", "halted_at", "halted_reason"]}),
     ]
 

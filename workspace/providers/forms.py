@@ -41,6 +41,7 @@ class ChannelAdminForm(forms.ModelForm):
             "member_max_in_flight",
             "member_max_queued",
             "webhook_secret_env",
+            "private_output_hosts",
         ]
 
     def clean(self) -> dict[str, Any]:

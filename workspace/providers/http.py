@@ -11,6 +11,8 @@
   path below the base path). Provider outputs live on CDNs and storage hosts: ``download_url``
   fetches those without any header that carries the key, and follows redirects itself so a
   redirect can never carry the key to another host either.
+- Outputs come only from public addresses, checked when connecting (addresses.py), unless they
+  share the base URL's origin or the channel lists their host in ``private_output_hosts``.
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, BinaryIO, Protocol
 
+import httpcore
 import httpx
 
+from workspace.providers.addresses import OutputPolicy, OutputRefused, VettedBackend
 from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
 
 Classifier = Callable[[httpx.Response], ProviderError]
@@ -123,6 +127,24 @@ def shared_ssl_context() -> ssl.SSLContext:
     return _ssl_context
 
 
+def _vetted_transport(policy: OutputPolicy) -> httpx.HTTPTransport:
+    """An httpx transport whose every connection goes through ``VettedBackend``.
+
+    httpx has no argument for httpcore's network backend, so the pool is rebuilt with one; its
+    other settings are httpx's defaults (100 connections, 20 kept alive for 5 s).
+    """
+    transport = httpx.HTTPTransport(retries=0, verify=shared_ssl_context())
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=shared_ssl_context(),
+        max_connections=100,
+        max_keepalive_connections=20,
+        keepalive_expiry=5.0,
+        retries=0,
+        network_backend=VettedBackend(policy),
+    )
+    return transport
+
+
 class ProviderHTTP:
     def __init__(
         self,
@@ -138,6 +160,7 @@ class ProviderHTTP:
         on_circuit_change: Callable[[str], None] | None = None,
         max_wait: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        private_output_hosts: str = "",
     ) -> None:
         self._pacer = pacer
         self._circuit = circuit
@@ -160,6 +183,11 @@ class ProviderHTTP:
         }
         self._transport = transport
         self._bare: httpx.Client | None = None
+        base = self._client.base_url
+        self._output_policy = OutputPolicy.for_channel(
+            trusted=[(base.host, base.port or _DEFAULT_PORTS.get(base.scheme, 0))],
+            private_output_hosts=private_output_hosts,
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -171,8 +199,7 @@ class ProviderHTTP:
             self._bare = httpx.Client(
                 headers=self._bare_headers,
                 timeout=self._timeout,
-                transport=self._transport
-                or httpx.HTTPTransport(retries=0, verify=shared_ssl_context()),
+                transport=self._transport or _vetted_transport(self._output_policy),
                 follow_redirects=False,
             )
         return self._bare
@@ -310,19 +337,26 @@ class ProviderHTTP:
                     return self._write(response, destination, max_bytes)
             except httpx.HTTPError as exc:
                 raise self._network_error(exc, creates=False) from None
+            except OutputRefused as refused:
+                raise ProviderError(ErrorClass.PROVIDER_FAILED, str(refused)) from None
         raise ProviderError(
             ErrorClass.PROVIDER_FAILED, f"The file URL redirected more than {MAX_REDIRECTS} times."
         )
 
     def _write(self, response: httpx.Response, destination: BinaryIO, max_bytes: int) -> str:
+        too_big = ProviderError(
+            ErrorClass.PROVIDER_FAILED,
+            f"The provider sent more than {max_bytes} bytes for one file; nothing was stored.",
+        )
+        declared = response.headers.get("content-length", "")
+        # Refused before reading a byte when the file says up front that it is too big.
+        if declared.isdigit() and (len(declared) > 18 or int(declared) > max_bytes):
+            raise too_big
         written = 0
         for chunk in response.iter_bytes(1 << 16):
             written += len(chunk)
             if written > max_bytes:
-                raise ProviderError(
-                    ErrorClass.PROVIDER_FAILED,
-                    f"The provider sent more than {max_bytes} bytes for one file.",
-                )
+                raise too_big
             destination.write(chunk)
         return response.headers.get("content-type", "application/octet-stream")
 

@@ -4,9 +4,18 @@ import os
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
+from workspace.providers.addresses import parse_private_hosts
 from workspace.providers.catalog import CATALOGS, Catalog
+
+
+def validate_private_output_hosts(value: str) -> None:
+    try:
+        parse_private_hosts(value)
+    except ValueError as error:
+        raise ValidationError(str(error)) from None
 
 
 class Protocol(models.TextChoices):
@@ -78,6 +87,17 @@ class Channel(models.Model):
     # A key entered in the admin, encrypted at rest (secrets.py); it wins over api_key_env.
     api_key_encrypted = models.TextField(blank=True, editable=False)
     api_key_hint = models.CharField(max_length=20, blank=True, editable=False)
+    private_output_hosts = models.CharField(
+        max_length=1000,
+        blank=True,
+        validators=[validate_private_output_hosts],
+        help_text=(
+            "Host names, IP addresses or CIDR ranges (comma- or space-separated) that output "
+            "files may be fetched from even though they are private: for self-hosted gateways "
+            "whose files live on a private network. Files on the base URL's own host and port "
+            "are always allowed; everything else must be a public address."
+        ),
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

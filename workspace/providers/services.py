@@ -124,6 +124,7 @@ def adapter_for_channel(*, channel: Channel, limiter: ChannelLimiter | None = No
             on_circuit_change=lambda transition: channel_circuit_changed(
                 channel=channel, transition=transition
             ),
+            private_output_hosts=channel.private_output_hosts,
         )
     raise ValueError(f"Channel {channel.slug} uses an unknown protocol {channel.protocol!r}.")
 

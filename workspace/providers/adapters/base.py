@@ -114,6 +114,7 @@ class HTTPAdapter:
         circuit: Circuit | None = None,
         on_circuit_change: Callable[[str], None] | None = None,
         transport: httpx.BaseTransport | None = None,
+        private_output_hosts: str = "",
     ) -> None:
         self._download_timeout = download_timeout
         self._http = ProviderHTTP(
@@ -127,6 +128,7 @@ class HTTPAdapter:
             circuit=circuit,
             on_circuit_change=on_circuit_change,
             transport=transport,
+            private_output_hosts=private_output_hosts,
         )
 
     @staticmethod
