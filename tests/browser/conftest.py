@@ -12,7 +12,6 @@ the ``playwright`` package the tests skip saying how to install them, and CI set
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -23,6 +22,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.conftest import PASSWORD
+
+try:
+    from playwright.sync_api import expect
+except ImportError:  # every test then skips in the `browser` fixture, saying what to install
+    expect = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Request, Response
@@ -46,7 +50,7 @@ CHROMIUM_ARGS = [
 
 
 def _missing() -> str | None:
-    if importlib.util.find_spec("playwright") is None:
+    if expect is None:
         return (
             "the playwright package is missing; install the dev extras: "
             "python3 reelhouse.py test (or .venv/bin/pip install -e '.[dev]')"
@@ -133,7 +137,6 @@ class Tab:
     def visit(self, path: str) -> Page:
         response = self.page.goto(self.base_url + path)
         assert response is not None and response.ok, f"{path}: {response and response.status}"
-        self.page.wait_for_load_state("load")
         self.watch.check()
         if shots := os.environ.get("REELHOUSE_SCREENSHOTS"):  # a folder, to look at the pages
             name = re.sub(r"\W+", "-", path).strip("-") or "home"
@@ -142,8 +145,6 @@ class Tab:
         return self.page
 
     def sign_in(self, username: str, password: str = PASSWORD) -> None:
-        from playwright.sync_api import expect
-
         page = self.visit("/accounts/sign-in/")
         page.get_by_label("Username").fill(username)
         page.get_by_label("Password").fill(password)

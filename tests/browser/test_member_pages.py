@@ -10,9 +10,8 @@ from collections.abc import Callable
 
 import pytest
 from django.contrib.auth.models import User
-from playwright.sync_api import expect
 
-from tests.browser.conftest import DESKTOP, PHONE, Tab
+from tests.browser.conftest import DESKTOP, PHONE, Tab, expect
 from tests.conftest import PASSWORD
 from workspace.billing.models import Budget, Notification, Scope
 from workspace.billing.periods import Period
@@ -140,40 +139,35 @@ def test_a_member_generates_a_video_watches_the_card_become_a_player_plays_and_s
     tab.watch.check()
 
 
-@WIDTHS
 def test_a_generation_that_would_exceed_the_budget_is_refused_with_the_reason(
-    open_tab: OpenTab,
-    project: Project,
-    teammate: User,
-    viewport,  # type: ignore[no-untyped-def]
+    open_tab: OpenTab, project: Project, teammate: User
 ) -> None:
     # sora-2 at 1280x720 for 4 s costs $0.40 at list price.
     Budget.objects.create(scope=Scope.MEMBER, user=teammate, period=Period.MONTH, limit_cents=30)
-    tab = open_tab(viewport)
-    tab.sign_in(teammate.username)
-    page = tab.visit(f"/projects/{project.pk}/")
-    # The form comes back with its errors as a 400; that one is expected.
-    tab.watch.allow(400, rf"/projects/{project.pk}/generations/$")
-    page.get_by_label("Prompt").fill(PROMPT)
-    page.get_by_role("button", name="Generate").click()
+    for viewport in (DESKTOP, PHONE):
+        tab = open_tab(viewport)
+        tab.sign_in(teammate.username)
+        page = tab.visit(f"/projects/{project.pk}/")
+        # The form comes back with its errors as a 400; that one is expected.
+        tab.watch.allow(400, rf"/projects/{project.pk}/generations/$")
+        page.get_by_label("Prompt").fill(PROMPT)
+        page.get_by_role("button", name="Generate").click()
 
-    refusal = page.get_by_role("alert")
-    expect(refusal).to_contain_text("Your monthly budget would be exceeded")
-    expect(refusal).to_contain_text("of $0.30 ($0.30 left), and this video costs $0.40.")
-    expect(page.get_by_label("Prompt")).to_have_value(PROMPT)
-    tab.assert_no_horizontal_overflow()
-    tab.watch.check()
+        refusal = page.get_by_role("alert")
+        expect(refusal).to_contain_text("Your monthly budget would be exceeded")
+        expect(refusal).to_contain_text("of $0.30 ($0.30 left), and this video costs $0.40.")
+        expect(page.get_by_label("Prompt")).to_have_value(PROMPT)
+        tab.assert_no_horizontal_overflow()
+        tab.watch.check()
     assert not Generation.objects.exists()
 
 
-@WIDTHS
 def test_a_viewer_watches_the_gallery_but_finds_nothing_that_writes(
     open_tab: OpenTab,
     project: Project,
     teammate: User,
     viewer: User,
-    make_videos,
-    viewport,  # type: ignore[no-untyped-def]
+    make_videos,  # type: ignore[no-untyped-def]
 ) -> None:
     (done,) = make_videos(project, teammate, PROMPT)
     # One more still waiting: its Cancel button is for editors only.
@@ -185,28 +179,29 @@ def test_a_viewer_watches_the_gallery_but_finds_nothing_that_writes(
         size="1280x720",
         seconds=4,
     )
-    tab = open_tab(viewport)
-    tab.sign_in(viewer.username)
-    page = tab.visit(f"/projects/{project.pk}/")
-    expect(page.locator(f"#gen-{done.pk} video")).to_be_visible()
-    expect(page.locator(f"#gen-{waiting.pk}")).to_contain_text("Queued")
-    expect(page.get_by_text("You are a viewer here")).to_be_visible()
-    expect(page.get_by_role("button", name="Generate")).to_have_count(0)
-    expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
-    # The only form anywhere on the page is the top bar's Sign out.
-    expect(page.locator("main form")).to_have_count(0)
-    tab.assert_no_horizontal_overflow()
-
-    for path in (
-        f"/projects/{project.pk}/members/",
-        f"/projects/{project.pk}/generations/{done.pk}/",
-    ):
-        page = tab.visit(path)
+    for viewport in (DESKTOP, PHONE):
+        tab = open_tab(viewport)
+        tab.sign_in(viewer.username)
+        page = tab.visit(f"/projects/{project.pk}/")
+        expect(page.locator(f"#gen-{done.pk} video")).to_be_visible()
+        expect(page.locator(f"#gen-{waiting.pk}")).to_contain_text("Queued")
+        expect(page.get_by_text("You are a viewer here")).to_be_visible()
+        expect(page.get_by_role("button", name="Generate")).to_have_count(0)
+        expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
+        # The only form anywhere on the page is the top bar's Sign out.
         expect(page.locator("main form")).to_have_count(0)
-        expect(page.locator("main select, main textarea, main input")).to_have_count(0)
         tab.assert_no_horizontal_overflow()
-    expect(page.locator("main video")).to_be_visible()
-    tab.watch.check()
+
+        for path in (
+            f"/projects/{project.pk}/members/",
+            f"/projects/{project.pk}/generations/{done.pk}/",
+        ):
+            page = tab.visit(path)
+            expect(page.locator("main form")).to_have_count(0)
+            expect(page.locator("main select, main textarea, main input")).to_have_count(0)
+            tab.assert_no_horizontal_overflow()
+        expect(page.locator("main video")).to_be_visible()
+        tab.watch.check()
 
 
 def test_the_admin_usage_panel_draws_its_charts(
