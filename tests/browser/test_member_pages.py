@@ -234,7 +234,7 @@ def test_the_admin_usage_panel_draws_its_charts(
     tab.watch.check()
 
 
-def test_no_member_page_scrolls_sideways_on_a_phone(
+def test_no_member_page_scrolls_sideways_on_a_phone_or_a_desktop(
     open_tab: OpenTab,
     project: Project,
     owner: User,
