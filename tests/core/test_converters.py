@@ -32,7 +32,9 @@ def test_a_project_id_out_of_range_is_404(owner_client, project, number) -> None
         ("post", f"/projects/{project.pk}/members/{number}/"),
         ("post", f"/projects/{number}/members/{member.pk}/"),
     ]:
-        answer = getattr(owner_client, method)(url, {"action": "remove"} if method == "post" else {})
+        answer = getattr(owner_client, method)(
+            url, {"action": "remove"} if method == "post" else {}
+        )
         assert answer.status_code == 404, (method, url, answer.status_code)
     assert Membership.objects.filter(pk=member.pk).exists()
 

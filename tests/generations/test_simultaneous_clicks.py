@@ -49,7 +49,9 @@ def _dead_lanes(channel_id: int) -> None:
     "(set DATABASE_URL=postgres://…)",
 )
 @pytest.mark.django_db(transaction=True)
-def test_twenty_simultaneous_clicks_are_all_queued_without_a_500(project, channel, teammate) -> None:  # type: ignore[no-untyped-def]
+def test_twenty_simultaneous_clicks_are_all_queued_without_a_500(
+    project, channel, teammate
+) -> None:  # type: ignore[no-untyped-def]
     _dead_lanes(channel.pk)
     url = reverse("generations:create", args=[project.pk])
     start = threading.Barrier(CLICKS)
