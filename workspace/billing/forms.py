@@ -14,6 +14,10 @@ from workspace.providers.catalog import CATALOGS
 
 # The longest range the panel charts at once; the CSV export has no limit.
 MAX_RANGE_DAYS = 731
+# Bounds on amounts an admin types: up to $9,999,999,999.99 (a "1E+400" would otherwise reach
+# the cents conversion and fail there) and a billion seconds of video.
+MONEY_MAX_DIGITS = 12
+SECONDS_MAX = 10**9
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -73,6 +77,7 @@ class BudgetAdminForm(forms.ModelForm):
         label="Spend limit (US$)",
         required=False,
         min_value=Decimal(0),
+        max_digits=MONEY_MAX_DIGITS,
         decimal_places=2,
         help_text="Per period. Empty: no money cap.",
     )
@@ -152,6 +157,7 @@ class AdjustmentForm(forms.ModelForm):
 
     amount = forms.DecimalField(
         label="Amount (US$)",
+        max_digits=MONEY_MAX_DIGITS,
         decimal_places=2,
         help_text="Positive charges the member; negative refunds (e.g. -1.20).",
     )
@@ -159,6 +165,8 @@ class AdjustmentForm(forms.ModelForm):
         label="Seconds of video",
         required=False,
         initial=0,
+        min_value=-SECONDS_MAX,
+        max_value=SECONDS_MAX,
         help_text="Optional: correct seconds-of-video budgets too (negative gives back).",
     )
 

@@ -6,7 +6,13 @@ from typing import Any
 
 from django import forms
 
-from workspace.providers.models import BASE_URL_ENV, OFFICIAL_BASE_URLS, Channel, Protocol
+from workspace.providers.models import (
+    API_KEY_MAX_LENGTH,
+    BASE_URL_ENV,
+    OFFICIAL_BASE_URLS,
+    Channel,
+    Protocol,
+)
 
 
 class ChannelAdminForm(forms.ModelForm):
@@ -15,6 +21,7 @@ class ChannelAdminForm(forms.ModelForm):
     new_api_key = forms.CharField(
         required=False,
         strip=True,
+        max_length=API_KEY_MAX_LENGTH,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         label="New API key",
         help_text=(

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxLengthValidator
 from django.db import models
 
 from workspace.providers.catalog import CATALOGS, Catalog
@@ -48,6 +49,8 @@ SIMULATOR_PATHS = {
     Protocol.GEMINI: "/gemini",
 }
 SIMULATOR_KEY = "simulator-key"
+# Real keys are far shorter (fal's key_id:key_secret is about 100 characters).
+API_KEY_MAX_LENGTH = 500
 
 
 @dataclass(frozen=True)
@@ -80,7 +83,12 @@ class Channel(models.Model):
         ),
     )
     # A key entered in the admin, encrypted at rest (secrets.py); it wins over api_key_env.
-    api_key_encrypted = models.TextField(blank=True, editable=False)
+    api_key_encrypted = models.TextField(
+        blank=True,
+        editable=False,
+        max_length=2000,  # a Fernet token of a key of at most API_KEY_MAX_LENGTH characters
+        validators=[MaxLengthValidator(2000)],
+    )
     api_key_hint = models.CharField(max_length=20, blank=True, editable=False)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -115,7 +123,10 @@ class Channel(models.Model):
     # Set when the provider refused the key or the account's credit: nothing more is sent until
     # an admin resumes the channel. Queued work waits; it does not fail.
     halted_at = models.DateTimeField(null=True, blank=True)
-    halted_reason = models.TextField(blank=True, max_length=2000)
+    # Written by code (channel_halt), truncated to this on write.
+    halted_reason = models.TextField(
+        blank=True, max_length=2000, validators=[MaxLengthValidator(2000)]
+    )
     webhook_secret_env = models.CharField(
         max_length=80,
         blank=True,
