@@ -169,30 +169,6 @@ def test_an_adjustment_reason_over_1000_characters_is_refused(admin_client, team
     assert not LedgerEntry.objects.filter(kind="adjustment").exists()
 
 
-@pytest.mark.parametrize("amount", ["1E+400", "99999999999999999999"])
-def test_absurd_amounts_are_form_errors_not_500s(admin_client, teammate, amount) -> None:  # type: ignore[no-untyped-def]
-    admin_client.raise_request_exception = False
-    answer = admin_client.post(
-        reverse("admin:billing_ledgerentry_add"),
-        {"user": teammate.pk, "amount": amount, "seconds_delta": "0", "reason": "typo"},
-    )
-    assert answer.status_code == 200
-    assert "Ensure that there are no more than 12 digits in total." in answer.content.decode()
-    answer = admin_client.post(
-        reverse("admin:billing_budget_add"),
-        {"scope": "organisation", "period": "month", "limit_dollars": amount, "is_active": "on"},
-    )
-    assert answer.status_code == 200
-    assert "Ensure that there are no more than 12 digits in total." in answer.content.decode()
-    assert not Budget.objects.exists()
-    answer = admin_client.post(
-        reverse("admin:billing_ledgerentry_add"),
-        {"user": teammate.pk, "amount": "1", "seconds_delta": "9" * 30, "reason": "typo"},
-    )
-    assert "Ensure this value is less than or equal to 1000000000." in answer.content.decode()
-    assert not LedgerEntry.objects.filter(kind="adjustment").exists()
-
-
 def test_a_budget_note_over_200_characters_is_refused(admin_client) -> None:  # type: ignore[no-untyped-def]
     answer = admin_client.post(
         reverse("admin:billing_budget_add"),
@@ -220,3 +196,4 @@ def test_code_written_texts_are_cut_to_their_bound(project, owner) -> None:  # t
     note = Notification.objects.get(user=owner)
     note.full_clean()  # within every bound
     assert len(note.message) == 4000 and len(note.title) == 200
+

@@ -17,6 +17,7 @@ MAX_RANGE_DAYS = 731
 # Bounds on amounts an admin types: up to $9,999,999,999.99 (a "1E+400" would otherwise reach
 # the cents conversion and fail there) and a billion seconds of video.
 MONEY_MAX_DIGITS = 12
+EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(9998, 12, 31)
 SECONDS_MAX = 10**9
 
 
@@ -51,6 +52,13 @@ class RangeForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         first, last = cleaned.get("first"), cleaned.get("last")
+        for day in (first, last):
+            if day and not EARLIEST_DAY <= day <= LATEST_DAY:
+                # The panel's buckets and period bounds step past the range's ends: at
+                # 9999-12-31 that overflowed into a server error.
+                raise forms.ValidationError(
+                    f"Choose days between {EARLIEST_DAY.isoformat()} and {LATEST_DAY.isoformat()}."
+                )
         if first and last:
             if first > last:
                 raise forms.ValidationError("“From” must not be after “To”.")
