@@ -175,3 +175,13 @@ def test_nul_bytes_in_a_signed_event_are_not_a_500(client, channel, webhook_secr
     assert answer.status_code == 200
     delivery = WebhookDelivery.objects.get()
     assert "\x00" not in delivery.event_type + delivery.provider_job_id
+
+
+@pytest.mark.parametrize("secret", ["whsec_not*base64", "whsec_"])
+def test_a_misconfigured_secret_is_503_and_logged(client, channel, monkeypatch, caplog, secret) -> None:  # type: ignore[no-untyped-def]
+    client.raise_request_exception = False
+    monkeypatch.setenv(channel.webhook_secret_env, secret)
+    body, headers = signed(completed("video_abc"))
+    answer = post(client, channel, body, headers)
+    assert answer.status_code == 503
+    assert "OPENAI_WEBHOOK_SECRET is not a valid whsec_ secret" in caplog.text

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
+from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
 
 from workspace.providers.models import Channel, WebhookDelivery
 
@@ -51,8 +51,17 @@ def webhook_receive(*, channel: Channel, body: bytes, headers: dict[str, str]) -
     if len(webhook_id) > WEBHOOK_ID_MAX:
         raise WebhookRejected(400, f"The webhook-id is longer than {WEBHOOK_ID_MAX} characters.")
     try:
+        verifier = Webhook(secret)
+    except (ValueError, EmptyWebhookSecretError):
+        # Not base64 (or empty after "whsec_"): the operator's setting is wrong, not the
+        # delivery. Say so in the log and let the provider retry later.
+        logger.error(
+            "channel %s: %s is not a valid whsec_ secret", channel.slug, channel.webhook_secret_env
+        )
+        raise WebhookRejected(503, "Webhooks are misconfigured here; try again later.") from None
+    try:
         # Parsed below, not by the library: its json.loads would escape as a server error.
-        Webhook(secret).verify(body, headers, json_parse=False)
+        verifier.verify(body, headers, json_parse=False)
     except WebhookVerificationError as error:
         raise WebhookRejected(400, f"Signature check failed: {error}.") from None
     except ValueError:
