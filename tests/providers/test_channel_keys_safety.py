@@ -87,11 +87,13 @@ def test_full_clean_refuses_reelhouse_settings(channel, name, field) -> None:  #
 
 
 @pytest.mark.parametrize("name", ["SECRET_KEY", "DATABASE_URL", "REELHOUSE_KEY_ENCRYPTION_KEY"])
-def test_the_admin_form_refuses_reelhouse_settings(admin_client, channel, name) -> None:  # type: ignore[no-untyped-def]
+def test_the_admin_form_refuses_reelhouse_settings(admin_client, channel, name, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv(name, "an-installation-secret-0123456789")
     answer = change(admin_client, channel, api_key_env=name)
     assert answer.status_code == 200
     page = answer.content.decode()
     assert "one of Reelhouse&#x27;s own settings" in page
+    assert "This would send the key" not in page  # refused outright, not up for confirmation
     assert Channel.objects.get(pk=channel.pk).api_key_env == "OPENAI_API_KEY"
     assert not AuditEvent.objects.filter(action="changed", target_type="channel").exists()
 

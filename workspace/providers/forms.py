@@ -13,6 +13,7 @@ from workspace.providers.models import (
     Channel,
     Protocol,
 )
+from workspace.providers.validators import key_env_problem
 
 
 class ChannelAdminForm(forms.ModelForm):
@@ -81,6 +82,8 @@ class ChannelAdminForm(forms.ModelForm):
         if self.errors or cleaned.get("new_api_key"):
             return  # a key entered now goes to the new address: whoever entered it knows it
         env = cleaned.get("api_key_env", "")
+        if key_env_problem(env):
+            return  # refused by the field's own validator, with its own message
         keeps_stored_key = (
             self.instance.pk is not None
             and self.instance.api_key_encrypted
