@@ -114,3 +114,74 @@ def test_a_completion_webhook_triggers_the_download_at_once(
     assert post(client, channel, body, headers).status_code == 200
     run_workers(lambda: Generation.objects.get(pk=generation.pk).is_terminal)
     assert Generation.objects.get(pk=generation.pk).status == Status.COMPLETED
+
+
+def signed_raw(body: bytes, *, msg_id: str = "msg_1") -> dict[str, str]:
+    when = datetime.now(tz=UTC)
+    # standardwebhooks signs text; sign the bytes exactly as sent (latin-1 keeps them 1:1).
+    signature = Webhook(SECRET).sign(msg_id, when, body.decode("latin-1"))
+    return {
+        "HTTP_WEBHOOK_ID": msg_id,
+        "HTTP_WEBHOOK_TIMESTAMP": str(int(when.timestamp())),
+        "HTTP_WEBHOOK_SIGNATURE": signature,
+    }
+
+
+def test_a_signed_body_that_is_not_json_is_refused_plainly(client, channel, webhook_secret) -> None:  # type: ignore[no-untyped-def]
+    client.raise_request_exception = False
+    body = b"this is not json"
+    answer = post(client, channel, body, signed_raw(body))
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "The body is not JSON."}
+    assert not WebhookDelivery.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b"\xff\xfe not text", None),  # not UTF-8, whoever signed it
+        (b"{}", {"HTTP_WEBHOOK_SIGNATURE": "v1AAAA"}),  # no comma in the signature
+        (b"{}", {"HTTP_WEBHOOK_SIGNATURE": "v1,A"}),  # not base64
+    ],
+    ids=["not utf-8", "signature without a version", "signature not base64"],
+)
+def test_malformed_deliveries_are_400_not_500(
+    client, channel, webhook_secret, body, headers
+) -> None:  # type: ignore[no-untyped-def]
+    client.raise_request_exception = False
+    answer = post(client, channel, body, {**signed_raw(body), **(headers or {})})
+    assert answer.status_code == 400
+    assert answer.json()["error"]
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_a_webhook_id_longer_than_its_column_is_refused(client, channel, webhook_secret) -> None:  # type: ignore[no-untyped-def]
+    client.raise_request_exception = False
+    body, headers = signed(completed("video_abc"), msg_id="m" * 201)
+    answer = post(client, channel, body, headers)
+    assert answer.status_code == 400
+    assert "webhook-id" in answer.json()["error"]
+    assert not WebhookDelivery.objects.exists()
+    body, headers = signed(completed("video_abc"), msg_id="m" * 200)
+    assert post(client, channel, body, headers).status_code == 200
+
+
+def test_nul_bytes_in_a_signed_event_are_not_a_500(client, channel, webhook_secret) -> None:  # type: ignore[no-untyped-def]
+    # PostgreSQL refuses NUL in text columns; the provider's event type and job id are stored.
+    client.raise_request_exception = False
+    event = {"type": "video.completed\u0000", "data": {"id": "video_\u0000abc"}}
+    body, headers = signed(event)
+    answer = post(client, channel, body, headers)
+    assert answer.status_code == 200
+    delivery = WebhookDelivery.objects.get()
+    assert "\x00" not in delivery.event_type + delivery.provider_job_id
+
+
+@pytest.mark.parametrize("secret", ["whsec_not*base64", "whsec_"])
+def test_a_misconfigured_secret_is_503_and_logged(client, channel, monkeypatch, caplog, secret) -> None:  # type: ignore[no-untyped-def]
+    client.raise_request_exception = False
+    monkeypatch.setenv(channel.webhook_secret_env, secret)
+    body, headers = signed(completed("video_abc"))
+    answer = post(client, channel, body, headers)
+    assert answer.status_code == 503
+    assert "OPENAI_WEBHOOK_SECRET is not a valid whsec_ secret" in caplog.text

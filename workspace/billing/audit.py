@@ -150,6 +150,10 @@ def _after_save(
         for name, value in after.items()
         if before.get(name) != value
     }
+    note = getattr(instance, "audit_note", "")
+    if changes and note:
+        # Why the model changed more than was asked (e.g. a stored key forgotten on a move).
+        changes["note"] = [None, note]
     if changes:
         audit_record(action=AuditEvent.Action.CHANGED, target=instance, changes=changes)
 

@@ -14,6 +14,11 @@ from workspace.providers.catalog import CATALOGS
 
 # The longest range the panel charts at once; the CSV export has no limit.
 MAX_RANGE_DAYS = 731
+# Bounds on amounts an admin types: up to $9,999,999,999.99 (a "1E+400" would otherwise reach
+# the cents conversion and fail there) and a billion seconds of video.
+MONEY_MAX_DIGITS = 12
+EARLIEST_DAY, LATEST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+SECONDS_MAX = 10**9
 
 
 def model_choices() -> list[tuple[str, str]]:
@@ -47,6 +52,13 @@ class RangeForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         first, last = cleaned.get("first"), cleaned.get("last")
+        for day in (first, last):
+            if day and not EARLIEST_DAY <= day <= LATEST_DAY:
+                # The panel's buckets and period bounds step past the range's ends: at
+                # 9999-12-31 that overflowed into a server error.
+                raise forms.ValidationError(
+                    f"Choose days between {EARLIEST_DAY.isoformat()} and {LATEST_DAY.isoformat()}."
+                )
         if first and last:
             if first > last:
                 raise forms.ValidationError("“From” must not be after “To”.")
@@ -73,6 +85,7 @@ class BudgetAdminForm(forms.ModelForm):
         label="Spend limit (US$)",
         required=False,
         min_value=Decimal(0),
+        max_digits=MONEY_MAX_DIGITS,
         decimal_places=2,
         help_text="Per period. Empty: no money cap.",
     )
@@ -152,6 +165,7 @@ class AdjustmentForm(forms.ModelForm):
 
     amount = forms.DecimalField(
         label="Amount (US$)",
+        max_digits=MONEY_MAX_DIGITS,
         decimal_places=2,
         help_text="Positive charges the member; negative refunds (e.g. -1.20).",
     )
@@ -159,6 +173,8 @@ class AdjustmentForm(forms.ModelForm):
         label="Seconds of video",
         required=False,
         initial=0,
+        min_value=-SECONDS_MAX,
+        max_value=SECONDS_MAX,
         help_text="Optional: correct seconds-of-video budgets too (negative gives back).",
     )
 

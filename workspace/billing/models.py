@@ -27,7 +27,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxLengthValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -260,7 +260,9 @@ class LedgerEntry(models.Model):
     # Closing entries: how the generation ended (completed / failed / canceled) and why.
     outcome = models.CharField(max_length=20, blank=True)
     error_class = models.CharField(max_length=40, blank=True)
-    reason = models.TextField(blank=True)
+    reason = models.TextField(
+        blank=True, max_length=1000, validators=[MaxLengthValidator(1000)]
+    )
     # The moment whose budget period the entry counts in: the reservation's for every entry of a
     # generation, so a job reserved on the 31st and finished on the 1st stays in the old month.
     accounted_at = models.DateTimeField()
@@ -360,6 +362,9 @@ class UsagePanel(LedgerEntry):
         permissions = [("view_usage_panel", "Can see the usage panel and export the ledger")]
 
 
+NOTIFICATION_MESSAGE_MAX_LENGTH = 4000
+
+
 class Notification(models.Model):
     class Level(models.TextChoices):
         INFO = "info", "Info"
@@ -370,7 +375,12 @@ class Notification(models.Model):
     )
     level = models.CharField(max_length=10, choices=Level.choices, default=Level.INFO)
     title = models.CharField(max_length=200)
-    message = models.TextField(blank=True)
+    # Written by code (admins_notify, budget warnings), truncated to this on write.
+    message = models.TextField(
+        blank=True,
+        max_length=NOTIFICATION_MESSAGE_MAX_LENGTH,
+        validators=[MaxLengthValidator(NOTIFICATION_MESSAGE_MAX_LENGTH)],
+    )
     url = models.CharField(max_length=300, blank=True)
     budget = models.ForeignKey(
         Budget, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"

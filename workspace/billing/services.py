@@ -909,7 +909,14 @@ def _notify_threshold(slot: _Slot, *, level: int, trigger_user_id: int | None) -
     if emails:
         # Only once the transaction commits: a refused or rolled-back step sends nothing, and a
         # mail server outage never undoes a reservation.
-        transaction.on_commit(partial(_send_emails, tuple(emails)), robust=True)
+        # A named function, not a partial: Django names the callback when it logs its failure
+        # and a partial has no name, so a mail outage would turn into an error of its own.
+        batch = tuple(emails)
+
+        def send_budget_warnings() -> None:
+            _send_emails(batch)
+
+        transaction.on_commit(send_budget_warnings, robust=True)
 
 
 def _send_emails(messages: tuple[tuple[str, str, None, list[str]], ...]) -> None:

@@ -17,7 +17,7 @@ def admins_notify(*, subject: str, message: str, url: str = "") -> int:
 
     Never include a key or secret in ``message``: it goes to mailboxes and logs.
     """
-    from workspace.billing.models import Notification
+    from workspace.billing.models import NOTIFICATION_MESSAGE_MAX_LENGTH, Notification
 
     logger.warning("admin alert: %s: %s", subject, message)
     staff = get_user_model().objects.filter(is_active=True, is_staff=True)
@@ -26,7 +26,7 @@ def admins_notify(*, subject: str, message: str, url: str = "") -> int:
             user=admin,
             level=Notification.Level.WARNING,
             title=subject[:200],
-            message=message,
+            message=message[:NOTIFICATION_MESSAGE_MAX_LENGTH],
             url=url[:300],
         )
         for admin in staff

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 from rq import Retry
-from rq.exceptions import DuplicateJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from workspace.core.rq import DISPATCH_QUEUE, FAILURE_TTL, get_queue, get_redis
@@ -66,10 +66,12 @@ def channel_kick(*, channel_id: int, delay: float = 0) -> int:
     started = 0
     for lane in range(settings.REELHOUSE_DISPATCH_LANES):
         job_id = _lane_id(channel_id, lane)
-        existing = Job.fetch(job_id, connection=queue.connection) if _exists(job_id) else None
+        existing = _fetch_lane(job_id, queue.connection)
         if existing is not None and _lane_alive(existing):
             continue
         if existing is not None:
+            # Another kick may be replacing this dead lane at the same moment: then the job is
+            # already gone (nothing to delete) or new (enqueue below reports the duplicate).
             existing.delete()
         options = {"job_id": job_id, "unique": True, "result_ttl": 0, "failure_ttl": FAILURE_TTL}
         try:
@@ -114,8 +116,29 @@ def _exists(job_id: str) -> bool:
     return bool(get_redis().exists(f"rq:job:{job_id}"))
 
 
+def _fetch_lane(job_id: str, connection: Any) -> Job | None:
+    if not _exists(job_id):
+        return None
+    try:
+        return Job.fetch(job_id, connection=connection)
+    except NoSuchJobError:
+        # Deleted between the check and the fetch: RQ drops a finished lane at once
+        # (result_ttl=0), and a concurrent kick deletes a dead one. Either way: no lane.
+        return None
+
+
 def channel_kick_on_commit(*, channel_id: int, delay: float = 0) -> None:
-    transaction.on_commit(lambda: channel_kick(channel_id=channel_id, delay=delay))
+    """Kick the channel's lanes once the current transaction commits.
+
+    What committed is the record (a queued generation, a freed slot); the kick only hurries it
+    along. A kick that fails (Redis unreachable, a race in RQ) is logged, never raised into the
+    request or job that committed: the recovery sweep kicks every channel with queued work.
+    """
+
+    def kick_channel_lanes() -> None:  # named: Django logs a failing callback by its name
+        channel_kick(channel_id=channel_id, delay=delay)
+
+    transaction.on_commit(kick_channel_lanes, robust=True)
 
 
 # --- Choosing the next generation --------------------------------------------------------------

@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 
+from workspace.generations.models import PROMPT_MAX_LENGTH
 from workspace.providers.models import Channel
 
 
@@ -12,12 +13,14 @@ class GenerationForm(forms.Form):
     """The generate form; its choices come from the channel's model catalog."""
 
     prompt = forms.CharField(
-        max_length=32000,
+        max_length=PROMPT_MAX_LENGTH,
         widget=forms.Textarea(
             attrs={"rows": 3, "placeholder": "A paper boat drifting down a rainy street at dusk…"}
         ),
         label="Prompt",
-        help_text="Describe the scene, the camera and the mood; up to 32,000 characters.",
+        help_text=(
+            f"Describe the scene, the camera and the mood; up to {PROMPT_MAX_LENGTH:,} characters."
+        ),
         error_messages={"required": "Describe the video you want: the prompt is empty."},
     )
     model = forms.ChoiceField(label="Model")

@@ -22,8 +22,12 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.utils import timezone
+
+PROMPT_MAX_LENGTH = 32000
+ERROR_MESSAGE_MAX_LENGTH = 2000
 
 
 class Status(models.TextChoices):
@@ -77,7 +81,11 @@ class Generation(models.Model):
         "providers.Channel", on_delete=models.PROTECT, related_name="generations"
     )
     model = models.CharField(max_length=80)
-    prompt = models.TextField()
+    # OpenAI's limit, the widest of the providers' (a TextField's max_length bounds its form
+    # field only; the validator bounds full_clean).
+    prompt = models.TextField(
+        max_length=PROMPT_MAX_LENGTH, validators=[MaxLengthValidator(PROMPT_MAX_LENGTH)]
+    )
     size = models.CharField(max_length=20)
     seconds = models.PositiveSmallIntegerField()
     estimated_cost_cents = models.PositiveIntegerField(default=0)
@@ -89,7 +97,12 @@ class Generation(models.Model):
     # NULL, not "", until the provider names the job: the uniqueness constraint skips NULLs.
     provider_job_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
     error_class = models.CharField(max_length=40, blank=True)
-    error_message = models.TextField(blank=True)
+    # Written by code, truncated to this on write.
+    error_message = models.TextField(
+        blank=True,
+        max_length=ERROR_MESSAGE_MAX_LENGTH,
+        validators=[MaxLengthValidator(ERROR_MESSAGE_MAX_LENGTH)],
+    )
 
     submit_attempts = models.PositiveSmallIntegerField(default=0)
     # Jobs the provider failed for its own reasons (heavy load) and that were sent again.

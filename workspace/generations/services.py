@@ -29,7 +29,7 @@ from workspace.core.media_types import SNIFF_BYTES, describe, sniff
 from workspace.core.notify import admins_notify
 from workspace.core.rq import enqueue_on_commit
 from workspace.generations.dispatch import channel_kick_on_commit, generations_fail_over
-from workspace.generations.models import Generation, Status
+from workspace.generations.models import PROMPT_MAX_LENGTH, Generation, Status
 from workspace.projects.models import Membership, Project
 from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoAdapter, VideoRequest
 from workspace.providers.catalog import ModelSpec
@@ -46,7 +46,7 @@ from workspace.providers.services import (
 
 logger = logging.getLogger(__name__)
 
-MAX_PROMPT_LENGTH = 32000
+MAX_PROMPT_LENGTH = PROMPT_MAX_LENGTH
 # How often a create that provably never reached the provider is tried again before giving up.
 MAX_SUBMIT_ATTEMPTS = 8
 # How long a generation may stay with the provider before we stop waiting for it.
@@ -123,6 +123,9 @@ def generation_validate(
         errors["prompt"] = (
             f"The prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_LENGTH}."
         )
+    elif "\x00" in prompt:
+        # The form refuses it too; the database would refuse it with an error of its own.
+        errors["prompt"] = "The prompt contains a NUL character; remove it."
     spec = channel.catalog.get(model)
     if spec is None:
         names = ", ".join(m.id for m in channel.catalog.models)

@@ -6,27 +6,27 @@ app_name = "generations"
 
 urlpatterns = [
     path(
-        "projects/<int:project_id>/generations/",
+        "projects/<id:project_id>/generations/",
         views.generation_create,
         name="create",
     ),
     path(
-        "projects/<int:project_id>/generations/gallery/",
+        "projects/<id:project_id>/generations/gallery/",
         views.generation_gallery,
         name="gallery",
     ),
     path(
-        "projects/<int:project_id>/generations/<uuid:generation_id>/",
+        "projects/<id:project_id>/generations/<uuid:generation_id>/",
         views.generation_detail,
         name="detail",
     ),
     path(
-        "projects/<int:project_id>/generations/<uuid:generation_id>/cancel/",
+        "projects/<id:project_id>/generations/<uuid:generation_id>/cancel/",
         views.generation_cancel_view,
         name="cancel",
     ),
     path(
-        "projects/<int:project_id>/generations/<uuid:generation_id>/files/<slug:variant>",
+        "projects/<id:project_id>/generations/<uuid:generation_id>/files/<slug:variant>",
         views.generation_file,
         name="file",
     ),

@@ -1,12 +1,16 @@
 from django import forms
 
-from workspace.projects.models import Role
+from workspace.projects.models import DESCRIPTION_MAX_LENGTH, Role
 
 
 class ProjectForm(forms.Form):
     name = forms.CharField(max_length=120, label="Project name")
     description = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 2}), label="Description (optional)"
+        required=False,
+        max_length=DESCRIPTION_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        label="Description (optional)",
+        help_text=f"Up to {DESCRIPTION_MAX_LENGTH:,} characters.",
     )
 
 

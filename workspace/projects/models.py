@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import MaxLengthValidator
 from django.db import models
+
+DESCRIPTION_MAX_LENGTH = 2000
 
 
 class Role(models.TextChoices):
@@ -14,7 +17,12 @@ class Project(models.Model):
     """A shared folder of generations. Only its members can see it or anything in it."""
 
     name = models.CharField(max_length=120)
-    description = models.TextField(blank=True)
+    description = models.TextField(
+        blank=True,
+        max_length=DESCRIPTION_MAX_LENGTH,
+        # A TextField's max_length bounds its form field only; the validator bounds full_clean.
+        validators=[MaxLengthValidator(DESCRIPTION_MAX_LENGTH)],
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )

@@ -12,8 +12,11 @@ def project_create(*, name: str, owner: User, description: str = "") -> Project:
     name = name.strip()
     if not name:
         raise ValidationError({"name": "A project needs a name."})
+    project = Project(name=name, description=description, created_by=owner)
+    # The model's bounds hold for every caller, not only for the form (a 2 MB description).
+    project.full_clean(exclude=["created_by"])
     with transaction.atomic():
-        project = Project.objects.create(name=name, description=description, created_by=owner)
+        project.save()
         Membership.objects.create(project=project, user=owner, role=Role.OWNER)
     return project
 

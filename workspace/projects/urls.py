@@ -6,10 +6,10 @@ app_name = "projects"
 
 urlpatterns = [
     path("", views.project_list, name="list"),
-    path("projects/<int:project_id>/", views.project_detail, name="detail"),
-    path("projects/<int:project_id>/members/", views.project_members, name="members"),
+    path("projects/<id:project_id>/", views.project_detail, name="detail"),
+    path("projects/<id:project_id>/members/", views.project_members, name="members"),
     path(
-        "projects/<int:project_id>/members/<int:member_id>/",
+        "projects/<id:project_id>/members/<id:member_id>/",
         views.project_member_change,
         name="member_change",
     ),

@@ -33,7 +33,10 @@ class ChannelAdmin(admin.ModelAdmin):
     actions = ["check_key", "resume"]
     fieldsets = [
         (None, {"fields": ["name", "slug", "protocol", "base_url", "is_active"]}),
-        ("Key", {"fields": ["key", "api_key_env", "new_api_key", "clear_api_key"]}),
+        (
+            "Key",
+            {"fields": ["key", "api_key_env", "new_api_key", "clear_api_key", "confirm_key_env"]},
+        ),
         (
             "Limits (shared by every worker)",
             {
@@ -50,6 +53,19 @@ class ChannelAdmin(admin.ModelAdmin):
         ("Output files", {"fields": ["private_output_hosts"]}),
         ("Health", {"fields": ["health", "halted_at", "halted_reason"]}),
     ]
+
+    def save_model(
+        self, request: HttpRequest, obj: Channel, form: ChannelAdminForm, change: bool
+    ) -> None:
+        super().save_model(request, obj, form, change)
+        if obj.key_cleared:
+            what = "base URL" if "base_url" in form.changed_data else "protocol"
+            self.message_user(
+                request,
+                f"{obj.name}: the stored key was cleared because the {what} changed; enter it "
+                "again (under Key → New API key) to use it with the new address.",
+                messages.WARNING,
+            )
 
     @admin.display(description="Talks to")
     def endpoint(self, channel: Channel) -> str:

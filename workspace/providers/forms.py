@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 from django import forms
 
-from workspace.providers.models import Channel
+from workspace.providers.models import (
+    API_KEY_MAX_LENGTH,
+    BASE_URL_ENV,
+    OFFICIAL_BASE_URLS,
+    Channel,
+    Protocol,
+)
+from workspace.providers.validators import key_env_problem
 
 
 class ChannelAdminForm(forms.ModelForm):
@@ -13,6 +22,7 @@ class ChannelAdminForm(forms.ModelForm):
     new_api_key = forms.CharField(
         required=False,
         strip=True,
+        max_length=API_KEY_MAX_LENGTH,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         label="New API key",
         help_text=(
@@ -24,6 +34,15 @@ class ChannelAdminForm(forms.ModelForm):
         required=False,
         label="Forget the stored key",
         help_text="Then the key comes from the environment variable named above, if it is set.",
+    )
+    confirm_key_env = forms.CharField(
+        required=False,
+        max_length=80,
+        label="Confirm the key variable",
+        help_text=(
+            "Only asked for when a change would send the key from an environment variable to "
+            "a new address: type that variable's name to allow it."
+        ),
     )
 
     class Meta:
@@ -51,7 +70,41 @@ class ChannelAdminForm(forms.ModelForm):
             self.add_error("clear_api_key", "Either enter a new key or forget the stored one.")
         if key and (len(key) < 8 or any(c.isspace() for c in key)):
             self.add_error("new_api_key", "That does not look like an API key.")
+        self._confirm_env_key_destination(cleaned)
         return cleaned
+
+    def _confirm_env_key_destination(self, cleaned: dict[str, Any]) -> None:
+        """A key read from the environment goes wherever the channel points; sending it to a
+        new address (new channel, base URL, protocol or variable) takes typing its name.
+
+        A stored key is simply forgotten on such a change (Channel.save); an environment
+        variable cannot be, so the editor confirms, and the audit log records who did it.
+        """
+        if self.errors or cleaned.get("new_api_key"):
+            return  # a key entered now goes to the new address: whoever entered it knows it
+        env = cleaned.get("api_key_env", "")
+        if key_env_problem(env):
+            return  # refused by the field's own validator, with its own message
+        keeps_stored_key = (
+            self.instance.pk is not None
+            and self.instance.api_key_encrypted
+            and not cleaned.get("clear_api_key")
+            and not {"base_url", "protocol"} & set(self.changed_data)
+        )
+        if keeps_stored_key or not os.environ.get(env, "").strip():
+            return  # the stored key stays where it was, or there is no environment key
+        before = _destination(self.initial) if self.instance.pk is not None else None
+        after = _destination(cleaned)
+        if before == (env, after[1]) or cleaned.get("confirm_key_env", "").strip() == env:
+            return
+        self.add_error(
+            "confirm_key_env",
+            f"This would send the key in {env} to {after[1]}. Type {env} here to allow it.",
+        )
+
+    @property
+    def key_cleared(self) -> bool:
+        return bool(getattr(self.instance, "key_cleared", False))
 
     def save(self, commit: bool = True) -> Channel:
         channel: Channel = super().save(commit=False)
@@ -62,3 +115,14 @@ class ChannelAdminForm(forms.ModelForm):
         if commit:
             channel.save()
         return channel
+
+
+def _destination(values: Mapping[str, Any]) -> tuple[str, str]:
+    """(key variable, address) a channel with these values sends an environment key to."""
+    protocol = Protocol(values.get("protocol") or Protocol.OPENAI_VIDEOS)
+    address = (
+        values.get("base_url")
+        or os.environ.get(BASE_URL_ENV[protocol], "").strip()
+        or OFFICIAL_BASE_URLS[protocol]
+    )
+    return str(values.get("api_key_env", "")), str(address)

@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.db import models
 
 from workspace.providers.addresses import parse_private_hosts
 from workspace.providers.catalog import CATALOGS, Catalog
+from workspace.providers.validators import key_env_problem, validate_key_env_name
 
 
 def validate_private_output_hosts(value: str) -> None:
@@ -55,6 +58,8 @@ SIMULATOR_PATHS = {
     Protocol.GEMINI: "/gemini",
 }
 SIMULATOR_KEY = "simulator-key"
+# Real keys are far shorter (fal's key_id:key_secret is about 100 characters).
+API_KEY_MAX_LENGTH = 500
 
 
 @dataclass(frozen=True)
@@ -79,13 +84,20 @@ class Channel(models.Model):
     api_key_env = models.CharField(
         max_length=80,
         default="OPENAI_API_KEY",
+        validators=[validate_key_env_name],
         help_text=(
-            "Name of the environment variable holding the key. When it is unset, this channel "
+            "Name of the environment variable holding the key, ending in _KEY, _SECRET or "
+            "_TOKEN (never one of Reelhouse's own settings). When it is unset, this channel "
             "talks to the built-in provider simulator."
         ),
     )
     # A key entered in the admin, encrypted at rest (secrets.py); it wins over api_key_env.
-    api_key_encrypted = models.TextField(blank=True, editable=False)
+    api_key_encrypted = models.TextField(
+        blank=True,
+        editable=False,
+        max_length=2000,  # a Fernet token of a key of at most API_KEY_MAX_LENGTH characters
+        validators=[MaxLengthValidator(2000)],
+    )
     api_key_hint = models.CharField(max_length=20, blank=True, editable=False)
     private_output_hosts = models.CharField(
         max_length=1000,
@@ -100,6 +112,11 @@ class Channel(models.Model):
     )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    # Set by save(): the stored key was forgotten because the channel now points elsewhere
+    # (and the audit log's note says so).
+    key_cleared = False
+    audit_note = ""
 
     # Limits, enforced for every worker on every machine through Redis (see limiter.py).
     requests_per_minute = models.PositiveIntegerField(
@@ -126,12 +143,19 @@ class Channel(models.Model):
     # Set when the provider refused the key or the account's credit: nothing more is sent until
     # an admin resumes the channel. Queued work waits; it does not fail.
     halted_at = models.DateTimeField(null=True, blank=True)
-    halted_reason = models.TextField(blank=True)
+    # Written by code (channel_halt), truncated to this on write.
+    halted_reason = models.TextField(
+        blank=True, max_length=2000, validators=[MaxLengthValidator(2000)]
+    )
     webhook_secret_env = models.CharField(
         max_length=80,
         blank=True,
         default="OPENAI_WEBHOOK_SECRET",
-        help_text="Environment variable holding the provider's webhook signing secret (whsec_…).",
+        validators=[validate_key_env_name],
+        help_text=(
+            "Environment variable holding the provider's webhook signing secret (whsec_…); "
+            "named like a key variable."
+        ),
     )
 
     class Meta:
@@ -139,6 +163,42 @@ class Channel(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.audit_note = ""
+        self.key_cleared = self._forget_key_if_moved(kwargs.get("update_fields"))
+        if self.key_cleared and kwargs.get("update_fields") is not None:
+            kwargs["update_fields"] = {
+                *kwargs["update_fields"],
+                "api_key_encrypted",
+                "api_key_hint",
+            }
+        super().save(*args, **kwargs)
+
+    def _forget_key_if_moved(self, update_fields: Any) -> bool:
+        """Forget the stored key when the channel now points elsewhere, unless a key was
+        entered with the change; True when it did.
+
+        The stored key was entered for one provider at one address: a new base URL or protocol
+        would otherwise send it, unseen, wherever the editor pointed the channel.
+        """
+        if self.pk is None or self._state.adding or not self.api_key_encrypted:
+            return False
+        if update_fields is not None and not {"base_url", "protocol"} & set(update_fields):
+            return False
+        before = (
+            Channel.objects.filter(pk=self.pk)
+            .values("base_url", "protocol", "api_key_encrypted")
+            .first()
+        )
+        if before is None or before["api_key_encrypted"] != self.api_key_encrypted:
+            return False  # no stored row, or a new key comes with this change
+        if (before["base_url"], before["protocol"]) == (self.base_url, self.protocol):
+            return False
+        self.set_api_key("")
+        moved = "base URL" if before["base_url"] != self.base_url else "protocol"
+        self.audit_note = f"The stored key was forgotten because the {moved} changed."
+        return True
 
     @property
     def catalog(self) -> Catalog:
@@ -168,7 +228,7 @@ class Channel(models.Model):
             from workspace.providers.secrets import decrypt
 
             return decrypt(self.api_key_encrypted)
-        return os.environ.get(self.api_key_env, "").strip()
+        return _env_key(self.api_key_env)
 
     def set_api_key(self, key: str) -> None:
         from workspace.providers.secrets import encrypt, mask
@@ -182,14 +242,16 @@ class Channel(models.Model):
         """Where the key comes from, in words an admin reads (never the key itself)."""
         if self.api_key_encrypted:
             return f"stored in Reelhouse ({self.api_key_hint})"
-        if os.environ.get(self.api_key_env, "").strip():
+        if key_env_problem(self.api_key_env):
+            return f"none ({self.api_key_env} may not hold a key): uses the provider simulator"
+        if _env_key(self.api_key_env):
             return f"environment variable {self.api_key_env}"
         return f"none ({self.api_key_env} is unset): uses the provider simulator"
 
     def webhook_secret(self) -> str | None:
         if not self.webhook_secret_env:
             return None
-        return os.environ.get(self.webhook_secret_env, "").strip() or None
+        return _env_key(self.webhook_secret_env) or None
 
     @property
     def webhooks_enabled(self) -> bool:
@@ -198,6 +260,17 @@ class Channel(models.Model):
     @property
     def is_simulated(self) -> bool:
         return self.connection().simulated
+
+
+def _env_key(name: str) -> str:
+    """The value of a key variable; never of a name the rule refuses.
+
+    The validator stops such names at every form and ``full_clean``; this stops a row written
+    around them (an older row, ``QuerySet.update``, a shell) from reading one all the same.
+    """
+    if key_env_problem(name):
+        return ""
+    return os.environ.get(name, "").strip()
 
 
 class WebhookDelivery(models.Model):

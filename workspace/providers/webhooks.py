@@ -14,13 +14,19 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
+from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
 
 from workspace.providers.models import Channel, WebhookDelivery
 
 logger = logging.getLogger(__name__)
 
 FINISHED_EVENTS = {"video.completed", "video.failed"}
+WEBHOOK_ID_MAX = WebhookDelivery._meta.get_field("webhook_id").max_length or 200
+
+
+def _text(value: object) -> str:
+    # PostgreSQL refuses NUL in text columns; JSON may carry one as \u0000.
+    return str(value).replace("\x00", "")
 
 
 class WebhookRejected(Exception):
@@ -41,22 +47,40 @@ def webhook_receive(*, channel: Channel, body: bytes, headers: dict[str, str]) -
     secret = channel.webhook_secret()
     if secret is None:
         raise WebhookRejected(404, "This channel does not accept webhooks.")
+    webhook_id = headers.get("webhook-id", "")
+    if len(webhook_id) > WEBHOOK_ID_MAX:
+        raise WebhookRejected(400, f"The webhook-id is longer than {WEBHOOK_ID_MAX} characters.")
     try:
-        Webhook(secret).verify(body, headers)
+        verifier = Webhook(secret)
+    except (ValueError, EmptyWebhookSecretError):
+        # Not base64 (or empty after "whsec_"): the operator's setting is wrong, not the
+        # delivery. Say so in the log and let the provider retry later.
+        logger.error(
+            "channel %s: %s is not a valid whsec_ secret", channel.slug, channel.webhook_secret_env
+        )
+        raise WebhookRejected(503, "Webhooks are misconfigured here; try again later.") from None
+    try:
+        # Parsed below, not by the library: its json.loads would escape as a server error.
+        verifier.verify(body, headers, json_parse=False)
     except WebhookVerificationError as error:
         raise WebhookRejected(400, f"Signature check failed: {error}.") from None
+    except ValueError:
+        # The library assumes well-formed input: a body that is not UTF-8, a signature without
+        # "v1," or one that is not base64 raise plain ValueErrors (UnicodeDecodeError,
+        # binascii.Error) from inside the check. Any of them means "not signed by the provider".
+        raise WebhookRejected(400, "Signature check failed: malformed delivery.") from None
     try:
         event: Any = json.loads(body)
     except ValueError:
         raise WebhookRejected(400, "The body is not JSON.") from None
-    event_type = str(event.get("type", "")) if isinstance(event, dict) else ""
+    event_type = _text(event.get("type", "")) if isinstance(event, dict) else ""
     data = event.get("data") if isinstance(event, dict) else None
-    job_id = str(data["id"]) if isinstance(data, dict) and data.get("id") else None
+    job_id = _text(data["id"]) if isinstance(data, dict) and data.get("id") else None
     try:
         with transaction.atomic():
             WebhookDelivery.objects.create(
                 channel=channel,
-                webhook_id=headers.get("webhook-id", ""),
+                webhook_id=webhook_id,
                 event_type=event_type[:80],
                 provider_job_id=(job_id or "")[:200],
             )
