@@ -33,7 +33,7 @@ Adding a URL (the test fails until you do, naming the pattern):
    over a wildcard one, and among wildcard rows the first that matches wins, so put narrow ones
    first. Every row must match at least one pattern (stale rows fail too).
 3. If the URL takes a parameter not seen before, teach ``_param`` how to build a real value (and
-   ``_world`` the object it points at); a POST that needs a body to do its work goes in
+   ``_build_world`` the object it points at); a POST that needs a body to do its work goes in
    ``POST_DATA``, a GET that needs a query string in ``QUERY``.
 
 Each case runs in its own savepoint on data built once per module (see ``world``), with Redis
@@ -48,7 +48,7 @@ import os
 import re
 import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -389,7 +389,6 @@ class World:
     channel: Channel
     newcomer: User  # belongs to nothing; the owner adds them
     sessions: dict[str, str]  # persona → session key, signed in once for the whole module
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _user(username: str, **extra: Any) -> User:
@@ -450,8 +449,9 @@ def _build_world() -> World:
         size="1280x720",
         seconds=4,
     )
+    # One object per admin model, so every admin object URL points at a real row.
     Group.objects.create(name="Editors")
-    route = FailoverRoute.objects.create(name="Sora anywhere")
+    FailoverRoute.objects.create(name="Sora anywhere")
     Budget.objects.create(scope=Scope.MEMBER, user=users["editor"], limit_cents=10_000)
     sessions = {}
     for persona, user in users.items():
@@ -470,7 +470,6 @@ def _build_world() -> World:
         other_generation=_completed(other_project, users["outsider"], channel),
         channel=channel,
         newcomer=newcomer,
-        extra={"route": route},
     )
     assert LedgerEntry.objects.exists() and AuditEvent.objects.exists()
     return world
@@ -635,7 +634,7 @@ def build_path(pattern: Pattern, world: World, live: Live) -> str:
 # Bodies for POSTs whose point is to succeed when allowed (else an empty form is sent).
 POST_DATA: dict[str, dict[str, str]] = {
     "projects:list": {"name": "Matrix film"},
-    "projects:members": {"username": "nina", "role": Role.VIEWER},
+    "projects:members": {"username": "nina", "role": Role.VIEWER},  # the world's newcomer
     "projects:member_change": {"role": Role.EDITOR},
     "generations:create": {
         "prompt": "Waves at dawn",
