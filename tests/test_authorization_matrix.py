@@ -55,6 +55,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import django_rq
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.models import Group, User
@@ -121,13 +122,17 @@ L = LOGIN
 # cancels, only an owner manages members. The admin: a signed-in non-staff user is sent to the
 # admin's login; staff without permissions get the index and nothing else (403 on every model page);
 # the usage panel and its export need ``billing.view_usage_panel``; the RQ dashboard, whether under
-# admin/rq/ or admin/django_rq/dashboard/, is for superusers only.
+# admin/rq/ (the only place it is mounted), is for superusers only.
 
 _ONLY_STAFF = {"GET": cells(A, A, A, A, A, 200, 200), "POST": cells(A, A, A, A, A, 200, 200)}
 _ADMIN_MODEL_PAGE = {"GET": cells(A, A, A, A, A, 403, 200), "POST": cells(A, A, A, A, A, 403, 200)}
 _ADMIN_REFUSED = {"GET": cells(A, A, A, A, A, 403, 403), "POST": cells(A, A, A, A, A, 403, 403)}
 # A read-only admin page: the superuser may look, not change.
 _ADMIN_READ_ONLY = {"GET": cells(A, A, A, A, A, 403, 200), "POST": cells(A, A, A, A, A, 403, 403)}
+_AXES_RECORD = {
+    "GET": cells(A, A, A, A, A, 403, 200),
+    "POST": cells(A, A, A, A, A, 403, REDIRECT),
+}
 _MEMBER_READ = {
     "GET": cells(L, 404, 200, 200, 200, 404, 404),
     "POST": cells(L, 405, 405, 405, 405, 405, 405),
@@ -172,17 +177,14 @@ def _rq_pages(prefix: str, home: str) -> dict[str, dict[str, dict[str, Outcome]]
         f"{prefix}actions": _rq(jobs, jobs),
         f"{prefix}workers": _rq(200, 200),
         f"{prefix}worker_details": _rq(200, 200),
-        # rq-scheduler is not installed: the page cannot exist.
-        f"{prefix}scheduler_jobs": _rq(404, 404),
         f"{prefix}cron_scheduler_detail": _rq(200, 200),
         f"{prefix}cron_job_detail": _rq(200, 200),
     }
 
 
 def _rq_stats_json() -> dict[str, dict[str, Outcome]]:
-    # Its own auth (an API token, unset here): anyone else gets 401, staff 403 like the rest.
-    refused = cells(401, 401, 401, 401, 401, 403, 200)
-    return {"GET": refused, "POST": refused}
+    # Wrapped like every dashboard page (its own API token is unset): superusers only.
+    return _rq(200, 200)
 
 
 EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
@@ -291,18 +293,16 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
     "admin:billing_auditevent_delete": _ADMIN_REFUSED,
     # --- The RQ dashboard, at admin/rq/ and as the admin's "Django RQ" entry
     **_rq_pages("django_rq:", "/admin/rq/"),
-    **_rq_pages("admin:django_rq_", "/admin/django_rq/dashboard/"),
     "admin/rq/stats.json/?$": _rq_stats_json(),
     "admin/rq/stats.json/(?P<token>[\\w]+)?/?$": _rq_stats_json(),
-    "admin/django_rq/dashboard/stats.json/?$": _rq_stats_json(),
-    "admin/django_rq/dashboard/stats.json/(?P<token>[\\w]+)?/?$": _rq_stats_json(),
-    "admin:django_rq_dashboard_changelist": _rq(200, 200),
-    "admin:django_rq_dashboard_add": _rq(403, 403),
-    # The dashboard is no database row: like any missing object, back to the admin's index.
-    "admin:django_rq_dashboard_change": _rq(Redirect("/admin/"), Redirect("/admin/")),
-    "admin:django_rq_dashboard_history": _rq(Redirect("/admin/"), Redirect("/admin/")),
-    "admin:django_rq_dashboard_delete": _rq(Redirect("/admin/"), Redirect("/admin/")),
-    "admin/django_rq/dashboard/<path:object_id>/": _rq(REDIRECT, REDIRECT),
+    # --- Sign-in throttling (django-axes): its records are written by failed sign-ins only
+    "admin:axes_accessattempt_add": _ADMIN_REFUSED,
+    "admin:axes_accesslog_add": _ADMIN_REFUSED,
+    "admin:axes_accessfailurelog_add": _ADMIN_REFUSED,
+    # Read-only forms: saving one changes nothing and returns to the list.
+    "admin:axes_accessattempt_change": _AXES_RECORD,
+    "admin:axes_accesslog_change": _AXES_RECORD,
+    "admin:axes_accessfailurelog_change": _AXES_RECORD,
     # --- Every other admin model: staff without permissions see none of it
     "admin:*_changelist": _ADMIN_MODEL_PAGE,
     "admin:*_add": _ADMIN_MODEL_PAGE,
@@ -453,6 +453,9 @@ def _build_world() -> World:
     Group.objects.create(name="Editors")
     FailoverRoute.objects.create(name="Sora anywhere")
     Budget.objects.create(scope=Scope.MEMBER, user=users["editor"], limit_cents=10_000)
+    AccessAttempt.objects.create(username="oscar", ip_address="192.0.2.7", failures_since_start=3)
+    AccessLog.objects.create(username="oscar", ip_address="192.0.2.7")
+    AccessFailureLog.objects.create(username="oscar", ip_address="192.0.2.7")
     sessions = {}
     for persona, user in users.items():
         signer = Client()

@@ -33,7 +33,13 @@ rq_patterns = [
         type(p)(p.pattern, superuser_dashboard(p.callback), name=p.name)
         for p in get_api_urlpatterns()
     ),
-    *get_admin_urlpatterns(view_wrapper=superuser_dashboard),
+    *(
+        pattern
+        for pattern in get_admin_urlpatterns(view_wrapper=superuser_dashboard)
+        # rq-scheduler's page: Reelhouse uses RQ's own scheduler, and without the rq-scheduler
+        # package the page is a 500.
+        if getattr(pattern, "name", None) != "scheduler_jobs"
+    ),
 ]
 
 urlpatterns = [
