@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
-from django.db.models import QuerySet
+from django.db.models import Field, QuerySet, URLField
 from django.http import HttpRequest
 
 from workspace.providers.forms import ChannelAdminForm
@@ -66,6 +68,14 @@ class ChannelAdmin(admin.ModelAdmin):
                 "again (under Key → New API key) to use it with the new address.",
                 messages.WARNING,
             )
+
+    def formfield_for_dbfield(
+        self, db_field: Field[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> Any:
+        # The admin builds its form anew with its own field callback: keep the form's rule.
+        if isinstance(db_field, URLField):
+            kwargs["assume_scheme"] = "https"
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     @admin.display(description="Talks to")
     def endpoint(self, channel: Channel) -> str:

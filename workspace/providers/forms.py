@@ -5,6 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import forms
+from django.db import models
 
 from workspace.providers.models import (
     API_KEY_MAX_LENGTH,
@@ -14,6 +15,13 @@ from workspace.providers.models import (
     Protocol,
 )
 from workspace.providers.validators import key_env_problem
+
+
+def https_url_fields(field: models.Field[Any, Any], **kwargs: Any) -> forms.Field | None:
+    """Form fields for the channel's model fields; a bare host in a URL field means https://."""
+    if isinstance(field, models.URLField):
+        kwargs["assume_scheme"] = "https"
+    return field.formfield(**kwargs)
 
 
 class ChannelAdminForm(forms.ModelForm):
@@ -47,6 +55,7 @@ class ChannelAdminForm(forms.ModelForm):
 
     class Meta:
         model = Channel
+        formfield_callback = https_url_fields
         fields = [
             "name",
             "slug",
