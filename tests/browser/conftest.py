@@ -117,9 +117,11 @@ class Watch:
             )
 
     def on_request_failed(self, request: Request) -> None:
-        # A player abandons its running range request when it seeks or has buffered enough:
-        # that is the browser's choice, not a failure of the server.
-        if request.resource_type == "media" and request.failure == "net::ERR_ABORTED":
+        # ERR_ABORTED is the browser cancelling its own request: a player dropping its range
+        # request after a seek, or a favicon still loading when the test navigates on. A server
+        # that fails shows as a status, a reset or an empty response instead, and a CSP block as
+        # a console error.
+        if request.failure == "net::ERR_ABORTED":
             return
         self.problems.append(f"request failed: {request.method} {request.url}: {request.failure}")
 
