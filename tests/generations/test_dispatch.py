@@ -119,3 +119,41 @@ def test_a_429_pauses_the_channel_and_the_job_waits_without_failing(
     assert second.error_class == "rate_limited"
     assert limiter_for_channel(channel=channel).paused_for() > 0
     assert simulator.counters()["rate_limited_429"] == 1
+
+
+def test_a_lane_that_finds_nothing_to_send_takes_no_slot(
+    project, channel, teammate, simulator, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from workspace.generations import dispatch as dispatch_module
+
+    channel.requests_per_minute = 6  # one slot every ~10 s: a wasted one would show
+    channel.save()
+    # The quick "is there work?" look said yes, but the work was gone by the time the lane
+    # chose under the lock (canceled, taken by another lane).
+    monkeypatch.setattr(dispatch_module, "_work_waiting", lambda channel: True)
+    assert dispatch(channel) is None
+    state = limiter_for_channel(channel=channel).state()
+    assert state.next_slot_at <= state.now + 0.01
+    # A candidate lost in a race after the slot was taken: the slot goes back unused.
+    queue(project, teammate, 1, "raced")
+    monkeypatch.setattr(Generation, "transition", lambda self, *args, **kwargs: False)
+    assert dispatch(channel) is None
+    state = limiter_for_channel(channel=channel).state()
+    assert state.next_slot_at <= state.now + 0.01
+    assert simulator.counters()["creates"] == 0
+
+
+def test_a_due_follow_up_goes_before_every_create_not_yet_sent(
+    project, channel, teammate, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    channel.requests_per_minute = 120  # ~0.5 s apart
+    channel.save()
+    queue(project, teammate, 3, "backlog")
+    lane = limiter_for_channel(channel=channel)
+    assert channel_dispatch_once(channel=channel, limiter=lane, max_wait=5) is not None
+    interval = lane.interval_ms("create") / 1000
+    # The next create slot is not reserved by the waiting lane: a status check asking now
+    # gets it, after at most the one slot the last create took.
+    follow_up = limiter_for_channel(channel=channel)
+    assert follow_up.acquire("other", max_wait=5) <= interval + 0.01
+    assert lane.take_now("create") > interval * 0.9  # the lane waits behind the check

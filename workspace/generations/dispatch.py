@@ -190,18 +190,32 @@ def _work_waiting(channel: Channel) -> bool:
     return _has_capacity(channel) and _eligible(channel, timezone.now()).exists()
 
 
-def _claim_next(channel: Channel) -> Generation | None:
+def _claim_next(channel: Channel, limiter: ChannelLimiter) -> tuple[Generation | None, float]:
+    """Choose the fairest eligible generation, then take a create slot for it, under one lock.
+
+    Returns ``(generation, 0)`` with the slot held by ``limiter``, or ``(None, wait)``: nothing
+    eligible (``wait`` 0) or no slot free yet (``wait`` until one may be). The slot is taken only
+    once something to send with it is in hand, so a lane never takes a slot and drops it.
+    """
     now = timezone.now()
     with transaction.atomic():
         # One dispatcher at a time per channel decides; the in-flight count cannot be raced.
         Channel.objects.select_for_update().filter(pk=channel.pk).first()
         if not _has_capacity(channel):
-            return None
+            return None, 0.0
         eligible = _eligible(channel, now)
         waiting = set(eligible.values_list("created_by_id", flat=True).distinct())
+        slot_held = False
         for member in _members_by_turn(waiting, _turns(channel)):
             candidate = eligible.filter(created_by_id=member).order_by("created_at", "id").first()
-            if candidate is not None and candidate.transition(
+            if candidate is None:
+                continue
+            if not slot_held:
+                wait = limiter.take_now("create")
+                if wait > 0:
+                    return None, wait
+                slot_held = True
+            if candidate.transition(
                 Status.SUBMITTING,
                 from_=Status.QUEUED,
                 submit_started_at=now,
@@ -215,8 +229,11 @@ def _claim_next(channel: Channel) -> Generation | None:
                     create_defaults={"last_dispatched_at": now, "dispatched": 1},
                 )
                 candidate.refresh_from_db()
-                return candidate
-    return None
+                return candidate, 0.0
+        if slot_held:
+            # Every candidate was taken from under us (canceled): the slot goes back unused.
+            limiter.give_back()
+    return None, 0.0
 
 
 # --- Sending ---------------------------------------------------------------------------------
@@ -225,22 +242,32 @@ def _claim_next(channel: Channel) -> Generation | None:
 def channel_dispatch_once(
     *, channel: Channel, limiter: ChannelLimiter, max_wait: float
 ) -> Generation | None:
-    """Take one create slot and send the fairest waiting generation with it.
+    """Send the fairest waiting generation with the next free create slot.
 
     Returns the generation sent, or ``None`` when nothing could go (no eligible work or no
-    capacity). Raises ``Throttled`` when the next slot is more than ``max_wait`` away.
+    capacity). Raises ``Throttled`` when the next free slot is more than ``max_wait`` away.
+    The lane waits holding neither a slot nor a claim: a follow-up that asks meanwhile goes
+    first, and a generation submitted meanwhile competes for the slot.
     """
     from workspace.generations.services import send_create
 
-    if not _work_waiting(channel):
-        return None
-    limiter.acquire("create", max_wait=max_wait, hold=True)
-    generation = _claim_next(channel)
-    if generation is None:
-        limiter.release_held()
-        return None
-    send_create(generation=generation, limiter=limiter)
-    return generation
+    deadline = time.monotonic() + max_wait
+    while True:
+        if not _work_waiting(channel):
+            return None
+        generation, wait = _claim_next(channel, limiter)
+        if generation is not None:
+            try:
+                send_create(generation=generation, limiter=limiter)
+            finally:
+                limiter.give_back()  # a no-op once the create used its slot
+            return generation
+        if wait <= 0:
+            return None
+        if time.monotonic() + wait > deadline:
+            paused = limiter.paused_for() > 0
+            raise Throttled(wait, reason="provider pause" if paused else "rate limit")
+        time.sleep(wait)
 
 
 def generations_fail_over(*, channel: Channel) -> int:
