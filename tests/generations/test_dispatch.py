@@ -157,3 +157,19 @@ def test_a_due_follow_up_goes_before_every_create_not_yet_sent(
     follow_up = limiter_for_channel(channel=channel)
     assert follow_up.acquire("other", max_wait=5) <= interval + 0.01
     assert lane.take_now("create") > interval * 0.9  # the lane waits behind the check
+
+
+def test_the_in_flight_cap_counts_only_jobs_the_provider_is_rendering(
+    project, channel, teammate, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    channel.max_in_flight = 1
+    channel.member_max_in_flight = 1
+    channel.save()
+    first, second = queue(project, teammate, 2, "cap")
+    assert dispatch(channel) == first
+    assert dispatch(channel) is None  # rendering: it holds the provider's only place
+    # Finished at the provider, its files being copied: the provider no longer counts it.
+    Generation.objects.filter(pk=first.pk).update(status=Status.DOWNLOADING)
+    standing = queue_standings(channel=channel, generation_ids={str(second.pk)})[str(second.pk)]
+    assert "generating" not in standing.reason
+    assert dispatch(channel) == second

@@ -36,6 +36,8 @@ from workspace.providers.models import Channel
 
 logger = logging.getLogger(__name__)
 
+# What the provider counts against its concurrency: jobs it may be rendering. A job it finished
+# (ours still downloading the files) no longer holds a place there, nor in our cap.
 IN_FLIGHT = (Status.SUBMITTING, Status.IN_PROGRESS)
 # A lane gives its worker back this often (plus a stagger per lane, so two lanes never step
 # aside at once and leave slots unused), keeping jobs far below RQ's timeout and letting a
