@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from workspace.generations.dispatch import channel_dispatch_once, queue_standings
 from workspace.generations.models import Generation, Status
@@ -173,3 +174,33 @@ def test_the_in_flight_cap_counts_only_jobs_the_provider_is_rendering(
     standing = queue_standings(channel=channel, generation_ids={str(second.pk)})[str(second.pk)]
     assert "generating" not in standing.reason
     assert dispatch(channel) == second
+
+
+def test_queue_eta_follows_the_real_pacing_and_the_in_flight_cap(
+    project, channel, teammate, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    from workspace.generations.dispatch import channel_pacing
+    from workspace.providers.limiter import SAFETY
+
+    channel.requests_per_minute = 60  # every request counts: creates share with follow-ups
+    channel.save()
+    waiting = queue(project, teammate, 6, "eta")
+    pacing = channel_pacing(channel=channel)
+    # Each video costs its create, a status check and three downloads, and follow-ups go first.
+    assert pacing.follow_ups_per_video == 4.0
+    assert pacing.create_interval == pytest.approx(5 * 60 / (60 * SAFETY))
+    standings = queue_standings(channel=channel, generation_ids={str(g.pk) for g in waiting})
+    last = standings[str(waiting[-1].pk)]
+    assert last.position == 6
+    assert last.eta is not None
+    expected = 5 * pacing.create_interval
+    seconds = (last.eta - timezone.now()).total_seconds()
+    assert expected - 1 <= seconds <= expected + 1
+    # With one place at the provider, the second waits for the first render to end.
+    channel.max_in_flight = 1
+    channel.save()
+    standings = queue_standings(channel=channel, generation_ids={str(g.pk) for g in waiting})
+    second = standings[str(waiting[1].pk)]
+    render = channel.catalog.get("sora-2").typical_render_seconds  # type: ignore[union-attr]
+    assert second.eta is not None
+    assert (second.eta - timezone.now()).total_seconds() >= render
