@@ -204,3 +204,25 @@ def test_queue_eta_follows_the_real_pacing_and_the_in_flight_cap(
     render = channel.catalog.get("sora-2").typical_render_seconds  # type: ignore[union-attr]
     assert second.eta is not None
     assert (second.eta - timezone.now()).total_seconds() >= render
+
+
+def test_a_due_status_check_leaves_rqs_whole_second_schedule_on_time(channel, redis_conn) -> None:  # type: ignore[no-untyped-def]
+    import time
+    from datetime import timedelta
+
+    from workspace.core.rq import get_queue
+    from workspace.generations import jobs
+    from workspace.generations.dispatch import follow_up_due, follow_ups_release
+
+    queue = get_queue()
+    for name in ("poll-due-0", "poll-later-0"):
+        # The safety net: RQ's scheduler would release these in half a minute.
+        queue.enqueue_in(timedelta(seconds=30), jobs.generation_poll_job, name, 0, job_id=name)
+    now = time.time()
+    follow_up_due(channel_id=channel.pk, job_id="poll-due-0", due=now - 0.01)
+    follow_up_due(channel_id=channel.pk, job_id="poll-later-0", due=now + 60)
+    assert follow_ups_release() == pytest.approx(now + 60)
+    assert queue.job_ids == ["poll-due-0"]
+    assert queue.scheduled_job_registry.get_job_ids() == ["poll-later-0"]
+    follow_ups_release()
+    assert queue.job_ids == ["poll-due-0"]  # released once, never twice

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 from rq import Retry
-from rq.exceptions import DuplicateJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
 
 from workspace.core.rq import DISPATCH_QUEUE, FAILURE_TTL, get_queue, get_redis
@@ -65,10 +65,15 @@ def channel_kick(*, channel_id: int, delay: float = 0) -> int:
     from workspace.generations import jobs
 
     queue = get_queue(DISPATCH_QUEUE)
+    if delay <= 0:
+        _wake_lanes(channel_id)
     started = 0
     for lane in range(settings.REELHOUSE_DISPATCH_LANES):
         job_id = _lane_id(channel_id, lane)
-        existing = Job.fetch(job_id, connection=queue.connection) if _exists(job_id) else None
+        try:
+            existing = Job.fetch(job_id, connection=queue.connection) if _exists(job_id) else None
+        except NoSuchJobError:  # the lane ended between the two looks (its hash half-gone)
+            existing = None
         if existing is not None and _lane_alive(existing):
             continue
         if existing is not None:
@@ -118,6 +123,82 @@ def _exists(job_id: str) -> bool:
 
 def channel_kick_on_commit(*, channel_id: int, delay: float = 0) -> None:
     transaction.on_commit(lambda: channel_kick(channel_id=channel_id, delay=delay))
+
+
+# --- The follow-up clock -----------------------------------------------------------------------
+# Status checks are scheduled in RQ as a safety net, and also listed here by when they are due.
+# Running lanes release each one from RQ's schedule the moment it is due (RQ's own scheduler
+# works in whole seconds), and wake when something changes instead of sleeping blind.
+
+DUE_FOLLOW_UPS_KEY = "reelhouse:due-follow-ups"
+
+_POP_DUE = """
+local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 200)
+if #items > 0 then redis.call('ZREM', KEYS[1], unpack(items)) end
+return items
+"""
+
+
+_scripts: dict[int, Any] = {}
+
+
+def _wake_key(channel_id: int) -> str:
+    return f"reelhouse:channel:{channel_id}:wake"
+
+
+def _wake_lanes(channel_id: int) -> None:
+    connection = get_redis()
+    with connection.pipeline() as pipeline:
+        pipeline.lpush(_wake_key(channel_id), "1")
+        pipeline.ltrim(_wake_key(channel_id), 0, 0)
+        pipeline.expire(_wake_key(channel_id), 60)
+        pipeline.execute()
+
+
+def follow_up_due(*, channel_id: int, job_id: str, due: float) -> None:
+    """Note that scheduled RQ job ``job_id`` (a status check) is due at unix time ``due``."""
+    get_redis().zadd(DUE_FOLLOW_UPS_KEY, {job_id: due})
+    _wake_lanes(channel_id)  # a sleeping lane may have planned to wake later than this
+
+
+def follow_ups_release() -> float | None:
+    """Move every due status check from RQ's schedule onto its queue; return the next due time.
+
+    Removing the job from the schedule decides who enqueues it: if RQ's scheduler got there
+    first, this does nothing.
+    """
+    connection = get_redis()
+    queue = get_queue()
+    registry = queue.scheduled_job_registry
+    script = _scripts.get(id(connection))
+    if script is None:
+        script = _scripts[id(connection)] = connection.register_script(_POP_DUE)
+    due_ids = script(keys=[DUE_FOLLOW_UPS_KEY], args=[time.time()])
+    for raw in due_ids:
+        job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if not connection.zrem(registry.key, job_id):
+            continue
+        try:
+            queue._enqueue_job(Job.fetch(job_id, connection=connection))
+        except NoSuchJobError:
+            continue
+    upcoming = connection.zrange(DUE_FOLLOW_UPS_KEY, 0, 0, withscores=True)
+    return float(upcoming[0][1]) if upcoming else None
+
+
+def _lane_wait(channel_id: int, seconds: float) -> None:
+    """Sleep up to ``seconds``, releasing status checks as they fall due, until woken."""
+    deadline = time.monotonic() + seconds
+    while True:
+        next_due = follow_ups_release()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        timeout = remaining if next_due is None else min(remaining, next_due - time.time())
+        if timeout < 0.002:
+            continue
+        if get_redis().blpop([_wake_key(channel_id)], timeout=timeout):
+            return
 
 
 # --- Choosing the next generation --------------------------------------------------------------
@@ -269,7 +350,7 @@ def channel_dispatch_once(
         if time.monotonic() + wait > deadline:
             paused = limiter.paused_for() > 0
             raise Throttled(wait, reason="provider pause" if paused else "rate limit")
-        time.sleep(wait)
+        _lane_wait(channel.pk, wait)
 
 
 def generations_fail_over(*, channel: Channel) -> int:
@@ -332,7 +413,14 @@ def channel_dispatch_lane(*, channel_id: int, lane: int) -> Retry | None:
         if sent is None:
             if channel.halted_at is not None:
                 generations_fail_over(channel=channel)
-            return None  # nothing to send: the lane ends; a kick starts it again
+                return None
+            if not _eligible(channel, timezone.now()).exists():
+                return None  # nothing to send: the lane ends; a kick starts it again
+            # Work waits for a place at the provider: stay, keep the follow-up clock (the next
+            # check may free a place) and go again when woken.
+            _lane_wait(channel_id, LANE_MAX_WAIT)
+            channel.refresh_from_db()
+            continue
         channel.refresh_from_db()  # an admin may change limits while the lane runs
         limiter = limiter_for_channel(channel=channel)
     return Retry(max=_RETRY_FOREVER, interval=0)

@@ -15,10 +15,8 @@ def generation_reconcile_job(generation_id: str) -> None:
     services.generation_reconcile_create(generation_id=generation_id)
 
 
-def generation_poll_job(
-    generation_id: str, chain: int | None = None, due: float | None = None
-) -> None:
-    services.generation_poll(generation_id=generation_id, chain=chain, due=due)
+def generation_poll_job(generation_id: str, chain: int | None = None) -> None:
+    services.generation_poll(generation_id=generation_id, chain=chain)
 
 
 def generation_download_job(generation_id: str) -> None:

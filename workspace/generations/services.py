@@ -429,10 +429,9 @@ WEBHOOK_SAFETY_POLL_SECONDS = 300.0
 # rarely lands just before the finish and needs a second look.
 POLL_MARGIN_SECONDS = 0.5
 POLL_MARGIN_SHARE = 0.01
-# RQ's scheduler releases delayed jobs on whole seconds, once a second: up to a second early or
-# late. A check is released this much (real seconds) before it is due and waits out the rest in
-# the worker, so it lands when planned.
-POLL_EARLY_RELEASE = 1.2
+# A scheduled check is due in RQ this long after it is due in fact: the safety net for when no
+# dispatch lane is running to release it on time.
+FOLLOW_UP_SAFETY_NET_SECONDS = 1.5
 # Samples of the render-time model: the latest renders of a model and length.
 RENDER_SAMPLES = 20
 
@@ -549,17 +548,31 @@ def generation_check_now(*, channel: Channel, provider_job_id: str) -> bool:
     return True
 
 
-def _enqueue_poll(generation_id: str, chain: int, *, delay: float) -> None:
-    from workspace.generations import jobs
+def _enqueue_poll(generation: Generation, chain: int, *, delay: float) -> None:
+    """Schedule check number ``chain`` of this generation ``delay`` seconds from now.
 
+    RQ's scheduler releases delayed jobs on whole seconds, once a second: up to two seconds
+    off, which at a time scale (or for a short render) is most of the lag. So the check is
+    scheduled in RQ a moment after it is due (the safety net), and the channel's dispatch lanes,
+    which run while work waits, release it from there exactly when it is due.
+    """
+    from workspace.generations import jobs
+    from workspace.generations.dispatch import follow_up_due
+
+    if delay <= 0:
+        enqueue_on_commit(jobs.generation_poll_job, str(generation.pk), chain)
+        return
+    job_id = f"poll-{generation.pk}-{chain}"
     due = time.time() + delay
     enqueue_on_commit(
         jobs.generation_poll_job,
-        generation_id,
+        str(generation.pk),
         chain,
-        due,
-        delay=max(0.0, delay - POLL_EARLY_RELEASE),
+        delay=delay + FOLLOW_UP_SAFETY_NET_SECONDS,
+        job_id=job_id,
     )
+    channel_id = generation.channel_id
+    transaction.on_commit(lambda: follow_up_due(channel_id=channel_id, job_id=job_id, due=due))
 
 
 def _schedule_poll(generation: Generation, *, delay: float) -> None:
@@ -571,14 +584,10 @@ def _schedule_poll(generation: Generation, *, delay: float) -> None:
     Generation.objects.filter(pk=generation.pk, status=Status.IN_PROGRESS).update(
         next_poll_at=timezone.now() + timedelta(seconds=delay)
     )
-    _enqueue_poll(str(generation.pk), generation.poll_count, delay=delay)
+    _enqueue_poll(generation, generation.poll_count, delay=delay)
 
 
-def generation_poll(
-    *, generation_id: str, chain: int | None = None, due: float | None = None
-) -> None:
-    if due is not None and 0 < due - time.time() <= POLL_EARLY_RELEASE + 1.5:
-        time.sleep(due - time.time())  # released early on purpose (see POLL_EARLY_RELEASE)
+def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
     generation = Generation.objects.select_related("channel").get(pk=generation_id)
     if generation.status != Status.IN_PROGRESS or not generation.provider_job_id:
         return
@@ -632,7 +641,7 @@ def generation_poll(
         **polled,
     )
     if still_running:
-        _enqueue_poll(generation_id, generation.poll_count, delay=delay)
+        _enqueue_poll(generation, generation.poll_count, delay=delay)
 
 
 def _may_send_again(generation: Generation) -> bool:
