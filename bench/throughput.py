@@ -54,7 +54,7 @@ class Scenario:
 
 
 SCENARIOS = {
-    "issue": Scenario("issue", 50, "all", 10, 10, (4,), 0, 30.0, 20, 5, 10.0, 0.10),
+    "issue": Scenario("issue", 50, "all", 10, 10, (4,), 0, 30.0, 20, 5, 5.0, 0.10),
     "backlog": Scenario("backlog", 50, "all", 5, 60, (4, 8, 12), 10.0, 0, 200, 100, 10.0),
     "creates": Scenario("creates", 50, "create", 5, 30, (4, 8, 12), 10.0, 0, 20, 20, 10.0),
     "rpm1000": Scenario("rpm1000", 1000, "all", 10, 50, (4,), 0, 30.0, 500, 100, 1.0, 0.0, 8, 2),
@@ -123,10 +123,32 @@ def run(scenario: Scenario) -> dict[str, Any]:
     samples: list[tuple[float, int]] = []
     sampling = threading.Event()
 
+    trace = open(os.environ["BENCH_TRACE"], "w") if os.environ.get("BENCH_TRACE") else None  # noqa: SIM115
+
     def sample() -> None:
+        from django.db import connection
+        from django.db.models import Count
+
+        from workspace.core.rq import get_queue
+
+        beat = 0
         while not sampling.is_set():
             samples.append((time.time(), int(sim.counters()["requests_total"])))
+            beat += 1
+            if trace is not None and beat % 4 == 0:
+                states = dict(Generation.objects.values_list("status").annotate(n=Count("id")))
+                lanes = []
+                for i in range(scenario.dispatch_workers):
+                    job = get_queue("dispatch").fetch_job(f"dispatch-{channel.pk}-{i}")
+                    lanes.append(job.get_status() if job else None)
+                trace.write(
+                    f"{(time.time() - started) * scale:7.1f} req={samples[-1][1]} {states} "
+                    f"default={len(get_queue())} scheduled={get_queue().scheduled_job_registry.count} "
+                    f"lanes={lanes}\n"
+                )
+                trace.flush()
             time.sleep(0.25)
+        connection.close()
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()

@@ -187,7 +187,7 @@ def test_queue_eta_follows_the_real_pacing_and_the_in_flight_cap(
     waiting = queue(project, teammate, 6, "eta")
     pacing = channel_pacing(channel=channel)
     # Each video costs its create, a status check and three downloads, and follow-ups go first.
-    assert pacing.follow_ups_per_video == 4.0
+    assert pacing.follow_ups_per_create == 4.0
     assert pacing.create_interval == pytest.approx(5 * 60 / (60 * SAFETY))
     standings = queue_standings(channel=channel, generation_ids={str(g.pk) for g in waiting})
     last = standings[str(waiting[-1].pk)]

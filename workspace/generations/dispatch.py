@@ -399,13 +399,20 @@ def channel_dispatch_lane(*, channel_id: int, lane: int) -> Retry | None:
     channel = Channel.objects.filter(pk=channel_id, is_active=True).first()
     if channel is None:
         return None
-    limiter = limiter_for_channel(channel=channel)
+    limiter = limiter_for_channel(
+        channel=channel, follow_ups_per_create=follow_ups_per_create(channel)
+    )
     deadline = time.monotonic() + LANE_SECONDS + lane * LANE_STAGGER_SECONDS
     while time.monotonic() < deadline:
         _lane_beat(_lane_id(channel_id, lane))
         try:
             sent = channel_dispatch_once(channel=channel, limiter=limiter, max_wait=LANE_MAX_WAIT)
         except Throttled as throttled:
+            if throttled.reason == "rate limit" and throttled.wait <= LANE_MAX_WAIT:
+                # Follow-ups took every slot for a while: stay (RQ's retry works in whole
+                # seconds) and keep releasing status checks.
+                _lane_wait(channel_id, throttled.wait)
+                continue
             logger.info("channel %s lane %s: %s", channel_id, lane, throttled)
             if throttled.reason == "circuit open":
                 generations_fail_over(channel=channel)
@@ -422,7 +429,9 @@ def channel_dispatch_lane(*, channel_id: int, lane: int) -> Retry | None:
             channel.refresh_from_db()
             continue
         channel.refresh_from_db()  # an admin may change limits while the lane runs
-        limiter = limiter_for_channel(channel=channel)
+        limiter = limiter_for_channel(
+            channel=channel, follow_ups_per_create=follow_ups_per_create(channel)
+        )
     return Retry(max=_RETRY_FOREVER, interval=0)
 
 
@@ -443,12 +452,17 @@ class Pacing:
 
     create_interval: float  # between creates under a backlog, follow-ups' share included
     request_interval: float  # between any two requests in the bucket creates draw from
-    follow_ups_per_video: float  # status checks and downloads a finished video costs
+    follow_ups_per_create: float  # status checks and downloads each create costs
     next_slot_in: float
     paused_until: float | None  # unix time
 
 
-def _follow_ups_per_video(channel: Channel) -> float:
+def follow_ups_per_create(channel: Channel) -> float:
+    """Status checks and downloads each create has cost lately (each file is one download).
+
+    Counted over the channel's latest completed videos, retries included (a job the provider
+    failed cost a create and a check, and no downloads); before any, one check per video.
+    """
     from workspace.providers.adapters.fal import FalQueueAdapter
     from workspace.providers.adapters.gemini import GeminiVeoAdapter
     from workspace.providers.adapters.openai_videos import OpenAIVideosAdapter
@@ -462,13 +476,16 @@ def _follow_ups_per_video(channel: Channel) -> float:
         Protocol.GEMINI: len(GeminiVeoAdapter.variants),
     }
     variants = variants_by_protocol.get(channel.protocol, 1)
-    checks = [
-        n
-        for n in Generation.objects.filter(channel=channel, status=Status.COMPLETED)
+    recent = list(
+        Generation.objects.filter(channel=channel, status=Status.COMPLETED)
         .order_by("-completed_at")
-        .values_list("poll_count", flat=True)[:50]
-    ]
-    return variants + (sum(checks) / len(checks) if checks else 1.0)
+        .values_list("poll_count", "provider_retries")[:50]
+    )
+    if not recent:
+        return variants + 1.0
+    checks = sum(polls for polls, _ in recent)
+    creates = sum(1 + retries for _, retries in recent)
+    return (checks + variants * len(recent)) / creates
 
 
 def channel_pacing(*, channel: Channel) -> Pacing:
@@ -477,7 +494,7 @@ def channel_pacing(*, channel: Channel) -> Pacing:
 
     scale = settings.REELHOUSE_TIME_SCALE
     request_interval = 60.0 / (channel.requests_per_minute * SAFETY) / scale
-    follow_ups = _follow_ups_per_video(channel)
+    follow_ups = follow_ups_per_create(channel)
     if channel.creates_per_minute:
         # Creates have their own bucket; follow-ups use the other one and take nothing from it.
         create_interval = 60.0 / (channel.creates_per_minute * SAFETY) / scale

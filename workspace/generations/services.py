@@ -705,46 +705,58 @@ def _store_variant(generation: Generation, adapter: VideoAdapter, variant: str) 
 
 
 def generation_download(*, generation_id: str) -> None:
-    """Copy every file of a finished job into our own storage, then mark it completed."""
+    """Copy a finished job's files into our own storage; completed once the video is stored.
+
+    The video comes first and makes the generation playable at once; the poster and the
+    spritesheet follow in the same job (each is one more request under the channel's limit,
+    and nobody should wait for a thumbnail to watch the video). A poster that cannot be fetched
+    leaves the player without one, nothing more.
+    """
     from workspace.generations import jobs
 
     generation = Generation.objects.select_related("channel").get(pk=generation_id)
     if generation.status != Status.DOWNLOADING:
         return
     adapter = adapter_for_channel(channel=generation.channel)
-    stored: dict[str, str] = {}
     try:
-        for variant in adapter.variants:
-            stored[variant] = _store_variant(generation, adapter, variant)
-    except Throttled as throttled:
-        enqueue_on_commit(jobs.generation_download_job, generation_id, delay=throttled.wait)
-        return
-    except ProviderError as error:
-        logger.warning("generation %s: download failed: %r", generation.pk, error)
-        if error.transient and timezone.now() - generation.updated_at < MAX_PROVIDER_AGE:
-            wait = error.retry_after if error.retry_after is not None else _backoff(3, cap=60)
-            Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING).update(
-                error_class=error.error_class.value, error_message=error.message[:2000]
-            )
-            enqueue_on_commit(jobs.generation_download_job, generation_id, delay=_delay(wait))
-        else:
-            _fail(generation, error, from_=Status.DOWNLOADING)
-        return
+        try:
+            video = _store_variant(generation, adapter, adapter.variants[0])
+        except Throttled as throttled:
+            enqueue_on_commit(jobs.generation_download_job, generation_id, delay=throttled.wait)
+            return
+        except ProviderError as error:
+            logger.warning("generation %s: download failed: %r", generation.pk, error)
+            if error.transient and timezone.now() - generation.updated_at < MAX_PROVIDER_AGE:
+                wait = error.retry_after if error.retry_after is not None else _backoff(3, cap=60)
+                Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING).update(
+                    error_class=error.error_class.value, error_message=error.message[:2000]
+                )
+                enqueue_on_commit(jobs.generation_download_job, generation_id, delay=_delay(wait))
+            else:
+                _fail(generation, error, from_=Status.DOWNLOADING)
+            return
+        if generation.transition(
+            Status.COMPLETED,
+            from_=Status.DOWNLOADING,
+            completed_at=timezone.now(),
+            error_class="",
+            error_message="",
+            video=video,
+        ):
+            reservation_settle(generation=generation)
+            logger.info("generation %s completed", generation.pk)
+        extras: dict[str, str] = {}
+        for variant in adapter.variants[1:]:
+            if variant not in ("thumbnail", "spritesheet"):
+                continue
+            try:
+                extras[variant] = _store_variant(generation, adapter, variant)
+            except (Throttled, ProviderError) as error:
+                logger.warning("generation %s: no %s: %r", generation.pk, variant, error)
+        if extras:
+            Generation.objects.filter(pk=generation.pk, status=Status.COMPLETED).update(**extras)
     finally:
         adapter.close()
-    fields = {
-        name: path for name, path in stored.items() if name in ("video", "thumbnail", "spritesheet")
-    }
-    if generation.transition(
-        Status.COMPLETED,
-        from_=Status.DOWNLOADING,
-        completed_at=timezone.now(),
-        error_class="",
-        error_message="",
-        **fields,
-    ):
-        reservation_settle(generation=generation)
-    logger.info("generation %s completed", generation.pk)
 
 
 # --- Recovery ---------------------------------------------------------------------------------

@@ -28,9 +28,11 @@ import redis
 # request reaching the provider, whose window is measured on its own clock.
 SAFETY = 0.99
 
-# KEYS: tat (microseconds), paused-until (milliseconds). ARGV: interval, max wait and tau in
-# microseconds, 1 when the caller is a create. A slot may lie up to tau in the past (the caller
-# woke late); the next slot still follows it one interval later, so lateness costs no capacity.
+# KEYS: tat (microseconds), paused-until (milliseconds), creates' pace (microseconds). ARGV:
+# interval, max wait and tau in microseconds, 1 when the caller is a create, the creates' pace
+# interval and how far behind it may catch up, in microseconds (pace 0: none). A slot may lie
+# up to tau in the past (the caller woke late); the next slot still follows it one interval
+# later, so lateness costs no capacity.
 # Integers throughout and formatted with %.0f: Redis would print a large Lua number with 14
 # digits. Returns {granted, delay µs, slot µs, new tat µs}.
 _RESERVE = """
@@ -40,15 +42,26 @@ local interval = tonumber(ARGV[1])
 local max_wait = tonumber(ARGV[2])
 local tau = tonumber(ARGV[3])
 local create = tonumber(ARGV[4]) == 1
+local pace = tonumber(ARGV[5])
 local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
 local blocked = tonumber(redis.call('GET', KEYS[2]) or 0) * 1000
 local slot = math.max(tat, now - tau, blocked)
 local delay = math.max(0, slot - now)
+local paced = 0
+if create and pace > 0 then
+  -- Our own smoothing, not the provider's limit: a lane that comes late keeps its turn.
+  paced = math.max(tonumber(redis.call('GET', KEYS[3]) or 0), now - tonumber(ARGV[6]))
+  delay = math.max(delay, paced - now)
+end
 if create and delay > 0 then return {0, delay, slot, tat} end
 if delay > max_wait then return {0, delay, slot, tat} end
 local new_tat = slot + interval
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat),
            'PX', math.ceil((new_tat - now + interval + tau) / 1000))
+if create and pace > 0 then
+  redis.call('SET', KEYS[3], string.format('%.0f', paced + pace),
+             'PX', math.ceil((2 * pace + tonumber(ARGV[6])) / 1000))
+end
 return {1, delay, slot, new_tat}
 """
 
@@ -86,6 +99,11 @@ return {now, math.floor(tonumber(redis.call('GET', KEYS[1]) or 0) / 1000),
 # SAFETY x the limit, so a 60 s window holds at most 60/interval + tau/interval + 1 slots; this
 # stays under the limit for every limit as long as tau < 60 s x (1/SAFETY - 1) ~ 0.6 s.
 MAX_TAU_SECONDS = 0.5
+# Creates sharing the bucket with follow-ups are paced this much faster than it can sustain.
+CREATE_PACE_HEADROOM = 1.1
+# Turns of that pace a create kept waiting by follow-ups may make up for afterwards: creates
+# catch up on what follow-ups delayed instead of losing it, in bursts no larger than this.
+PACE_CREDIT = 4.0
 
 
 class Throttled(Exception):
@@ -121,6 +139,7 @@ class ChannelLimiter:
         requests_per_minute: int,
         creates_per_minute: int | None,
         time_scale: float = 1.0,
+        follow_ups_per_create: float = 0.0,
     ) -> None:
         if requests_per_minute < 1:
             raise ValueError("requests_per_minute must be at least 1")
@@ -131,10 +150,12 @@ class ChannelLimiter:
             "all": f"{prefix}:tat-us",
             "create": f"{prefix}:tat-us:create",
             "blocked": f"{prefix}:paused-until",
+            "pace": f"{prefix}:create-pace-us",
         }
         self._rpm = requests_per_minute
         self._create_rpm = creates_per_minute
         self._held: dict[str, _Held] = {}
+        self._follow_ups = follow_ups_per_create
         # Redis time (seconds) of the slot the last successful acquire took.
         self.last_slot_at: float | None = None
         self._reserve = connection.register_script(_RESERVE)
@@ -151,6 +172,20 @@ class ChannelLimiter:
         rpm = self._create_rpm if kind == "create" and self._create_rpm else self._rpm
         return 60_000 / (rpm * SAFETY) / self._time_scale
 
+    def _pace_ms(self) -> float:
+        """Least time between creates when they share the bucket with their own follow-ups.
+
+        Each create brings ``follow_ups_per_create`` status checks and downloads a render
+        later, and those go first. Creates left to take every free slot would come in bursts,
+        and a render later their follow-ups would crowd the bucket for minutes (the finished
+        videos waiting) while creates starve, over and over. Pacing creates a little faster than
+        the bucket can sustain (CREATE_PACE_HEADROOM) keeps both flowing: creates still fill
+        every slot follow-ups leave, and follow-ups never wait behind a wave of their own.
+        """
+        if not self.shared or self._follow_ups <= 0:
+            return 0.0
+        return self.interval_ms("other") * (1 + self._follow_ups) / CREATE_PACE_HEADROOM
+
     def _tau_us(self, kind: str) -> int:
         tau_ms = min(self.interval_ms(kind) / 2, MAX_TAU_SECONDS * 1000 / self._time_scale)
         return int(tau_ms * 1000)
@@ -160,12 +195,14 @@ class ChannelLimiter:
 
     def _try(self, kind: str, budget: float) -> tuple[bool, float, float, int]:
         granted, delay_us, slot_us, tat_us = self._reserve(
-            keys=[self._bucket(kind), self._keys["blocked"]],
+            keys=[self._bucket(kind), self._keys["blocked"], self._keys["pace"]],
             args=[
                 round(self.interval_ms(kind) * 1000),
                 int(max(0.0, budget) * 1_000_000),
                 self._tau_us(kind),
                 1 if kind == "create" else 0,
+                round(self._pace_ms() * 1000) if kind == "create" else 0,
+                round(self._pace_ms() * 1000 * PACE_CREDIT),
             ],
         )
         return bool(granted), float(delay_us) / 1e6, float(slot_us) / 1e6, int(tat_us)
