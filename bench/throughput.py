@@ -54,9 +54,9 @@ class Scenario:
 
 
 SCENARIOS = {
-    "issue": Scenario("issue", 50, "all", 10, 10, (4,), 0, 30.0, 20, 5, 5.0, 0.10),
-    "backlog": Scenario("backlog", 50, "all", 5, 60, (4, 8, 12), 10.0, 0, 200, 100, 10.0),
-    "creates": Scenario("creates", 50, "create", 5, 30, (4, 8, 12), 10.0, 0, 20, 20, 10.0),
+    "issue": Scenario("issue", 50, "all", 10, 10, (4,), 0, 30.0, 20, 5, 5.0, 0.10, 4, 2),
+    "backlog": Scenario("backlog", 50, "all", 5, 60, (4, 8, 12), 10.0, 0, 200, 100, 5.0, 0.0, 4, 2),
+    "creates": Scenario("creates", 50, "create", 5, 30, (4, 8, 12), 10.0, 0, 20, 20, 5.0, 0.0, 4, 2),
     "rpm1000": Scenario("rpm1000", 1000, "all", 10, 50, (4,), 0, 30.0, 500, 100, 1.0, 0.0, 8, 2),
 }
 

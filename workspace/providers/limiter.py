@@ -103,7 +103,7 @@ MAX_TAU_SECONDS = 0.5
 CREATE_PACE_HEADROOM = 1.1
 # Turns of that pace a create kept waiting by follow-ups may make up for afterwards: creates
 # catch up on what follow-ups delayed instead of losing it, in bursts no larger than this.
-PACE_CREDIT = 4.0
+PACE_CREDIT = 16.0
 
 
 class Throttled(Exception):
