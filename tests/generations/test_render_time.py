@@ -64,3 +64,39 @@ def test_learned_render_time_matches_the_provider_not_our_lag(
     queued = ProviderJob(id=fresh.provider_job_id or "", status=JobStatus.QUEUED, poll_after=1.0)
     delay = _poll_delay(fresh, queued)
     assert RENDER <= delay <= RENDER + 0.7
+
+
+def test_without_a_provider_completion_time_the_end_is_estimated_never_our_check_time(
+    project, teammate
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workspace.generations.services import _observed_finish
+
+    generation = generation_submit(
+        project=project, user=teammate, model="sora-2", prompt="p", size="1280x720", seconds=4
+    )
+    sent = timezone.now() - timedelta(seconds=70)
+    done = ProviderJob(id="x", status=JobStatus.COMPLETED, progress=100)
+    # Seen finished at the first check: nothing is known about when, so nothing is learned.
+    generation.submitted_at = sent
+    assert _observed_finish(generation, done, timezone.now()) == (None, None)
+    # A check 30 s in saw 50 %: linear progress puts the end at 60 s, not at this late check.
+    generation.last_polled_at, generation.progress = sent + timedelta(seconds=30), 50
+    finished, render = _observed_finish(generation, done, sent + timedelta(seconds=70))
+    assert render == pytest.approx(60.0)
+    assert finished == sent + timedelta(seconds=60)
+    # No progress reported (Gemini): the middle of the span between the two checks.
+    generation.progress = 0
+    _, render = _observed_finish(generation, done, sent + timedelta(seconds=70))
+    assert render == pytest.approx(50.0)
+    # The provider's own times win over everything (OpenAI's created_at / completed_at).
+    stamped = ProviderJob(
+        id="x",
+        status=JobStatus.COMPLETED,
+        created_at=sent,
+        finished_at=sent + timedelta(seconds=42),
+    )
+    assert _observed_finish(generation, stamped, sent + timedelta(seconds=70))[1] == 42.0
