@@ -47,14 +47,20 @@ def start_workers(
 ) -> list[subprocess.Popen[bytes]]:
     manage = str(ROOT / "manage.py")
     processes = []
+    log_dir = os.environ.get("BENCH_WORKER_LOGS")  # a directory for the workers' output
     for queue, count in (("default", default), ("dispatch", dispatch)):
-        for _ in range(count):
+        for n in range(count):
+            out = (
+                open(Path(log_dir) / f"{queue}-{n}.log", "w")  # noqa: SIM115
+                if log_dir
+                else subprocess.DEVNULL
+            )
             processes.append(
                 subprocess.Popen(
                     [sys.executable, manage, "rqworker", queue, "--with-scheduler"],
-                    env=env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+                    env={**env, "LOG_LEVEL": "INFO"} if log_dir else env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
                 )
             )
     return processes

@@ -246,6 +246,25 @@
     });
   }
 
+  // ---- Smooth progress between checks -------------------------------------------------------
+  // The server gives when a render started and how long such renders take; the bar moves with
+  // the clock in between and stops at 99 %: only a stored video shows 100 % (a new card).
+  function tickProgress() {
+    var now = Date.now() / 1000;
+    Array.prototype.forEach.call(document.querySelectorAll("[data-progress-expected]"), function (bar) {
+      var started = parseFloat(bar.getAttribute("data-progress-started"));
+      var expected = parseFloat(bar.getAttribute("data-progress-expected"));
+      var floor = parseFloat(bar.getAttribute("data-progress-floor")) || 0;
+      if (!(expected > 0) || !(started > 0)) return;
+      var pct = Math.floor(Math.min(99, Math.max(floor, 100 * (now - started) / expected)));
+      var card = bar.closest(".gen-card") || document;
+      var fill = bar.querySelector(".progress-bar");
+      if (fill) { fill.setAttribute("data-progress", pct); fill.style.width = pct + "%"; }
+      bar.setAttribute("aria-valuenow", String(pct));
+      Array.prototype.forEach.call(card.querySelectorAll("[data-progress-text]"), function (el) { el.textContent = pct; });
+    });
+  }
+
   // ---- Small helpers ----------------------------------------------------------------------
   function setUpConfirm(form) {
     form.addEventListener("submit", function (event) {
@@ -264,6 +283,7 @@
     if (form) setUpGenerateForm(form);
     var gallery = document.getElementById("gallery");
     if (gallery) setUpGallery(gallery);
+    if (document.querySelector("[data-progress-expected]") || gallery) setInterval(tickProgress, 500);
     var live = document.querySelector("[data-live-generation]");
     if (live) setUpLiveDetail(live);
   });

@@ -5,6 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from workspace.generations.dispatch import channel_dispatch_once, queue_standings
 from workspace.generations.models import Generation, Status
@@ -119,3 +120,109 @@ def test_a_429_pauses_the_channel_and_the_job_waits_without_failing(
     assert second.error_class == "rate_limited"
     assert limiter_for_channel(channel=channel).paused_for() > 0
     assert simulator.counters()["rate_limited_429"] == 1
+
+
+def test_a_lane_that_finds_nothing_to_send_takes_no_slot(
+    project, channel, teammate, simulator, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from workspace.generations import dispatch as dispatch_module
+
+    channel.requests_per_minute = 6  # one slot every ~10 s: a wasted one would show
+    channel.save()
+    # The quick "is there work?" look said yes, but the work was gone by the time the lane
+    # chose under the lock (canceled, taken by another lane).
+    monkeypatch.setattr(dispatch_module, "_work_waiting", lambda channel: True)
+    assert dispatch(channel) is None
+    state = limiter_for_channel(channel=channel).state()
+    assert state.next_slot_at <= state.now + 0.01
+    # A candidate lost in a race after the slot was taken: the slot goes back unused.
+    queue(project, teammate, 1, "raced")
+    monkeypatch.setattr(Generation, "transition", lambda self, *args, **kwargs: False)
+    assert dispatch(channel) is None
+    state = limiter_for_channel(channel=channel).state()
+    assert state.next_slot_at <= state.now + 0.01
+    assert simulator.counters()["creates"] == 0
+
+
+def test_a_due_follow_up_goes_before_every_create_not_yet_sent(
+    project, channel, teammate, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    channel.requests_per_minute = 120  # ~0.5 s apart
+    channel.save()
+    queue(project, teammate, 3, "backlog")
+    lane = limiter_for_channel(channel=channel)
+    assert channel_dispatch_once(channel=channel, limiter=lane, max_wait=5) is not None
+    interval = lane.interval_ms("create") / 1000
+    # The next create slot is not reserved by the waiting lane: a status check asking now
+    # gets it, after at most the one slot the last create took.
+    follow_up = limiter_for_channel(channel=channel)
+    assert follow_up.acquire("other", max_wait=5) <= interval + 0.01
+    assert lane.take_now("create") > interval * 0.9  # the lane waits behind the check
+
+
+def test_the_in_flight_cap_counts_only_jobs_the_provider_is_rendering(
+    project, channel, teammate, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    channel.max_in_flight = 1
+    channel.member_max_in_flight = 1
+    channel.save()
+    first, second = queue(project, teammate, 2, "cap")
+    assert dispatch(channel) == first
+    assert dispatch(channel) is None  # rendering: it holds the provider's only place
+    # Finished at the provider, its files being copied: the provider no longer counts it.
+    Generation.objects.filter(pk=first.pk).update(status=Status.DOWNLOADING)
+    standing = queue_standings(channel=channel, generation_ids={str(second.pk)})[str(second.pk)]
+    assert "generating" not in standing.reason
+    assert dispatch(channel) == second
+
+
+def test_queue_eta_follows_the_real_pacing_and_the_in_flight_cap(
+    project, channel, teammate, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    from workspace.generations.dispatch import channel_pacing
+    from workspace.providers.limiter import SAFETY
+
+    channel.requests_per_minute = 60  # every request counts: creates share with follow-ups
+    channel.save()
+    waiting = queue(project, teammate, 6, "eta")
+    pacing = channel_pacing(channel=channel)
+    # Each video costs its create, a status check and three downloads, and follow-ups go first.
+    assert pacing.follow_ups_per_create == 4.0
+    assert pacing.create_interval == pytest.approx(5 * 60 / (60 * SAFETY))
+    standings = queue_standings(channel=channel, generation_ids={str(g.pk) for g in waiting})
+    last = standings[str(waiting[-1].pk)]
+    assert last.position == 6
+    assert last.eta is not None
+    expected = 5 * pacing.create_interval
+    seconds = (last.eta - timezone.now()).total_seconds()
+    assert expected - 1 <= seconds <= expected + 1
+    # With one place at the provider, the second waits for the first render to end.
+    channel.max_in_flight = 1
+    channel.save()
+    standings = queue_standings(channel=channel, generation_ids={str(g.pk) for g in waiting})
+    second = standings[str(waiting[1].pk)]
+    render = channel.catalog.get("sora-2").typical_render_seconds  # type: ignore[union-attr]
+    assert second.eta is not None
+    assert (second.eta - timezone.now()).total_seconds() >= render
+
+
+def test_a_due_status_check_leaves_rqs_whole_second_schedule_on_time(channel, redis_conn) -> None:  # type: ignore[no-untyped-def]
+    import time
+    from datetime import timedelta
+
+    from workspace.core.rq import get_queue
+    from workspace.generations import jobs
+    from workspace.generations.dispatch import follow_up_due, follow_ups_release
+
+    queue = get_queue()
+    for name in ("poll-due-0", "poll-later-0"):
+        # The safety net: RQ's scheduler would release these in half a minute.
+        queue.enqueue_in(timedelta(seconds=30), jobs.generation_poll_job, name, 0, job_id=name)
+    now = time.time()
+    follow_up_due(channel_id=channel.pk, job_id="poll-due-0", due=now - 0.01)
+    follow_up_due(channel_id=channel.pk, job_id="poll-later-0", due=now + 60)
+    assert follow_ups_release() == pytest.approx(now + 60)
+    assert queue.job_ids == ["poll-due-0"]
+    assert queue.scheduled_job_registry.get_job_ids() == ["poll-later-0"]
+    follow_ups_release()
+    assert queue.job_ids == ["poll-due-0"]  # released once, never twice

@@ -261,12 +261,12 @@ def test_a_worker_that_died_after_sending_is_recovered_without_a_second_create(p
 
     from workspace.generations.dispatch import _claim_next
     from workspace.providers.adapters.base import VideoRequest
-    from workspace.providers.services import adapter_for_channel
+    from workspace.providers.services import adapter_for_channel, limiter_for_channel
 
     generation = submit(project, teammate, prompt="Night train")
     # What a SIGKILLed worker leaves behind: the claim committed, the create sent and accepted
     # by the provider, and nothing recorded after it.
-    claimed = _claim_next(generation.channel)
+    claimed, _ = _claim_next(generation.channel, limiter_for_channel(channel=generation.channel))
     assert claimed is not None
     assert claimed.pk == generation.pk
     adapter_for_channel(channel=generation.channel).create(

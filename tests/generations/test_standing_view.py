@@ -29,3 +29,22 @@ def test_a_halted_channel_is_explained(client, project, teammate, channel, halte
     assert client.login(username=teammate.username, password=PASSWORD)
     page = client.get(reverse("generations:gallery", args=[project.pk])).content.decode()
     assert "halted until an admin fixes it" in page
+
+
+def test_a_running_card_moves_with_the_clock_and_shows_100_only_when_stored(client, project, teammate, channel) -> None:  # type: ignore[no-untyped-def]
+    from django.utils import timezone
+
+    from workspace.generations.models import Generation, Status
+
+    running = generation_submit(project=project, user=teammate, model="sora-2", prompt="Dunes", size="1280x720", seconds=4)
+    saving = generation_submit(project=project, user=teammate, model="sora-2", prompt="Waves", size="1280x720", seconds=4)
+    Generation.objects.filter(pk=running.pk).update(status=Status.IN_PROGRESS, progress=17, submitted_at=timezone.now())
+    Generation.objects.filter(pk=saving.pk).update(status=Status.DOWNLOADING, progress=100)
+    assert client.login(username=teammate.username, password=PASSWORD)
+    page = client.get(reverse("generations:gallery", args=[project.pk])).content.decode()
+    # The page interpolates from when the render started and how long renders take.
+    assert 'data-progress-expected="' in page
+    assert 'data-progress-floor="17"' in page
+    # Finished at the provider but not stored yet: not 100 %.
+    assert 'aria-valuenow="99"' in page
+    assert 'aria-valuenow="100"' not in page

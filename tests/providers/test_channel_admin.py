@@ -69,3 +69,26 @@ def test_the_check_key_action_reports_in_the_admin(admin_client, channel, simula
         follow=True,
     )
     assert "valid. The key works with the provider simulator." in answer.content.decode()
+
+
+def test_the_channel_page_says_which_limit_binds_and_how_to_choose_the_cap(admin_client, channel, project, teammate) -> None:  # type: ignore[no-untyped-def]
+    from workspace.generations.models import Generation, Status
+    from workspace.generations.services import generation_submit
+    from workspace.providers.services import limiter_for_channel
+
+    url = reverse("admin:providers_channel_change", args=[channel.pk])
+    page = admin_client.get(url).content.decode()
+    assert "Limit that binds now" in page
+    assert "Nothing: no work waiting" in page
+    assert "the provider&#x27;s own concurrency" in page or "the provider's own concurrency" in page
+    channel.max_in_flight = 1
+    channel.save()
+    first, _ = (
+        generation_submit(project=project, user=teammate, model="sora-2", prompt=f"p{n}", size="1280x720", seconds=4)
+        for n in range(2)
+    )
+    assert "Requests per minute: 2 queued" in admin_client.get(url).content.decode()
+    Generation.objects.filter(pk=first.pk).update(status=Status.IN_PROGRESS)
+    assert "In-flight cap: 1 of 1 generating" in admin_client.get(url).content.decode()
+    limiter_for_channel(channel=channel).pushback(60)
+    assert "Provider pause" in admin_client.get(url).content.decode()

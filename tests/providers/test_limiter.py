@@ -107,3 +107,63 @@ def test_a_held_slot_is_used_by_the_next_call(redis_conn) -> None:  # type: igno
     assert paced.acquire("other", max_wait=0) == 0.0  # the held slot, no second reservation
     with pytest.raises(Throttled):
         paced.acquire("other", max_wait=1)
+
+
+def _create_backlog(url: str, seconds: float, results: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    # A dispatch lane with endless work: take every create slot it can for ``seconds``.
+    own = limiter(url)
+    deadline = time.monotonic() + seconds
+    sent = []
+    while time.monotonic() < deadline:
+        try:
+            own.acquire("create", max_wait=5)
+        except Throttled:
+            continue
+        assert own.last_slot_at is not None
+        sent.append(own.last_slot_at)
+    results.put(sent)
+
+
+def test_a_follow_up_waits_at_most_one_interval_behind_a_create_backlog(redis_conn) -> None:  # type: ignore[no-untyped-def]
+    url = settings.RQ_QUEUES["default"]["URL"]
+    interval = 60 / (RPM * SAFETY)
+    context = multiprocessing.get_context("fork")
+    results: multiprocessing.Queue = context.Queue()  # type: ignore[type-arg]
+    lanes = [context.Process(target=_create_backlog, args=(url, 3.0, results)) for _ in range(3)]
+    for process in lanes:
+        process.start()
+    follow = limiter(url)
+    time.sleep(0.5)  # the lanes are competing for every slot now
+    started = time.monotonic()
+    waits, follow_slots = [], []
+    while time.monotonic() - started < 2.0:
+        waits.append(follow.acquire("other", max_wait=5))
+        assert follow.last_slot_at is not None
+        follow_slots.append(follow.last_slot_at)
+        time.sleep(interval * 1.7)  # arrive at an arbitrary point of a slot
+    creates = sorted(slot for _ in lanes for slot in results.get(timeout=30))
+    for process in lanes:
+        process.join(timeout=10)
+    # Three lanes wanting every slot never put more than the one slot already taken in front
+    # of a status check or a download.
+    assert len(waits) >= 8
+    assert max(waits) <= interval + 0.015
+    # And no slot was lost: creates took every slot the follow-ups left, at the limit's pace.
+    slots = sorted(creates + follow_slots)
+    inside = [s for s in slots if slots[0] + 0.5 <= s <= slots[-1] - 0.5]
+    span = inside[-1] - inside[0]
+    assert (len(inside) - 1) / span >= 0.97 / interval
+    gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
+    assert min(gaps) >= interval * 0.5 - 0.002  # a late caller keeps its slot, never a burst
+
+
+def test_a_create_never_reserves_ahead_and_a_held_slot_can_go_back(redis_conn) -> None:  # type: ignore[no-untyped-def]
+    url = settings.RQ_QUEUES["default"]["URL"]
+    paced = limiter(url, rpm=6)  # a slot every ~10 s
+    assert paced.take_now("create") == 0.0
+    wait = limiter(url, rpm=6).take_now("create")
+    assert 9 < wait <= 10.2  # told when to ask again, nothing taken
+    assert paced.give_back()  # unused: the next caller gets it at once
+    assert limiter(url, rpm=6).acquire("other", max_wait=0) == 0.0
+    # A slot somebody reserved behind cannot be returned (the safe direction): it lapses.
+    assert paced.take_now("create") > 0

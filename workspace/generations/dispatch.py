@@ -36,6 +36,8 @@ from workspace.providers.models import Channel
 
 logger = logging.getLogger(__name__)
 
+# What the provider counts against its concurrency: jobs it may be rendering. A job it finished
+# (ours still downloading the files) no longer holds a place there, nor in our cap.
 IN_FLIGHT = (Status.SUBMITTING, Status.IN_PROGRESS)
 # A lane gives its worker back this often (plus a stagger per lane, so two lanes never step
 # aside at once and leave slots unused), keeping jobs far below RQ's timeout and letting a
@@ -63,6 +65,8 @@ def channel_kick(*, channel_id: int, delay: float = 0) -> int:
     from workspace.generations import jobs
 
     queue = get_queue(DISPATCH_QUEUE)
+    if delay <= 0:
+        _wake_lanes(channel_id)
     started = 0
     for lane in range(settings.REELHOUSE_DISPATCH_LANES):
         job_id = _lane_id(channel_id, lane)
@@ -141,6 +145,82 @@ def channel_kick_on_commit(*, channel_id: int, delay: float = 0) -> None:
     transaction.on_commit(kick_channel_lanes, robust=True)
 
 
+# --- The follow-up clock -----------------------------------------------------------------------
+# Status checks are scheduled in RQ as a safety net, and also listed here by when they are due.
+# Running lanes release each one from RQ's schedule the moment it is due (RQ's own scheduler
+# works in whole seconds), and wake when something changes instead of sleeping blind.
+
+DUE_FOLLOW_UPS_KEY = "reelhouse:due-follow-ups"
+
+_POP_DUE = """
+local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 200)
+if #items > 0 then redis.call('ZREM', KEYS[1], unpack(items)) end
+return items
+"""
+
+
+_scripts: dict[int, Any] = {}
+
+
+def _wake_key(channel_id: int) -> str:
+    return f"reelhouse:channel:{channel_id}:wake"
+
+
+def _wake_lanes(channel_id: int) -> None:
+    connection = get_redis()
+    with connection.pipeline() as pipeline:
+        pipeline.lpush(_wake_key(channel_id), "1")
+        pipeline.ltrim(_wake_key(channel_id), 0, 0)
+        pipeline.expire(_wake_key(channel_id), 60)
+        pipeline.execute()
+
+
+def follow_up_due(*, channel_id: int, job_id: str, due: float) -> None:
+    """Note that scheduled RQ job ``job_id`` (a status check) is due at unix time ``due``."""
+    get_redis().zadd(DUE_FOLLOW_UPS_KEY, {job_id: due})
+    _wake_lanes(channel_id)  # a sleeping lane may have planned to wake later than this
+
+
+def follow_ups_release() -> float | None:
+    """Move every due status check from RQ's schedule onto its queue; return the next due time.
+
+    Removing the job from the schedule decides who enqueues it: if RQ's scheduler got there
+    first, this does nothing.
+    """
+    connection = get_redis()
+    queue = get_queue()
+    registry = queue.scheduled_job_registry
+    script = _scripts.get(id(connection))
+    if script is None:
+        script = _scripts[id(connection)] = connection.register_script(_POP_DUE)
+    due_ids = script(keys=[DUE_FOLLOW_UPS_KEY], args=[time.time()])
+    for raw in due_ids:
+        job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
+        if not connection.zrem(registry.key, job_id):
+            continue
+        try:
+            queue._enqueue_job(Job.fetch(job_id, connection=connection))
+        except NoSuchJobError:
+            continue
+    upcoming = connection.zrange(DUE_FOLLOW_UPS_KEY, 0, 0, withscores=True)
+    return float(upcoming[0][1]) if upcoming else None
+
+
+def _lane_wait(channel_id: int, seconds: float) -> None:
+    """Sleep up to ``seconds``, releasing status checks as they fall due, until woken."""
+    deadline = time.monotonic() + seconds
+    while True:
+        next_due = follow_ups_release()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        timeout = remaining if next_due is None else min(remaining, next_due - time.time())
+        if timeout < 0.002:
+            continue
+        if get_redis().blpop([_wake_key(channel_id)], timeout=timeout):
+            return
+
+
 # --- Choosing the next generation --------------------------------------------------------------
 
 
@@ -213,18 +293,32 @@ def _work_waiting(channel: Channel) -> bool:
     return _has_capacity(channel) and _eligible(channel, timezone.now()).exists()
 
 
-def _claim_next(channel: Channel) -> Generation | None:
+def _claim_next(channel: Channel, limiter: ChannelLimiter) -> tuple[Generation | None, float]:
+    """Choose the fairest eligible generation, then take a create slot for it, under one lock.
+
+    Returns ``(generation, 0)`` with the slot held by ``limiter``, or ``(None, wait)``: nothing
+    eligible (``wait`` 0) or no slot free yet (``wait`` until one may be). The slot is taken only
+    once something to send with it is in hand, so a lane never takes a slot and drops it.
+    """
     now = timezone.now()
     with transaction.atomic():
         # One dispatcher at a time per channel decides; the in-flight count cannot be raced.
         Channel.objects.select_for_update().filter(pk=channel.pk).first()
         if not _has_capacity(channel):
-            return None
+            return None, 0.0
         eligible = _eligible(channel, now)
         waiting = set(eligible.values_list("created_by_id", flat=True).distinct())
+        slot_held = False
         for member in _members_by_turn(waiting, _turns(channel)):
             candidate = eligible.filter(created_by_id=member).order_by("created_at", "id").first()
-            if candidate is not None and candidate.transition(
+            if candidate is None:
+                continue
+            if not slot_held:
+                wait = limiter.take_now("create")
+                if wait > 0:
+                    return None, wait
+                slot_held = True
+            if candidate.transition(
                 Status.SUBMITTING,
                 from_=Status.QUEUED,
                 submit_started_at=now,
@@ -238,8 +332,11 @@ def _claim_next(channel: Channel) -> Generation | None:
                     create_defaults={"last_dispatched_at": now, "dispatched": 1},
                 )
                 candidate.refresh_from_db()
-                return candidate
-    return None
+                return candidate, 0.0
+        if slot_held:
+            # Every candidate was taken from under us (canceled): the slot goes back unused.
+            limiter.give_back()
+    return None, 0.0
 
 
 # --- Sending ---------------------------------------------------------------------------------
@@ -248,22 +345,32 @@ def _claim_next(channel: Channel) -> Generation | None:
 def channel_dispatch_once(
     *, channel: Channel, limiter: ChannelLimiter, max_wait: float
 ) -> Generation | None:
-    """Take one create slot and send the fairest waiting generation with it.
+    """Send the fairest waiting generation with the next free create slot.
 
     Returns the generation sent, or ``None`` when nothing could go (no eligible work or no
-    capacity). Raises ``Throttled`` when the next slot is more than ``max_wait`` away.
+    capacity). Raises ``Throttled`` when the next free slot is more than ``max_wait`` away.
+    The lane waits holding neither a slot nor a claim: a follow-up that asks meanwhile goes
+    first, and a generation submitted meanwhile competes for the slot.
     """
     from workspace.generations.services import send_create
 
-    if not _work_waiting(channel):
-        return None
-    limiter.acquire("create", max_wait=max_wait, hold=True)
-    generation = _claim_next(channel)
-    if generation is None:
-        limiter.release_held()
-        return None
-    send_create(generation=generation, limiter=limiter)
-    return generation
+    deadline = time.monotonic() + max_wait
+    while True:
+        if not _work_waiting(channel):
+            return None
+        generation, wait = _claim_next(channel, limiter)
+        if generation is not None:
+            try:
+                send_create(generation=generation, limiter=limiter)
+            finally:
+                limiter.give_back()  # a no-op once the create used its slot
+            return generation
+        if wait <= 0:
+            return None
+        if time.monotonic() + wait > deadline:
+            paused = limiter.paused_for() > 0
+            raise Throttled(wait, reason="provider pause" if paused else "rate limit")
+        _lane_wait(channel.pk, wait)
 
 
 def generations_fail_over(*, channel: Channel) -> int:
@@ -312,13 +419,20 @@ def channel_dispatch_lane(*, channel_id: int, lane: int) -> Retry | None:
     channel = Channel.objects.filter(pk=channel_id, is_active=True).first()
     if channel is None:
         return None
-    limiter = limiter_for_channel(channel=channel)
+    limiter = limiter_for_channel(
+        channel=channel, follow_ups_per_create=follow_ups_per_create(channel)
+    )
     deadline = time.monotonic() + LANE_SECONDS + lane * LANE_STAGGER_SECONDS
     while time.monotonic() < deadline:
         _lane_beat(_lane_id(channel_id, lane))
         try:
             sent = channel_dispatch_once(channel=channel, limiter=limiter, max_wait=LANE_MAX_WAIT)
         except Throttled as throttled:
+            if throttled.reason == "rate limit" and throttled.wait <= LANE_MAX_WAIT:
+                # Follow-ups took every slot for a while: stay (RQ's retry works in whole
+                # seconds) and keep releasing status checks.
+                _lane_wait(channel_id, throttled.wait)
+                continue
             logger.info("channel %s lane %s: %s", channel_id, lane, throttled)
             if throttled.reason == "circuit open":
                 generations_fail_over(channel=channel)
@@ -326,9 +440,18 @@ def channel_dispatch_lane(*, channel_id: int, lane: int) -> Retry | None:
         if sent is None:
             if channel.halted_at is not None:
                 generations_fail_over(channel=channel)
-            return None  # nothing to send: the lane ends; a kick starts it again
+                return None
+            if not _eligible(channel, timezone.now()).exists():
+                return None  # nothing to send: the lane ends; a kick starts it again
+            # Work waits for a place at the provider: stay, keep the follow-up clock (the next
+            # check may free a place) and go again when woken.
+            _lane_wait(channel_id, LANE_MAX_WAIT)
+            channel.refresh_from_db()
+            continue
         channel.refresh_from_db()  # an admin may change limits while the lane runs
-        limiter = limiter_for_channel(channel=channel)
+        limiter = limiter_for_channel(
+            channel=channel, follow_ups_per_create=follow_ups_per_create(channel)
+        )
     return Retry(max=_RETRY_FOREVER, interval=0)
 
 
@@ -343,10 +466,157 @@ class QueueStanding:
     halted: bool = False
 
 
-def queue_standings(*, channel: Channel, generation_ids: set[str]) -> dict[str, QueueStanding]:
-    """Where each queued generation stands, why it waits and roughly when it goes."""
+@dataclass(frozen=True)
+class Pacing:
+    """What paces a channel's creates right now, in real seconds."""
+
+    create_interval: float  # between creates under a backlog, follow-ups' share included
+    request_interval: float  # between any two requests in the bucket creates draw from
+    follow_ups_per_create: float  # status checks and downloads each create costs
+    next_slot_in: float
+    paused_until: float | None  # unix time
+
+
+def follow_ups_per_create(channel: Channel) -> float:
+    """Status checks and downloads each create has cost lately (each file is one download).
+
+    Counted over the channel's latest completed videos, retries included (a job the provider
+    failed cost a create and a check, and no downloads); before any, one check per video.
+    """
+    from workspace.providers.adapters.fal import FalQueueAdapter
+    from workspace.providers.adapters.gemini import GeminiVeoAdapter
+    from workspace.providers.adapters.openai_videos import OpenAIVideosAdapter
+    from workspace.providers.adapters.runway import RunwayAdapter
+    from workspace.providers.models import Protocol
+
+    variants_by_protocol: dict[str, int] = {
+        Protocol.OPENAI_VIDEOS: len(OpenAIVideosAdapter.variants),
+        Protocol.RUNWAY: len(RunwayAdapter.variants),
+        Protocol.FAL: len(FalQueueAdapter.variants),
+        Protocol.GEMINI: len(GeminiVeoAdapter.variants),
+    }
+    variants = variants_by_protocol.get(channel.protocol, 1)
+    recent = list(
+        Generation.objects.filter(channel=channel, status=Status.COMPLETED)
+        .order_by("-completed_at")
+        .values_list("poll_count", "provider_retries")[:50]
+    )
+    if not recent:
+        return variants + 1.0
+    checks = sum(polls for polls, _ in recent)
+    creates = sum(1 + retries for _, retries in recent)
+    return (checks + variants * len(recent)) / creates
+
+
+def channel_pacing(*, channel: Channel) -> Pacing:
+    from workspace.providers.limiter import SAFETY
     from workspace.providers.services import limiter_for_channel
 
+    scale = settings.REELHOUSE_TIME_SCALE
+    request_interval = 60.0 / (channel.requests_per_minute * SAFETY) / scale
+    follow_ups = follow_ups_per_create(channel)
+    if channel.creates_per_minute:
+        # Creates have their own bucket; follow-ups use the other one and take nothing from it.
+        create_interval = 60.0 / (channel.creates_per_minute * SAFETY) / scale
+        create_interval = max(create_interval, request_interval * follow_ups)
+        bucket_interval = 60.0 / (channel.creates_per_minute * SAFETY) / scale
+    else:
+        # One bucket: every video sent later costs its follow-ups' slots too, and they go first.
+        create_interval = request_interval * (1 + follow_ups)
+        bucket_interval = request_interval
+    try:
+        state = limiter_for_channel(channel=channel).state()
+        slot_at = state.next_create_slot_at if channel.creates_per_minute else state.next_slot_at
+        next_slot_in, paused_until = max(0.0, slot_at - state.now), state.paused_until
+        if paused_until is not None:
+            paused_until = time.time() + (paused_until - state.now)
+    except Exception:  # Redis down: still show positions, without the live limiter facts
+        logger.warning("limiter state unavailable for channel %s", channel.pk, exc_info=True)
+        next_slot_in, paused_until = 0.0, None
+    return Pacing(create_interval, bucket_interval, follow_ups, next_slot_in, paused_until)
+
+
+def _forecast(
+    channel: Channel, ordered: list[tuple[str, int, Any]], pacing: Pacing
+) -> list[float]:
+    """Seconds from now until each queued generation (in dispatch order) is sent.
+
+    Replays dispatch: the next free create slot, then one create interval after another (the
+    follow-ups of finished videos take their share first), while the team's and each member's
+    places at the provider free up as running jobs reach their expected end (the render-time
+    model) and our check sees it.
+    """
+    import heapq
+
+    from workspace.generations.services import POLL_MARGIN_SECONDS, expected_render_seconds
+
+    scale = settings.REELHOUSE_TIME_SCALE
+    renders: dict[tuple[str, int], float] = {}
+
+    def render(model: str, seconds: int) -> float:
+        if (model, seconds) not in renders:
+            learned = expected_render_seconds(channel_id=channel.pk, model=model, seconds=seconds)
+            spec = channel.catalog.get(model)
+            typical = (spec.typical_render_seconds if spec else 90) / scale
+            renders[model, seconds] = learned or typical
+        return renders[model, seconds]
+
+    def freed(finish: float, expected: float) -> float:
+        # A place frees when our check sees the end: just after it, after the check's slot.
+        return finish + POLL_MARGIN_SECONDS / scale + 0.01 * expected + pacing.request_interval
+
+    now = timezone.now()
+    running_all: list[float] = []
+    running_member: dict[int, list[float]] = {}
+    for member, sent, model, seconds in Generation.objects.filter(
+        channel=channel, status__in=IN_FLIGHT
+    ).values_list("created_by_id", "submitted_at", "model", "seconds"):
+        expected = render(model, seconds)
+        age = (now - sent).total_seconds() if sent else 0.0
+        free_at = freed(max(0.0, expected - age), expected)
+        heapq.heappush(running_all, free_at)
+        heapq.heappush(running_member.setdefault(member, []), free_at)
+    shapes = dict(
+        (str(gid), (model, seconds))
+        for gid, model, seconds in Generation.objects.filter(
+            channel=channel, status=Status.QUEUED
+        ).values_list("id", "model", "seconds")
+    )
+    t_slot = pacing.next_slot_in
+    if pacing.paused_until is not None:
+        t_slot = max(t_slot, pacing.paused_until - time.time())
+    forecast: list[float] = []
+    for key, member, next_attempt_at in ordered:
+        t = t_slot
+        if next_attempt_at is not None:
+            t = max(t, (next_attempt_at - now).total_seconds())
+        for heap, cap in (
+            (running_all, channel.max_in_flight),
+            (running_member.setdefault(member, []), channel.member_max_in_flight),
+        ):
+            while heap and heap[0] <= t:
+                heapq.heappop(heap)
+            if len(heap) >= cap:
+                t = max(t, heapq.heappop(heap))
+        for heap in (running_all, running_member[member]):
+            while heap and heap[0] <= t:
+                heapq.heappop(heap)
+        forecast.append(t)
+        model, seconds = shapes.get(key, ("", 0))
+        expected = render(model, seconds)
+        free_at = freed(t + expected, expected)
+        heapq.heappush(running_all, free_at)
+        heapq.heappush(running_member[member], free_at)
+        t_slot = t + pacing.create_interval
+    return forecast
+
+
+def queue_standings(*, channel: Channel, generation_ids: set[str]) -> dict[str, QueueStanding]:
+    """Where each queued generation stands, why it waits and when it should be sent.
+
+    The estimate replays dispatch with the channel's real pacing (the limiter's next slot and
+    interval, the follow-ups that go first), the in-flight caps and the render-time model.
+    """
     if not generation_ids:
         return {}
     now = timezone.now()
@@ -358,31 +628,20 @@ def queue_standings(*, channel: Channel, generation_ids: set[str]) -> dict[str, 
         .values_list("created_by", "n")
     )
     in_flight = sum(running.values())
-    try:
-        state = limiter_for_channel(channel=channel).state()
-        paused_until = state.paused_until
-        next_slot = max(0.0, state.next_create_slot_at - state.now)
-        if not channel.creates_per_minute:
-            next_slot = max(0.0, state.next_slot_at - state.now)
-    except Exception:  # Redis down: still show positions, without the live limiter facts
-        logger.warning("limiter state unavailable for channel %s", channel.pk, exc_info=True)
-        paused_until, next_slot = None, 0.0
-    interval = 60.0 / (channel.creates_per_minute or channel.requests_per_minute)
-    interval /= settings.REELHOUSE_TIME_SCALE
+    pacing = channel_pacing(channel=channel)
+    paused_until = pacing.paused_until
+    last = max((i for i, row in enumerate(ordered) if row[0] in generation_ids), default=-1)
+    forecast = _forecast(channel, ordered[: last + 1], pacing)
     standings: dict[str, QueueStanding] = {}
-    for index, (key, member_id, next_attempt_at) in enumerate(ordered):
+    for index, (key, member_id, next_attempt_at) in enumerate(ordered[: last + 1]):
         if key not in generation_ids:
             continue
-        wait = next_slot + index * interval
         if channel.halted_at is not None:
             reason = "The channel is halted until an admin fixes it: " + channel.halted_reason
-            wait = 0.0
         elif paused_until is not None:
             reason = "The provider asked us to pause; sending resumes at {until}."
-            wait = max(wait, paused_until - time.time()) + index * interval
         elif next_attempt_at and next_attempt_at > now:
             reason = "Retrying after a temporary provider error."
-            wait = max(wait, (next_attempt_at - now).total_seconds())
         elif running.get(member_id, 0) >= channel.member_max_in_flight:
             reason = (
                 f"You already have {channel.member_max_in_flight} videos generating; "
@@ -409,6 +668,64 @@ def queue_standings(*, channel: Channel, generation_ids: set[str]) -> dict[str, 
                 until=until.strftime("%H:%M:%S") if until else "",
                 rpm=channel.creates_per_minute or channel.requests_per_minute,
             ),
-            eta=None if channel.halted_at is not None else now + timedelta(seconds=wait),
+            eta=None if channel.halted_at is not None else now + timedelta(seconds=forecast[index]),
         )
     return standings
+
+
+def channel_binding_limit(*, channel: Channel) -> str:
+    """Which limit holds the channel's throughput back right now, in words for the admin."""
+    from workspace.generations.services import expected_render_seconds
+    from workspace.providers.services import circuit_for_channel
+
+    if channel.pk is None:
+        return "-"
+    if channel.halted_at is not None:
+        return f"Halted: nothing is sent until an admin resumes it ({channel.halted_reason})."
+    try:
+        pacing = channel_pacing(channel=channel)
+        circuit = circuit_for_channel(channel=channel).state().state
+    except Exception:
+        return "unknown (Redis unreachable)"
+    if pacing.paused_until is not None:
+        left = max(0.0, pacing.paused_until - time.time())
+        return f"Provider pause: the provider asked us to wait; {left:.0f} s more."
+    if circuit == "open":
+        return "Circuit open: most recent calls failed; sending resumes after a probe."
+    scale = settings.REELHOUSE_TIME_SCALE
+    in_flight = Generation.objects.filter(channel=channel, status__in=IN_FLIGHT).count()
+    waiting = Generation.objects.filter(channel=channel, status=Status.QUEUED).count()
+    rate_per_min = 60.0 / (pacing.create_interval * scale)
+    model = (
+        Generation.objects.filter(channel=channel)
+        .order_by("-created_at")
+        .values_list("model", flat=True)
+        .first()
+    )
+    learned = expected_render_seconds(channel_id=channel.pk, model=model) if model else None
+    capacity = ""
+    if learned:
+        cap_per_min = channel.max_in_flight * 60.0 / (learned * scale)
+        capacity = (
+            f" Under a backlog: the request rate allows about {rate_per_min:.0f} videos a "
+            f"minute, the in-flight cap about {cap_per_min:.0f} ({channel.max_in_flight} at "
+            f"once, {learned * scale:.0f} s per render), so "
+            + ("the in-flight cap" if cap_per_min < rate_per_min else "requests per minute")
+            + " binds."
+        )
+    if waiting and in_flight >= channel.max_in_flight:
+        return (
+            f"In-flight cap: {in_flight} of {channel.max_in_flight} generating; {waiting} queued "
+            "wait for a place." + capacity
+        )
+    if waiting:
+        limit = (
+            f"{channel.creates_per_minute} creates a minute"
+            if channel.creates_per_minute
+            else f"{channel.requests_per_minute} requests a minute (status checks and "
+            "downloads first)"
+        )
+        return f"Requests per minute: {waiting} queued are paced at {limit}." + capacity
+    return (
+        f"Nothing: no work waiting ({in_flight} of {channel.max_in_flight} generating)." + capacity
+    )

@@ -117,9 +117,13 @@ class Generation(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True)
     last_polled_at = models.DateTimeField(null=True, blank=True)
     next_poll_at = models.DateTimeField(null=True, blank=True)
-    # When a status check first saw the job finished at the provider: teaches polling how long
-    # this model's renders take.
+    # When the job finished at the provider: the provider's own time where its protocol gives one
+    # (OpenAI's ``completed_at``), else estimated from its progress; never simply when we looked,
+    # or every late check would teach the next estimate to be later still.
     provider_finished_at = models.DateTimeField(null=True, blank=True)
+    # How long the provider took from accepting the job to finishing it (seconds, provider
+    # clock): the sample the render-time model learns from; NULL when it cannot be known.
+    render_seconds = models.FloatField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     provider_expires_at = models.DateTimeField(null=True, blank=True)
 

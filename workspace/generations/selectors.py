@@ -7,6 +7,36 @@ from workspace.generations.models import Generation, Status
 from workspace.projects.models import Project
 
 
+def _attach_progress_clock(generations: list[Generation]) -> None:
+    """Give running generations what the card needs to move its bar between checks.
+
+    ``progress_started`` (unix seconds) and ``progress_expected`` (seconds): the page
+    interpolates from them and never shows 100 % before the video is stored.
+    """
+    from django.conf import settings
+
+    from workspace.generations.services import expected_render_seconds
+
+    expected: dict[tuple[int, str, int], float] = {}
+    for generation in generations:
+        generation.progress_shown = min(generation.progress, 99)  # type: ignore[attr-defined]
+        generation.progress_started = None  # type: ignore[attr-defined]
+        generation.progress_expected = None  # type: ignore[attr-defined]
+        started = generation.submitted_at or generation.submit_started_at
+        if generation.status not in (Status.SUBMITTING, Status.IN_PROGRESS) or started is None:
+            continue
+        key = (generation.channel_id, generation.model, generation.seconds)
+        if key not in expected:
+            learned = expected_render_seconds(
+                channel_id=key[0], model=key[1], seconds=key[2]
+            )
+            spec = generation.channel.catalog.get(generation.model)
+            typical = (spec.typical_render_seconds if spec else 90) / settings.REELHOUSE_TIME_SCALE
+            expected[key] = learned or typical
+        generation.progress_started = started.timestamp()  # type: ignore[attr-defined]
+        generation.progress_expected = round(expected[key], 2)  # type: ignore[attr-defined]
+
+
 def generations_for_project(*, project: Project, limit: int = 60) -> list[Generation]:
     """The project's latest generations; queued ones carry ``standing`` (position, reason, ETA)."""
     generations = list(
@@ -19,6 +49,7 @@ def generations_for_project(*, project: Project, limit: int = 60) -> list[Genera
         generation.standing = None  # type: ignore[attr-defined]
         if generation.status == Status.QUEUED:
             queued_by_channel.setdefault(generation.channel_id, []).append(generation)
+    _attach_progress_clock(generations)
     for waiting in queued_by_channel.values():
         standings = queue_standings(
             channel=waiting[0].channel, generation_ids={str(g.pk) for g in waiting}

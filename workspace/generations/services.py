@@ -8,7 +8,8 @@ from __future__ import annotations
 import logging
 import random
 import tempfile
-from datetime import timedelta
+import time
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -418,66 +419,117 @@ def _match_candidate(generation: Generation, candidates: list[ProviderJob]) -> P
 # --- Following the provider's job ------------------------------------------------------------
 
 
-# Polling never looks more often than this, whatever the estimates say.
+# Polling never looks more often than this (simulated seconds), whatever the estimates say.
 MIN_POLL_SECONDS = 1.0
 MAX_POLL_SECONDS = 120.0
 # With webhooks the provider tells us when a job ends; polls are only the safety net.
 WEBHOOK_SAFETY_POLL_SECONDS = 300.0
+# A check is planned this long after the expected end (plus a small share of the render), so it
+# rarely lands just before the finish and needs a second look.
+POLL_MARGIN_SECONDS = 0.5
+POLL_MARGIN_SHARE = 0.01
+# A scheduled check is due in RQ this long after it is due in fact: the safety net for when no
+# dispatch lane is running to release it on time.
+FOLLOW_UP_SAFETY_NET_SECONDS = 1.5
+# Samples of the render-time model: the latest renders of a model and length.
+RENDER_SAMPLES = 20
 
 
-def expected_render_seconds(*, channel_id: int, model: str) -> float | None:
-    """Median real time this channel's provider took for this model lately, if known.
+def _trimmed_mean(values: list[float]) -> float:
+    # The provider's timestamps are whole seconds: a mean (not a median) of many samples
+    # averages that rounding out; trimming drops the odd outlier (a retry, a stall).
+    values = sorted(values)
+    cut = len(values) // 5
+    kept = values[cut : len(values) - cut] or values
+    return sum(kept) / len(kept)
 
-    One indexed query per status check: RQ runs each job in a fresh work horse, so an
-    in-process cache would never be hit.
+
+def expected_render_seconds(
+    *, channel_id: int, model: str, seconds: int | None = None
+) -> float | None:
+    """How long this channel's provider lately took to render this model (and length), if known.
+
+    Learned from the provider's own times (``render_seconds``), so our checking late can never
+    make the estimate grow. Without samples of this length, other lengths of the model are
+    scaled to it. One indexed query; RQ runs each job in a fresh work horse, so an in-process
+    cache would never be hit.
     """
-    rows = list(
-        Generation.objects.filter(
-            channel_id=channel_id,
-            model=model,
-            provider_finished_at__isnull=False,
-            submitted_at__isnull=False,
+    rows: list[tuple[float, int]] = [
+        (render, length)
+        for render, length in Generation.objects.filter(
+            channel_id=channel_id, model=model, render_seconds__isnull=False
         )
         .order_by("-provider_finished_at")
-        .values_list("submitted_at", "provider_finished_at")[:20]
-    )
-    durations = sorted((done - sent).total_seconds() for sent, done in rows if sent and done)
-    return durations[len(durations) // 2] if durations else None
+        .values_list("render_seconds", "seconds")[: RENDER_SAMPLES * 3]
+        if render is not None
+    ]
+    same = [r for r, s in rows if seconds is None or s == seconds][:RENDER_SAMPLES]
+    if same:
+        return _trimmed_mean(same)
+    if seconds and rows:
+        return _trimmed_mean([r * seconds / s for r, s in rows[:RENDER_SAMPLES] if s])
+    return None
+
+
+def _observed_finish(
+    generation: Generation, job: ProviderJob, now: datetime
+) -> tuple[datetime | None, float | None]:
+    """When the job finished at the provider and how long it rendered, as well as can be known.
+
+    The provider's own completion time where its protocol gives one; else extrapolated from the
+    progress the last check saw; else the middle of the span between the last check that saw it
+    running and this one. A job seen finished at its first check has no known end: it teaches
+    nothing rather than teach our own lag.
+    """
+    if job.finished_at is not None and job.created_at is not None:
+        return job.finished_at, max(0.0, (job.finished_at - job.created_at).total_seconds())
+    sent, seen = generation.submitted_at, generation.last_polled_at
+    if sent is None or seen is None or seen <= sent:
+        return None, None
+    finished = seen + (now - seen) / 2
+    if 0 < generation.progress < 100:
+        # Progress p at the last check, linear since acceptance: the end is at 100/p of it.
+        projected = sent + (seen - sent) * (100 / generation.progress)
+        finished = min(max(projected, seen), now)
+    return finished, (finished - sent).total_seconds()
 
 
 def _poll_delay(generation: Generation, job: ProviderJob) -> float:
     """When to look at a running job again, in real seconds.
 
-    Looks once near the expected end and rarely before it: the expected length comes from the
-    job's own progress when it reports some, else from how long this model took lately; with
-    neither, the provider's own hint (``openai-poll-after-ms``) decides, and without that the
-    catalog's typical time. Overdue jobs are checked with a growing interval. Never sooner than
-    the provider's hint.
+    Planned to catch the end soon after it happens with few checks: the first check just after
+    the expected end (learned per model and length, else the provider's hint, else the catalog's
+    typical time); a job still running then is looked at again when its progress says it will
+    be done. Never sooner than the provider's hint.
     """
+    scale = settings.REELHOUSE_TIME_SCALE
     now = timezone.now()
     age = (now - (generation.submitted_at or now)).total_seconds()
-    learned = expected_render_seconds(channel_id=generation.channel_id, model=generation.model)
-    spec = generation.channel.catalog.get(generation.model)
-    catalog = (spec.typical_render_seconds if spec else 90) / settings.REELHOUSE_TIME_SCALE
-    expected: float | None = (
-        age / (job.progress / 100) if job.progress >= 5 and age > 0 else learned
+    learned = expected_render_seconds(
+        channel_id=generation.channel_id, model=generation.model, seconds=generation.seconds
     )
-    if expected is None and job.poll_after is not None:
+    spec = generation.channel.catalog.get(generation.model)
+    catalog = (spec.typical_render_seconds if spec else 90) / scale
+    margin = POLL_MARGIN_SECONDS / scale
+    if learned is None and job.poll_after is not None and age < MIN_POLL_SECONDS / scale:
         # Nothing known yet about this model: the provider's own hint is the best guess.
         wait = job.poll_after
     else:
-        expected = expected or catalog
+        expected = learned or catalog
         remaining = expected - age
-        if remaining > MIN_POLL_SECONDS:
-            wait = remaining * 0.95
+        if remaining > 0:
+            wait = remaining + margin + POLL_MARGIN_SHARE * expected
+        elif 0 < job.progress < 100:
+            # Running past the estimate: its own progress says how much is left.
+            wait = min(age * (100 - job.progress) / job.progress, expected / 2) + margin
         else:
             overdue = max(0, generation.poll_count - 1)
-            wait = max(MIN_POLL_SECONDS, 0.1 * expected) * 1.5 ** min(overdue, 10)
-        if job.poll_after is not None:
+            wait = max(MIN_POLL_SECONDS / scale, 0.1 * expected) * 1.5 ** min(overdue, 10)
+        if job.poll_after is not None and learned is None:
             wait = max(wait, job.poll_after)
     if generation.channel.webhooks_enabled:
-        wait = max(wait, WEBHOOK_SAFETY_POLL_SECONDS / settings.REELHOUSE_TIME_SCALE)
-    wait = min(max(wait, MIN_POLL_SECONDS), MAX_POLL_SECONDS)
+        wait = max(wait, WEBHOOK_SAFETY_POLL_SECONDS / scale)
+    wait = min(max(wait, MIN_POLL_SECONDS / scale), MAX_POLL_SECONDS)
     return wait * float(getattr(settings, "REELHOUSE_DELAY_SCALE", 1.0))
 
 
@@ -495,25 +547,46 @@ def generation_check_now(*, channel: Channel, provider_job_id: str) -> bool:
     return True
 
 
+def _enqueue_poll(generation: Generation, chain: int, *, delay: float) -> None:
+    """Schedule check number ``chain`` of this generation ``delay`` seconds from now.
+
+    RQ's scheduler releases delayed jobs on whole seconds, once a second: up to two seconds
+    off, which at a time scale (or for a short render) is most of the lag. So the check is
+    scheduled in RQ a moment after it is due (the safety net), and the channel's dispatch lanes,
+    which run while work waits, release it from there exactly when it is due.
+    """
+    from workspace.generations import jobs
+    from workspace.generations.dispatch import follow_up_due
+
+    if delay <= 0:
+        enqueue_on_commit(jobs.generation_poll_job, str(generation.pk), chain)
+        return
+    job_id = f"poll-{generation.pk}-{chain}"
+    due = time.time() + delay
+    enqueue_on_commit(
+        jobs.generation_poll_job,
+        str(generation.pk),
+        chain,
+        delay=delay + FOLLOW_UP_SAFETY_NET_SECONDS,
+        job_id=job_id,
+    )
+    channel_id = generation.channel_id
+    transaction.on_commit(lambda: follow_up_due(channel_id=channel_id, job_id=job_id, due=due))
+
+
 def _schedule_poll(generation: Generation, *, delay: float) -> None:
     """Schedule the next status check of this generation's poll chain.
 
     Each check carries the poll count it expects; when another check ran in between (a webhook,
     a recovery sweep) the count moved on and this one stands down, so chains never multiply.
     """
-    from workspace.generations import jobs
-
     Generation.objects.filter(pk=generation.pk, status=Status.IN_PROGRESS).update(
         next_poll_at=timezone.now() + timedelta(seconds=delay)
     )
-    enqueue_on_commit(
-        jobs.generation_poll_job, str(generation.pk), generation.poll_count, delay=delay
-    )
+    _enqueue_poll(generation, generation.poll_count, delay=delay)
 
 
 def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
-    from workspace.generations import jobs
-
     generation = Generation.objects.select_related("channel").get(pk=generation_id)
     if generation.status != Status.IN_PROGRESS or not generation.provider_job_id:
         return
@@ -534,12 +607,14 @@ def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
     polled = {"poll_count": F("poll_count") + 1, "last_polled_at": now}
     generation.poll_count += 1
     if job.status is JobStatus.COMPLETED:
+        finished_at, render = _observed_finish(generation, job, now)
         if generation.transition(
             Status.DOWNLOADING,
             from_=Status.IN_PROGRESS,
             progress=100,
             provider_expires_at=job.expires_at,
-            provider_finished_at=now,
+            provider_finished_at=finished_at or now,
+            render_seconds=render,
             **polled,
         ):
             channel_kick_on_commit(channel_id=generation.channel_id)
@@ -565,9 +640,7 @@ def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
         **polled,
     )
     if still_running:
-        enqueue_on_commit(
-            jobs.generation_poll_job, generation_id, generation.poll_count, delay=delay
-        )
+        _enqueue_poll(generation, generation.poll_count, delay=delay)
 
 
 def _may_send_again(generation: Generation) -> bool:
@@ -647,49 +720,58 @@ def _store_variant(generation: Generation, adapter: VideoAdapter, variant: str) 
 
 
 def generation_download(*, generation_id: str) -> None:
-    """Copy every file of a finished job into our own storage, then mark it completed."""
+    """Copy a finished job's files into our own storage; completed once the video is stored.
+
+    The video comes first and makes the generation playable at once; the poster and the
+    spritesheet follow in the same job (each is one more request under the channel's limit,
+    and nobody should wait for a thumbnail to watch the video). A poster that cannot be fetched
+    leaves the player without one, nothing more.
+    """
     from workspace.generations import jobs
 
     generation = Generation.objects.select_related("channel").get(pk=generation_id)
     if generation.status != Status.DOWNLOADING:
         return
     adapter = adapter_for_channel(channel=generation.channel)
-    stored: dict[str, str] = {}
     try:
-        for variant in adapter.variants:
-            stored[variant] = _store_variant(generation, adapter, variant)
-    except Throttled as throttled:
-        enqueue_on_commit(jobs.generation_download_job, generation_id, delay=throttled.wait)
-        return
-    except ProviderError as error:
-        logger.warning("generation %s: download failed: %r", generation.pk, error)
-        if error.transient and timezone.now() - generation.updated_at < MAX_PROVIDER_AGE:
-            wait = error.retry_after if error.retry_after is not None else _backoff(3, cap=60)
-            Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING).update(
-                error_class=error.error_class.value, error_message=error.message[:2000]
-            )
-            enqueue_on_commit(jobs.generation_download_job, generation_id, delay=_delay(wait))
-        else:
-            # The files stored before this one belong to a generation that will not complete.
-            for path in stored.values():
-                default_storage.delete(path)
-            _fail(generation, error, from_=Status.DOWNLOADING)
-        return
+        try:
+            video = _store_variant(generation, adapter, adapter.variants[0])
+        except Throttled as throttled:
+            enqueue_on_commit(jobs.generation_download_job, generation_id, delay=throttled.wait)
+            return
+        except ProviderError as error:
+            logger.warning("generation %s: download failed: %r", generation.pk, error)
+            if error.transient and timezone.now() - generation.updated_at < MAX_PROVIDER_AGE:
+                wait = error.retry_after if error.retry_after is not None else _backoff(3, cap=60)
+                Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING).update(
+                    error_class=error.error_class.value, error_message=error.message[:2000]
+                )
+                enqueue_on_commit(jobs.generation_download_job, generation_id, delay=_delay(wait))
+            else:
+                _fail(generation, error, from_=Status.DOWNLOADING)
+            return
+        if generation.transition(
+            Status.COMPLETED,
+            from_=Status.DOWNLOADING,
+            completed_at=timezone.now(),
+            error_class="",
+            error_message="",
+            video=video,
+        ):
+            reservation_settle(generation=generation)
+            logger.info("generation %s completed", generation.pk)
+        extras: dict[str, str] = {}
+        for variant in adapter.variants[1:]:
+            if variant not in ("thumbnail", "spritesheet"):
+                continue
+            try:
+                extras[variant] = _store_variant(generation, adapter, variant)
+            except (Throttled, ProviderError) as error:
+                logger.warning("generation %s: no %s: %r", generation.pk, variant, error)
+        if extras:
+            Generation.objects.filter(pk=generation.pk, status=Status.COMPLETED).update(**extras)
     finally:
         adapter.close()
-    fields = {
-        name: path for name, path in stored.items() if name in ("video", "thumbnail", "spritesheet")
-    }
-    if generation.transition(
-        Status.COMPLETED,
-        from_=Status.DOWNLOADING,
-        completed_at=timezone.now(),
-        error_class="",
-        error_message="",
-        **fields,
-    ):
-        reservation_settle(generation=generation)
-    logger.info("generation %s completed", generation.pk)
 
 
 # --- Recovery ---------------------------------------------------------------------------------

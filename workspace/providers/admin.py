@@ -31,7 +31,7 @@ class ChannelAdmin(admin.ModelAdmin):
         "is_active",
     ]
     prepopulated_fields = {"slug": ["name"]}
-    readonly_fields = ["key", "health", "halted_at", "halted_reason"]
+    readonly_fields = ["key", "health", "binding_limit", "halted_at", "halted_reason"]
     actions = ["check_key", "resume"]
     fieldsets = [
         (None, {"fields": ["name", "slug", "protocol", "base_url", "is_active"]}),
@@ -48,6 +48,7 @@ class ChannelAdmin(admin.ModelAdmin):
                     "max_in_flight",
                     "member_max_in_flight",
                     "member_max_queued",
+                    "binding_limit",
                 ]
             },
         ),
@@ -75,7 +76,20 @@ class ChannelAdmin(admin.ModelAdmin):
         # The admin builds its form anew with its own field callback: keep the form's rule.
         if isinstance(db_field, URLField):
             kwargs["assume_scheme"] = "https"
-        return super().formfield_for_dbfield(db_field, request, **kwargs)
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "max_in_flight" and field is not None:
+            field.help_text = (
+                "Set it to the provider's own concurrency: how many jobs it renders at once for "
+                "this account. Counted while the provider renders (not while we copy the files). "
+                "Lower leaves requests per minute unused; higher only queues work at the provider."
+            )
+        return field
+
+    @admin.display(description="Limit that binds now")
+    def binding_limit(self, channel: Channel) -> str:
+        from workspace.generations.dispatch import channel_binding_limit
+
+        return channel_binding_limit(channel=channel)
 
     @admin.display(description="Talks to")
     def endpoint(self, channel: Channel) -> str:

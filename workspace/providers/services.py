@@ -45,13 +45,15 @@ def channel_get_default() -> Channel:
     return channel
 
 
-def limiter_for_channel(*, channel: Channel) -> ChannelLimiter:
+def limiter_for_channel(*, channel: Channel, follow_ups_per_create: float = 0.0) -> ChannelLimiter:
+    """The channel's shared limiter; dispatchers pass what each create costs in follow-ups."""
     return ChannelLimiter(
         get_redis(),
         channel_id=channel.pk,
         requests_per_minute=channel.requests_per_minute,
         creates_per_minute=channel.creates_per_minute,
         time_scale=settings.REELHOUSE_TIME_SCALE,
+        follow_ups_per_create=follow_ups_per_create,
     )
 
 

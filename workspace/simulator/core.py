@@ -33,6 +33,9 @@ class SimulatorConfig:
 
     # Simulated seconds from create to a terminal state (queued for the first 10 %).
     render_seconds: float = 6.0
+    # When > 0, a job renders this many simulated seconds per second of video instead (longer
+    # videos take longer, as at real providers); render_seconds is then ignored.
+    render_seconds_per_video_second: float = 0.0
     # Simulated seconds per real second; scales job timing, content TTL and the RPM window.
     time_scale: float = 1.0
     # Real milliseconds added before every API request is handled.
@@ -71,6 +74,7 @@ _FieldKind = Literal["rate", "float", "positive_float", "int", "opt_int", "opt_p
 
 _FIELD_KINDS: dict[str, _FieldKind] = {
     "render_seconds": "float",
+    "render_seconds_per_video_second": "float",
     "time_scale": "positive_float",
     "latency_ms": "int",
     "rpm_limit": "opt_pos_int",
@@ -172,6 +176,13 @@ def format_duration(seconds: float) -> str:
     hours, minutes = divmod(int(minutes), 60)
     prefix = f"{hours}h" if hours else ""
     return f"{prefix}{minutes}m{short(rest)}s"
+
+
+def render_seconds_for(config: SimulatorConfig, video_seconds: int) -> float:
+    """Simulated seconds a job of this length takes to render under ``config``."""
+    if config.render_seconds_per_video_second > 0:
+        return config.render_seconds_per_video_second * video_seconds
+    return config.render_seconds
 
 
 class SimClock:

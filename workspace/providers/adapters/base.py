@@ -47,6 +47,9 @@ class ProviderJob:
     size: str = ""
     seconds: int | None = None
     created_at: datetime | None = None
+    # When the provider itself says the job finished (OpenAI's ``completed_at``); None when the
+    # protocol does not tell. Render times are learned from this, never from when we looked.
+    finished_at: datetime | None = None
     expires_at: datetime | None = None
     # Set when status is FAILED: the provider's reason, already classified.
     error: ProviderError | None = None

@@ -137,6 +137,7 @@ def parse_video(body: Any) -> ProviderJob:
         size=str(body.get("size") or ""),
         seconds=seconds,
         created_at=_timestamp(body.get("created_at")),
+        finished_at=_timestamp(body.get("completed_at")),
         expires_at=_timestamp(body.get("expires_at")),
         error=failure,
         raw=body,

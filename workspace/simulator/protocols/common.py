@@ -28,6 +28,7 @@ from workspace.simulator.core import (
     SimContext,
     SimRequest,
     SimResponse,
+    render_seconds_for,
 )
 from workspace.simulator.media import MediaCache, MediaError
 
@@ -178,7 +179,7 @@ class JobBook:
                 seconds=seconds,
                 created_wall=created_wall,
                 created_sim=ctx.clock.now(),
-                render_sim=ctx.config.render_seconds,
+                render_sim=render_seconds_for(ctx.config, int(seconds)),
                 outcome=outcome,
                 cents=cents_per_second * seconds,
                 log=log,
@@ -245,6 +246,7 @@ class JobBook:
         job.committed = True
         end_sim = job.created_sim + job.end_sim
         job.finished_wall = max(job.created_wall, ctx.clock.wall_at(end_sim))
+        job.log["finished_at_real"] = job.finished_wall
         job.log["status"] = phase
         if phase == "completed":
             # Snapshot the TTL so an expiry already shown to clients stays true.

@@ -27,6 +27,7 @@ from workspace.simulator.core import (
     SimResponse,
     format_duration,
     mask_secret,
+    render_seconds_for,
 )
 from workspace.simulator.media import CONTENT_TYPES, VARIANTS, MediaCache, MediaError
 
@@ -393,6 +394,7 @@ class OpenAIVideosProtocol(Protocol):
         job.committed = True
         end_sim = job.created_sim + job.end_sim
         job.finished_wall = max(job.created_wall, ctx.clock.wall_at(end_sim))
+        job.log["finished_at_real"] = job.finished_wall
         job.log["status"] = status
         if status == "completed":
             # Snapshot the TTL so the expires_at already shown to clients stays true.
@@ -596,7 +598,7 @@ class OpenAIVideosProtocol(Protocol):
                 seconds=params.seconds,
                 created_wall=created_wall,
                 created_sim=ctx.clock.now(),
-                render_sim=ctx.config.render_seconds,
+                render_sim=render_seconds_for(ctx.config, int(params.seconds)),
                 outcome=outcome,
                 log=log,
             )
