@@ -41,7 +41,6 @@ NOT_PUBLIC = "outputs are fetched only from public addresses. An admin can allow
 TRICKS = {
     "html": (Protocol.OPENAI_VIDEOS, "The provider sent a file that is not a video (looks like HTML); nothing was stored."),
     "html-labelled-mp4": (Protocol.OPENAI_VIDEOS, "The provider sent a file that is not a video (looks like HTML); nothing was stored."),
-    "svg-thumbnail": (Protocol.OPENAI_VIDEOS, "The provider sent a thumbnail that is not an image (looks like SVG); nothing was stored."),
     "jpeg-as-video": (Protocol.OPENAI_VIDEOS, "The provider sent a file that is not a video (looks like a JPEG image); nothing was stored."),
     "oversized": (Protocol.OPENAI_VIDEOS, f"The provider sent more than {CAP} bytes for one file; nothing was stored."),
     "oversized-declared": (Protocol.OPENAI_VIDEOS, f"The provider sent more than {CAP} bytes for one file; nothing was stored."),
@@ -50,6 +49,10 @@ TRICKS = {
     "redirect-to-private": (Protocol.RUNWAY, f"The provider pointed at a private address (10.0.0.5); {NOT_PUBLIC}"),
     "output-on-metadata": (Protocol.RUNWAY, f"The provider pointed at a private address (169.254.169.254); {NOT_PUBLIC}"),
 }
+
+# prompt -> the variant refused while the real video is kept: a bad poster frame costs the poster,
+# not the video the member paid for.
+VARIANT_TRICKS = {"svg-thumbnail": (Protocol.OPENAI_VIDEOS, "thumbnail")}
 
 
 class HostileGateway:
@@ -144,7 +147,7 @@ def test_nothing_a_hostile_gateway_sends_is_stored_or_served(
     models = {Protocol.OPENAI_VIDEOS: ("sora-2", 4), Protocol.RUNWAY: ("gen4.5", 5)}
 
     generations = {}
-    for prompt, (protocol, _) in TRICKS.items():
+    for prompt, (protocol, _) in {**TRICKS, **VARIANT_TRICKS}.items():
         model, seconds = models[protocol]
         generations[prompt] = services.generation_submit(
             project=project, user=teammate, channel=channels[protocol], model=model,
@@ -169,8 +172,18 @@ def test_nothing_a_hostile_gateway_sends_is_stored_or_served(
             page.content.decode()
         ), prompt
 
+    kept = []
+    for prompt, (_, refused) in VARIANT_TRICKS.items():
+        generation = Generation.objects.get(pk=generations[prompt].pk)
+        assert generation.status == Status.COMPLETED, (prompt, generation.status)
+        assert generation.video.name.endswith("/video.mp4") and not getattr(generation, refused)
+        url = reverse("generations:file", args=[project.pk, generation.pk, refused])
+        assert client.get(url).status_code == 404, prompt
+        kept += [f.name for f in (generation.video, generation.thumbnail, generation.spritesheet) if f]
+
     media = Path(settings.STORAGES["default"]["OPTIONS"]["location"])
-    assert [p for p in media.rglob("*") if p.is_file()] == []
+    stored = sorted(str(p.relative_to(media)) for p in media.rglob("*") if p.is_file())
+    assert stored == sorted(kept)
     assert hostile.internal.requests == []
     assert outside_connects == []
     # The key went to the gateway's API only, never along a redirect or to a file URL.
