@@ -226,3 +226,13 @@ def test_a_due_status_check_leaves_rqs_whole_second_schedule_on_time(channel, re
     assert queue.scheduled_job_registry.get_job_ids() == ["poll-later-0"]
     follow_ups_release()
     assert queue.job_ids == ["poll-due-0"]  # released once, never twice
+
+
+def test_a_kick_that_fails_never_breaks_the_step_that_made_it(channel, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from workspace.generations import dispatch as dispatch_module
+
+    def broken(**kwargs):  # type: ignore[no-untyped-def]
+        raise KeyError(b"created_at")  # what RQ raised deleting a lane cleaned up meanwhile
+
+    monkeypatch.setattr(dispatch_module, "channel_kick", broken)
+    dispatch_module.channel_kick_on_commit(channel_id=channel.pk)  # outside a transaction: now

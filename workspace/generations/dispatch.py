@@ -77,7 +77,10 @@ def channel_kick(*, channel_id: int, delay: float = 0) -> int:
         if existing is not None and _lane_alive(existing):
             continue
         if existing is not None:
-            existing.delete()
+            try:
+                existing.delete()
+            except (NoSuchJobError, KeyError):  # it ended (and was cleaned up) meanwhile
+                pass
         options = {"job_id": job_id, "unique": True, "result_ttl": 0, "failure_ttl": FAILURE_TTL}
         try:
             if delay > 0:
@@ -122,7 +125,17 @@ def _exists(job_id: str) -> bool:
 
 
 def channel_kick_on_commit(*, channel_id: int, delay: float = 0) -> None:
-    transaction.on_commit(lambda: channel_kick(channel_id=channel_id, delay=delay))
+    transaction.on_commit(lambda: _kick_quietly(channel_id, delay))
+
+
+def _kick_quietly(channel_id: int, delay: float) -> None:
+    # A kick is a nudge: it must never break the step that made it (a status check that just
+    # saw a video finish still has its files to fetch). A lane that does not start here is
+    # started by the next kick or the recovery sweep.
+    try:
+        channel_kick(channel_id=channel_id, delay=delay)
+    except Exception:
+        logger.warning("could not kick the lanes of channel %s", channel_id, exc_info=True)
 
 
 # --- The follow-up clock -----------------------------------------------------------------------
