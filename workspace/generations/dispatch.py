@@ -15,6 +15,7 @@ generation by at most the slot already being used.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -77,10 +78,9 @@ def channel_kick(*, channel_id: int, delay: float = 0) -> int:
         if existing is not None and _lane_alive(existing):
             continue
         if existing is not None:
-            try:
+            # It may have ended (and been cleaned up) since the look above.
+            with contextlib.suppress(NoSuchJobError, KeyError):
                 existing.delete()
-            except (NoSuchJobError, KeyError):  # it ended (and was cleaned up) meanwhile
-                pass
         options = {"job_id": job_id, "unique": True, "result_ttl": 0, "failure_ttl": FAILURE_TTL}
         try:
             if delay > 0:
