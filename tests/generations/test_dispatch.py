@@ -236,3 +236,22 @@ def test_a_kick_that_fails_never_breaks_the_step_that_made_it(channel, monkeypat
 
     monkeypatch.setattr(dispatch_module, "channel_kick", broken)
     dispatch_module.channel_kick_on_commit(channel_id=channel.pk)  # outside a transaction: now
+
+
+def test_a_lane_with_only_retries_waiting_comes_back_when_the_first_is_due(
+    project, channel, teammate, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from rq import Retry
+
+    from workspace.generations.dispatch import channel_dispatch_lane
+
+    (waiting,) = queue(project, teammate, 1, "retry later")
+    Generation.objects.filter(pk=waiting.pk).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=30)
+    )
+    # A kick made for that retry time was skipped while a lane ran; the lane must not just end.
+    again = channel_dispatch_lane(channel_id=channel.pk, lane=0)
+    assert isinstance(again, Retry)
+    assert 29 <= again.intervals[0] <= 31
