@@ -226,3 +226,32 @@ def test_a_due_status_check_leaves_rqs_whole_second_schedule_on_time(channel, re
     assert queue.scheduled_job_registry.get_job_ids() == ["poll-later-0"]
     follow_ups_release()
     assert queue.job_ids == ["poll-due-0"]  # released once, never twice
+
+
+def test_a_kick_that_fails_never_breaks_the_step_that_made_it(channel, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from workspace.generations import dispatch as dispatch_module
+
+    def broken(**kwargs):  # type: ignore[no-untyped-def]
+        raise KeyError(b"created_at")  # what RQ raised deleting a lane cleaned up meanwhile
+
+    monkeypatch.setattr(dispatch_module, "channel_kick", broken)
+    dispatch_module.channel_kick_on_commit(channel_id=channel.pk)  # outside a transaction: now
+
+
+def test_a_lane_with_only_retries_waiting_comes_back_when_the_first_is_due(
+    project, channel, teammate, simulator
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from rq import Retry
+
+    from workspace.generations.dispatch import channel_dispatch_lane
+
+    (waiting,) = queue(project, teammate, 1, "retry later")
+    Generation.objects.filter(pk=waiting.pk).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=30)
+    )
+    # A kick made for that retry time was skipped while a lane ran; the lane must not just end.
+    again = channel_dispatch_lane(channel_id=channel.pk, lane=0)
+    assert isinstance(again, Retry)
+    assert 29 <= again.intervals[0] <= 31

@@ -15,7 +15,9 @@ generation by at most the slot already being used.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -74,9 +76,9 @@ def channel_kick(*, channel_id: int, delay: float = 0) -> int:
         if existing is not None and _lane_alive(existing):
             continue
         if existing is not None:
-            # Another kick may be replacing this dead lane at the same moment: then the job is
-            # already gone (nothing to delete) or new (enqueue below reports the duplicate).
-            existing.delete()
+            # It may have ended (and been cleaned up) since the look above.
+            with contextlib.suppress(NoSuchJobError, KeyError):
+                existing.delete()
         options = {"job_id": job_id, "unique": True, "result_ttl": 0, "failure_ttl": FAILURE_TTL}
         try:
             if delay > 0:
@@ -412,6 +414,23 @@ def generations_fail_over(*, channel: Channel) -> int:
     return moved
 
 
+def _come_back_for_retries(channel: Channel) -> Retry | None:
+    """Nothing to send now. Work waiting for a retry time would otherwise wait for a kick that
+    was skipped while this lane ran: the lane comes back when the first of it is due."""
+    retry_at = (
+        Generation.objects.filter(
+            channel=channel, status=Status.QUEUED, next_attempt_at__gt=timezone.now()
+        )
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    if retry_at is None:
+        return None  # the lane ends; a kick starts it again
+    wait = (retry_at - timezone.now()).total_seconds()
+    return Retry(max=_RETRY_FOREVER, interval=max(1, math.ceil(wait)))
+
+
 def channel_dispatch_lane(*, channel_id: int, lane: int) -> Retry | None:
     """Body of one dispatch lane: send while work waits, then step aside."""
     from workspace.providers.services import limiter_for_channel
@@ -442,7 +461,7 @@ def channel_dispatch_lane(*, channel_id: int, lane: int) -> Retry | None:
                 generations_fail_over(channel=channel)
                 return None
             if not _eligible(channel, timezone.now()).exists():
-                return None  # nothing to send: the lane ends; a kick starts it again
+                return _come_back_for_retries(channel)
             # Work waits for a place at the provider: stay, keep the follow-up clock (the next
             # check may free a place) and go again when woken.
             _lane_wait(channel_id, LANE_MAX_WAIT)
