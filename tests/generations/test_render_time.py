@@ -8,12 +8,8 @@ import pytest
 
 from workspace.generations.dispatch import channel_dispatch_once
 from workspace.generations.models import Generation, Status
-from workspace.generations.services import (
-    _poll_delay,
-    expected_render_seconds,
-    generation_poll,
-    generation_submit,
-)
+from workspace.generations.render_times import expected_render_seconds
+from workspace.generations.services import _poll_delay, generation_poll, generation_submit
 from workspace.providers.adapters.base import JobStatus, ProviderJob
 from workspace.providers.services import limiter_for_channel
 

@@ -33,6 +33,11 @@ from rq.job import Job, JobStatus
 
 from workspace.core.rq import DISPATCH_QUEUE, FAILURE_TTL, get_queue, get_redis
 from workspace.generations.models import DispatchTurn, Generation, Status
+from workspace.generations.render_times import (
+    check_margin_seconds,
+    expected_render_seconds,
+    render_seconds_estimate,
+)
 from workspace.providers.limiter import ChannelLimiter, Throttled
 from workspace.providers.models import Channel
 
@@ -567,22 +572,18 @@ def _forecast(
     """
     import heapq
 
-    from workspace.generations.services import POLL_MARGIN_SECONDS, expected_render_seconds
-
-    scale = settings.REELHOUSE_TIME_SCALE
     renders: dict[tuple[str, int], float] = {}
 
     def render(model: str, seconds: int) -> float:
         if (model, seconds) not in renders:
-            learned = expected_render_seconds(channel_id=channel.pk, model=model, seconds=seconds)
-            spec = channel.catalog.get(model)
-            typical = (spec.typical_render_seconds if spec else 90) / scale
-            renders[model, seconds] = learned or typical
+            renders[model, seconds] = render_seconds_estimate(
+                channel=channel, model=model, seconds=seconds
+            )
         return renders[model, seconds]
 
     def freed(finish: float, expected: float) -> float:
         # A place frees when our check sees the end: just after it, after the check's slot.
-        return finish + POLL_MARGIN_SECONDS / scale + 0.01 * expected + pacing.request_interval
+        return finish + check_margin_seconds(expected) + pacing.request_interval
 
     now = timezone.now()
     running_all: list[float] = []
@@ -694,7 +695,6 @@ def queue_standings(*, channel: Channel, generation_ids: set[str]) -> dict[str, 
 
 def channel_binding_limit(*, channel: Channel) -> str:
     """Which limit holds the channel's throughput back right now, in words for the admin."""
-    from workspace.generations.services import expected_render_seconds
     from workspace.providers.services import circuit_for_channel
 
     if channel.pk is None:

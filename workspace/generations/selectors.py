@@ -4,6 +4,7 @@ from django.http import Http404
 
 from workspace.generations.dispatch import queue_standings
 from workspace.generations.models import Generation, Status
+from workspace.generations.render_times import render_seconds_estimate
 from workspace.projects.models import Project
 
 
@@ -13,10 +14,6 @@ def _attach_progress_clock(generations: list[Generation]) -> None:
     ``progress_started`` (unix seconds) and ``progress_expected`` (seconds): the page
     interpolates from them and never shows 100 % before the video is stored.
     """
-    from django.conf import settings
-
-    from workspace.generations.services import expected_render_seconds
-
     expected: dict[tuple[int, str, int], float] = {}
     for generation in generations:
         generation.progress_shown = min(generation.progress, 99)  # type: ignore[attr-defined]
@@ -27,12 +24,9 @@ def _attach_progress_clock(generations: list[Generation]) -> None:
             continue
         key = (generation.channel_id, generation.model, generation.seconds)
         if key not in expected:
-            learned = expected_render_seconds(
-                channel_id=key[0], model=key[1], seconds=key[2]
+            expected[key] = render_seconds_estimate(
+                channel=generation.channel, model=generation.model, seconds=generation.seconds
             )
-            spec = generation.channel.catalog.get(generation.model)
-            typical = (spec.typical_render_seconds if spec else 90) / settings.REELHOUSE_TIME_SCALE
-            expected[key] = learned or typical
         generation.progress_started = started.timestamp()  # type: ignore[attr-defined]
         generation.progress_expected = round(expected[key], 2)  # type: ignore[attr-defined]
 

@@ -31,6 +31,12 @@ from workspace.core.notify import admins_notify
 from workspace.core.rq import enqueue_on_commit
 from workspace.generations.dispatch import channel_kick_on_commit, generations_fail_over
 from workspace.generations.models import PROMPT_MAX_LENGTH, Generation, Status
+from workspace.generations.render_times import (
+    POLL_MARGIN_SECONDS,
+    check_margin_seconds,
+    expected_render_seconds,
+    typical_render_seconds,
+)
 from workspace.projects.models import Membership, Project
 from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoAdapter, VideoRequest
 from workspace.providers.catalog import ModelSpec
@@ -47,7 +53,6 @@ from workspace.providers.services import (
 
 logger = logging.getLogger(__name__)
 
-MAX_PROMPT_LENGTH = PROMPT_MAX_LENGTH
 # How often a create that provably never reached the provider is tried again before giving up.
 MAX_SUBMIT_ATTEMPTS = 8
 # How long a generation may stay with the provider before we stop waiting for it.
@@ -120,9 +125,9 @@ def generation_validate(
     prompt = prompt.strip()
     if not prompt:
         errors["prompt"] = "Describe the video you want: the prompt is empty."
-    elif len(prompt) > MAX_PROMPT_LENGTH:
+    elif len(prompt) > PROMPT_MAX_LENGTH:
         errors["prompt"] = (
-            f"The prompt is {len(prompt)} characters long; the limit is {MAX_PROMPT_LENGTH}."
+            f"The prompt is {len(prompt)} characters long; the limit is {PROMPT_MAX_LENGTH}."
         )
     elif "\x00" in prompt:
         # The form refuses it too; the database would refuse it with an error of its own.
@@ -424,51 +429,9 @@ MIN_POLL_SECONDS = 1.0
 MAX_POLL_SECONDS = 120.0
 # With webhooks the provider tells us when a job ends; polls are only the safety net.
 WEBHOOK_SAFETY_POLL_SECONDS = 300.0
-# A check is planned this long after the expected end (plus a small share of the render), so it
-# rarely lands just before the finish and needs a second look.
-POLL_MARGIN_SECONDS = 0.5
-POLL_MARGIN_SHARE = 0.01
 # A scheduled check is due in RQ this long after it is due in fact: the safety net for when no
 # dispatch lane is running to release it on time.
 FOLLOW_UP_SAFETY_NET_SECONDS = 1.5
-# Samples of the render-time model: the latest renders of a model and length.
-RENDER_SAMPLES = 20
-
-
-def _trimmed_mean(values: list[float]) -> float:
-    # The provider's timestamps are whole seconds: a mean (not a median) of many samples
-    # averages that rounding out; trimming drops the odd outlier (a retry, a stall).
-    values = sorted(values)
-    cut = len(values) // 5
-    kept = values[cut : len(values) - cut] or values
-    return sum(kept) / len(kept)
-
-
-def expected_render_seconds(
-    *, channel_id: int, model: str, seconds: int | None = None
-) -> float | None:
-    """How long this channel's provider lately took to render this model (and length), if known.
-
-    Learned from the provider's own times (``render_seconds``), so our checking late can never
-    make the estimate grow. Without samples of this length, other lengths of the model are
-    scaled to it. One indexed query; RQ runs each job in a fresh work horse, so an in-process
-    cache would never be hit.
-    """
-    rows: list[tuple[float, int]] = [
-        (render, length)
-        for render, length in Generation.objects.filter(
-            channel_id=channel_id, model=model, render_seconds__isnull=False
-        )
-        .order_by("-provider_finished_at")
-        .values_list("render_seconds", "seconds")[: RENDER_SAMPLES * 3]
-        if render is not None
-    ]
-    same = [r for r, s in rows if seconds is None or s == seconds][:RENDER_SAMPLES]
-    if same:
-        return _trimmed_mean(same)
-    if seconds and rows:
-        return _trimmed_mean([r * seconds / s for r, s in rows[:RENDER_SAMPLES] if s])
-    return None
 
 
 def _observed_finish(
@@ -508,17 +471,17 @@ def _poll_delay(generation: Generation, job: ProviderJob) -> float:
     learned = expected_render_seconds(
         channel_id=generation.channel_id, model=generation.model, seconds=generation.seconds
     )
-    spec = generation.channel.catalog.get(generation.model)
-    catalog = (spec.typical_render_seconds if spec else 90) / scale
     margin = POLL_MARGIN_SECONDS / scale
     if learned is None and job.poll_after is not None and age < MIN_POLL_SECONDS / scale:
         # Nothing known yet about this model: the provider's own hint is the best guess.
         wait = job.poll_after
     else:
-        expected = learned or catalog
+        expected = learned or typical_render_seconds(
+            channel=generation.channel, model=generation.model
+        )
         remaining = expected - age
         if remaining > 0:
-            wait = remaining + margin + POLL_MARGIN_SHARE * expected
+            wait = remaining + check_margin_seconds(expected)
         elif 0 < job.progress < 100:
             # Running past the estimate: its own progress says how much is left.
             wait = min(age * (100 - job.progress) / job.progress, expected / 2) + margin

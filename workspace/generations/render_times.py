@@ -1,0 +1,77 @@
+"""How long a provider takes to render a model: learned from its own clock, else the catalog's.
+
+Used to plan status checks (services), to estimate queue positions and the binding limit
+(dispatch) and to move progress bars between checks (selectors); kept here, below all three,
+so each imports it at module level.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from workspace.generations.models import Generation
+from workspace.providers.models import Channel
+
+# Samples of the render-time model: the latest renders of a model and length.
+RENDER_SAMPLES = 20
+# A status check is planned this long after the expected end (plus a small share of the
+# render), so it rarely lands just before the finish and needs a second look.
+POLL_MARGIN_SECONDS = 0.5
+POLL_MARGIN_SHARE = 0.01
+# When neither the provider's renders nor the catalog know a model.
+FALLBACK_RENDER_SECONDS = 90
+
+
+def _trimmed_mean(values: list[float]) -> float:
+    # The provider's timestamps are whole seconds: a mean (not a median) of many samples
+    # averages that rounding out; trimming drops the odd outlier (a retry, a stall).
+    values = sorted(values)
+    cut = len(values) // 5
+    kept = values[cut : len(values) - cut] or values
+    return sum(kept) / len(kept)
+
+
+def expected_render_seconds(
+    *, channel_id: int, model: str, seconds: int | None = None
+) -> float | None:
+    """How long this channel's provider lately took to render this model (and length), if known.
+
+    Learned from the provider's own times (``render_seconds``), so our checking late can never
+    make the estimate grow. Without samples of this length, other lengths of the model are
+    scaled to it. One indexed query; RQ runs each job in a fresh work horse, so an in-process
+    cache would never be hit.
+    """
+    rows: list[tuple[float, int]] = [
+        (render, length)
+        for render, length in Generation.objects.filter(
+            channel_id=channel_id, model=model, render_seconds__isnull=False
+        )
+        .order_by("-provider_finished_at")
+        .values_list("render_seconds", "seconds")[: RENDER_SAMPLES * 3]
+        if render is not None
+    ]
+    same = [r for r, s in rows if seconds is None or s == seconds][:RENDER_SAMPLES]
+    if same:
+        return _trimmed_mean(same)
+    if seconds and rows:
+        return _trimmed_mean([r * seconds / s for r, s in rows[:RENDER_SAMPLES] if s])
+    return None
+
+
+def typical_render_seconds(*, channel: Channel, model: str) -> float:
+    """The catalog's typical render time of ``model`` (in the time scale's seconds)."""
+    spec = channel.catalog.get(model)
+    typical = spec.typical_render_seconds if spec else FALLBACK_RENDER_SECONDS
+    return typical / settings.REELHOUSE_TIME_SCALE
+
+
+def render_seconds_estimate(*, channel: Channel, model: str, seconds: int) -> float:
+    """What to expect of the next render of ``model`` for ``seconds``: learned, else typical."""
+    return expected_render_seconds(
+        channel_id=channel.pk, model=model, seconds=seconds
+    ) or typical_render_seconds(channel=channel, model=model)
+
+
+def check_margin_seconds(expected: float) -> float:
+    """How long after the expected end of a render of ``expected`` seconds its check is planned."""
+    return POLL_MARGIN_SECONDS / settings.REELHOUSE_TIME_SCALE + POLL_MARGIN_SHARE * expected
