@@ -507,19 +507,9 @@ def follow_ups_per_create(channel: Channel) -> float:
     Counted over the channel's latest completed videos, retries included (a job the provider
     failed cost a create and a check, and no downloads); before any, one check per video.
     """
-    from workspace.providers.adapters.fal import FalQueueAdapter
-    from workspace.providers.adapters.gemini import GeminiVeoAdapter
-    from workspace.providers.adapters.openai_videos import OpenAIVideosAdapter
-    from workspace.providers.adapters.runway import RunwayAdapter
-    from workspace.providers.models import Protocol
+    from workspace.providers.services import channel_files_per_video
 
-    variants_by_protocol: dict[str, int] = {
-        Protocol.OPENAI_VIDEOS: len(OpenAIVideosAdapter.variants),
-        Protocol.RUNWAY: len(RunwayAdapter.variants),
-        Protocol.FAL: len(FalQueueAdapter.variants),
-        Protocol.GEMINI: len(GeminiVeoAdapter.variants),
-    }
-    variants = variants_by_protocol.get(channel.protocol, 1)
+    variants = channel_files_per_video(channel=channel)
     recent = list(
         Generation.objects.filter(channel=channel, status=Status.COMPLETED)
         .order_by("-completed_at")
@@ -541,9 +531,8 @@ def channel_pacing(*, channel: Channel) -> Pacing:
     follow_ups = follow_ups_per_create(channel)
     if channel.creates_per_minute:
         # Creates have their own bucket; follow-ups use the other one and take nothing from it.
-        create_interval = 60.0 / (channel.creates_per_minute * SAFETY) / scale
-        create_interval = max(create_interval, request_interval * follow_ups)
         bucket_interval = 60.0 / (channel.creates_per_minute * SAFETY) / scale
+        create_interval = max(bucket_interval, request_interval * follow_ups)
     else:
         # One bucket: every video sent later costs its follow-ups' slots too, and they go first.
         create_interval = request_interval * (1 + follow_ups)

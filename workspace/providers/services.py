@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -104,16 +103,30 @@ def channel_resume(*, channel: Channel) -> None:
     channel_kick(channel_id=channel.pk)
 
 
+ADAPTER_CLASSES: dict[
+    str,
+    type[OpenAIVideosAdapter]
+    | type[RunwayAdapter]
+    | type[FalQueueAdapter]
+    | type[GeminiVeoAdapter],
+] = {
+    Protocol.OPENAI_VIDEOS: OpenAIVideosAdapter,
+    Protocol.RUNWAY: RunwayAdapter,
+    Protocol.FAL: FalQueueAdapter,
+    Protocol.GEMINI: GeminiVeoAdapter,
+}
+
+
+def channel_files_per_video(*, channel: Channel) -> int:
+    """How many files (video, poster, spritesheet) one finished job of this channel brings."""
+    adapter_class = ADAPTER_CLASSES.get(channel.protocol)
+    return len(adapter_class.variants) if adapter_class is not None else 1
+
+
 def adapter_for_channel(*, channel: Channel, limiter: ChannelLimiter | None = None) -> VideoAdapter:
     """The channel's adapter; every call it makes waits for a slot from the channel's limiter."""
     connection = channel.connection()
-    adapter_classes: dict[str, Callable[..., VideoAdapter]] = {
-        Protocol.OPENAI_VIDEOS: OpenAIVideosAdapter,
-        Protocol.RUNWAY: RunwayAdapter,
-        Protocol.FAL: FalQueueAdapter,
-        Protocol.GEMINI: GeminiVeoAdapter,
-    }
-    adapter_class = adapter_classes.get(channel.protocol)
+    adapter_class = ADAPTER_CLASSES.get(channel.protocol)
     if adapter_class is not None:
         return adapter_class(
             base_url=connection.base_url,
