@@ -128,6 +128,25 @@ def outsider(db: None) -> User:
 
 
 @pytest.fixture
+def admin_client(client, db):  # type: ignore[no-untyped-def]
+    """A superuser named "root", signed in (in place of pytest-django's "admin")."""
+    User.objects.create_superuser("root", "root@example.com", "pw-root-123456")
+    client.login(username="root", password="pw-root-123456")
+    return client
+
+
+@pytest.fixture
+def signed_in(client):  # type: ignore[no-untyped-def]
+    """Sign a persona in through the password form's backend: ``signed_in(owner)``."""
+
+    def sign_in(user):  # type: ignore[no-untyped-def]
+        assert client.login(username=user.username, password=PASSWORD)
+        return client
+
+    return sign_in
+
+
+@pytest.fixture
 def channel(db: None) -> Channel:
     """The default channel, with limits high enough that pacing never slows a test down."""
     return Channel.objects.create(

@@ -3,17 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 from django.urls import reverse
 
 from workspace.billing.models import Budget, LedgerEntry
-
-
-@pytest.fixture
-def admin_client(client, db):  # type: ignore[no-untyped-def]
-    User.objects.create_superuser("root", "root@example.com", "pw-root-123456")
-    client.login(username="root", password="pw-root-123456")
-    return client
 
 
 @pytest.mark.parametrize("amount", ["1E+400", "99999999999999999999"])

@@ -11,7 +11,6 @@ import inspect
 import pytest
 from django import forms
 from django.apps import apps
-from django.contrib.auth.models import User
 from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.urls import reverse
@@ -21,8 +20,6 @@ from workspace.billing.models import Budget, LedgerEntry
 from workspace.generations.models import Generation
 from workspace.projects.models import Project
 from workspace.projects.services import project_create
-
-from ..conftest import PASSWORD
 
 OUR_APPS = ["accounts", "billing", "core", "generations", "projects", "providers"]
 
@@ -67,15 +64,6 @@ def test_every_text_field_of_our_forms_is_bounded() -> None:
     ]
     assert unbounded == []
     assert len(_our_forms()) >= 5
-
-
-@pytest.fixture
-def signed_in(client):  # type: ignore[no-untyped-def]
-    def sign_in(user):  # type: ignore[no-untyped-def]
-        assert client.login(username=user.username, password=PASSWORD)
-        return client
-
-    return sign_in
 
 
 def test_a_description_over_2000_characters_is_refused_and_kept(signed_in, outsider) -> None:  # type: ignore[no-untyped-def]
@@ -147,13 +135,6 @@ def test_member_name_over_its_column_is_refused(signed_in, owner, project) -> No
         reverse("projects:members", args=[project.pk]), {"username": "u" * 151, "role": "viewer"}
     )
     assert "Ensure this value has at most 150 characters (it has 151)." in answer.content.decode()
-
-
-@pytest.fixture
-def admin_client(client, db):  # type: ignore[no-untyped-def]
-    User.objects.create_superuser("root", "root@example.com", "pw-root-123456")
-    client.login(username="root", password="pw-root-123456")
-    return client
 
 
 def test_an_adjustment_reason_over_1000_characters_is_refused(admin_client, teammate) -> None:  # type: ignore[no-untyped-def]

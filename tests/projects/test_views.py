@@ -1,18 +1,8 @@
-import pytest
 from django.urls import reverse
 
 from workspace.projects.models import Membership, Project, Role
 
 from ..conftest import PASSWORD
-
-
-@pytest.fixture
-def signed_in(client):  # type: ignore[no-untyped-def]
-    def sign_in(user):  # type: ignore[no-untyped-def]
-        assert client.login(username=user.username, password=PASSWORD)
-        return client
-
-    return sign_in
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(client, project) -> None:  # type: ignore[no-untyped-def]

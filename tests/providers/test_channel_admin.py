@@ -2,33 +2,14 @@
 
 import logging
 
-import pytest
-from django.contrib.auth.models import User
 from django.urls import reverse
 
 from workspace.providers.models import Channel
 from workspace.providers.services import channel_check_key
 
+from .channel_form import channel_admin_change as change
+
 KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
-
-
-@pytest.fixture
-def admin_client(client, db):  # type: ignore[no-untyped-def]
-    User.objects.create_superuser("root", "root@example.com", "pw-root-123456")
-    client.login(username="root", password="pw-root-123456")
-    return client
-
-
-def change(admin_client, channel: Channel, **fields):  # type: ignore[no-untyped-def]
-    data = {
-        "name": channel.name, "slug": channel.slug, "protocol": channel.protocol,
-        "base_url": channel.base_url, "is_active": "on", "api_key_env": channel.api_key_env,
-        "requests_per_minute": channel.requests_per_minute, "creates_per_minute": "",
-        "max_in_flight": channel.max_in_flight, "member_max_in_flight": channel.member_max_in_flight,
-        "member_max_queued": channel.member_max_queued, "webhook_secret_env": channel.webhook_secret_env,
-        **fields,
-    }
-    return admin_client.post(reverse("admin:providers_channel_change", args=[channel.pk]), data)
 
 
 def test_a_key_is_write_only_and_encrypted(admin_client, channel, caplog) -> None:  # type: ignore[no-untyped-def]

@@ -4,13 +4,13 @@ Reelhouse setting can pass, and moving a channel forgets its stored key or asks 
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.urls import reverse
 
 from workspace.billing.models import AuditEvent
 from workspace.providers.models import Channel, Protocol
 from workspace.providers.validators import key_env_problem
+
+from .channel_form import channel_admin_change
 
 KEY = "sk-proj-abcdefghijklmnopqrstuvwxyz0123456789"
 OTHER_KEY = "sk-proj-zyxwvutsrqponmlkjihgfedcba9876543210"
@@ -27,31 +27,8 @@ OWN_SETTINGS = [
 ]
 
 
-@pytest.fixture
-def admin_client(client, db):  # type: ignore[no-untyped-def]
-    User.objects.create_superuser("root", "root@example.com", "pw-root-123456")
-    client.login(username="root", password="pw-root-123456")
-    return client
-
-
 def change(admin_client, channel: Channel, **fields):  # type: ignore[no-untyped-def]
-    data = {
-        "name": channel.name,
-        "slug": channel.slug,
-        "protocol": channel.protocol,
-        "base_url": channel.base_url,
-        "is_active": "on",
-        "api_key_env": channel.api_key_env,
-        "requests_per_minute": channel.requests_per_minute,
-        "creates_per_minute": "",
-        "max_in_flight": channel.max_in_flight,
-        "member_max_in_flight": channel.member_max_in_flight,
-        "member_max_queued": channel.member_max_queued,
-        "webhook_secret_env": channel.webhook_secret_env,
-        **fields,
-    }
-    url = reverse("admin:providers_channel_change", args=[channel.pk])
-    return admin_client.post(url, data, follow=True)
+    return channel_admin_change(admin_client, channel, follow=True, **fields)
 
 
 @pytest.mark.parametrize(

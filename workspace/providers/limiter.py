@@ -278,7 +278,6 @@ class ChannelLimiter:
         self._held.clear()
         return returned
 
-    release_held = give_back
 
     def pushback(self, seconds: float) -> None:
         """Pause every caller of this channel for ``seconds`` (never shortens a longer pause)."""
