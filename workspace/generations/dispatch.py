@@ -166,9 +166,6 @@ return items
 """
 
 
-_scripts: dict[int, Any] = {}
-
-
 def _wake_key(channel_id: int) -> str:
     return f"reelhouse:channel:{channel_id}:wake"
 
@@ -197,10 +194,8 @@ def follow_ups_release() -> float | None:
     connection = get_redis()
     queue = get_queue()
     registry = queue.scheduled_job_registry
-    script = _scripts.get(id(connection))
-    if script is None:
-        script = _scripts[id(connection)] = connection.register_script(_POP_DUE)
-    due_ids = script(keys=[DUE_FOLLOW_UPS_KEY], args=[time.time()])
+    # Registering only hashes the text; Redis runs it by that hash (EVALSHA).
+    due_ids = connection.register_script(_POP_DUE)(keys=[DUE_FOLLOW_UPS_KEY], args=[time.time()])
     for raw in due_ids:
         job_id = raw.decode() if isinstance(raw, bytes) else str(raw)
         if not connection.zrem(registry.key, job_id):
