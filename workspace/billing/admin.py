@@ -26,7 +26,13 @@ from workspace.billing.forms import (
     model_choices,
 )
 from workspace.billing.models import AuditEvent, Budget, LedgerEntry, Price, UsagePanel
-from workspace.billing.selectors import budget_pace, channel_states, ledger_rows, panel_usage
+from workspace.billing.selectors import (
+    LEDGER_EXPORT_COLUMNS,
+    budget_pace,
+    channel_states,
+    ledger_rows,
+    panel_usage,
+)
 from workspace.billing.services import adjustment_create, counters_recount, money, prices_seed
 from workspace.providers.models import Channel
 
@@ -258,30 +264,6 @@ class _Echo:
 # Spreadsheet programs run cells that start with these as formulas.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
-CSV_HEADER = [
-    "id",
-    "created_at",
-    "accounted_at",
-    "kind",
-    "member",
-    "project_id",
-    "project",
-    "channel",
-    "model",
-    "size",
-    "seconds",
-    "usd_per_second",
-    "spent_cents",
-    "reserved_cents",
-    "spent_seconds",
-    "reserved_seconds",
-    "outcome",
-    "error_class",
-    "generation_id",
-    "created_by",
-    "reason",
-]
-
 
 def _csv_cell(value: object) -> object:
     if isinstance(value, str) and value.startswith(_FORMULA_PREFIXES):
@@ -383,7 +365,7 @@ class UsagePanelAdmin(admin.ModelAdmin):
         writer = csv.writer(_Echo())
 
         def lines() -> Iterator[str]:
-            yield writer.writerow(CSV_HEADER)
+            yield writer.writerow([header for header, _ in LEDGER_EXPORT_COLUMNS])
             for row in ledger_rows(first=first, last=last):
                 yield writer.writerow([_csv_cell(value) for value in row])
 
