@@ -68,8 +68,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
 
-from workspace.billing.models import AuditEvent, Budget, LedgerEntry, Scope
+from workspace.billing.models import Budget, LedgerEntry, Scope
 from workspace.billing.services import prices_seed
+from workspace.core.models import AuditEvent
 from workspace.generations.models import Generation, Status
 from workspace.generations.services import generation_submit
 from workspace.projects.models import Membership, Project, Role
@@ -288,9 +289,9 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
     "admin:billing_price_delete": _ADMIN_REFUSED,
     "admin:billing_ledgerentry_change": _ADMIN_READ_ONLY,  # the ledger is append-only
     "admin:billing_ledgerentry_delete": _ADMIN_REFUSED,
-    "admin:billing_auditevent_change": _ADMIN_READ_ONLY,  # the audit log is written by the app
-    "admin:billing_auditevent_add": _ADMIN_REFUSED,
-    "admin:billing_auditevent_delete": _ADMIN_REFUSED,
+    "admin:core_auditevent_change": _ADMIN_READ_ONLY,  # the audit log is written by the app
+    "admin:core_auditevent_add": _ADMIN_REFUSED,
+    "admin:core_auditevent_delete": _ADMIN_REFUSED,
     # --- The RQ dashboard, at admin/rq/ and as the admin's "Django RQ" entry
     **_rq_pages("django_rq:", "/admin/rq/"),
     "admin/rq/stats.json/?$": _rq_stats_json(),

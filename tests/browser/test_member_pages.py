@@ -13,8 +13,9 @@ from django.contrib.auth.models import User
 
 from tests.browser.conftest import DESKTOP, PHONE, Tab, expect
 from tests.conftest import PASSWORD
-from workspace.billing.models import Budget, Notification, Scope
+from workspace.billing.models import Budget, Scope
 from workspace.billing.periods import Period
+from workspace.core.models import Notification
 from workspace.generations.models import Generation, Status
 from workspace.generations.services import generation_submit
 from workspace.projects.models import Membership, Project, Role

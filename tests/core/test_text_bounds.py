@@ -168,7 +168,7 @@ def test_an_api_key_over_500_characters_is_refused(admin_client, channel) -> Non
 
 
 def test_code_written_texts_are_cut_to_their_bound(project, owner) -> None:  # type: ignore[no-untyped-def]
-    from workspace.billing.models import Notification
+    from workspace.core.models import Notification
     from workspace.core.notify import admins_notify
 
     owner.is_staff = True

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from workspace.billing.models import AuditEvent
+from workspace.core.models import AuditEvent
 from workspace.providers.models import Channel, Protocol
 from workspace.providers.validators import key_env_problem
 

@@ -14,7 +14,6 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html_join
 
 from workspace.billing import charts
 from workspace.billing.forms import (
@@ -25,7 +24,7 @@ from workspace.billing.forms import (
     RangeForm,
     model_choices,
 )
-from workspace.billing.models import AuditEvent, Budget, LedgerEntry, Price, UsagePanel
+from workspace.billing.models import Budget, LedgerEntry, Price, UsagePanel
 from workspace.billing.selectors import (
     LEDGER_EXPORT_COLUMNS,
     budget_pace,
@@ -216,42 +215,6 @@ class LedgerEntryAdmin(admin.ModelAdmin):
 
     def log_addition(self, request: HttpRequest, obj: Any, message: Any) -> Any:
         return super().log_addition(request, getattr(self, "_saved", obj), message)
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "who", "action", "target_type", "target_repr", "summary"]
-    list_filter = ["action", "target_type"]
-    search_fields = ["target_repr", "actor_name"]
-    date_hierarchy = "created_at"
-
-    @admin.display(description="By")
-    def who(self, event: AuditEvent) -> str:
-        return event.actor_name or "system"
-
-    @admin.display(description="Changes")
-    def summary(self, event: AuditEvent) -> str:
-        return format_html_join(
-            "; ",
-            "{}: {} → {}",
-            ((name, _shown(old), _shown(new)) for name, (old, new) in event.changes.items()),
-        )
-
-    def get_readonly_fields(self, request: HttpRequest, obj: AuditEvent | None = None) -> list[str]:
-        return [f.name for f in AuditEvent._meta.concrete_fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
-        return False
-
-
-def _shown(value: Any) -> str:
-    return "—" if value in (None, "") else str(value)
 
 
 class _Echo:

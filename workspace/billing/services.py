@@ -53,12 +53,12 @@ from workspace.billing.models import (
     Dimension,
     Kind,
     LedgerEntry,
-    Notification,
     Price,
     Scope,
 )
 from workspace.billing.periods import Bounds, local_date, org_timezone, period_bounds
 from workspace.billing.policy import failure_is_charged
+from workspace.core.models import Notification
 from workspace.generations.models import TERMINAL_STATUSES, Generation, Status
 from workspace.projects.models import Project, Role
 from workspace.providers.models import Channel
@@ -899,7 +899,6 @@ def _notify_threshold(slot: _Slot, *, level: int, trigger_user_id: int | None) -
                 title=title,
                 message=detail,
                 url=url,
-                budget_id=budget.pk,
                 created_at=now,
             )
         )
