@@ -175,31 +175,37 @@ def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
     try:
         job = adapter.retrieve(generation.provider_job_id)
     except Throttled as throttled:
+        adapter.close()
         schedule_poll(generation, delay=throttled.wait)
         return
     except ProviderError as error:
+        adapter.close()
         _handle_poll_error(generation, error)
         return
-    finally:
-        adapter.close()
+    if job.status is not JobStatus.COMPLETED:
+        adapter.close()  # only a finished job needs it again, for its files
     now = timezone.now()
     polled = {"poll_count": F("poll_count") + 1, "last_polled_at": now}
     generation.poll_count += 1
     if job.status is JobStatus.COMPLETED:
-        finished_at, render = _observed_finish(generation, job, now)
-        if generation.transition(
-            Status.DOWNLOADING,
-            from_=Status.IN_PROGRESS,
-            progress=100,
-            provider_expires_at=job.expires_at,
-            provider_finished_at=finished_at or now,
-            render_seconds=render,
-            **polled,
-        ):
-            channel_kick_on_commit(channel_id=generation.channel_id)
-            # Fetch the files in this same job: outputs expire, and a separate job would only
-            # add a queue round trip.
-            generation_download(generation_id=generation_id)
+        try:
+            finished_at, render = _observed_finish(generation, job, now)
+            if generation.transition(
+                Status.DOWNLOADING,
+                from_=Status.IN_PROGRESS,
+                progress=100,
+                provider_expires_at=job.expires_at,
+                provider_finished_at=finished_at or now,
+                render_seconds=render,
+                **polled,
+            ):
+                channel_kick_on_commit(channel_id=generation.channel_id)
+                # Fetch the files in this same job, with the job this check just read and its
+                # adapter: outputs expire, a separate job would only add a queue round trip, and
+                # reading the job again would cost one more request under the channel's limit.
+                _download_files(generation, adapter, retrieved=job)
+        finally:
+            adapter.close()
         return
     if job.status in (JobStatus.FAILED, JobStatus.CANCELED):
         Generation.objects.filter(pk=generation.pk, status=Status.IN_PROGRESS).update(**polled)
@@ -238,7 +244,9 @@ def _handle_poll_error(generation: Generation, error: ProviderError) -> None:
     schedule_poll(generation, delay=scaled_delay(max(wait, 1.0)))
 
 
-def _store_variant(generation: Generation, adapter: VideoAdapter, variant: str) -> str:
+def _store_variant(
+    generation: Generation, adapter: VideoAdapter, variant: str, retrieved: ProviderJob | None
+) -> str:
     """Download one file and store it, but only when its bytes are a media type we serve.
 
     The provider's Content-Type is ignored: a gateway could label an HTML page ``video/mp4``,
@@ -246,7 +254,9 @@ def _store_variant(generation: Generation, adapter: VideoAdapter, variant: str) 
     """
     assert generation.provider_job_id is not None
     with tempfile.TemporaryFile() as scratch:
-        claimed = adapter.download(generation.provider_job_id, variant=variant, destination=scratch)
+        claimed = adapter.download(
+            generation.provider_job_id, variant=variant, destination=scratch, retrieved=retrieved
+        )
         scratch.seek(0)
         head = scratch.read(SNIFF_BYTES)
         media = sniff(head)
@@ -286,43 +296,52 @@ def generation_download(*, generation_id: str) -> None:
         return
     adapter = adapter_for_channel(channel=generation.channel)
     try:
-        try:
-            video = _store_variant(generation, adapter, adapter.variants[0])
-        except Throttled as throttled:
-            enqueue_on_commit(jobs.generation_download_job, generation_id, delay=throttled.wait)
-            return
-        except ProviderError as error:
-            logger.warning("generation %s: download failed: %r", generation.pk, error)
-            if error.transient and timezone.now() - generation.updated_at < MAX_PROVIDER_AGE:
-                wait = error.retry_after if error.retry_after is not None else backoff(3, cap=60)
-                Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING).update(
-                    error_class=error.error_class.value, error_message=error.message[:2000]
-                )
-                enqueue_on_commit(
-                    jobs.generation_download_job, generation_id, delay=scaled_delay(wait)
-                )
-            else:
-                fail(generation, error, from_=Status.DOWNLOADING)
-            return
-        if generation.transition(
-            Status.COMPLETED,
-            from_=Status.DOWNLOADING,
-            completed_at=timezone.now(),
-            error_class="",
-            error_message="",
-            video=video,
-        ):
-            reservation_settle(generation=generation)
-            logger.info("generation %s completed", generation.pk)
-        extras: dict[str, str] = {}
-        for variant in adapter.variants[1:]:
-            if variant not in ("thumbnail", "spritesheet"):
-                continue
-            try:
-                extras[variant] = _store_variant(generation, adapter, variant)
-            except (Throttled, ProviderError) as error:
-                logger.warning("generation %s: no %s: %r", generation.pk, variant, error)
-        if extras:
-            Generation.objects.filter(pk=generation.pk, status=Status.COMPLETED).update(**extras)
+        _download_files(generation, adapter, retrieved=None)
     finally:
         adapter.close()
+
+
+def _download_files(
+    generation: Generation, adapter: VideoAdapter, *, retrieved: ProviderJob | None
+) -> None:
+    """The body of ``generation_download`` for a row in ``downloading``; ``retrieved`` is the job
+    as the status check that saw it finish read it (None when a retry runs on its own)."""
+    generation_id = str(generation.pk)
+    try:
+        video = _store_variant(generation, adapter, adapter.variants[0], retrieved)
+    except Throttled as throttled:
+        enqueue_on_commit(jobs.generation_download_job, generation_id, delay=throttled.wait)
+        return
+    except ProviderError as error:
+        logger.warning("generation %s: download failed: %r", generation.pk, error)
+        if error.transient and timezone.now() - generation.updated_at < MAX_PROVIDER_AGE:
+            wait = error.retry_after if error.retry_after is not None else backoff(3, cap=60)
+            Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING).update(
+                error_class=error.error_class.value, error_message=error.message[:2000]
+            )
+            enqueue_on_commit(
+                jobs.generation_download_job, generation_id, delay=scaled_delay(wait)
+            )
+        else:
+            fail(generation, error, from_=Status.DOWNLOADING)
+        return
+    if generation.transition(
+        Status.COMPLETED,
+        from_=Status.DOWNLOADING,
+        completed_at=timezone.now(),
+        error_class="",
+        error_message="",
+        video=video,
+    ):
+        reservation_settle(generation=generation)
+        logger.info("generation %s completed", generation.pk)
+    extras: dict[str, str] = {}
+    for variant in adapter.variants[1:]:
+        if variant not in ("thumbnail", "spritesheet"):
+            continue
+        try:
+            extras[variant] = _store_variant(generation, adapter, variant, retrieved)
+        except (Throttled, ProviderError) as error:
+            logger.warning("generation %s: no %s: %r", generation.pk, variant, error)
+    if extras:
+        Generation.objects.filter(pk=generation.pk, status=Status.COMPLETED).update(**extras)
