@@ -72,7 +72,7 @@ from workspace.billing.models import Budget, LedgerEntry, Scope
 from workspace.billing.services import prices_seed
 from workspace.core.models import AuditEvent
 from workspace.generations.models import Generation, Status
-from workspace.generations.services import generation_submit
+from workspace.generations.submission import generation_submit
 from workspace.projects.models import Membership, Project, Role
 from workspace.projects.services import membership_add, project_create
 from workspace.providers.models import Channel, FailoverRoute

@@ -17,7 +17,7 @@ from workspace.billing.models import Budget, Scope
 from workspace.billing.periods import Period
 from workspace.core.models import Notification
 from workspace.generations.models import Generation, Status
-from workspace.generations.services import generation_submit
+from workspace.generations.submission import generation_submit
 from workspace.projects.models import Membership, Project, Role
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
