@@ -3,9 +3,10 @@
 Everything here is shared by every simulated protocol: the live configuration and its validation,
 the simulated clock, the counters, the sliding rate-limit window, the seeded fault dice, the
 create log and the small request/response types the HTTP layer and the protocols exchange.
-A protocol module (``protocols/openai_videos.py``, ``runway.py``, ``fal.py``, ``gemini.py``, all
-on the job machinery of ``protocols/common.py``) only decides what its wire format looks like; *when* a fault fires is decided here, once, so every
-protocol misbehaves in the same measurable way.
+A protocol module (``protocols/openai_videos.py``, ``runway.py``, ``fal.py``, ``gemini.py``,
+all on the job machinery of ``protocols/common.py``) only decides what its wire format looks
+like; *when* a fault fires is decided here, once, so every protocol misbehaves in the same
+measurable way.
 
 This module must not import Django: the simulator runs in test threads and as a bare process.
 """
