@@ -58,6 +58,12 @@ def test_up_serves_the_app_and_generates_a_video(tmp_path: Path) -> None:
         banner = log.read_text()
         assert "Reelhouse is running at" in banner
         assert "Sign in as 'admin'" in banner
+        # Exactly the Procfile's processes (one worker asked for, a dispatch worker per lane),
+        # after the embedded Redis it provisioned.
+        assert (
+            "Processes (from Procfile): redis, web.1, worker.1, dispatch.1, dispatch.2, "
+            "scheduler.1, simulator.1\n" in banner
+        )
 
         manage = [sys.executable, "manage.py"]
         subprocess.run(
