@@ -50,7 +50,7 @@ class Backoff:
     # Each delay is drawn from [(1 - jitter) * d, d], so processes that died together (Redis went
     # away under every worker) do not all come back in the same instant.
     jitter: float = 0.5
-    healthy_after: float = 30.0
+    healthy_after: float = 10.0
     loud_after: int = 5
 
     def delay(self, failures: int, rng: random.Random) -> float:
