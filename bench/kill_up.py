@@ -349,12 +349,21 @@ def measure_resume(
     from workspace.generations.models import Generation
 
     client = httpx.Client(timeout=5)
+    from django.db.models import Q
+
+    # Work the provider already had when Redis died: every one of its jobs went with Redis.
+    in_flight = set(
+        Generation.objects.filter(
+            status__in=["submitting", "in_progress", "downloading"]
+        ).values_list("id", flat=True)
+    )
+    all_progressed = None
 
     socket_path = var / "redis" / "redis.sock"
     back = first_request = first_progress = None
     requests_at_back = 0
-    limit = time.time() + 120
-    while time.time() < limit and (first_request is None or first_progress is None):
+    limit = time.time() + 240
+    while time.time() < limit and None in (first_request, first_progress, all_progressed):
         now = time.time()
         if back is None:
             try:
@@ -377,6 +386,16 @@ def measure_resume(
                 )["at"]
                 if latest is not None and latest.timestamp() > back:
                     first_progress = now
+            if all_progressed is None:
+                close_old_connections()
+                moment = datetime.fromtimestamp(back, UTC)
+                waiting = (
+                    Generation.objects.filter(pk__in=in_flight)
+                    .exclude(Q(updated_at__gt=moment) | Q(last_polled_at__gt=moment))
+                    .count()
+                )
+                if not waiting:
+                    all_progressed = now
         time.sleep(0.1)
     close_old_connections()
 
@@ -389,6 +408,8 @@ def measure_resume(
         "answering_after_s": since(back),
         "first_provider_request_after_s": since(first_request),
         "first_generation_progress_after_s": since(first_progress),
+        "in_flight_at_kill": len(in_flight),
+        "all_in_flight_progressed_after_s": since(all_progressed),
     }
 
 

@@ -60,8 +60,8 @@ class Command(BaseCommand):
         while not stop.is_set():
             if self._redis_lost():
                 logger.warning(
-                    "Redis has lost its data (restarted empty or flushed): "
-                    "re-enqueueing the work in flight now"
+                    "Redis holds none of Reelhouse's jobs (a fresh start, or it restarted "
+                    "empty or was flushed): re-enqueueing the work in flight now"
                 )
                 if _sweep(stale_after=stale_after, redis_lost=True):
                     redis_mark()
