@@ -222,6 +222,16 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 raise SystemExit(f"up did not start:\n{log_path.read_text()[-3000:]}")
             time.sleep(0.2)
         banner = re.search(r"Processes \(from Procfile\): (.*)", log_path.read_text())
+        # The banner comes as the processes start; the clock starts once the web server answers.
+        while True:
+            try:
+                if client.get(web).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if up.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the web server never answered:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
         started = time.monotonic()
         submitted = 0
         next_kill = started + rng.uniform(2, 5)
