@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     call_command("migrate", interactive=False, verbosity=0)
     from workspace.billing.models import LedgerEntry
     from workspace.generations.models import Generation
-    from workspace.generations.services import generation_submit
+    from workspace.generations.submission import generation_submit
     from workspace.projects.models import Role
     from workspace.projects.services import membership_add, project_create
     from workspace.providers.models import Channel

@@ -24,7 +24,7 @@ from django.db import connections
 
 from workspace.billing.services import reservations_close_orphans
 from workspace.core.rq import enqueue_overdue_scheduled, redis_data_lost, redis_mark
-from workspace.generations.services import generations_resume_stalled
+from workspace.generations.recovery import generations_resume_stalled
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +86,7 @@ def _sweep(*, stale_after: timedelta, redis_lost: bool) -> bool:
         overdue = enqueue_overdue_scheduled()
         if overdue:
             logger.info("enqueued %d overdue scheduled jobs", overdue)
-        # After a loss nothing in flight has a job any more, however recent its progress.
-        resumed = generations_resume_stalled(
-            stale_after=timedelta(0) if redis_lost else stale_after
-        )
+        resumed = generations_resume_stalled(stale_after=stale_after, jobs_lost=redis_lost)
         if resumed:
             logger.info("resumed %d stalled generations", resumed)
         # A worker that died between a final state and its settle/release leaves a
