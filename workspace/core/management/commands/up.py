@@ -21,6 +21,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 
 from workspace.core import embedded_redis
 from workspace.core.procfile import ProcfileError, procfile_read, procfile_specs
@@ -124,6 +125,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  Processes (from {procfile.name}): {names}")
         self.stdout.write("  Press Ctrl-C to stop.\n")
         self.stdout.flush()
+        connections.close_all()  # provisioning is done; supervising needs no database
         supervisor.run(stop)
 
     def _ensure_admin(self) -> str:
