@@ -19,6 +19,7 @@ from django.urls import reverse
 from workspace.billing.policy import UNREGISTERED, failure_is_charged
 from workspace.providers import registry
 from workspace.providers.adapters.base import HTTPAdapter
+from workspace.providers.checks import check_simulated_apis
 from workspace.providers.errors import ErrorClass
 from workspace.providers.integrations.openai_videos.adapter import OpenAIVideosAdapter
 from workspace.providers.models import Channel
@@ -282,3 +283,13 @@ def test_the_simulator_and_registry_load_without_django() -> None:
     )
     for spec in PROVIDERS.values():
         assert f"{spec.label} under {spec.simulator_path}" in " ".join(usage.stdout.split())
+
+
+def test_a_wrong_simulator_pointer_fails_the_start_up_checks(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    assert check_simulated_apis() == []
+    moved = dataclasses.replace(OPENAI, simulator_path="/v2")
+    monkeypatch.setattr(
+        "workspace.providers.checks.PROVIDERS", {**PROVIDERS, "openai_videos": moved}
+    )
+    [error] = check_simulated_apis()
+    assert error.id == "providers.E001" and "mounts it at '/v2'" in error.msg
