@@ -144,7 +144,7 @@ def test_billing_reads_each_provider_policy_from_its_spec(kind: str) -> None:
             )
             assert (
                 failure_is_charged(
-                    protocol=kind,
+                    kind=kind,
                     error_class=error_class.value,
                     provider_finished=False,
                     provider_accepted=accepted,
@@ -157,7 +157,7 @@ def test_an_unregistered_kind_is_billed_conservatively_and_logged(caplog) -> Non
     caplog.set_level(logging.ERROR, logger="workspace.billing.policy")
     for error_class in UNREGISTERED.charged_after_acceptance:
         assert failure_is_charged(
-            protocol="removed_provider",
+            kind="removed_provider",
             error_class=error_class,
             provider_finished=False,
             provider_accepted=True,

@@ -50,9 +50,10 @@ def billing_policy(kind: str) -> BillingPolicy:
 
 
 def failure_is_charged(
-    *, protocol: str, error_class: str, provider_finished: bool, provider_accepted: bool = False
+    *, kind: str, error_class: str, provider_finished: bool, provider_accepted: bool = False
 ) -> bool:
-    policy = billing_policy(protocol)
+    """Whether a failed generation of a channel of this provider ``kind`` is counted as spent."""
+    policy = billing_policy(kind)
     if provider_finished and policy.charges_finished_renders:
         return True
     if provider_accepted and error_class in policy.charged_after_acceptance:
