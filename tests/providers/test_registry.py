@@ -188,9 +188,14 @@ def test_a_spec_missing_a_piece_cannot_be_built(missing: str) -> None:
 
 class _Unfinished(HTTPAdapter):
     catalog = OPENAI.catalog
+    classify = OpenAIVideosAdapter.classify
 
     def create(self, request):  # type: ignore[no-untyped-def]
         raise NotImplementedError
+
+
+class _Unclassified(OpenAIVideosAdapter):
+    classify = HTTPAdapter.classify
 
 
 @pytest.mark.parametrize(
@@ -202,6 +207,7 @@ class _Unfinished(HTTPAdapter):
         ({"kind": "New-Provider"}, "kind must be"),
         ({"adapter": object}, "adapter must be an HTTPAdapter subclass"),
         ({"adapter": _Unfinished}, "_Unfinished does not implement download, retrieve"),
+        ({"adapter": _Unclassified}, "_Unclassified does not set classify"),
         ({"api_key_env": "NEWCOMER_PASSWORD"}, "must end in _KEY, _SECRET or _TOKEN"),
         ({"base_url_env": "newcomer url"}, "is not an environment variable name"),
         ({"official_base_url": "http://api.example"}, "must be an https:// address"),

@@ -101,6 +101,8 @@ class ProviderSpec:
         if inspect.isabstract(self.adapter):
             missing = ", ".join(sorted(getattr(self.adapter, "__abstractmethods__", ())))
             self._fail(f"{self.adapter.__name__} does not implement {missing}")
+        if self.adapter.classify is HTTPAdapter.classify:
+            self._fail(f"{self.adapter.__name__} does not set classify (its error classifier)")
         catalog = getattr(self.adapter, "catalog", None)
         if not isinstance(catalog, Catalog) or not catalog.models:
             self._fail(f"{self.adapter.__name__}.catalog must be a Catalog with models")

@@ -15,7 +15,7 @@ from workspace.providers.catalog import Catalog
 from workspace.providers.errors import ErrorClass, ProviderError
 from workspace.providers.http import Circuit, Pacer, ProviderHTTP
 
-# No provider's clip comes near this; a larger answer is refused rather than stored.
+# The largest file taken from a provider; a larger answer is refused, never stored.
 MAX_DOWNLOAD_BYTES = 2 * 1024**3
 
 
