@@ -25,6 +25,11 @@ Beyond that, per protocol (sources: ``shared/reference/video-providers.md`` and
 * **runway**: undocumented ("whether a failed or moderated task is charged is not
   documented"), so moderation and provider failures of accepted tasks are counted until
   someone checks the organisation's usage endpoint; budgets then never overspend.
+* **luma**: undocumented as well. Luma's error guide names ``budget_exhausted`` ("ran out of
+  funds mid-generation"), so spending happens while a generation runs, but says nothing of
+  whether a moderated or failed one is billed. Moderation and provider failures of accepted
+  generations, including the retryable ``generation_failed``/``output_not_found`` (classed
+  ``overloaded``), are counted until Luma's usage report shows otherwise.
 """
 
 from __future__ import annotations
@@ -57,6 +62,16 @@ BILLING_POLICIES: dict[str, BillingPolicy] = {
         charged_failures=_ALWAYS,
         charged_after_acceptance=frozenset(
             {ErrorClass.MODERATION.value, ErrorClass.PROVIDER_FAILED.value}
+        ),
+    ),
+    "luma": BillingPolicy(
+        charged_failures=_ALWAYS,
+        charged_after_acceptance=frozenset(
+            {
+                ErrorClass.MODERATION.value,
+                ErrorClass.PROVIDER_FAILED.value,
+                ErrorClass.OVERLOADED.value,
+            }
         ),
     ),
 }

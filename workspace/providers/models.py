@@ -26,23 +26,26 @@ class Protocol(models.TextChoices):
     RUNWAY = "runway", "Runway API"
     FAL = "fal", "fal.ai queue"
     GEMINI = "gemini", "Google Gemini API (Veo)"
+    LUMA = "luma", "Luma Agents API (Ray)"
 
 
 # Where each protocol lives when no base URL is configured, the environment variable its
 # official SDK reads a base URL from, and the path the simulator serves it under. Runway's and
-# Google's base URLs are the host's root (the adapters add /v1 and /v1beta); fal's variable,
-# like its SDK's, may hold a bare host (queue.fal.run).
+# Google's base URLs are the host's root (the adapters add /v1 and /v1beta); Luma's ends in /v1,
+# as its SDK's does; fal's variable, like its SDK's, may hold a bare host (queue.fal.run).
 OFFICIAL_BASE_URLS = {
     Protocol.OPENAI_VIDEOS: "https://api.openai.com/v1",
     Protocol.RUNWAY: "https://api.dev.runwayml.com",
     Protocol.FAL: "https://queue.fal.run",
     Protocol.GEMINI: "https://generativelanguage.googleapis.com",
+    Protocol.LUMA: "https://agents.lumalabs.ai/v1",
 }
 BASE_URL_ENV = {
     Protocol.OPENAI_VIDEOS: "OPENAI_BASE_URL",
     Protocol.RUNWAY: "RUNWAYML_BASE_URL",
     Protocol.FAL: "FAL_QUEUE_RUN_HOST",
     Protocol.GEMINI: "GOOGLE_GEMINI_BASE_URL",
+    Protocol.LUMA: "LUMA_BASE_URL",
 }
 # The key's environment variable as each official SDK names it: a channel's default.
 API_KEY_ENV = {
@@ -50,12 +53,14 @@ API_KEY_ENV = {
     Protocol.RUNWAY: "RUNWAYML_API_SECRET",
     Protocol.FAL: "FAL_KEY",
     Protocol.GEMINI: "GEMINI_API_KEY",
+    Protocol.LUMA: "LUMA_AGENTS_API_KEY",
 }
 SIMULATOR_PATHS = {
     Protocol.OPENAI_VIDEOS: "/v1",
     Protocol.RUNWAY: "/runway",
     Protocol.FAL: "/fal",
     Protocol.GEMINI: "/gemini",
+    Protocol.LUMA: "/luma/v1",
 }
 SIMULATOR_KEY = "simulator-key"
 # Real keys are far shorter (fal's key_id:key_secret is about 100 characters).

@@ -12,6 +12,7 @@ from workspace.core.rq import get_redis
 from workspace.providers.adapters.base import VideoAdapter
 from workspace.providers.adapters.fal import FalQueueAdapter
 from workspace.providers.adapters.gemini import GeminiVeoAdapter
+from workspace.providers.adapters.luma import LumaAdapter
 from workspace.providers.adapters.openai_videos import OpenAIVideosAdapter
 from workspace.providers.adapters.runway import RunwayAdapter
 from workspace.providers.circuit import ChannelCircuit
@@ -108,12 +109,14 @@ ADAPTER_CLASSES: dict[
     type[OpenAIVideosAdapter]
     | type[RunwayAdapter]
     | type[FalQueueAdapter]
-    | type[GeminiVeoAdapter],
+    | type[GeminiVeoAdapter]
+    | type[LumaAdapter],
 ] = {
     Protocol.OPENAI_VIDEOS: OpenAIVideosAdapter,
     Protocol.RUNWAY: RunwayAdapter,
     Protocol.FAL: FalQueueAdapter,
     Protocol.GEMINI: GeminiVeoAdapter,
+    Protocol.LUMA: LumaAdapter,
 }
 
 

@@ -101,11 +101,13 @@ def run(options: Mapping[str, Any], write: Callable[[str], object] = print) -> N
                if value != config_snapshot(SimulatorConfig())[key]}
     keys = "any non-empty key" if config.api_keys is None else "only --api-key keys"
     write(
-        f"Reelhouse provider simulator (OpenAI Videos, Runway, fal, Gemini) listening on {url}\n"
+        f"Reelhouse provider simulator (OpenAI Videos, Runway, fal, Gemini, Luma) listening on "
+        f"{url}\n"
         f"  OpenAI base URL:  {url}/v1   (Bearer; {keys})\n"
         f"  Runway base URL:  {url}/runway   (Bearer + X-Runway-Version; {keys})\n"
         f"  fal queue URL:    {url}/fal   (Authorization: Key; {keys})\n"
         f"  Gemini base URL:  {url}/gemini   (x-goog-api-key; {keys})\n"
+        f"  Luma base URL:    {url}/luma/v1   (Bearer; {keys})\n"
         f"  output files:     {url}/cdn/...   (signed links, no key)\n"
         f"  switches set:     {json.dumps(changed) if changed else 'defaults'}\n"
         f"  state/counters:   curl {url}/_sim/state\n"
@@ -137,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m workspace.simulator",
         description=(
             "Run the Reelhouse provider simulator: OpenAI Videos under /v1, Runway under /runway, "
-            "the fal queue under /fal and the Gemini API (Veo) under /gemini."
+            "the fal queue under /fal, the Gemini API (Veo) under /gemini and the Luma Agents API "
+            "under /luma."
         ),
     )
     add_arguments(parser)

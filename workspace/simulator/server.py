@@ -38,6 +38,7 @@ from workspace.simulator.media import media_cache
 from workspace.simulator.protocols.common import MediaHost
 from workspace.simulator.protocols.fal import FalQueueProtocol
 from workspace.simulator.protocols.gemini import GeminiVeoProtocol
+from workspace.simulator.protocols.luma import LumaProtocol
 from workspace.simulator.protocols.openai_videos import (
     SECONDS,
     SIZES,
@@ -220,13 +221,14 @@ class SimulatorServer:
                  media_cache_dir: str | Path | None = None) -> None:
         self._ctx = SimContext(config if config is not None else SimulatorConfig())
         self._media = media_cache(Path(media_cache_dir) if media_cache_dir else None)
-        # The output files of Runway, fal and Gemini jobs live on the simulated CDN under /cdn.
+        # The output files of Runway, fal, Gemini and Luma jobs live on the simulated CDN, /cdn.
         cdn = MediaHost(self._ctx, self._media)
         self._protocols: list[Protocol] = [
             OpenAIVideosProtocol(self._ctx, self._media),
             RunwayProtocol(self._ctx, self._media, cdn),
             FalQueueProtocol(self._ctx, self._media, cdn),
             GeminiVeoProtocol(self._ctx, self._media, cdn),
+            LumaProtocol(self._ctx, self._media, cdn),
             cdn,
         ]
         self._connections: set[socket.socket] = set()

@@ -1,0 +1,241 @@
+"""The Luma Agents API (``https://agents.lumalabs.ai/v1``), as lumalabs/luma-agents-python 0.5.0
+and docs.agents.lumalabs.ai describe it. This is the surface Luma's own docs point new code to;
+the older Dream Machine API (``api.lumalabs.ai/dream-machine/v1``, SDK ``lumaai``) is not used.
+
+- Every call sends ``Authorization: Bearer <LUMA_AGENTS_API_KEY>``; the base URL includes ``/v1``
+  (``LUMA_BASE_URL`` in the SDK).
+- ``create`` posts ``{"model": "ray-3.2", "type": "video", "prompt", "aspect_ratio",
+  "video": {"resolution", "duration"}}`` to ``/generations``, with a first frame as
+  ``video.start_frame`` (inline base64 ``data`` plus ``media_type``); the answer is the
+  generation, whose ``id`` is the job id.
+- ``retrieve`` reads ``/generations/{id}``: ``queued``, ``processing``, ``completed`` (with
+  ``output[].url``, presigned for one hour) or ``failed`` (with ``failure_code`` and
+  ``failure_reason``). Luma reports no progress.
+- ``download`` reads the generation again for a fresh presigned URL and fetches it without the key.
+- The API has only those two endpoints: no list (``can_list`` False) and no cancel or delete
+  (``can_cancel`` False).
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any, BinaryIO
+
+import httpx
+
+from workspace.providers.adapters.base import HTTPAdapter, JobStatus, ProviderJob, VideoRequest
+from workspace.providers.catalog import LUMA, size_parts
+from workspace.providers.errors import ErrorClass, ProviderError
+from workspace.providers.http import classify_file_response, retry_after_seconds
+
+MAX_DOWNLOAD_BYTES = 2 * 1024**3
+_STATES = {
+    "queued": JobStatus.QUEUED,
+    "processing": JobStatus.IN_PROGRESS,
+    "completed": JobStatus.COMPLETED,
+    "failed": JobStatus.FAILED,
+}
+# docs.agents.lumalabs.ai/guides/error-handling, "Asynchronous failures". Luma calls
+# generation_failed and output_not_found retryable ("retry same request"): its own trouble.
+_FAILURES = {
+    "content_moderated": ErrorClass.MODERATION,
+    "generation_failed": ErrorClass.OVERLOADED,
+    "output_not_found": ErrorClass.OVERLOADED,
+    "rate_limited": ErrorClass.RATE_LIMITED,
+    "budget_exhausted": ErrorClass.QUOTA_EXHAUSTED,
+    "image_too_large": ErrorClass.INVALID_REQUEST,
+    "unsupported_format": ErrorClass.INVALID_REQUEST,
+    "corrupt_input": ErrorClass.INVALID_REQUEST,
+    "invalid_request": ErrorClass.INVALID_REQUEST,
+}
+
+
+def _message(response: httpx.Response) -> str:
+    """Luma's ``detail``: a sentence, or (unconfirmed) a validation list of ``{loc, msg}``."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, str) and detail.strip():
+        return detail.strip()[:500]
+    if isinstance(detail, list):
+        parts = [
+            str(item.get("msg")) for item in detail if isinstance(item, dict) and item.get("msg")
+        ]
+        if parts:
+            return "; ".join(parts)[:500]
+    text = response.text.strip()[:300]
+    return text or f"HTTP {response.status_code} {response.reason_phrase}"
+
+
+def classify_response(response: httpx.Response) -> ProviderError:
+    """Luma's HTTP answers (docs.agents.lumalabs.ai/guides/error-handling), classified once."""
+    message = _message(response)
+    status = response.status_code
+
+    def error(error_class: ErrorClass) -> ProviderError:
+        return ProviderError(
+            error_class, message, retry_after=retry_after_seconds(response.headers)
+        )
+
+    if status == 402:
+        return error(ErrorClass.QUOTA_EXHAUSTED)
+    if status == 429:
+        # RPM or concurrent-job limit; Luma sends Retry-After with it.
+        return error(ErrorClass.RATE_LIMITED)
+    if status in (401, 403):
+        # 403 is a suspended or deactivated client: an admin has to act, as for a bad key.
+        return error(ErrorClass.AUTH)
+    if status == 404:
+        return error(ErrorClass.NOT_FOUND)
+    if status in (408, 409):
+        return error(ErrorClass.NETWORK)
+    if status >= 500:
+        # 502 upstream unavailable, 503 image ingestion unavailable: "retry with backoff".
+        return error(ErrorClass.OVERLOADED)
+    # 400 bad parameters, 413 media too large, 422 rejected combination or bad media.
+    return error(ErrorClass.INVALID_REQUEST)
+
+
+def classify_failure(code: str | None, reason: str | None) -> ProviderError:
+    """A failed generation's ``failure_code``; an unknown code is a plain provider failure."""
+    message = reason or "Luma reported the generation as failed without a reason."
+    return ProviderError(
+        _FAILURES.get(code or "", ErrorClass.PROVIDER_FAILED), message, code=code or None
+    )
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _video_url(body: dict[str, Any]) -> str | None:
+    """The first output that is a video (an EXR export may sit beside it)."""
+    output = body.get("output")
+    if not isinstance(output, list):
+        return None
+    for item in output:
+        if not isinstance(item, dict) or not isinstance(item.get("url"), str) or not item["url"]:
+            continue
+        if str(item.get("type") or "video").startswith("video"):
+            return str(item["url"])
+    return None
+
+
+def parse_generation(body: Any) -> ProviderJob:
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not body["id"]:
+        raise ProviderError(
+            ErrorClass.PROVIDER_FAILED, "Luma answered with something that is not a generation."
+        )
+    state = str(body.get("state") or "")
+    status = _STATES.get(state)
+    failure: ProviderError | None = None
+    if status is None:
+        # An unknown word is a failure, never "still running": no job waits forever on it.
+        status = JobStatus.FAILED
+        failure = ProviderError(
+            ErrorClass.PROVIDER_FAILED, f"Luma reported an unknown generation state {state!r}."
+        )
+    elif status is JobStatus.FAILED:
+        code, reason = body.get("failure_code"), body.get("failure_reason")
+        failure = classify_failure(
+            code if isinstance(code, str) else None, reason if isinstance(reason, str) else None
+        )
+    elif status is JobStatus.COMPLETED and _video_url(body) is None:
+        status = JobStatus.FAILED
+        failure = ProviderError(
+            ErrorClass.PROVIDER_FAILED, "Luma reported success but gave no video URL."
+        )
+    model = body.get("model")
+    return ProviderJob(
+        id=body["id"],
+        status=status,
+        progress=100 if status is JobStatus.COMPLETED else 0,
+        model=model if isinstance(model, str) else "",
+        created_at=_timestamp(body.get("created_at")),
+        error=failure,
+        raw=body,
+    )
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise ProviderError(
+            ErrorClass.PROVIDER_FAILED, "Luma's answer was not valid JSON."
+        ) from None
+
+
+class LumaAdapter(HTTPAdapter):
+    catalog = LUMA
+    classify = staticmethod(classify_response)
+    protocol = "luma"
+    can_list = False
+    can_cancel = False
+    variants: tuple[str, ...] = ("video",)
+
+    def create(self, request: VideoRequest) -> ProviderJob:
+        aspect_ratio, resolution = size_parts(request.size)
+        video: dict[str, Any] = {"resolution": resolution, "duration": f"{request.seconds}s"}
+        if request.input_reference is not None:
+            video["start_frame"] = {
+                "data": base64.b64encode(request.input_reference).decode(),
+                "media_type": request.input_reference_type or "image/png",
+            }
+        body = {
+            "model": request.model,
+            "type": "video",
+            "prompt": request.prompt,
+            "aspect_ratio": aspect_ratio,
+            "video": video,
+        }
+        response = self._http.request("POST", "generations", creates=True, json=body)
+        job = parse_generation(_json(response))
+        job.model = job.model or request.model
+        job.prompt, job.size, job.seconds = request.prompt, request.size, request.seconds
+        return job
+
+    def retrieve(self, job_id: str) -> ProviderJob:
+        response = self._http.request("GET", f"generations/{job_id}")
+        return parse_generation(_json(response))
+
+    def list_recent(self, *, limit: int = 100, since: datetime | None = None) -> list[ProviderJob]:
+        raise ProviderError(
+            ErrorClass.PROVIDER_FAILED,
+            "Luma cannot list recent generations: its API has no list endpoint, so an "
+            "unanswered create cannot be matched there.",
+        )
+
+    def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str:
+        if variant not in self.variants:
+            raise ProviderError(ErrorClass.INVALID_REQUEST, f"Luma has no {variant!r} file.")
+        # Output URLs are presigned for an hour; the generation gives a fresh one when read.
+        job = self.retrieve(job_id)
+        if job.error is not None:
+            raise job.error
+        url = _video_url(job.raw)
+        if job.status is not JobStatus.COMPLETED or url is None:
+            raise ProviderError(
+                ErrorClass.NOT_FOUND, f"Luma generation {job_id} has no video to download yet."
+            )
+        return self._http.download_url(
+            url,
+            destination=destination,
+            timeout=self._download_timeout,
+            max_bytes=MAX_DOWNLOAD_BYTES,
+            classify=classify_file_response,
+        )
+
+    def delete(self, job_id: str) -> None:
+        raise ProviderError(
+            ErrorClass.PROVIDER_FAILED,
+            "Luma cannot cancel or delete a generation: its API has no such endpoint.",
+        )
