@@ -88,7 +88,7 @@ def _isolated_environment(settings, tmp_path, monkeypatch, redis_conn):  # type:
     for name in (
         "OPENAI_API_KEY", "OPENAI_BASE_URL", "RUNWAYML_API_SECRET", "RUNWAYML_BASE_URL",
         "FAL_KEY", "FAL_QUEUE_RUN_HOST", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL",
-        "OPENAI_WEBHOOK_SECRET",
+        "LUMA_AGENTS_API_KEY", "LUMA_BASE_URL", "OPENAI_WEBHOOK_SECRET",
     ):
         monkeypatch.delenv(name, raising=False)
     settings.REELHOUSE_DELAY_SCALE = 0

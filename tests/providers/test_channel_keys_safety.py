@@ -39,6 +39,7 @@ def change(admin_client, channel: Channel, **fields):  # type: ignore[no-untyped
         "FAL_KEY",
         "GEMINI_API_KEY",
         "GOOGLE_API_KEY",
+        "LUMA_AGENTS_API_KEY",
         "OPENAI_WEBHOOK_SECRET",
         "GATEWAY_B_TOKEN",
     ],
