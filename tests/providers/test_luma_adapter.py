@@ -371,3 +371,18 @@ def test_untrusted_generations_never_leave_a_job_running_forever() -> None:
     assert classify_failure("rate_limited", "x").error_class is ErrorClass.RATE_LIMITED
     unknown = classify_failure("new_code", None)
     assert unknown.error_class is ErrorClass.PROVIDER_FAILED and unknown.message
+
+
+@pytest.mark.parametrize("answer", [b"<html>ok</html>", b'{"state": "queued"}', b"[]"])
+def test_a_yes_to_a_create_that_names_no_generation_is_ambiguous(answer: bytes) -> None:
+    transport = httpx.MockTransport(lambda request: httpx.Response(201, content=answer))
+    adapter = LumaAdapter(
+        base_url=OFFICIAL,
+        api_key=KEY,
+        connect_timeout=1,
+        read_timeout=1,
+        download_timeout=1,
+        transport=transport,
+    )
+    error = raises(lambda: adapter.create(REQUEST), ErrorClass.PROVIDER_FAILED)
+    assert error.create_outcome is CreateOutcome.AMBIGUOUS

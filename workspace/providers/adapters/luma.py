@@ -26,7 +26,7 @@ import httpx
 
 from workspace.providers.adapters.base import HTTPAdapter, JobStatus, ProviderJob, VideoRequest
 from workspace.providers.catalog import LUMA, size_parts
-from workspace.providers.errors import ErrorClass, ProviderError
+from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
 from workspace.providers.http import classify_file_response, retry_after_seconds
 
 MAX_DOWNLOAD_BYTES = 2 * 1024**3
@@ -198,7 +198,12 @@ class LumaAdapter(HTTPAdapter):
             "video": video,
         }
         response = self._http.request("POST", "generations", creates=True, json=body)
-        job = parse_generation(_json(response))
+        try:
+            job = parse_generation(_json(response))
+        except ProviderError as error:
+            # Luma said yes (2xx) but not to what: a paid generation may exist all the same.
+            error.create_outcome = CreateOutcome.AMBIGUOUS
+            raise
         job.model = job.model or request.model
         job.prompt, job.size, job.seconds = request.prompt, request.size, request.seconds
         return job
