@@ -14,7 +14,7 @@ import pytest
 from workspace.billing.models import Kind, LedgerEntry
 from workspace.generations.models import Generation, Status
 from workspace.projects.models import Project
-from workspace.providers.models import Channel, Protocol
+from workspace.providers.models import Channel
 
 from .conftest import PASSWORD
 
@@ -110,8 +110,13 @@ def test_a_member_generates_through_a_luma_channel(
     channel.is_active = False
     channel.save(update_fields=["is_active"])
     luma = Channel.objects.create(
-        slug="luma", name="Luma", protocol=Protocol.LUMA, api_key_env="LUMA_AGENTS_API_KEY",
-        requests_per_minute=60_000, max_in_flight=50, member_max_in_flight=50,
+        slug="luma",
+        name="Luma",
+        protocol="luma",
+        api_key_env="LUMA_AGENTS_API_KEY",
+        requests_per_minute=60_000,
+        max_in_flight=50,
+        member_max_in_flight=50,
     )
     tariq = signed_in(live_server.url, teammate.username)
     page = f"/projects/{project.pk}/"

@@ -20,16 +20,17 @@ from typing import Any, Final, Literal
 
 from workspace.simulator.core import (
     CallKind,
-    Protocol,
     RateVerdict,
     SimContext,
     SimRequest,
     SimResponse,
+    SimulatedAPI,
     format_duration,
     mask_secret,
     render_seconds_for,
 )
 from workspace.simulator.media import CONTENT_TYPES, VARIANTS, MediaCache, MediaError
+from workspace.simulator.protocols.common import MediaHost
 
 MODELS: Final = (
     "sora-2",
@@ -262,12 +263,13 @@ class Job:
         return min(99, int(100 * (elapsed - queued_for) / (self.render_sim - queued_for)))
 
 
-class OpenAIVideosProtocol(Protocol):
+class OpenAIVideosProtocol(SimulatedAPI):
     prefix = "/v1"
     request_id_header = "x-request-id"
     processing_time_header = "openai-processing-ms"
 
-    def __init__(self, ctx: SimContext, media: MediaCache) -> None:
+    def __init__(self, ctx: SimContext, media: MediaCache, cdn: MediaHost | None = None) -> None:
+        # ``cdn`` goes unused: this API serves its files itself (/v1/videos/{id}/content).
         super().__init__(ctx)
         self.media = media
         # Insertion order is creation order, which is what list pages by.

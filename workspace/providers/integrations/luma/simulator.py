@@ -1,5 +1,6 @@
-"""The Luma Agents API (``/v1/...`` under ``/luma``), as lumalabs/luma-agents-python 0.5.0 and
-docs.agents.lumalabs.ai describe it.
+"""The simulated Luma Agents API, mounted at ``/luma/v1`` (the spec's ``simulator_path``), as
+lumalabs/luma-agents-python 0.5.0 and docs.agents.lumalabs.ai describe it. Like every simulated
+API it imports no Django: the simulator runs in test threads and as a bare process.
 
 Simulated: ``POST /v1/generations`` (``type: video``, model ``ray-3.2``; answered 201 with the
 generation) and ``GET /v1/generations/{id}``, with ``Authorization: Bearer``. States are
@@ -23,11 +24,11 @@ from typing import Any, Final
 
 from workspace.simulator.core import (
     CallKind,
-    Protocol,
     RateVerdict,
     SimContext,
     SimRequest,
     SimResponse,
+    SimulatedAPI,
 )
 from workspace.simulator.media import MediaCache
 from workspace.simulator.protocols.common import JobBook, MediaHost, SimJob, request_host
@@ -116,8 +117,8 @@ class _Invalid(Exception):
         self.message = message
 
 
-class LumaProtocol(Protocol):
-    prefix = "/luma"
+class SimulatedLumaAPI(SimulatedAPI):
+    prefix = "/luma/v1"
     request_id_header = "x-request-id"
 
     def __init__(self, ctx: SimContext, media: MediaCache, cdn: MediaHost) -> None:

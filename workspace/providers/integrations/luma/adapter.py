@@ -5,31 +5,34 @@ the older Dream Machine API (``api.lumalabs.ai/dream-machine/v1``, SDK ``lumaai`
 - Every call sends ``Authorization: Bearer <LUMA_AGENTS_API_KEY>``; the base URL includes ``/v1``
   (``LUMA_BASE_URL`` in the SDK).
 - ``create`` posts ``{"model": "ray-3.2", "type": "video", "prompt", "aspect_ratio",
-  "video": {"resolution", "duration"}}`` to ``/generations``, with a first frame as
-  ``video.start_frame`` (inline base64 ``data`` plus ``media_type``); the answer is the
-  generation, whose ``id`` is the job id.
+  "video": {"resolution", "duration"}}`` to ``/generations``; the answer is the generation,
+  whose ``id`` is the job id.
 - ``retrieve`` reads ``/generations/{id}``: ``queued``, ``processing``, ``completed`` (with
   ``output[].url``, presigned for one hour) or ``failed`` (with ``failure_code`` and
   ``failure_reason``). Luma reports no progress.
 - ``download`` reads the generation again for a fresh presigned URL and fetches it without the key.
-- The API has only those two endpoints: no list (``can_list`` False) and no cancel or delete
-  (``can_cancel`` False).
+- The API has only those two endpoints: no list (``can_list`` False, inherited).
 """
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Any, BinaryIO
 
 import httpx
 
-from workspace.providers.adapters.base import HTTPAdapter, JobStatus, ProviderJob, VideoRequest
-from workspace.providers.catalog import LUMA, size_parts
+from workspace.providers.adapters.base import (
+    HTTPAdapter,
+    JobStatus,
+    ProviderJob,
+    VideoRequest,
+    classify_status,
+)
+from workspace.providers.catalog import size_parts
 from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
 from workspace.providers.http import classify_file_response, retry_after_seconds
+from workspace.providers.integrations.luma.catalog import CATALOG
 
-MAX_DOWNLOAD_BYTES = 2 * 1024**3
 _STATES = {
     "queued": JobStatus.QUEUED,
     "processing": JobStatus.IN_PROGRESS,
@@ -74,29 +77,12 @@ def classify_response(response: httpx.Response) -> ProviderError:
     """Luma's HTTP answers (docs.agents.lumalabs.ai/guides/error-handling), classified once."""
     message = _message(response)
     status = response.status_code
-
-    def error(error_class: ErrorClass) -> ProviderError:
-        return ProviderError(
-            error_class, message, retry_after=retry_after_seconds(response.headers)
-        )
-
-    if status == 402:
-        return error(ErrorClass.QUOTA_EXHAUSTED)
-    if status == 429:
-        # RPM or concurrent-job limit; Luma sends Retry-After with it.
-        return error(ErrorClass.RATE_LIMITED)
-    if status in (401, 403):
-        # 403 is a suspended or deactivated client: an admin has to act, as for a bad key.
-        return error(ErrorClass.AUTH)
-    if status == 404:
-        return error(ErrorClass.NOT_FOUND)
-    if status in (408, 409):
-        return error(ErrorClass.NETWORK)
-    if status >= 500:
-        # 502 upstream unavailable, 503 image ingestion unavailable: "retry with backoff".
-        return error(ErrorClass.OVERLOADED)
-    # 400 bad parameters, 413 media too large, 422 rejected combination or bad media.
-    return error(ErrorClass.INVALID_REQUEST)
+    # 402 is Luma's "insufficient balance". Of the rest, 403 is a suspended or deactivated client
+    # (auth: an admin has to act, as for a bad key); 413 and 422 (media too large, rejected
+    # combination, bad media) are invalid requests; 429 carries Retry-After; 502/503 say "retry
+    # with backoff".
+    error_class = ErrorClass.QUOTA_EXHAUSTED if status == 402 else classify_status(status)
+    return ProviderError(error_class, message, retry_after=retry_after_seconds(response.headers))
 
 
 def classify_failure(code: str | None, reason: str | None) -> ProviderError:
@@ -165,41 +151,23 @@ def parse_generation(body: Any) -> ProviderJob:
     )
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise ProviderError(
-            ErrorClass.PROVIDER_FAILED, "Luma's answer was not valid JSON."
-        ) from None
-
-
 class LumaAdapter(HTTPAdapter):
-    catalog = LUMA
+    catalog = CATALOG
     classify = staticmethod(classify_response)
-    protocol = "luma"
-    can_list = False
-    can_cancel = False
-    variants: tuple[str, ...] = ("video",)
+    provider_name = "Luma"
 
     def create(self, request: VideoRequest) -> ProviderJob:
         aspect_ratio, resolution = size_parts(request.size)
-        video: dict[str, Any] = {"resolution": resolution, "duration": f"{request.seconds}s"}
-        if request.input_reference is not None:
-            video["start_frame"] = {
-                "data": base64.b64encode(request.input_reference).decode(),
-                "media_type": request.input_reference_type or "image/png",
-            }
         body = {
             "model": request.model,
             "type": "video",
             "prompt": request.prompt,
             "aspect_ratio": aspect_ratio,
-            "video": video,
+            "video": {"resolution": resolution, "duration": f"{request.seconds}s"},
         }
         response = self._http.request("POST", "generations", creates=True, json=body)
         try:
-            job = parse_generation(_json(response))
+            job = parse_generation(self._json(response))
         except ProviderError as error:
             # Luma said yes (2xx) but not to what: a paid generation may exist all the same.
             error.create_outcome = CreateOutcome.AMBIGUOUS
@@ -210,18 +178,10 @@ class LumaAdapter(HTTPAdapter):
 
     def retrieve(self, job_id: str) -> ProviderJob:
         response = self._http.request("GET", f"generations/{job_id}")
-        return parse_generation(_json(response))
-
-    def list_recent(self, *, limit: int = 100, since: datetime | None = None) -> list[ProviderJob]:
-        raise ProviderError(
-            ErrorClass.PROVIDER_FAILED,
-            "Luma cannot list recent generations: its API has no list endpoint, so an "
-            "unanswered create cannot be matched there.",
-        )
+        return parse_generation(self._json(response))
 
     def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str:
-        if variant not in self.variants:
-            raise ProviderError(ErrorClass.INVALID_REQUEST, f"Luma has no {variant!r} file.")
+        self._check_variant(variant)
         # Output URLs are presigned for an hour; the generation gives a fresh one when read.
         job = self.retrieve(job_id)
         if job.error is not None:
@@ -231,16 +191,4 @@ class LumaAdapter(HTTPAdapter):
             raise ProviderError(
                 ErrorClass.NOT_FOUND, f"Luma generation {job_id} has no video to download yet."
             )
-        return self._http.download_url(
-            url,
-            destination=destination,
-            timeout=self._download_timeout,
-            max_bytes=MAX_DOWNLOAD_BYTES,
-            classify=classify_file_response,
-        )
-
-    def delete(self, job_id: str) -> None:
-        raise ProviderError(
-            ErrorClass.PROVIDER_FAILED,
-            "Luma cannot cancel or delete a generation: its API has no such endpoint.",
-        )
+        return self._download_url(url, destination=destination, classify=classify_file_response)
