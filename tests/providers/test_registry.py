@@ -19,7 +19,7 @@ from django.urls import reverse
 from workspace.billing.policy import UNREGISTERED, failure_is_charged
 from workspace.providers import registry
 from workspace.providers.adapters.base import HTTPAdapter
-from workspace.providers.checks import check_simulated_apis
+from workspace.providers.apps import check_simulated_apis
 from workspace.providers.errors import ErrorClass
 from workspace.providers.integrations.openai_videos.adapter import OpenAIVideosAdapter
 from workspace.providers.models import Channel
@@ -295,7 +295,7 @@ def test_a_wrong_simulator_pointer_fails_the_start_up_checks(monkeypatch) -> Non
     assert check_simulated_apis() == []
     moved = dataclasses.replace(OPENAI, simulator_path="/v2")
     monkeypatch.setattr(
-        "workspace.providers.checks.PROVIDERS", {**PROVIDERS, "openai_videos": moved}
+        "workspace.providers.registry.PROVIDERS", {**PROVIDERS, "openai_videos": moved}
     )
     [error] = check_simulated_apis()
     assert error.id == "providers.E001" and "mounts it at '/v2'" in error.msg

@@ -75,7 +75,16 @@ class VideoAdapter(Protocol):
         self, *, limit: int = 100, since: datetime | None = None
     ) -> list[ProviderJob]: ...
 
-    def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str: ...
+    # ``retrieved`` is the job as a status check just read it: an adapter whose files are named
+    # in the job itself uses it instead of retrieving the job again.
+    def download(
+        self,
+        job_id: str,
+        *,
+        variant: str,
+        destination: BinaryIO,
+        retrieved: ProviderJob | None = None,
+    ) -> str: ...
 
     def close(self) -> None: ...
 
@@ -145,7 +154,14 @@ class HTTPAdapter(ABC):
     def retrieve(self, job_id: str) -> ProviderJob: ...
 
     @abstractmethod
-    def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str: ...
+    def download(
+        self,
+        job_id: str,
+        *,
+        variant: str,
+        destination: BinaryIO,
+        retrieved: ProviderJob | None = None,
+    ) -> str: ...
 
     def list_recent(self, *, limit: int = 100, since: datetime | None = None) -> list[ProviderJob]:
         """Recent jobs, newest first; only where ``can_list`` (which the subclass overrides)."""

@@ -232,7 +232,14 @@ class FalQueueAdapter(HTTPAdapter):
     def _result(self, path: str) -> Any:
         return self._json(self._http.request("GET", path))
 
-    def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str:
+    def download(
+        self,
+        job_id: str,
+        *,
+        variant: str,
+        destination: BinaryIO,
+        retrieved: ProviderJob | None = None,
+    ) -> str:
         self._check_variant(variant)
         _, path = self._request_path(job_id)
         url = _video_url(self._result(path))

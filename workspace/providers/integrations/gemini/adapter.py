@@ -241,9 +241,16 @@ class GeminiVeoAdapter(HTTPAdapter):
         response = self._http.request("GET", f"{API_VERSION}/{job_id.lstrip('/')}")
         return parse_operation(self._json(response))
 
-    def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str:
+    def download(
+        self,
+        job_id: str,
+        *,
+        variant: str,
+        destination: BinaryIO,
+        retrieved: ProviderJob | None = None,
+    ) -> str:
         self._check_variant(variant)
-        job = self.retrieve(job_id)
+        job = retrieved if retrieved is not None else self.retrieve(job_id)
         if job.error is not None:
             raise job.error
         uri = video_uri(job.raw)

@@ -184,10 +184,18 @@ class RunwayAdapter(HTTPAdapter):
         response = self._http.request("GET", f"v1/tasks/{job_id}")
         return parse_task(self._json(response))
 
-    def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str:
+    def download(
+        self,
+        job_id: str,
+        *,
+        variant: str,
+        destination: BinaryIO,
+        retrieved: ProviderJob | None = None,
+    ) -> str:
         self._check_variant(variant)
-        # Output URLs expire; the task gives a fresh one each time it is read.
-        job = self.retrieve(job_id)
+        # Output URLs expire; the task gives a fresh one each time it is read (the check that
+        # saw it finish has just read it).
+        job = retrieved if retrieved is not None else self.retrieve(job_id)
         url = _output_url(job.raw)
         if job.error is not None:
             raise job.error
