@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -200,6 +201,14 @@ def test_every_call_goes_through_the_pacer_and_the_circuit(simulator) -> None:  
     download(adapter, job.id)
     # One retrieve for a fresh presigned URL, one CDN download: both paced, both recorded.
     assert pacer.calls == ["other", "other"] and circuit.outcomes == [True, True]
+    # Handed the generation the poll just read, the download fetches the file and nothing else.
+    done = adapter.retrieve(job.id)
+    pacer.calls.clear()
+    buffer = io.BytesIO()
+    assert adapter.download(job.id, variant="video", destination=buffer, retrieved=done) == (
+        "video/mp4"
+    )
+    assert pacer.calls == ["other"] and buffer.getvalue()[4:8] == b"ftyp"
 
 
 def test_a_luma_channel_reaches_the_simulator_without_a_key(simulator, db) -> None:  # type: ignore[no-untyped-def]

@@ -10,7 +10,8 @@ the older Dream Machine API (``api.lumalabs.ai/dream-machine/v1``, SDK ``lumaai`
 - ``retrieve`` reads ``/generations/{id}``: ``queued``, ``processing``, ``completed`` (with
   ``output[].url``, presigned for one hour) or ``failed`` (with ``failure_code`` and
   ``failure_reason``). Luma reports no progress.
-- ``download`` reads the generation again for a fresh presigned URL and fetches it without the key.
+- ``download`` takes the presigned URL from the generation the poll just read (or reads it again)
+  and fetches it without the key.
 - The API has only those two endpoints: no list (``can_list`` False, inherited).
 """
 
@@ -180,10 +181,18 @@ class LumaAdapter(HTTPAdapter):
         response = self._http.request("GET", f"generations/{job_id}")
         return parse_generation(self._json(response))
 
-    def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str:
+    def download(
+        self,
+        job_id: str,
+        *,
+        variant: str,
+        destination: BinaryIO,
+        retrieved: ProviderJob | None = None,
+    ) -> str:
         self._check_variant(variant)
-        # Output URLs are presigned for an hour; the generation gives a fresh one when read.
-        job = self.retrieve(job_id)
+        # Output URLs are presigned for an hour; the generation gives a fresh one each time it is
+        # read, and the check that saw it finish has just read it.
+        job = retrieved if retrieved is not None else self.retrieve(job_id)
         if job.error is not None:
             raise job.error
         url = _video_url(job.raw)

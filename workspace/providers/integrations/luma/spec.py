@@ -30,7 +30,6 @@ SPEC = ProviderSpec(
             }
         ),
     ),
-    # The simulated API lives in this folder too; it imports no Django (the simulator runs bare).
-    simulator="workspace.providers.integrations.luma.simulator:SimulatedLumaAPI",
+    simulator="workspace.simulator.protocols.luma:SimulatedLumaAPI",
     simulator_path="/luma/v1",
 )

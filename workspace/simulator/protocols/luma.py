@@ -1,6 +1,6 @@
-"""The simulated Luma Agents API, mounted at ``/luma/v1`` (the spec's ``simulator_path``), as
-lumalabs/luma-agents-python 0.5.0 and docs.agents.lumalabs.ai describe it. Like every simulated
-API it imports no Django: the simulator runs in test threads and as a bare process.
+"""The simulated Luma Agents API, mounted at ``/luma/v1`` (the spec's ``simulator_path``, which
+is the official base URL's ``/v1``), as lumalabs/luma-agents-python 0.5.0 and
+docs.agents.lumalabs.ai describe it.
 
 Simulated: ``POST /v1/generations`` (``type: video``, model ``ray-3.2``; answered 201 with the
 generation) and ``GET /v1/generations/{id}``, with ``Authorization: Bearer``. States are
