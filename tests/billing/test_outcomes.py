@@ -141,6 +141,9 @@ def test_an_ambiguous_create_that_was_given_up_is_charged(project, teammate) -> 
         ("fal", ErrorClass.INVALID_REQUEST, False, True),
         ("fal", ErrorClass.PROVIDER_FAILED, False, False),
         ("runway", ErrorClass.MODERATION, False, True),
+        ("luma", ErrorClass.MODERATION, False, True),
+        ("luma", ErrorClass.OVERLOADED, False, True),
+        ("luma", ErrorClass.INVALID_REQUEST, False, False),
         ("removed_provider", ErrorClass.MODERATION, False, True),
     ],
 )
@@ -158,7 +161,7 @@ def test_the_billing_table(kind, error_class, finished_at_provider, charged) -> 
 
 
 def test_a_failure_before_the_provider_accepted_the_job_is_never_charged_by_class() -> None:
-    for kind in ("fal", "runway", "removed_provider"):
+    for kind in ("fal", "runway", "luma", "removed_provider"):
         assert not failure_is_charged(
             kind=kind,
             error_class=ErrorClass.INVALID_REQUEST.value,

@@ -38,6 +38,7 @@ def change(admin_client, channel: Channel, **fields):  # type: ignore[no-untyped
     [
         *(spec.api_key_env for spec in PROVIDERS.values()),
         "GOOGLE_API_KEY",
+        "LUMA_AGENTS_API_KEY",
         "OPENAI_WEBHOOK_SECRET",
         "GATEWAY_B_TOKEN",
     ],

@@ -27,6 +27,7 @@ INTEGRATIONS: tuple[str, ...] = (
     "runway",
     "fal",
     "gemini",
+    "luma",
 )
 
 _PACKAGE = "workspace.providers.integrations"
