@@ -32,15 +32,15 @@ from workspace.billing.periods import (
 from workspace.billing.services import budgets_applicable
 from workspace.generations.models import ACTIVE_STATUSES, Generation, Status
 from workspace.projects.models import Project
-from workspace.providers.catalog import CATALOGS
 from workspace.providers.models import Channel
+from workspace.providers.registry import PROVIDERS
 
 logger = logging.getLogger(__name__)
 
 
 def model_label(model_id: str) -> str:
-    for catalog in CATALOGS.values():
-        spec = catalog.get(model_id)
+    for provider in PROVIDERS.values():
+        spec = provider.catalog.get(model_id)
         if spec is not None:
             return spec.label
     return model_id or "(none)"

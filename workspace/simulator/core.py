@@ -418,11 +418,13 @@ class SimContext:
             self._seq = 0
 
 
-class Protocol(ABC):
-    """One provider's wire format, mounted under ``prefix``.
+class SimulatedAPI(ABC):
+    """One provider's wire format (or the shared file host), mounted under ``prefix``.
 
-    The core runs faults, auth and rate limiting in the same order for every protocol and asks
-    the protocol only how to phrase each answer.
+    The core runs faults, auth and rate limiting in the same order for every API and asks the
+    API only how to phrase each answer. A provider's simulated API is named by its spec
+    (``ProviderSpec.simulator``, mounted at ``simulator_path``, which must equal ``prefix``)
+    and built as ``cls(ctx, media, cdn)`` by the server.
     """
 
     prefix: str

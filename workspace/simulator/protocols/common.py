@@ -24,11 +24,11 @@ from typing import Any, Final, Literal
 
 from workspace.simulator.core import (
     CallKind,
-    Protocol,
     RateVerdict,
     SimContext,
     SimRequest,
     SimResponse,
+    SimulatedAPI,
     render_seconds_for,
 )
 from workspace.simulator.media import MediaCache, MediaError
@@ -290,7 +290,7 @@ def _xml_error(status: int, code: str, message: str,
                        headers=dict(headers or {}))
 
 
-class MediaHost(Protocol):
+class MediaHost(SimulatedAPI):
     """Signed output URLs under ``/cdn/{token}/{file}``, shared by every provider protocol."""
 
     prefix = "/cdn"

@@ -20,16 +20,16 @@ from typing import Any, Final
 
 from workspace.simulator.core import (
     CallKind,
-    Protocol,
     RateVerdict,
     SimContext,
     SimRequest,
     SimResponse,
+    SimulatedAPI,
     format_duration,
     mask_secret,
 )
 from workspace.simulator.media import CONTENT_TYPES, VARIANTS, MediaCache, MediaError
-from workspace.simulator.protocols.common import JobBook, SimJob, single
+from workspace.simulator.protocols.common import JobBook, MediaHost, SimJob, single
 
 MODELS: Final = (
     "sora-2",
@@ -222,12 +222,13 @@ class _CreateParams:
     has_reference: bool
 
 
-class OpenAIVideosProtocol(Protocol):
+class OpenAIVideosProtocol(SimulatedAPI):
     prefix = "/v1"
     request_id_header = "x-request-id"
     processing_time_header = "openai-processing-ms"
 
-    def __init__(self, ctx: SimContext, media: MediaCache) -> None:
+    def __init__(self, ctx: SimContext, media: MediaCache, cdn: MediaHost | None = None) -> None:
+        # ``cdn`` goes unused: this API serves its files itself (/v1/videos/{id}/content).
         super().__init__(ctx)
         self.media = media
         self.book = JobBook(ctx, "openai_videos",
