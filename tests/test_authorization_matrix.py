@@ -236,6 +236,7 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
         "POST": cells(L, 404, 404, REDIRECT, 404, 404, 404),
     },
     # --- /v1: Bearer tokens only; a session authenticates nothing (401 for every persona)
+    "api:openapi": {"GET": same(200), "POST": same(405)},  # public, like OpenAI's document
     "api:videos": {"GET": same(401), "POST": same(401)},
     "api:video": {"GET": same(401), "POST": same(405)},
     "api:video_content": {"GET": same(401), "POST": same(405)},

@@ -23,9 +23,10 @@ from workspace.projects.services import project_create
 
 pytestmark = pytest.mark.django_db
 
-SPEC = yaml.safe_load(
-    (Path(__file__).resolve().parents[2] / "docs" / "openai-videos-openapi.yaml").read_text()
+REFERENCE = (
+    Path(__file__).resolve().parents[2] / "workspace/providers/specs/openai-videos-openapi.yaml"
 )
+SPEC = yaml.safe_load(REFERENCE.read_text())
 
 
 def valid(name: str, instance: object) -> None:

@@ -23,12 +23,13 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from workspace.accounts.throttle import client_address
 from workspace.api.errors import ApiError, not_found
 from workspace.api.forms import TokenForm
 from workspace.api.models import ApiToken
+from workspace.api.openapi import openapi_document
 from workspace.api.services import (
     token_authenticate,
     token_create,
@@ -101,6 +102,12 @@ def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
     if token_revoke(token=token, actor=request.user):  # type: ignore[arg-type]
         messages.success(request, f"Revoked “{token.name}”: scripts using it now get a 401.")
     return redirect("api:tokens")
+
+
+@require_safe
+def openapi_json(request: HttpRequest) -> JsonResponse:
+    """The API's OpenAPI document, public like OpenAI's, its server this site's /v1."""
+    return JsonResponse(openapi_document(base_url=request.build_absolute_uri("/v1")))
 
 
 # --- /v1: authentication, errors, headers -------------------------------------------------------
