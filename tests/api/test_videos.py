@@ -79,6 +79,8 @@ def test_multipart_create_and_defaults(api, issue, teammate, project) -> None:  
         ({**CREATE, "prompt": ""}, "prompt"),
         ({**CREATE, "prompt": 12}, "prompt"),
         ({**CREATE, "prompt": "a\x00b"}, "prompt"),
+        ({**CREATE, "prompt": "\ud800"}, "prompt"),
+        ({**CREATE, "model": "sora-2\x00"}, "model"),
         ({**CREATE, "seconds": "five"}, "seconds"),
         ({**CREATE, "seconds": "²"}, "seconds"),
         ({**CREATE, "seconds": True}, "seconds"),
@@ -109,7 +111,13 @@ def test_a_multipart_input_reference_file_is_refused(api, issue, teammate, proje
 
 @pytest.mark.parametrize(
     ("body", "content_type"),
-    [(b"{not json", "application/json"), (b"[1, 2]", "application/json"), (b"\xff\xfe", "application/json"), (b"x", "text/plain")],
+    [
+        (b"{not json", "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b"\xff\xfe", "application/json"),
+        (b"[" * 100_000 + b"]" * 100_000, "application/json"),
+        (b"x", "text/plain"),
+    ],
 )
 def test_unreadable_bodies_are_400s(api, issue, teammate, project, body, content_type) -> None:  # type: ignore[no-untyped-def]
     client = api(issue(teammate, project))

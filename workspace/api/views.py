@@ -195,7 +195,7 @@ def _body(request: HttpRequest) -> dict[str, Any]:
     if request.content_type == "application/json":
         try:
             data = json.loads(request.body or b"{}")
-        except ValueError:
+        except (ValueError, RecursionError, RequestDataTooBig):
             raise ApiError(400, "We could not parse the JSON body of your request.") from None
         if not isinstance(data, dict):
             raise ApiError(400, "The JSON body must be an object of parameters.")
@@ -226,6 +226,11 @@ def _text(data: dict[str, Any], name: str, *, required: bool = False) -> str | N
         return None
     if not isinstance(value, str):
         raise ApiError(400, f"'{name}' must be a string.", name, "invalid_type")
+    try:
+        # JSON may spell lone surrogates ("\ud800"), which no UTF-8 database column can hold.
+        value.encode()
+    except UnicodeEncodeError:
+        raise ApiError(400, f"'{name}' is not valid Unicode text.", name, "invalid_value") from None
     return value
 
 
