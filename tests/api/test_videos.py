@@ -185,6 +185,8 @@ def test_a_token_sees_only_its_scope(api, issue, owner, teammate, outsider, proj
     owners = api(issue(owner))
     assert str(there.pk) not in str(owners.get("/videos").json())
     envelope(owners.get("/videos", **{"OpenAI-Project": str(other.pk)}), 400, "OpenAI-Project")
+    for nonsense in ("9" * 30, "-1", "0", "proj_abc", "1\u00e9"):
+        envelope(owners.get("/videos", **{"OpenAI-Project": nonsense}), 400, "OpenAI-Project")
     # An outsider cannot tell any of them exist.
     stranger = api(issue(outsider))
     assert stranger.get("/videos").json()["data"] == []

@@ -22,6 +22,7 @@ from workspace.api.errors import ApiError, not_found
 from workspace.api.models import ApiToken
 from workspace.billing.selectors import BudgetStatus, budget_statuses
 from workspace.billing.services import price_current
+from workspace.core.converters import MAX_ID
 from workspace.generations.models import TERMINAL_STATUSES, Generation, Status
 from workspace.generations.submission import generation_submit
 from workspace.projects.models import Membership, Project
@@ -106,7 +107,7 @@ def request_project(*, token: ApiToken, header: str | None) -> Project | None:
         Membership.objects.select_related("project")
         .filter(user_id=token.owner_id, project_id=project_id or 0)
         .first()
-        if project_id is not None and 0 < project_id < 2**31
+        if project_id is not None and 0 < project_id <= MAX_ID
         else None
     )
     if membership is None:
