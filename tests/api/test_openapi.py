@@ -86,6 +86,7 @@ def test_the_api_answers_as_documented(api_schema, path: str, method: str) -> No
     @settings(
         max_examples=25,
         deadline=None,
+        database=None,  # no .hypothesis/ directory left in the working tree
         phases=[Phase.explicit, Phase.generate],
         suppress_health_check=list(HealthCheck),
     )
