@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "workspace.providers",
     "workspace.generations",
     "workspace.billing",
+    "workspace.api",
     "workspace.simulator",
 ]
 
