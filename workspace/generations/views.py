@@ -2,20 +2,55 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from workspace.core.files import file_response
 from workspace.generations.forms import GenerationForm
+from workspace.generations.models import Generation
 from workspace.generations.selectors import generation_get_or_404, generations_for_project
 from workspace.generations.submission import generation_cancel, generation_submit
 from workspace.projects.selectors import membership_get_or_404
 from workspace.providers.services import channel_get_default
 
 VARIANT_FIELDS = {"video": "video", "thumbnail": "thumbnail", "spritesheet": "spritesheet"}
+FILENAME_PROMPT_CHARS = 48
+
+
+def download_filename(*, generation: Generation, variant: str, extension: str) -> str:
+    """A name that says what the file shows: the prompt's first words, then a short id.
+
+    e.g. ``paper-boat-drifting-down-a-rainy-street-1a2b3c4d.mp4``; the id keeps two takes of
+    one prompt apart in a downloads folder.
+    """
+    words = slugify(generation.prompt)[:FILENAME_PROMPT_CHARS].rstrip("-")
+    if "-" in words and len(slugify(generation.prompt)) > FILENAME_PROMPT_CHARS:
+        words = words.rsplit("-", 1)[0]  # no half word at the cut
+    stem = f"{words or 'reelhouse'}-{str(generation.pk)[:8]}"
+    suffix = "" if variant == "video" else f"-{variant}"
+    return f"{stem}{suffix}.{extension}"
+
+
+FORM_FIELDS = ("prompt", "model", "size", "seconds")
+
+
+def _refused_form_key(project_id: int) -> str:
+    return f"generations:refused-form:{project_id}"
+
+
+def refused_form_pop(
+    request: HttpRequest, *, project_id: int
+) -> tuple[dict[str, str], dict[str, list[str]]] | None:
+    """The input and service errors of a refused submission, once, for the page it redirected to."""
+    stored = request.session.pop(_refused_form_key(project_id), None)
+    if not isinstance(stored, dict):
+        return None
+    return stored.get("data", {}), stored.get("errors", {})
 
 
 @login_required
@@ -27,6 +62,7 @@ def generation_create(request: HttpRequest, project_id: int) -> HttpResponse:
         raise PermissionDenied("Viewers can watch and download, but not generate.")
     channel = channel_get_default()
     form = GenerationForm(request.POST, channel=channel)
+    service_errors: dict[str, list[str]] = {}
     if form.is_valid():
         try:
             generation_submit(
@@ -39,25 +75,20 @@ def generation_create(request: HttpRequest, project_id: int) -> HttpResponse:
                 seconds=form.cleaned_data["seconds"],
             )
         except ValidationError as error:
-            for field, field_errors in error.message_dict.items():
-                for message in field_errors:
-                    form.add_error(field if field in form.fields else None, message)
+            service_errors = {
+                (field if field in form.fields else NON_FIELD_ERRORS): list(messages_)
+                for field, messages_ in error.message_dict.items()
+            }
         else:
             messages.success(request, "Queued. Watch its progress below.")
             return redirect("projects:detail", project_id=project.pk)
-    # Re-render with the member's input intact and the errors beside the fields.
-    return render(
-        request,
-        "projects/detail.html",
-        {
-            "project": project,
-            "membership": membership,
-            "channel": channel,
-            "form": form,
-            "generations": generations_for_project(project=project),
-        },
-        status=400,
-    )
+    # Post/redirect/get even when refused: the page shows the member's input and the errors
+    # beside the fields, and a reload does not send the form again.
+    request.session[_refused_form_key(project.pk)] = {
+        "data": {name: request.POST.get(name, "") for name in FORM_FIELDS},
+        "errors": service_errors,
+    }
+    return redirect(f"{reverse('projects:detail', args=[project.pk])}#generate-title")
 
 
 @login_required
@@ -118,7 +149,7 @@ def generation_file(
         raise Http404("No such file.")
     download = request.GET.get("download") == "1"
     extension = stored.name.rsplit(".", 1)[-1]
-    filename = f"reelhouse-{str(generation.pk)[:8]}-{variant}.{extension}"
+    filename = download_filename(generation=generation, variant=variant, extension=extension)
     response = file_response(request, stored, filename=filename, as_attachment=download)
     response["Cache-Control"] = "private, max-age=3600"
     return response
