@@ -1,0 +1,139 @@
+"""The project gallery as a team lives in it, in real Chromium (issue 13).
+
+Layout defects are checked at desktop and phone widths; every page visited must load without a
+console error (a CSP violation is one), an uncaught exception or a failed request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth.models import User
+
+from tests.browser.conftest import DESKTOP, PHONE, Tab, expect
+from tests.conftest import PASSWORD
+from workspace.billing.models import Budget, Scope
+from workspace.billing.periods import Period
+from workspace.generations.models import Generation
+from workspace.generations.submission import generation_submit
+from workspace.projects.models import Project, Role
+from workspace.projects.services import membership_add, project_create
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+OpenTab = Callable[..., Tab]
+PROMPT = "A paper boat drifting down a rainy street at dusk"
+# The longest name a project may have, with nothing to break it at.
+LONG_NAME = "Storyboard" + "x" * 110
+
+
+@pytest.fixture
+def make_videos(simulator, run_workers) -> Callable[..., list[Generation]]:  # type: ignore[no-untyped-def]
+    def make(project: Project, user: User, *prompts: str) -> list[Generation]:
+        generations = [
+            generation_submit(
+                project=project, user=user, prompt=prompt, model="sora-2", size="1280x720",
+                seconds=4,
+            )  # fmt: skip
+            for prompt in prompts
+        ]
+        ids = [g.pk for g in generations]
+        run_workers(lambda: all(g.is_terminal for g in Generation.objects.filter(pk__in=ids)))
+        return list(Generation.objects.filter(pk__in=ids).order_by("created_at"))
+
+    return make
+
+
+def test_a_long_unbroken_project_name_widens_no_page_at_390px_or_desktop(
+    open_tab: OpenTab,
+    project: Project,
+    owner: User,
+    make_videos,  # type: ignore[no-untyped-def]
+) -> None:
+    owner.is_staff = owner.is_superuser = True  # the admin usage panel is one of the pages
+    owner.save()
+    Budget.objects.create(scope=Scope.MEMBER, user=owner, period=Period.MONTH, limit_cents=10_000)
+    long_project = project_create(name=LONG_NAME, owner=owner)
+    make_videos(long_project, owner, PROMPT, "W" * 300)
+    make_videos(project, owner, PROMPT)
+    pages = (
+        "/",
+        f"/projects/{long_project.pk}/",
+        f"/projects/{long_project.pk}/members/",
+        "/usage/",
+        "/admin/billing/usagepanel/",
+        "/admin/projects/project/",
+    )
+    for viewport in (PHONE, DESKTOP):
+        tab = open_tab(viewport)
+        tab.sign_in(owner.username)
+        for path in pages:
+            page = tab.visit(path)
+            if path in ("/usage/", "/admin/billing/usagepanel/"):
+                expect(page.locator("main, #content").first).to_contain_text(LONG_NAME[:40])
+            tab.assert_no_horizontal_overflow()
+        tab.watch.check()
+
+
+def test_a_refused_submission_leaves_the_browser_on_the_project_page(
+    open_tab: OpenTab, project: Project, teammate: User
+) -> None:
+    Budget.objects.create(scope=Scope.MEMBER, user=teammate, period=Period.MONTH, limit_cents=30)
+    tab = open_tab(PHONE)
+    tab.sign_in(teammate.username)
+    page = tab.visit(f"/projects/{project.pk}/")
+    page.get_by_label("Prompt").fill(PROMPT)
+    page.get_by_role("button", name="Generate").click()
+    expect(page.get_by_role("alert")).to_contain_text("budget would be exceeded")
+    assert "/generations/" not in page.url, page.url
+    # A reload is a plain GET of the project page: no resubmission, and the error is gone.
+    page.reload()
+    expect(page.get_by_role("alert")).to_have_count(0)
+    expect(page.get_by_label("Prompt")).to_have_value("")
+    assert not Generation.objects.exists()
+    tab.assert_no_horizontal_overflow()
+    tab.watch.check()
+
+
+def test_success_banners_do_not_pile_up(
+    open_tab: OpenTab, project: Project, teammate: User
+) -> None:
+    tab = open_tab(DESKTOP)
+    tab.sign_in(teammate.username)
+    page = tab.visit(f"/projects/{project.pk}/")
+    for number in range(1, 5):
+        page.get_by_label("Prompt").fill(f"{PROMPT}, take {number}")
+        page.get_by_role("button", name="Generate").click()
+        expect(page.locator(f".gen-card:has-text('take {number}')")).to_have_count(1)
+        expect(page.locator(".messages .message")).to_have_count(1)
+    assert Generation.objects.count() == 4
+    tab.watch.check()
+
+
+def test_a_sole_owner_refused_leaving_stays_on_the_members_page(
+    open_tab: OpenTab, project: Project, owner: User
+) -> None:
+    tab = open_tab(PHONE)
+    tab.sign_in(owner.username)
+    page = tab.visit(f"/projects/{project.pk}/members/")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Leave").click()
+    expect(page.get_by_role("status")).to_contain_text("must keep at least one owner")
+    assert page.url.endswith(f"/projects/{project.pk}/members/"), page.url
+    tab.watch.check()
+
+
+def test_a_teammate_in_a_second_project_of_the_same_name_is_refused(
+    open_tab: OpenTab, project: Project, outsider: User
+) -> None:
+    membership_add(project=project, username=outsider.username, role=Role.VIEWER, actor=None)
+    tab = open_tab(PHONE)
+    tab.sign_in(outsider.username, PASSWORD)
+    page = tab.visit("/")
+    page.get_by_label("Project name").fill(project.name.upper())
+    page.get_by_role("button", name="Create project").click()
+    expect(page.get_by_text("There is already a project called")).to_be_visible()
+    assert Project.objects.count() == 1
+    tab.assert_no_horizontal_overflow()
+    tab.watch.check()
