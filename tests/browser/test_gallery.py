@@ -33,9 +33,13 @@ def make_videos(simulator, run_workers) -> Callable[..., list[Generation]]:  # t
     def make(project: Project, user: User, *prompts: str) -> list[Generation]:
         generations = [
             generation_submit(
-                project=project, user=user, prompt=prompt, model="sora-2", size="1280x720",
+                project=project,
+                user=user,
+                prompt=prompt,
+                model="sora-2",
+                size="1280x720",
                 seconds=4,
-            )  # fmt: skip
+            )
             for prompt in prompts
         ]
         ids = [g.pk for g in generations]
