@@ -141,3 +141,52 @@ def test_a_teammate_in_a_second_project_of_the_same_name_is_refused(
     assert Project.objects.count() == 1
     tab.assert_no_horizontal_overflow()
     tab.watch.check()
+
+
+def test_a_teammates_submission_appears_live_on_another_members_open_page(
+    open_tab: OpenTab,
+    project: Project,
+    teammate: User,
+    viewer: User,
+    simulator,
+    run_workers,  # type: ignore[no-untyped-def]
+) -> None:
+    watcher = open_tab(PHONE)
+    watcher.sign_in(viewer.username)
+    seen = watcher.visit(f"/projects/{project.pk}/")
+    expect(seen.get_by_text("No videos yet.")).to_be_visible()
+    # A reload would lose this: the card must come without one.
+    seen.evaluate("() => { window.__notReloaded = true; }")
+    requests: list[str] = []
+    seen.on("request", lambda r: requests.append(r.url))
+
+    author = open_tab(DESKTOP)
+    author.sign_in(teammate.username)
+    page = author.visit(f"/projects/{project.pk}/")
+    page.get_by_label("Prompt").fill(PROMPT)
+    page.get_by_role("button", name="Generate").click()
+    generation = Generation.objects.get()
+
+    card = seen.locator(f"#gen-{generation.pk}")
+    expect(card).to_contain_text(PROMPT)
+    expect(card.locator("[data-status-label]")).to_have_text("Queued")
+
+    run_workers(lambda: Generation.objects.get(pk=generation.pk).is_terminal)
+    expect(card.locator("video")).to_be_visible()
+    expect(card.locator("[data-status-label]")).to_have_text("Ready")
+    assert seen.evaluate("() => window.__notReloaded === true")
+    # One request per interval for the whole page, never one per card.
+    pages = [u for u in requests if "/files/" not in u and "/static/" not in u]
+    assert pages and all(f"/projects/{project.pk}/generations/live/?since=" in u for u in pages), (
+        pages
+    )
+    watcher.assert_no_horizontal_overflow()
+
+    # Relative times are rewritten from their datetime, so none goes stale.
+    seen.evaluate(
+        """() => { const t = document.querySelector('.gen-card time[data-relative]');
+                   t.setAttribute('datetime', new Date(Date.now() - 3 * 3600e3).toISOString()); }"""
+    )
+    expect(card.locator("time[data-relative]")).to_have_text("3 hours ago")
+    watcher.watch.check()
+    author.watch.check()

@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
+from django.db.models import Q
 from django.http import Http404
 
-from workspace.generations.models import Generation, Status
+from workspace.generations.models import ACTIVE_STATUSES, Generation, Status
 from workspace.generations.render_times import render_seconds_estimate
 from workspace.generations.standings import queue_standings
 from workspace.projects.models import Project
@@ -31,13 +34,11 @@ def _attach_progress_clock(generations: list[Generation]) -> None:
         generation.progress_expected = round(expected[key], 2)  # type: ignore[attr-defined]
 
 
-def generations_for_project(*, project: Project, limit: int = 60) -> list[Generation]:
-    """The project's latest generations; queued ones carry ``standing`` (position, reason, ETA)."""
-    generations = list(
-        Generation.objects.filter(project=project)
-        .select_related("created_by", "channel")
-        .order_by("-created_at")[:limit]
-    )
+def generations_decorate(generations: list[Generation]) -> list[Generation]:
+    """Give cards what they show besides the row: the progress clock and queue standings.
+
+    Queued ones carry ``standing`` (position, reason, ETA); one standings call per channel.
+    """
     queued_by_channel: dict[int, list[Generation]] = {}
     for generation in generations:
         generation.standing = None  # type: ignore[attr-defined]
@@ -51,6 +52,40 @@ def generations_for_project(*, project: Project, limit: int = 60) -> list[Genera
         for generation in waiting:
             generation.standing = standings.get(str(generation.pk))  # type: ignore[attr-defined]
     return generations
+
+
+def generations_for_project(*, project: Project, limit: int = 60) -> list[Generation]:
+    """The project's latest generations, ready for cards."""
+    return generations_decorate(
+        list(
+            Generation.objects.filter(project=project)
+            .select_related("created_by", "channel")
+            .order_by("-created_at")[:limit]
+        )
+    )
+
+
+# A row committed a little after the cursor was taken can carry an earlier ``updated_at`` (the
+# time its transaction wrote, not when it became visible), and clocks of web and worker hosts
+# differ a little: every answer repeats this much of the past. Pages skip unchanged cards.
+LIVE_OVERLAP = timedelta(seconds=10)
+LIVE_LIMIT = 100
+
+
+def generations_changed_since(
+    *, project: Project, since: datetime, limit: int = LIVE_LIMIT
+) -> list[Generation]:
+    """What an open project page must redraw: rows changed since ``since`` and every one still
+    in flight (its progress clock and queue position move without the row changing), newest
+    first, at most ``limit``; the same few queries however many videos the project has."""
+    return generations_decorate(
+        list(
+            Generation.objects.filter(project=project)
+            .filter(Q(updated_at__gte=since - LIVE_OVERLAP) | Q(status__in=ACTIVE_STATUSES))
+            .select_related("created_by", "channel")
+            .order_by("-created_at")[:limit]
+        )
+    )
 
 
 def generation_get_or_404(*, project: Project, generation_id: str) -> Generation:

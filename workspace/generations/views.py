@@ -1,19 +1,28 @@
 from __future__ import annotations
 
+import math
+from datetime import UTC, datetime
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from workspace.core.files import file_response
 from workspace.generations.forms import GenerationForm
 from workspace.generations.models import Generation
-from workspace.generations.selectors import generation_get_or_404, generations_for_project
+from workspace.generations.selectors import (
+    generation_get_or_404,
+    generations_changed_since,
+    generations_for_project,
+)
 from workspace.generations.submission import generation_cancel, generation_submit
 from workspace.projects.selectors import membership_get_or_404
 from workspace.providers.services import channel_get_default
@@ -105,6 +114,52 @@ def generation_gallery(request: HttpRequest, project_id: int) -> HttpResponse:
             "generations": generations_for_project(project=membership.project),
         },
     )
+
+
+def _live_since(value: str | None, *, now: datetime) -> datetime | None:
+    """The page's cursor (unix seconds, as the last answer gave it); None if it is not one."""
+    if value is None or value == "":
+        return now
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    # A cursor from the future (a forged one) answers like one from now.
+    if seconds > now.timestamp():
+        return now
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+@login_required
+@require_safe
+def generation_live(request: HttpRequest, project_id: int) -> HttpResponse:
+    """What changed in the project since the page's cursor, as ready-made cards.
+
+    An open project page asks this once per interval, whoever it belongs to, and gets every
+    card that is new or changed (anyone's) plus those still in flight, and the next cursor.
+    """
+    membership = membership_get_or_404(user=request.user, project_id=project_id)
+    now = timezone.now()
+    since = _live_since(request.GET.get("since"), now=now)
+    if since is None:
+        return JsonResponse({"error": "since must be the cursor of an earlier answer"}, status=400)
+    generations = generations_changed_since(project=membership.project, since=since)
+    context = {"project": membership.project, "membership": membership}
+    cards = [
+        {
+            "id": str(generation.pk),
+            "created": f"{generation.created_at.timestamp():.6f}",
+            "html": render_to_string(
+                "generations/_card.html", {**context, "generation": generation}, request=request
+            ),
+        }
+        for generation in generations
+    ]
+    response = JsonResponse({"cursor": f"{now.timestamp():.6f}", "cards": cards})
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

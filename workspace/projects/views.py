@@ -5,6 +5,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from workspace.generations.forms import GenerationForm
@@ -84,6 +85,8 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
             "membership": membership,
             "channel": channel,
             "form": form,
+            # Taken before the query: the page's first live request starts from here.
+            "live_cursor": f"{timezone.now().timestamp():.6f}",
             "generations": generations_for_project(project=membership.project),
         },
     )
