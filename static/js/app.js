@@ -92,13 +92,14 @@
       if (estimate) estimate.textContent = cents ? "About $" + (cents / 100).toFixed(2) + " at list price" : "";
     }
 
-    // “Use this prompt again” links carry the request in the query string.
+    // “Use this prompt again” links carry the request in the query string (with_* names: the
+    // gallery's filters own model, status and the rest).
     function prefillFromUrl() {
       if (!prompt || !window.URLSearchParams) return;
       var params = new URLSearchParams(window.location.search);
       if (!params.has("prompt")) return;
       if (!prompt.value) prompt.value = params.get("prompt");
-      [[model, "model"], [size, "size"], [seconds, "seconds"]].forEach(function (pair) {
+      [[model, "with_model"], [size, "with_size"], [seconds, "with_seconds"]].forEach(function (pair) {
         var value = params.get(pair[1]);
         if (value && Array.prototype.some.call(pair[0].options, function (o) { return o.value === value; })) {
           pair[0].value = value;
@@ -346,6 +347,18 @@
     });
   }
 
+  // ---- Gallery search -----------------------------------------------------------------------
+  // Empty filters stay out of the URL, so a shared search reads "?q=kite&member=tariq".
+  function setUpFilters(form) {
+    var fields = function () { return form.querySelectorAll("input, select"); };
+    form.addEventListener("submit", function () {
+      Array.prototype.forEach.call(fields(), function (el) { if (el.name && !el.value) el.disabled = true; });
+    });
+    window.addEventListener("pageshow", function () {
+      Array.prototype.forEach.call(fields(), function (el) { el.disabled = false; });
+    });
+  }
+
   // ---- Small helpers ----------------------------------------------------------------------
   function setUpConfirm(form) {
     form.addEventListener("submit", function (event) {
@@ -362,6 +375,8 @@
     if (invalid && !document.querySelector("[autofocus]")) invalid.focus();
     var form = document.querySelector("[data-generate-form]");
     if (form) setUpGenerateForm(form);
+    var filters = document.querySelector("form.gallery-filters");
+    if (filters) setUpFilters(filters);
     var gallery = document.getElementById("gallery");
     if (gallery && gallery.getAttribute("data-live-url")) setUpLive(gallery);
     refreshTimes(document);

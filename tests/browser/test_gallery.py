@@ -190,3 +190,73 @@ def test_a_teammates_submission_appears_live_on_another_members_open_page(
     expect(card.locator("time[data-relative]")).to_have_text("3 hours ago")
     watcher.watch.check()
     author.watch.check()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["1280px", "390px"])
+def test_a_member_searches_filters_and_pages_through_every_match(
+    open_tab: OpenTab, project: Project, teammate: User, owner: User, viewport: dict[str, int]
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workspace.generations.selectors import PAGE_SIZE
+
+    start = timezone.now() - timedelta(hours=3)
+    Generation.objects.bulk_create(
+        Generation(
+            project=project,
+            created_by=teammate if i % 2 else owner,
+            channel=project_channel(),
+            model="sora-2",
+            prompt=f"Kites over the dunes, take {i}" if i % 3 else f"A lighthouse in fog, {i}",
+            size="1280x720",
+            seconds=4,
+            status="canceled",
+            created_at=start + timedelta(seconds=i),
+        )
+        for i in range(4 * PAGE_SIZE)
+    )
+    kites = Generation.objects.filter(prompt__startswith="Kites", created_by=teammate).count()
+    assert PAGE_SIZE < kites < 2 * PAGE_SIZE
+    tab = open_tab(viewport)
+    tab.sign_in(teammate.username)
+    page = tab.visit(f"/projects/{project.pk}/")
+    search = page.get_by_role("search", name="Find videos")
+    search.get_by_label("Search").fill("kite")
+    search.get_by_label("Member").select_option(teammate.username)
+    search.get_by_role("button", name="Find").click()
+    # Empty filters stay out of the URL: it reads as the search it is.
+    expect(page).to_have_url(
+        f"{tab.base_url}/projects/{project.pk}/?q=kite&member={teammate.username}"
+    )
+    cards = page.locator(".gen-card")
+    expect(cards).to_have_count(PAGE_SIZE)
+    expect(page.locator(".gen-card", has_text="lighthouse")).to_have_count(0)
+    tab.assert_no_horizontal_overflow()
+
+    page.get_by_role("link", name="Older →").click()
+    expect(cards).to_have_count(kites - PAGE_SIZE)
+    assert "before=" in page.url and "q=kite" in page.url, page.url
+    expect(page.get_by_label("Search")).to_have_value("kite")
+    expect(page.get_by_role("link", name="Older →")).to_have_count(0)
+    tab.assert_no_horizontal_overflow()
+
+    # The URL is the search: opened fresh (shared), it shows the same page.
+    shared = open_tab(viewport)
+    shared.sign_in(teammate.username)
+    again = shared.visit(page.url.removeprefix(tab.base_url))
+    expect(again.locator(".gen-card")).to_have_count(kites - PAGE_SIZE)
+    again.get_by_role("link", name="← Newer").click()
+    expect(again.locator(".gen-card")).to_have_count(PAGE_SIZE)
+    again.get_by_role("link", name="Clear").click()
+    expect(again.locator(".gen-card")).to_have_count(PAGE_SIZE)
+    expect(again.locator(".gen-card", has_text="lighthouse").first).to_be_visible()
+    tab.watch.check()
+    shared.watch.check()
+
+
+def project_channel():  # type: ignore[no-untyped-def]
+    from workspace.providers.models import Channel
+
+    return Channel.objects.get(slug="openai")

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -16,15 +18,19 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from workspace.core.files import file_response
-from workspace.generations.forms import GenerationForm
+from workspace.generations.forms import GalleryFilterForm, GenerationForm
 from workspace.generations.models import Generation
 from workspace.generations.selectors import (
+    GalleryCursor,
+    gallery_page,
     generation_get_or_404,
     generations_changed_since,
     generations_for_project,
 )
 from workspace.generations.submission import generation_cancel, generation_submit
+from workspace.projects.models import Membership, Project
 from workspace.projects.selectors import membership_get_or_404
+from workspace.providers.models import Channel
 from workspace.providers.services import channel_get_default
 
 VARIANT_FIELDS = {"video": "video", "thumbnail": "thumbnail", "spritesheet": "spritesheet"}
@@ -116,6 +122,49 @@ def generation_gallery(request: HttpRequest, project_id: int) -> HttpResponse:
     )
 
 
+def gallery_filter_form(
+    request: HttpRequest, *, project: Project, channel: Channel
+) -> GalleryFilterForm:
+    usernames = list(
+        project.memberships.order_by("user__username").values_list("user__username", flat=True)
+    )
+    models = [(spec.id, spec.label) for spec in channel.catalog.models]
+    return GalleryFilterForm(request.GET or None, usernames=usernames, models=models)
+
+
+def gallery_context(
+    request: HttpRequest, *, membership: Membership, channel: Channel
+) -> dict[str, Any]:
+    """The gallery part of the project page: filters, one keyset page, and real URLs for the
+    pages around it and for the live updates, every filter kept in each of them."""
+    project = membership.project
+    form = gallery_filter_form(request, project=project, channel=channel)
+    filters = form.filters()
+    before = (
+        GalleryCursor.decode(request.GET.get("before", "")) if "before" in request.GET else None
+    )
+    after = GalleryCursor.decode(request.GET.get("after", "")) if "after" in request.GET else None
+    page = gallery_page(project=project, filters=filters, before=before, after=after)
+    kept = {name: request.GET[name] for name in GalleryFilterForm.FIELDS if request.GET.get(name)}
+
+    def link(**cursor: str) -> str:
+        return "?" + urlencode({**kept, **cursor}) if kept or cursor else "?"
+
+    first_page = before is None and after is None
+    live_url = reverse("generations:live", args=[project.pk])
+    return {
+        "filter_form": form,
+        "filters": filters,
+        "generations": page.generations,
+        "older_url": link(before=page.older.encode()) if page.older else None,
+        "newer_url": link(after=page.newer.encode()) if page.newer else None,
+        "newest_url": None if first_page else link(),
+        "clear_url": reverse("projects:detail", args=[project.pk]),
+        "live_url": f"{live_url}?{urlencode(kept)}" if kept else live_url,
+        "live_insert": first_page,
+    }
+
+
 def _live_since(value: str | None, *, now: datetime) -> datetime | None:
     """The page's cursor (unix seconds, as the last answer gave it); None if it is not one."""
     if value is None or value == "":
@@ -145,7 +194,10 @@ def generation_live(request: HttpRequest, project_id: int) -> HttpResponse:
     since = _live_since(request.GET.get("since"), now=now)
     if since is None:
         return JsonResponse({"error": "since must be the cursor of an earlier answer"}, status=400)
-    generations = generations_changed_since(project=membership.project, since=since)
+    form = gallery_filter_form(request, project=membership.project, channel=channel_get_default())
+    generations = generations_changed_since(
+        project=membership.project, since=since, filters=form.filters()
+    )
     context = {"project": membership.project, "membership": membership}
     cards = [
         {

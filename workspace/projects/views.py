@@ -9,8 +9,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from workspace.generations.forms import GenerationForm
-from workspace.generations.selectors import generations_for_project
-from workspace.generations.views import refused_form_pop
+from workspace.generations.views import gallery_context, refused_form_pop
 from workspace.projects.forms import MemberAddForm, MemberRoleForm, ProjectForm
 from workspace.projects.models import Membership, Role
 from workspace.projects.selectors import membership_get_or_404, projects_for_user
@@ -87,7 +86,7 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
             "form": form,
             # Taken before the query: the page's first live request starts from here.
             "live_cursor": f"{timezone.now().timestamp():.6f}",
-            "generations": generations_for_project(project=membership.project),
+            **gallery_context(request, membership=membership, channel=channel),
         },
     )
 
