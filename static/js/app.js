@@ -41,7 +41,7 @@
     function schedule() { setTimeout(tick, delay); }
     function tick() {
       if (document.hidden) { waiting = true; return; }
-      fetch(url, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
+      fetch(typeof url === "function" ? url() : url, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
         .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.text(); })
         .then(function (html) {
           onHtml(html);
@@ -279,11 +279,13 @@
   }
 
   // ---- Live status on a video's own page ----------------------------------------------------
-  // Follows the generation through the project's gallery fragment and reloads the page once
-  // it is final, so the player (or the explanation of the failure) appears by itself.
+  // Follows the generation through the live endpoint (narrowed to this one video, however old)
+  // and reloads the page once it is final, so the player (or the explanation of the failure)
+  // appears by itself.
   function setUpLiveDetail(panel) {
     var id = panel.getAttribute("data-live-generation");
-    var url = panel.getAttribute("data-gallery-url");
+    var base = panel.getAttribute("data-live-url");
+    var cursor = panel.getAttribute("data-live-cursor") || "";
     var labelEl = panel.querySelector("[data-live-label]");
     var bar = panel.querySelector("[role=progressbar]");
     var fill = panel.querySelector(".progress-bar");
@@ -291,12 +293,16 @@
     var note = panel.querySelector("[data-live-note]");
     var announce = announcer(panel.querySelector("[data-live-announcer]"));
     var keepGoing = true;
+    var url = function () { return base + "&since=" + encodeURIComponent(cursor); };
     if (note) note.textContent = "This page updates by itself and shows the video as soon as it is ready.";
-    function apply(html) {
+    function apply(body) {
+      var answer = JSON.parse(body);
+      if (answer.cursor) cursor = answer.cursor;
+      var item = (answer.cards || []).filter(function (c) { return c.id === id; })[0];
+      if (!item) return;  // unchanged since the last answer
       var fresh = document.createElement("div");
-      fresh.innerHTML = html;
-      var card = fresh.querySelector('[data-id="' + id + '"]');
-      if (!card) { keepGoing = false; return; }
+      fresh.innerHTML = item.html;
+      var card = fresh.firstElementChild;
       var parts = (card.getAttribute("data-state") || "").split(":");
       var status = parts[0];
       var progress = parts[1] || "0";

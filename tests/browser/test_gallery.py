@@ -260,3 +260,48 @@ def project_channel():  # type: ignore[no-untyped-def]
     from workspace.providers.models import Channel
 
     return Channel.objects.get(slug="openai")
+
+
+def test_a_videos_own_page_shows_the_player_by_itself_however_old_the_video(
+    open_tab: OpenTab,
+    project: Project,
+    teammate: User,
+    simulator,
+    run_workers,  # type: ignore[no-untyped-def]
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    watched = generation_submit(
+        project=project,
+        user=teammate,
+        prompt=PROMPT,
+        model="sora-2",
+        size="1280x720",
+        seconds=4,
+    )
+    # More than a gallery page of newer videos: the old fragment never listed this one.
+    later = timezone.now() + timedelta(seconds=1)
+    Generation.objects.bulk_create(
+        Generation(
+            project=project,
+            created_by=teammate,
+            channel=project_channel(),
+            model="sora-2",
+            prompt=f"Newer take {i}",
+            size="1280x720",
+            seconds=4,
+            status="canceled",
+            created_at=later + timedelta(seconds=i),
+        )
+        for i in range(70)
+    )
+    tab = open_tab(PHONE)
+    tab.sign_in(teammate.username)
+    page = tab.visit(f"/projects/{project.pk}/generations/{watched.pk}/")
+    expect(page.get_by_text("This page updates by itself")).to_be_visible()
+    run_workers(lambda: Generation.objects.get(pk=watched.pk).is_terminal)
+    expect(page.locator("main video")).to_be_visible()
+    tab.assert_no_horizontal_overflow()
+    tab.watch.check()

@@ -122,3 +122,14 @@ def test_a_cursor_from_the_far_future_answers_like_now(viewer_client, project, t
     running = _make(project, teammate, "Rendering", status=Status.IN_PROGRESS)
     for since in ("1e300", "99999999999"):
         assert [c["id"] for c in _live(viewer_client, project, since)["cards"]] == [str(running.pk)]
+
+
+def test_a_videos_own_page_follows_only_that_video(viewer_client, project, teammate) -> None:  # type: ignore[no-untyped-def]
+    watched = _make(project, teammate, "Watched", status=Status.IN_PROGRESS, age=timedelta(days=2))
+    _make(project, teammate, "Another", status=Status.IN_PROGRESS)
+    url = reverse("generations:live", args=[project.pk])
+    answer = viewer_client.get(url, {"since": "0", "generation": str(watched.pk)}).json()
+    assert [c["id"] for c in answer["cards"]] == [str(watched.pk)]
+    assert viewer_client.get(url, {"generation": "not-an-id"}).status_code == 400
+    page = viewer_client.get(reverse("generations:detail", args=[project.pk, watched.pk]))
+    assert f"{url}?generation={watched.pk}" in page.content.decode()

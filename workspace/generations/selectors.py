@@ -82,16 +82,19 @@ def generations_changed_since(
     project: Project,
     since: datetime,
     filters: GalleryFilters | None = None,
+    generation_id: uuid.UUID | None = None,
     limit: int = LIVE_LIMIT,
 ) -> list[Generation]:
     """What an open project page must redraw: rows changed since ``since`` and every one still
     in flight (its progress clock and queue position move without the row changing), newest
     first, at most ``limit``, narrowed like the page; the same few queries however many videos
     the project has."""
+    queryset = gallery_queryset(project=project, filters=filters or GalleryFilters())
+    if generation_id is not None:  # a video's own page follows only that video
+        queryset = queryset.filter(pk=generation_id)
     return generations_decorate(
         list(
-            gallery_queryset(project=project, filters=filters or GalleryFilters())
-            .filter(Q(updated_at__gte=since - LIVE_OVERLAP) | Q(status__in=ACTIVE_STATUSES))
+            queryset.filter(Q(updated_at__gte=since - LIVE_OVERLAP) | Q(status__in=ACTIVE_STATUSES))
             .select_related("created_by", "channel")
             .order_by("-created_at")[:limit]
         )

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -194,9 +195,18 @@ def generation_live(request: HttpRequest, project_id: int) -> HttpResponse:
     since = _live_since(request.GET.get("since"), now=now)
     if since is None:
         return JsonResponse({"error": "since must be the cursor of an earlier answer"}, status=400)
+    generation_id = None
+    if "generation" in request.GET:
+        try:
+            generation_id = uuid.UUID(request.GET["generation"])
+        except ValueError:
+            return JsonResponse({"error": "generation must be a video's id"}, status=400)
     form = gallery_filter_form(request, project=membership.project, channel=channel_get_default())
     generations = generations_changed_since(
-        project=membership.project, since=since, filters=form.filters()
+        project=membership.project,
+        since=since,
+        filters=form.filters(),
+        generation_id=generation_id,
     )
     context = {"project": membership.project, "membership": membership}
     cards = [
@@ -222,7 +232,12 @@ def generation_detail(request: HttpRequest, project_id: int, generation_id: str)
     return render(
         request,
         "generations/detail.html",
-        {"project": membership.project, "membership": membership, "generation": generation},
+        {
+            "project": membership.project,
+            "membership": membership,
+            "generation": generation,
+            "live_cursor": f"{timezone.now().timestamp():.6f}",
+        },
     )
 
 
