@@ -1,31 +1,42 @@
 from django.db import migrations
 
 
-def rename_duplicates(apps, schema_editor):  # type: ignore[no-untyped-def]
-    """Give every later project of a duplicated name a number: "Launch film (2)".
-
-    The constraint of 0004 would otherwise refuse to be created on a database that already has
-    two projects of one name; the oldest keeps its name, so links people know keep reading true.
-    """
-    Project = apps.get_model("projects", "Project")
-    taken = {name.lower() for name in Project.objects.values_list("name", flat=True)}
+def numbered(names: list[str], max_length: int = 120) -> list[str]:
+    """The names, oldest first, with every later duplicate (ignoring case) given a free number:
+    ["B-roll", "b-ROLL"] → ["B-roll", "b-ROLL (2)"]. The oldest keeps its name."""
+    taken = {name.lower() for name in names}
     seen: set[str] = set()
-    for project in Project.objects.order_by("created_at", "id"):
-        key = project.name.lower()
-        if key not in seen:
-            seen.add(key)
+    result = []
+    for name in names:
+        if name.lower() not in seen:
+            seen.add(name.lower())
+            result.append(name)
             continue
         number = 2
         while True:
             suffix = f" ({number})"
-            candidate = project.name[: 120 - len(suffix)] + suffix
+            candidate = name[: max_length - len(suffix)] + suffix
             if candidate.lower() not in taken:
                 break
             number += 1
         taken.add(candidate.lower())
         seen.add(candidate.lower())
-        project.name = candidate
-        project.save(update_fields=["name"])
+        result.append(candidate)
+    return result
+
+
+def rename_duplicates(apps, schema_editor):  # type: ignore[no-untyped-def]
+    """Number every later project of a duplicated name: "Launch film (2)".
+
+    The constraint of 0004 would otherwise refuse to be created on a database that already has
+    two projects of one name.
+    """
+    Project = apps.get_model("projects", "Project")
+    projects = list(Project.objects.order_by("created_at", "id"))
+    for project, name in zip(projects, numbered([p.name for p in projects]), strict=True):
+        if name != project.name:
+            project.name = name
+            project.save(update_fields=["name"])
 
 
 class Migration(migrations.Migration):
