@@ -215,6 +215,7 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
         "POST": cells(L, 404, 403, REDIRECT, REDIRECT, 404, 404),
     },
     "generations:gallery": _MEMBER_READ,
+    "generations:live": _MEMBER_READ,
     "generations:detail": _MEMBER_READ,
     "generations:file": _MEMBER_READ,
     "generations:cancel": {
@@ -804,6 +805,7 @@ HEAD_PAGES = [
     "projects:detail",
     "projects:members",
     "generations:gallery",
+    "generations:live",
     "generations:detail",
     "generations:file",
     "billing:usage",
