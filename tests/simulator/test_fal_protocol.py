@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -53,8 +53,13 @@ def get(url: str, **kwargs: Any) -> httpx.Response:
                      **kwargs)
 
 
-def test_submit_status_result(fal: httpx.Client, sim: SimulatorServer) -> None:
-    handle = submit(fal)
+def test_submit_status_result(make_server: Callable[..., SimulatorServer]) -> None:
+    # Every phase must be seen, so the queued one lasts 300 ms here, not the fast server's 12 ms
+    # that a loaded machine can sleep through between two status calls.
+    sim = make_server(time_scale=2.0, seed=1234)
+    with httpx.Client(base_url=sim.url + "/fal", headers={"Authorization": f"Key {API_KEY}"},
+                      timeout=10, verify=SSL_CONTEXT) as fal:
+        handle = submit(fal)
     base = f"{sim.url}/fal/fal-ai/veo3.1/requests/{handle['request_id']}"
     assert (handle["response_url"], handle["status_url"], handle["cancel_url"]) == (
         base, base + "/status", base + "/cancel")

@@ -6,7 +6,7 @@ import base64
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -57,23 +57,30 @@ def error_of(response: httpx.Response, status: int) -> str:
     return str(body["error"])
 
 
-def test_a_task_goes_pending_running_succeeded(runway: httpx.Client, sim: SimulatorServer) -> None:
-    task_id = create(runway)
-    assert uuid.UUID(task_id)
-    first = runway.get(f"/v1/tasks/{task_id}").json()
-    assert first["status"] == "PENDING" and set(first) == {"id", "createdAt", "status"}
-    assert datetime.fromisoformat(first["createdAt"].replace("Z", "+00:00"))
-    running = task_until(runway, task_id, ("RUNNING",))
-    assert isinstance(running["progress"], float) and 0 <= running["progress"] < 1
-    done = task_until(runway, task_id, ("SUCCEEDED",))
-    [url] = done["output"]
-    assert re.fullmatch(rf"{re.escape(sim.url)}/cdn/[\w-]+/{task_id}\.mp4", url)
-    assert "progress" not in done and "failure" not in done
-    video = httpx.get(url, verify=SSL_CONTEXT)
-    assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
-    assert video.content[4:8] == b"ftyp"
-    counters = sim.counters()
-    assert counters["billed_cents"] == 12 * 5 and counters["downloads_video"] == 1
+def test_a_task_goes_pending_running_succeeded(
+    make_server: Callable[..., SimulatorServer],
+) -> None:
+    # The first answer must still say PENDING: the queued phase lasts 300 ms here, not the fast
+    # server's 12 ms, which a loaded machine can miss between the create and the first read.
+    sim = make_server(time_scale=2.0, seed=1234)
+    with httpx.Client(base_url=sim.url + "/runway", headers=HEADERS, timeout=10,
+                      verify=SSL_CONTEXT) as runway:
+        task_id = create(runway)
+        assert uuid.UUID(task_id)
+        first = runway.get(f"/v1/tasks/{task_id}").json()
+        assert first["status"] == "PENDING" and set(first) == {"id", "createdAt", "status"}
+        assert datetime.fromisoformat(first["createdAt"].replace("Z", "+00:00"))
+        running = task_until(runway, task_id, ("RUNNING",))
+        assert isinstance(running["progress"], float) and 0 <= running["progress"] < 1
+        done = task_until(runway, task_id, ("SUCCEEDED",))
+        [url] = done["output"]
+        assert re.fullmatch(rf"{re.escape(sim.url)}/cdn/[\w-]+/{task_id}\.mp4", url)
+        assert "progress" not in done and "failure" not in done
+        video = httpx.get(url, verify=SSL_CONTEXT)
+        assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+        assert video.content[4:8] == b"ftyp"
+        counters = sim.counters()
+        assert counters["billed_cents"] == 12 * 5 and counters["downloads_video"] == 1
 
 
 def test_the_version_header_is_required(sim: SimulatorServer) -> None:
