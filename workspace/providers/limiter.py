@@ -48,8 +48,9 @@ SAFETY = 0.99
 
 # The helpers every script shares. KEYS[1] the calendar (sorted set: score = slot time in
 # microseconds; member "<time>" for a taken slot, "<time>|<owner>" for a booking not yet claimed),
-# KEYS[2] paused-until (milliseconds). ARGV[1] the interval, ARGV[2] tau, ARGV[3] the creates'
-# share of slots (>= 1: every slot is a create slot), all in microseconds where times.
+# KEYS[2] paused-until (milliseconds), KEYS[3] an owner's list of booked slots, KEYS[4] the
+# creates' share of slots (>= 1: every slot is a create slot). ARGV[1] the interval, ARGV[2]
+# tau (microseconds), ARGV[3] the creates' share as a dispatcher sets it (-1: read KEYS[4]).
 # Integers throughout, formatted with %.0f: Redis would print a large Lua number with 14 digits.
 _COMMON = """
 local t = redis.call('TIME')
@@ -57,7 +58,10 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local cal = KEYS[1]
 local I = tonumber(ARGV[1])
 local tau = tonumber(ARGV[2])
+-- The creates' share is the dispatcher's to know (it counts follow-ups per create); it leaves
+-- it with the calendar, so every caller sees the same create slots.
 local share = tonumber(ARGV[3])
+if share < 0 then share = tonumber(redis.call('GET', KEYS[4]) or 1) end
 local blocked = tonumber(redis.call('GET', KEYS[2]) or 0) * 1000
 local function fmt(x) return string.format('%.0f', x) end
 -- Old entries no longer constrain anything: a slot is never granted before now - tau.
@@ -147,7 +151,10 @@ _TAKE = (
     _COMMON
     + """
 local want = any_slot
-if tonumber(ARGV[4]) == 1 then want = create_slot end
+if tonumber(ARGV[4]) == 1 then
+  want = create_slot
+  redis.call('SET', KEYS[4], ARGV[3], 'PX', 3600000)
+end
 local base = math.max(now - tau, blocked)
 local slot, stolen = search(base, now + tonumber(ARGV[5]), want, true)
 if slot == nil then
@@ -375,12 +382,16 @@ class ChannelLimiter:
     def _owner_key(self, owner: str) -> str:
         return f"{self._prefix}:booked:{owner}"
 
-    def _common(self, kind: str) -> tuple[list[str], list[int | float]]:
-        keys = [self._bucket(kind), self._keys["blocked"]]
+    def _common(
+        self, kind: str, owner: str = "-", *, dispatcher: bool = False
+    ) -> tuple[list[str], list[int | float]]:
+        bucket = self._bucket(kind)
+        keys = [bucket, self._keys["blocked"], self._owner_key(owner), f"{bucket}:share"]
         args: list[int | float] = [
             round(self.interval_ms(kind) * 1000),
             self._tau_us(kind),
-            self.create_share() if kind == "create" else 1.0,
+            # Only a dispatcher knows the follow-ups per create; everyone else reads its share.
+            self.create_share() if dispatcher else -1,
         ]
         return keys, args
 
@@ -388,22 +399,22 @@ class ChannelLimiter:
         self, kind: str, budget: float, booking: Booking | None = None
     ) -> tuple[bool, float, int, int | None]:
         """One attempt: (granted, delay s, slot µs, first booking µs)."""
-        keys, args = self._common(kind)
         budget_us = int(max(0.0, budget) * 1_000_000)
         if kind != "create" and self._owner is not None:
+            keys, args = self._common(kind, self._owner)
             granted, delay_us, slot_us, _ = self._claim(
-                keys=[*keys, self._owner_key(self._owner)],
-                args=[*args, self._owner, budget_us],
+                keys=keys, args=[*args, self._owner, budget_us]
             )
             return bool(granted), float(delay_us) / 1e6, int(slot_us), None
-        interval_us = args[0]
         owner, count, after_us, window_us = "", 0, 0, 0
         if booking is not None and kind == "create":
             owner, count = booking.owner, booking.count
             after_us = round(booking.after * 1e6)
-            window_us = int(interval_us * BOOKING_WINDOW_SLOTS)
+        keys, args = self._common(kind, owner or "-", dispatcher=kind == "create")
+        if count:
+            window_us = int(args[0] * BOOKING_WINDOW_SLOTS)
         granted, delay_us, slot_us, first_us = self._take(
-            keys=[*keys, self._owner_key(owner or "-")],
+            keys=keys,
             args=[
                 *args,
                 1 if kind == "create" else 0,
@@ -471,9 +482,9 @@ class ChannelLimiter:
                 reason = "provider pause" if self.paused_for() > 0 else "rate limit"
                 raise Throttled(delay if delay >= 0 else budget, reason=reason)
             self.last_slot_at = slot_us / 1e6
-            if delay > 0:
+            if delay > 0:  # negative: a slot up to tau ago, still ours
                 time.sleep(delay)
-            waited += delay
+                waited += delay
             # A pause that started while this caller slept voids its slot: take a new one
             # after the pause, within the same patience, or give up without sending.
             paused = self.paused_for()
@@ -492,10 +503,10 @@ class ChannelLimiter:
         """
         returned = True
         for kind, held in self._held.items():
-            keys, args = self._common(kind)
+            keys, args = self._common(kind, held.owner or "-")
             returned &= bool(
                 self._give_back(
-                    keys=[*keys, self._owner_key(held.owner or "-")],
+                    keys=keys,
                     args=[*args, str(held.slot_us), held.owner],
                 )
             )
@@ -505,9 +516,9 @@ class ChannelLimiter:
     def book(self, owner: str, *, after: float, count: int) -> float | None:
         """Book ``count`` follow-up slots for ``owner`` from ``after`` seconds on, replacing the
         ones it had; returns seconds until the first, or None when nothing could be booked."""
-        keys, args = self._common("other")
+        keys, args = self._common("other", owner)
         first_us = self._book(
-            keys=[*keys, self._owner_key(owner)],
+            keys=keys,
             args=[
                 *args,
                 owner,
@@ -521,8 +532,8 @@ class ChannelLimiter:
 
     def release(self, owner: str) -> None:
         """Free the slots booked for ``owner`` (its plans changed: failed, still rendering)."""
-        keys, args = self._common("other")
-        self._release(keys=[*keys, self._owner_key(owner)], args=[*args, owner])
+        keys, args = self._common("other", owner)
+        self._release(keys=keys, args=[*args, owner])
 
     def pushback(self, seconds: float) -> None:
         """Pause every caller of this channel for ``seconds`` (never shortens a longer pause)."""
@@ -533,20 +544,16 @@ class ChannelLimiter:
         return 0.0 if state.paused_until is None else max(0.0, state.paused_until - state.now)
 
     def state(self, owner: str | None = None) -> LimiterState:
-        keys, args = self._common("create")
-        if self.shared:
-            keys[0] = self._keys["all"]
         owner = owner or self._owner or "-"
+        keys, args = self._common("create", owner)
         now_us, any_us, create_us, blocked_us, booked_us = self._state(
-            keys=[*keys, self._owner_key(owner)], args=[*args, owner]
+            keys=keys, args=[*args, owner]
         )
         now_s = int(now_us) / 1e6
         if not self.shared:
             # Follow-ups use the other bucket: its next free slot is the one they would get.
             other_keys, other_args = self._common("other")
-            _, any_us, _, _, _ = self._state(
-                keys=[*other_keys, self._owner_key("-")], args=[*other_args, "-"]
-            )
+            _, any_us, _, _, _ = self._state(keys=other_keys, args=[*other_args, "-"])
         blocked = int(blocked_us) / 1e6
         booked = None if booked_us in (b"-", "-") else int(booked_us) / 1e6
         return LimiterState(
