@@ -281,3 +281,17 @@ def test_a_held_create_slot_sleeps_until_its_time(redis_conn) -> None:  # type: 
     # The create went at its own slot, no earlier (a second slot was never taken).
     assert lane.state().now >= slot  # type: ignore[operator]
     assert [score / 1e6 for _, score in _calendar(redis_conn)] == [pytest.approx(slot, abs=1e-6)]
+
+
+def test_every_caller_sees_the_dispatchers_share_of_create_slots(redis_conn) -> None:  # type: ignore[no-untyped-def]
+    url = settings.RQ_QUEUES["default"]["URL"]
+    interval_us = round(limiter(url).interval_ms("other") * 1000)
+    lane = limiter(url, follow_ups=4.0)
+    assert lane.take_now("create", max_wait=1) == 0.0
+    # A status check's limiter knows nothing of follow-ups per create, yet books around the
+    # dispatcher's create slots, not on them.
+    check = limiter(url)
+    assert check.book("video", after=5.0, count=4) is not None
+    booked = [score for member, score in _calendar(redis_conn) if "|" in member]
+    assert len(booked) == 4
+    assert not any(_is_create_slot(slot, interval_us, 0.2) for slot in booked)

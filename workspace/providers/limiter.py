@@ -67,13 +67,14 @@ local function fmt(x) return string.format('%.0f', x) end
 -- Old entries no longer constrain anything: a slot is never granted before now - tau.
 redis.call('ZREMRANGEBYSCORE', cal, '-inf', '(' .. fmt(now - tau - 2 * I - 1000000))
 
-local function create_slot(slot)
+local function lattice(slot)
   if share >= 1 then return true end
   local k = math.floor(slot / I + 0.5)
   return math.floor(k * share) > math.floor((k - 1) * share)
 end
+local create_slot = lattice
 local function any_slot(slot) return true end
-local function follow_slot(slot) return not create_slot(slot) end
+local function follow_slot(slot) return not lattice(slot) end
 
 -- Whether the slot at `slot` is free: nothing within one interval of it. With `steal`, a
 -- booking its owner has not claimed by well past its time counts as free (the owner is late;
@@ -264,10 +265,6 @@ return {fmt(now), fmt((any or now) - now), fmt((create or now) - now), fmt(block
 # SAFETY x the limit, so a 60 s window holds at most 60/interval + tau/interval + 1 slots; this
 # stays under the limit for every limit as long as tau < 60 s x (1/SAFETY - 1) ~ 0.6 s.
 MAX_TAU_SECONDS = 0.5
-# Creates get this much more than their sustainable share of slots (1 in 1 + follow-ups per
-# create), so they never lag behind an estimate that is a little high; follow-ups that find
-# no free slot of their own take create slots, which trims creates back to what is sustainable.
-CREATE_SHARE_HEADROOM = 1.05
 # A booking goes to the first follow-up slot within this many intervals of where it is wanted,
 # else to the first free slot of any kind.
 BOOKING_WINDOW_SLOTS = 4
@@ -365,12 +362,13 @@ class ChannelLimiter:
         """The share of the bucket's slots creates may take (1: all, their own bucket).
 
         Each create brings ``follow_ups_per_create`` status checks and downloads a render later;
-        creates held to one slot in 1 + that many (a little more: CREATE_SHARE_HEADROOM) leave
-        their own follow-ups room, so the bucket runs full without waves.
+        creates held to one slot in 1 + that many leave their own follow-ups room, so the bucket
+        runs full without waves. Follow-ups the bookings did not foresee (a second check) take
+        the first free slot, a create slot nobody holds included.
         """
         if not self.shared or self._follow_ups <= 0:
             return 1.0
-        return min(1.0, CREATE_SHARE_HEADROOM / (1 + self._follow_ups))
+        return min(1.0, 1 / (1 + self._follow_ups))
 
     def _tau_us(self, kind: str) -> int:
         tau_ms = min(self.interval_ms(kind) / 2, MAX_TAU_SECONDS * 1000 / self._time_scale)
@@ -386,7 +384,12 @@ class ChannelLimiter:
         self, kind: str, owner: str = "-", *, dispatcher: bool = False
     ) -> tuple[list[str], list[int | float]]:
         bucket = self._bucket(kind)
-        keys = [bucket, self._keys["blocked"], self._owner_key(owner), f"{bucket}:share"]
+        keys = [
+            bucket,
+            self._keys["blocked"],
+            self._owner_key(owner),
+            f"{bucket}:share",
+        ]
         args: list[int | float] = [
             round(self.interval_ms(kind) * 1000),
             self._tau_us(kind),
