@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from workspace.billing.models import LedgerEntry
     from workspace.core.rq import get_redis
     from workspace.generations.models import Generation, Status
-    from workspace.generations.services import generation_submit
+    from workspace.generations.submission import generation_submit
     from workspace.projects.models import Role
     from workspace.projects.services import membership_add, project_create
     from workspace.providers.models import Channel

@@ -302,7 +302,7 @@ def time_submissions(count: int) -> dict[str, float]:
 
     from workspace.billing.models import BudgetCounter, LedgerEntry
     from workspace.generations.models import Generation
-    from workspace.generations.services import generation_cancel, generation_submit
+    from workspace.generations.submission import generation_cancel, generation_submit
     from workspace.projects.models import Membership
 
     membership = Membership.objects.select_related("user", "project").order_by("id")[5]

@@ -119,9 +119,9 @@ def run_reelhouse(sim: Any, rpm: int, scale: float, env: dict[str, str]) -> Repo
     from django.core.management import call_command
 
     from workspace.core.rq import get_redis
-    from workspace.generations.dispatch import channel_kick
+    from workspace.generations.lanes import channel_kick
     from workspace.generations.models import Generation, Status
-    from workspace.generations.services import generation_submit
+    from workspace.generations.submission import generation_submit
     from workspace.projects.models import Role
     from workspace.projects.services import membership_add, project_create
     from workspace.providers.models import Channel

@@ -74,9 +74,10 @@ def run(scenario: Scenario) -> dict[str, Any]:
 
     from workspace.billing.models import LedgerEntry
     from workspace.core.rq import get_redis
-    from workspace.generations.dispatch import channel_kick, queue_standings
+    from workspace.generations.lanes import channel_kick
     from workspace.generations.models import Generation, Status
-    from workspace.generations.services import generation_submit
+    from workspace.generations.standings import queue_standings
+    from workspace.generations.submission import generation_submit
     from workspace.projects.models import Role
     from workspace.projects.services import membership_add, project_create
     from workspace.providers.models import Channel

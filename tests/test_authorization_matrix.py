@@ -71,7 +71,7 @@ from django.utils import timezone
 from workspace.billing.models import AuditEvent, Budget, LedgerEntry, Scope
 from workspace.billing.services import prices_seed
 from workspace.generations.models import Generation, Status
-from workspace.generations.services import generation_submit
+from workspace.generations.submission import generation_submit
 from workspace.projects.models import Membership, Project, Role
 from workspace.projects.services import membership_add, project_create
 from workspace.providers.models import Channel, FailoverRoute

@@ -9,7 +9,7 @@ from tests.conftest import PASSWORD
 from workspace.billing.models import Budget, LedgerEntry, Scope
 from workspace.billing.periods import Period
 from workspace.generations.models import Generation
-from workspace.generations.services import generation_submit
+from workspace.generations.submission import generation_submit
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from workspace.billing.services import (
     reservations_close_orphans,
 )
 from workspace.generations.models import Generation, Status
-from workspace.generations.services import generation_cancel
+from workspace.generations.submission import generation_cancel
 from workspace.providers.errors import ErrorClass
 
 

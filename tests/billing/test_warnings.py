@@ -14,7 +14,7 @@ from workspace.billing.models import Notification, Scope
 from workspace.billing.periods import Period, period_bounds
 from workspace.billing.services import reservation_create
 from workspace.generations.models import Generation
-from workspace.generations.services import generation_cancel
+from workspace.generations.submission import generation_cancel
 
 
 def titles(user) -> list[str]:  # type: ignore[no-untyped-def]

@@ -16,7 +16,7 @@ from tests.conftest import PASSWORD
 from workspace.billing.models import Budget, Notification, Scope
 from workspace.billing.periods import Period
 from workspace.generations.models import Generation, Status
-from workspace.generations.services import generation_submit
+from workspace.generations.submission import generation_submit
 from workspace.projects.models import Membership, Project, Role
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]

@@ -7,9 +7,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from workspace.generations.dispatch import channel_dispatch_once, queue_standings
+from workspace.generations.dispatch import channel_dispatch_once
 from workspace.generations.models import Generation, Status
-from workspace.generations.services import generation_submit
+from workspace.generations.standings import queue_standings
+from workspace.generations.submission import generation_submit
 from workspace.projects.models import Role
 from workspace.projects.services import membership_add
 from workspace.providers.limiter import Throttled
@@ -179,7 +180,7 @@ def test_the_in_flight_cap_counts_only_jobs_the_provider_is_rendering(
 def test_queue_eta_follows_the_real_pacing_and_the_in_flight_cap(
     project, channel, teammate, simulator
 ) -> None:  # type: ignore[no-untyped-def]
-    from workspace.generations.dispatch import channel_pacing
+    from workspace.generations.standings import channel_pacing
     from workspace.providers.limiter import SAFETY
 
     channel.requests_per_minute = 60  # every request counts: creates share with follow-ups
@@ -212,7 +213,7 @@ def test_a_due_status_check_leaves_rqs_whole_second_schedule_on_time(channel, re
 
     from workspace.core.rq import get_queue
     from workspace.generations import jobs
-    from workspace.generations.dispatch import follow_up_due, follow_ups_release
+    from workspace.generations.lanes import follow_up_due, follow_ups_release
 
     queue = get_queue()
     for name in ("poll-due-0", "poll-later-0"):
@@ -229,13 +230,13 @@ def test_a_due_status_check_leaves_rqs_whole_second_schedule_on_time(channel, re
 
 
 def test_a_kick_that_fails_never_breaks_the_step_that_made_it(channel, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from workspace.generations import dispatch as dispatch_module
+    from workspace.generations import lanes
 
     def broken(**kwargs):  # type: ignore[no-untyped-def]
         raise KeyError(b"created_at")  # what RQ raised deleting a lane cleaned up meanwhile
 
-    monkeypatch.setattr(dispatch_module, "channel_kick", broken)
-    dispatch_module.channel_kick_on_commit(channel_id=channel.pk)  # outside a transaction: now
+    monkeypatch.setattr(lanes, "channel_kick", broken)
+    lanes.channel_kick_on_commit(channel_id=channel.pk)  # outside a transaction: now
 
 
 def test_a_lane_with_only_retries_waiting_comes_back_when_the_first_is_due(

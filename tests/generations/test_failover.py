@@ -7,9 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from workspace.generations.dispatch import generations_fail_over
+from workspace.generations.failover import generations_fail_over
 from workspace.generations.models import Generation, Status
-from workspace.generations.services import generation_submit
+from workspace.generations.submission import generation_submit
 from workspace.providers.models import Channel, FailoverRoute, FailoverStep
 from workspace.providers.services import channel_available, circuit_for_channel
 from workspace.simulator.server import SimulatorConfig, SimulatorServer

@@ -7,8 +7,8 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
-from workspace.generations import services
 from workspace.generations.models import Generation
+from workspace.generations.submission import generation_submit
 
 from ..conftest import PASSWORD
 
@@ -25,7 +25,7 @@ def member(client, teammate):  # type: ignore[no-untyped-def]
 
 
 def stored_generation(project, user, **files: str) -> Generation:  # type: ignore[no-untyped-def]
-    generation = services.generation_submit(
+    generation = generation_submit(
         project=project, user=user, model="sora-2", prompt="Waves", size="1280x720", seconds=4
     )
     for variant, extension in files.items():

@@ -5,19 +5,19 @@ from __future__ import annotations
 import pytest
 from django.core.files.storage import default_storage
 
-from workspace.generations import services
-from workspace.generations.dispatch import channel_dispatch_once
+from workspace.generations import following, recovery, sending, submission
+from workspace.generations.dispatch import channel_dispatch_once, channel_resume_dispatch
 from workspace.generations.models import Generation, Status
 from workspace.providers.errors import ErrorClass
 from workspace.providers.models import Channel
-from workspace.providers.services import channel_resume, limiter_for_channel
+from workspace.providers.services import limiter_for_channel
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def submit(project, user, prompt: str = "A lighthouse in fog", **overrides):  # type: ignore[no-untyped-def]
     fields = {"model": "sora-2", "size": "1280x720", "seconds": 4, **overrides}
-    return services.generation_submit(project=project, user=user, prompt=prompt, **fields)
+    return submission.generation_submit(project=project, user=user, prompt=prompt, **fields)
 
 
 def send_now(generation: Generation) -> None:
@@ -104,7 +104,7 @@ def test_an_exhausted_balance_halts_the_channel_and_holds_the_work(project, team
     assert "halted" in alert.title
     # The admin tops up the account and resumes the channel: the held work goes through.
     simulator.update_config(insufficient_quota=False)
-    channel_resume(channel=halted)
+    channel_resume_dispatch(channel=halted)
     run_workers(finished(generation))
     assert Generation.objects.get(pk=generation.pk).status == Status.COMPLETED
 
@@ -167,9 +167,9 @@ def test_duplicated_jobs_change_nothing(project, teammate, simulator, run_worker
     channel = generation.channel
     limiter = limiter_for_channel(channel=channel)
     assert channel_dispatch_once(channel=channel, limiter=limiter, max_wait=5) is None
-    services.generation_reconcile_create(generation_id=key)
-    services.generation_poll(generation_id=key)
-    services.generation_download(generation_id=key)
+    sending.generation_reconcile_create(generation_id=key)
+    following.generation_poll(generation_id=key)
+    following.generation_download(generation_id=key)
     after = Generation.objects.get(pk=generation.pk)
     assert (after.status, after.updated_at, after.video.name) == (
         before.status,
@@ -185,10 +185,10 @@ def test_outputs_that_expired_before_download_are_reported(project, teammate, si
     key = str(generation.pk)
     send_now(generation)
     for _ in range(2000):  # the simulated render finishes within a few hundred status calls
-        services.generation_poll(generation_id=key)
+        following.generation_poll(generation_id=key)
         if Generation.objects.get(pk=key).status != Status.IN_PROGRESS:
             break
-    services.generation_download(generation_id=key)
+    following.generation_download(generation_id=key)
     generation.refresh_from_db()
     assert (generation.status, generation.error_class) == (Status.FAILED, ErrorClass.EXPIRED)
 
@@ -200,7 +200,7 @@ def test_the_sweeper_resumes_work_lost_with_redis(
 
     generation = submit(project, teammate)
     redis_conn.flushdb()  # the queued job is gone, as after a restart of the embedded Redis
-    assert services.generations_resume_stalled(stale_after=timedelta(0)) == 1
+    assert recovery.generations_resume_stalled(stale_after=timedelta(0)) == 1
     run_workers(finished(generation))
     assert Generation.objects.get(pk=generation.pk).status == Status.COMPLETED
 
@@ -213,7 +213,7 @@ def test_a_retry_never_adopts_its_own_failed_predecessor(project, teammate, simu
     send_now(generation)
     key = str(generation.pk)
     for _ in range(2000):  # bounded: the simulated render fails within a few hundred checks
-        services.generation_poll(generation_id=key)
+        following.generation_poll(generation_id=key)
         if Generation.objects.get(pk=key).status != Status.IN_PROGRESS:
             break
     generation.refresh_from_db()
@@ -235,7 +235,7 @@ def test_matching_skips_earlier_attempts_and_prefers_the_closest_job(project, te
 
     from django.utils import timezone
 
-    from workspace.generations.services import _match_candidate
+    from workspace.generations.sending import _match_candidate
     from workspace.providers.adapters.base import JobStatus, ProviderJob
 
     generation = submit(project, teammate, prompt="Harbour lights")
@@ -274,7 +274,7 @@ def test_a_worker_that_died_after_sending_is_recovered_without_a_second_create(p
     )
     assert Generation.objects.get(pk=generation.pk).status == Status.SUBMITTING
     # The recovery sweep finds it and reconciles instead of sending again.
-    assert services.generations_resume_stalled(stale_after=timedelta(0)) >= 1
+    assert recovery.generations_resume_stalled(stale_after=timedelta(0)) >= 1
     run_workers(finished(generation))
     generation.refresh_from_db()
     assert generation.status == Status.COMPLETED

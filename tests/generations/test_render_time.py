@@ -7,9 +7,10 @@ import time
 import pytest
 
 from workspace.generations.dispatch import channel_dispatch_once
+from workspace.generations.following import generation_poll, poll_delay
 from workspace.generations.models import Generation, Status
 from workspace.generations.render_times import expected_render_seconds
-from workspace.generations.services import _poll_delay, generation_poll, generation_submit
+from workspace.generations.submission import generation_submit
 from workspace.providers.adapters.base import JobStatus, ProviderJob
 from workspace.providers.services import limiter_for_channel
 
@@ -58,7 +59,7 @@ def test_learned_render_time_matches_the_provider_not_our_lag(
     assert channel_dispatch_once(channel=channel, limiter=limiter, max_wait=5) is not None
     fresh.refresh_from_db()
     queued = ProviderJob(id=fresh.provider_job_id or "", status=JobStatus.QUEUED, poll_after=1.0)
-    delay = _poll_delay(fresh, queued)
+    delay = poll_delay(fresh, queued)
     assert RENDER <= delay <= RENDER + 0.7
 
 
@@ -69,7 +70,7 @@ def test_without_a_provider_completion_time_the_end_is_estimated_never_our_check
 
     from django.utils import timezone
 
-    from workspace.generations.services import _observed_finish
+    from workspace.generations.following import _observed_finish
 
     generation = generation_submit(
         project=project, user=teammate, model="sora-2", prompt="p", size="1280x720", seconds=4

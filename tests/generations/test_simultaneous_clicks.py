@@ -17,6 +17,7 @@ from rq.job import Job, JobStatus
 
 from workspace.core.rq import DISPATCH_QUEUE, get_queue
 from workspace.generations import dispatch
+from workspace.generations import lanes as dispatch_lanes
 from workspace.generations.models import Generation, Status
 
 from ..conftest import PASSWORD
@@ -35,7 +36,7 @@ def _dead_lanes(channel_id: int) -> None:
         job = Job.create(
             dispatch.channel_dispatch_lane,
             kwargs={"channel_id": channel_id, "lane": lane},
-            id=dispatch._lane_id(channel_id, lane),
+            id=dispatch_lanes.lane_id(channel_id, lane),
             connection=queue.connection,
         )
         job.set_status(JobStatus.STARTED)
@@ -83,15 +84,15 @@ def test_twenty_simultaneous_clicks_are_all_queued_without_a_500(
     assert Generation.objects.filter(status=Status.QUEUED).count() == CLICKS
     # The dead lanes were replaced: work will be sent.
     lanes = {job.id for job in get_queue(DISPATCH_QUEUE).get_jobs()}
-    assert lanes == {dispatch._lane_id(channel.pk, lane) for lane in range(2)}
+    assert lanes == {dispatch_lanes.lane_id(channel.pk, lane) for lane in range(2)}
 
 
 def test_a_lane_job_vanishing_between_the_check_and_the_fetch_is_replaced(
     project, channel, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     # RQ deletes a finished lane (result_ttl=0) at any moment, e.g. right after it was listed.
-    monkeypatch.setattr(dispatch, "_exists", lambda job_id: True)
-    assert dispatch.channel_kick(channel_id=channel.pk) == 2
+    monkeypatch.setattr(dispatch_lanes, "_exists", lambda job_id: True)
+    assert dispatch_lanes.channel_kick(channel_id=channel.pk) == 2
     assert len(get_queue(DISPATCH_QUEUE)) == 2
 
 
@@ -104,7 +105,7 @@ def test_a_failing_kick_after_commit_does_not_fail_the_submission(
     def broken(**kwargs: object) -> int:
         raise ConnectionError("Redis went away")
 
-    monkeypatch.setattr(dispatch, "channel_kick", broken)
+    monkeypatch.setattr(dispatch_lanes, "channel_kick", broken)
     client = Client(raise_request_exception=True)
     assert client.login(username=teammate.username, password=PASSWORD)
     answer = client.post(reverse("generations:create", args=[project.pk]), form())

@@ -1,7 +1,7 @@
 import pytest
 from django.urls import reverse
 
-from workspace.generations.services import generation_submit
+from workspace.generations.submission import generation_submit
 from workspace.providers.services import limiter_for_channel
 
 from ..conftest import PASSWORD

@@ -1,7 +1,7 @@
 import pytest
 
 from workspace.generations.models import TRANSITIONS, Generation, IllegalTransition, Status
-from workspace.generations.services import generation_submit
+from workspace.generations.submission import generation_submit
 from workspace.projects.models import Project
 
 

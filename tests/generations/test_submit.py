@@ -2,9 +2,9 @@ import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
 
 from workspace.core.rq import get_queue
-from workspace.generations.dispatch import channel_kick
+from workspace.generations.lanes import channel_kick
 from workspace.generations.models import Generation, Status
-from workspace.generations.services import generation_cancel, generation_submit
+from workspace.generations.submission import generation_cancel, generation_submit
 
 
 def submit(project, user, **overrides):  # type: ignore[no-untyped-def]

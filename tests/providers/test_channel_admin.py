@@ -54,7 +54,7 @@ def test_the_check_key_action_reports_in_the_admin(admin_client, channel, simula
 
 def test_the_channel_page_says_which_limit_binds_and_how_to_choose_the_cap(admin_client, channel, project, teammate) -> None:  # type: ignore[no-untyped-def]
     from workspace.generations.models import Generation, Status
-    from workspace.generations.services import generation_submit
+    from workspace.generations.submission import generation_submit
     from workspace.providers.services import limiter_for_channel
 
     url = reverse("admin:providers_channel_change", args=[channel.pk])

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from workspace.generations import services
 from workspace.generations.models import Generation, Status
+from workspace.generations.submission import generation_submit
 from workspace.providers.errors import ErrorClass
 from workspace.providers.models import Channel, Protocol
 
@@ -149,7 +149,7 @@ def test_nothing_a_hostile_gateway_sends_is_stored_or_served(
     generations = {}
     for prompt, (protocol, _) in {**TRICKS, **VARIANT_TRICKS}.items():
         model, seconds = models[protocol]
-        generations[prompt] = services.generation_submit(
+        generations[prompt] = generation_submit(
             project=project, user=teammate, channel=channels[protocol], model=model,
             prompt=prompt, size="1280x720", seconds=seconds,
         )

@@ -12,7 +12,7 @@ from standardwebhooks import Webhook
 
 from workspace.core.rq import get_queue
 from workspace.generations.models import Generation, Status
-from workspace.generations.services import generation_submit
+from workspace.generations.submission import generation_submit
 from workspace.providers.models import WebhookDelivery
 
 SECRET = "whsec_" + base64.b64encode(b"a shared secret of thirty-two b.").decode()

@@ -5,7 +5,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from workspace.generations.models import Generation, Status
-from workspace.generations.services import generation_release_hold
+from workspace.generations.sending import generation_release_hold
 
 
 @admin.register(Generation)

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from django.http import Http404
 
-from workspace.generations.dispatch import queue_standings
 from workspace.generations.models import Generation, Status
 from workspace.generations.render_times import render_seconds_estimate
+from workspace.generations.standings import queue_standings
 from workspace.projects.models import Project
 
 

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 from workspace.core.files import file_response
 from workspace.generations.forms import GenerationForm
 from workspace.generations.selectors import generation_get_or_404, generations_for_project
-from workspace.generations.services import generation_cancel, generation_submit
+from workspace.generations.submission import generation_cancel, generation_submit
 from workspace.projects.selectors import membership_get_or_404
 from workspace.providers.services import channel_get_default
 

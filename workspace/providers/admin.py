@@ -6,11 +6,12 @@ from django.contrib import admin, messages
 from django.db.models import Field, QuerySet, URLField
 from django.http import HttpRequest
 
+from workspace.generations.dispatch import channel_resume_dispatch
+from workspace.generations.standings import channel_binding_limit
 from workspace.providers.forms import ChannelAdminForm
 from workspace.providers.models import Channel, FailoverRoute, FailoverStep
 from workspace.providers.services import (
     channel_check_key,
-    channel_resume,
     circuit_for_channel,
     limiter_for_channel,
 )
@@ -87,8 +88,6 @@ class ChannelAdmin(admin.ModelAdmin):
 
     @admin.display(description="Limit that binds now")
     def binding_limit(self, channel: Channel) -> str:
-        from workspace.generations.dispatch import channel_binding_limit
-
         return channel_binding_limit(channel=channel)
 
     @admin.display(description="Talks to")
@@ -129,7 +128,7 @@ class ChannelAdmin(admin.ModelAdmin):
     @admin.action(description="Resume (after fixing the key or the account)")
     def resume(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
         for channel in queryset:
-            channel_resume(channel=channel)
+            channel_resume_dispatch(channel=channel)
             self.message_user(request, f"{channel.name} resumed; queued work is being sent.")
 
 

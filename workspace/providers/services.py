@@ -95,12 +95,11 @@ def channel_halt(*, channel: Channel, reason: str) -> bool:
 
 
 def channel_resume(*, channel: Channel) -> None:
+    """Clear the halt and the circuit. Restarting dispatch is the caller's step
+    (``generations.dispatch.channel_resume_dispatch``): providers never call up into generations."""
     Channel.objects.filter(pk=channel.pk).update(halted_at=None, halted_reason="")
     channel.halted_at, channel.halted_reason = None, ""
     circuit_for_channel(channel=channel).reset()
-    from workspace.generations.dispatch import channel_kick
-
-    channel_kick(channel_id=channel.pk)
 
 
 ADAPTER_CLASSES: dict[

@@ -1,4 +1,5 @@
-"""Incoming provider webhooks: verified, de-duplicated, and turned into an immediate status check.
+"""Incoming provider webhooks: verified and de-duplicated; the view turns a finished job's event
+into an immediate status check (``generations.following.generation_check_now``).
 
 A webhook only says "look now": the job is always re-fetched with the organisation's key before
 anything is settled, so a forged or stale event can at most cause one extra status call, and a
@@ -41,6 +42,13 @@ class WebhookOutcome:
     duplicate: bool
     event_type: str
     provider_job_id: str | None
+
+    @property
+    def job_to_check(self) -> str | None:
+        """The provider job to check at once: a first delivery that says a job finished."""
+        if self.duplicate or self.event_type not in FINISHED_EVENTS:
+            return None
+        return self.provider_job_id
 
 
 def webhook_receive(*, channel: Channel, body: bytes, headers: dict[str, str]) -> WebhookOutcome:
@@ -86,10 +94,7 @@ def webhook_receive(*, channel: Channel, body: bytes, headers: dict[str, str]) -
             )
     except IntegrityError:
         return WebhookOutcome(duplicate=True, event_type=event_type, provider_job_id=job_id)
-    if event_type in FINISHED_EVENTS and job_id:
-        from workspace.generations.services import generation_check_now
-
-        generation_check_now(channel=channel, provider_job_id=job_id)
-    else:
+    outcome = WebhookOutcome(duplicate=False, event_type=event_type, provider_job_id=job_id)
+    if outcome.job_to_check is None:
         logger.info("channel %s: ignored webhook event %r", channel.slug, event_type)
-    return WebhookOutcome(duplicate=False, event_type=event_type, provider_job_id=job_id)
+    return outcome

@@ -81,7 +81,16 @@ class VideoAdapter(Protocol):
         self, *, limit: int = 100, since: datetime | None = None
     ) -> list[ProviderJob]: ...
 
-    def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str: ...
+    # ``retrieved`` is the job as a status check just read it: an adapter whose files are named
+    # in the job itself uses it instead of retrieving the job again.
+    def download(
+        self,
+        job_id: str,
+        *,
+        variant: str,
+        destination: BinaryIO,
+        retrieved: ProviderJob | None = None,
+    ) -> str: ...
 
     # Cancel a job that is still queued or running, or delete a finished one, as far as the
     # provider allows (see each adapter).

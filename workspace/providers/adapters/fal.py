@@ -281,7 +281,14 @@ class FalQueueAdapter(HTTPAdapter):
             "matched there.",
         )
 
-    def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str:
+    def download(
+        self,
+        job_id: str,
+        *,
+        variant: str,
+        destination: BinaryIO,
+        retrieved: ProviderJob | None = None,
+    ) -> str:
         if variant not in self.variants:
             raise ProviderError(ErrorClass.INVALID_REQUEST, f"fal has no {variant!r} file.")
         _, path = self._request_path(job_id)

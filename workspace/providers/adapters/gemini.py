@@ -272,10 +272,17 @@ class GeminiVeoAdapter(HTTPAdapter):
             "matched there.",
         )
 
-    def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str:
+    def download(
+        self,
+        job_id: str,
+        *,
+        variant: str,
+        destination: BinaryIO,
+        retrieved: ProviderJob | None = None,
+    ) -> str:
         if variant not in self.variants:
             raise ProviderError(ErrorClass.INVALID_REQUEST, f"Veo has no {variant!r} file.")
-        job = self.retrieve(job_id)
+        job = retrieved if retrieved is not None else self.retrieve(job_id)
         if job.error is not None:
             raise job.error
         uri = video_uri(job.raw)

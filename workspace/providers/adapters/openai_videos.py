@@ -207,7 +207,14 @@ class OpenAIVideosAdapter(HTTPAdapter):
             params["after"] = body.get("last_id") or page[-1].id
         return jobs
 
-    def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str:
+    def download(
+        self,
+        job_id: str,
+        *,
+        variant: str,
+        destination: BinaryIO,
+        retrieved: ProviderJob | None = None,
+    ) -> str:
         return self._http.download(
             f"videos/{job_id}/content",
             params={"variant": variant},

@@ -230,11 +230,19 @@ class RunwayAdapter(HTTPAdapter):
             "create cannot be matched there.",
         )
 
-    def download(self, job_id: str, *, variant: str, destination: BinaryIO) -> str:
+    def download(
+        self,
+        job_id: str,
+        *,
+        variant: str,
+        destination: BinaryIO,
+        retrieved: ProviderJob | None = None,
+    ) -> str:
         if variant not in self.variants:
             raise ProviderError(ErrorClass.INVALID_REQUEST, f"Runway has no {variant!r} file.")
-        # Output URLs expire; the task gives a fresh one each time it is read.
-        job = self.retrieve(job_id)
+        # Output URLs expire; the task gives a fresh one each time it is read (the check that
+        # saw it finish has just read it).
+        job = retrieved if retrieved is not None else self.retrieve(job_id)
         url = _output_url(job.raw)
         if job.error is not None:
             raise job.error

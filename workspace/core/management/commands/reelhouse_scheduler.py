@@ -17,7 +17,7 @@ from django.db import connections
 
 from workspace.billing.services import reservations_close_orphans
 from workspace.core.rq import enqueue_overdue_scheduled
-from workspace.generations.services import generations_resume_stalled
+from workspace.generations.recovery import generations_resume_stalled
 
 logger = logging.getLogger(__name__)
 

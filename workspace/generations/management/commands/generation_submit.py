@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from workspace.generations.models import Generation, Status
-from workspace.generations.services import generation_submit
+from workspace.generations.submission import generation_submit
 from workspace.projects.management.commands.project_add_member import find_project
 from workspace.providers.errors import MEMBER_MESSAGES, ErrorClass
 from workspace.providers.services import channel_get_default

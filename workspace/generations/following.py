@@ -1,0 +1,347 @@
+"""Following a job the provider accepted: status checks (polls and webhooks), then the files."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from workspace.billing.services import reservation_settle
+from workspace.core.media_types import SNIFF_BYTES, describe, sniff
+from workspace.core.rq import enqueue_on_commit
+from workspace.generations import jobs
+from workspace.generations.lanes import channel_kick_on_commit, follow_up_due
+from workspace.generations.models import Generation, Status
+from workspace.generations.outcomes import CHANNEL_HALTING, backoff, fail, halt_reason, scaled_delay
+from workspace.generations.recovery import may_send_again, send_again
+from workspace.generations.render_times import (
+    POLL_MARGIN_SECONDS,
+    check_margin_seconds,
+    expected_render_seconds,
+    typical_render_seconds,
+)
+from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoAdapter
+from workspace.providers.errors import ErrorClass, ProviderError
+from workspace.providers.limiter import Throttled
+from workspace.providers.models import Channel
+from workspace.providers.services import adapter_for_channel, channel_halt
+
+logger = logging.getLogger(__name__)
+
+
+# How long a generation may stay with the provider before we stop waiting for it.
+MAX_PROVIDER_AGE = timedelta(hours=6)
+# What each file of a finished job must be, judged by its bytes (core/media_types.py).
+VARIANT_KINDS = {"video": "video", "thumbnail": "image", "spritesheet": "image"}
+# Polling never looks more often than this (simulated seconds), whatever the estimates say.
+MIN_POLL_SECONDS = 1.0
+MAX_POLL_SECONDS = 120.0
+
+
+# With webhooks the provider tells us when a job ends; polls are only the safety net.
+WEBHOOK_SAFETY_POLL_SECONDS = 300.0
+# A scheduled check is due in RQ this long after it is due in fact: the safety net for when no
+# dispatch lane is running to release it on time.
+FOLLOW_UP_SAFETY_NET_SECONDS = 1.5
+
+
+def _observed_finish(
+    generation: Generation, job: ProviderJob, now: datetime
+) -> tuple[datetime | None, float | None]:
+    """When the job finished at the provider and how long it rendered, as well as can be known.
+
+    The provider's own completion time where its protocol gives one; else extrapolated from the
+    progress the last check saw; else the middle of the span between the last check that saw it
+    running and this one. A job seen finished at its first check has no known end: it teaches
+    nothing rather than teach our own lag.
+    """
+    if job.finished_at is not None and job.created_at is not None:
+        return job.finished_at, max(0.0, (job.finished_at - job.created_at).total_seconds())
+    sent, seen = generation.submitted_at, generation.last_polled_at
+    if sent is None or seen is None or seen <= sent:
+        return None, None
+    finished = seen + (now - seen) / 2
+    if 0 < generation.progress < 100:
+        # Progress p at the last check, linear since acceptance: the end is at 100/p of it.
+        projected = sent + (seen - sent) * (100 / generation.progress)
+        finished = min(max(projected, seen), now)
+    return finished, (finished - sent).total_seconds()
+
+
+def poll_delay(generation: Generation, job: ProviderJob) -> float:
+    """When to look at a running job again, in real seconds.
+
+    Planned to catch the end soon after it happens with few checks: the first check just after
+    the expected end (learned per model and length, else the provider's hint, else the catalog's
+    typical time); a job still running then is looked at again when its progress says it will
+    be done. Never sooner than the provider's hint.
+    """
+    scale = settings.REELHOUSE_TIME_SCALE
+    now = timezone.now()
+    age = (now - (generation.submitted_at or now)).total_seconds()
+    learned = expected_render_seconds(
+        channel_id=generation.channel_id, model=generation.model, seconds=generation.seconds
+    )
+    margin = POLL_MARGIN_SECONDS / scale
+    if learned is None and job.poll_after is not None and age < MIN_POLL_SECONDS / scale:
+        # Nothing known yet about this model: the provider's own hint is the best guess.
+        wait = job.poll_after
+    else:
+        expected = learned or typical_render_seconds(
+            channel=generation.channel, model=generation.model
+        )
+        remaining = expected - age
+        if remaining > 0:
+            wait = remaining + check_margin_seconds(expected)
+        elif 0 < job.progress < 100:
+            # Running past the estimate: its own progress says how much is left.
+            wait = min(age * (100 - job.progress) / job.progress, expected / 2) + margin
+        else:
+            overdue = max(0, generation.poll_count - 1)
+            wait = max(MIN_POLL_SECONDS / scale, 0.1 * expected) * 1.5 ** min(overdue, 10)
+        if job.poll_after is not None and learned is None:
+            wait = max(wait, job.poll_after)
+    if generation.channel.webhooks_enabled:
+        wait = max(wait, WEBHOOK_SAFETY_POLL_SECONDS / scale)
+    wait = min(max(wait, MIN_POLL_SECONDS / scale), MAX_POLL_SECONDS)
+    return wait * float(getattr(settings, "REELHOUSE_DELAY_SCALE", 1.0))
+
+
+def generation_check_now(*, channel: Channel, provider_job_id: str) -> bool:
+    """The provider says this job changed: check it at once instead of at the next poll."""
+
+    generation = Generation.objects.filter(
+        channel=channel, provider_job_id=provider_job_id, status=Status.IN_PROGRESS
+    ).first()
+    if generation is None:
+        return False
+    # No chain number: this check supersedes the scheduled one, which then stands down.
+    enqueue_on_commit(jobs.generation_poll_job, str(generation.pk))
+    return True
+
+
+def _enqueue_poll(generation: Generation, chain: int, *, delay: float) -> None:
+    """Schedule check number ``chain`` of this generation ``delay`` seconds from now.
+
+    RQ's scheduler releases delayed jobs on whole seconds, once a second: up to two seconds
+    off, which at a time scale (or for a short render) is most of the lag. So the check is
+    scheduled in RQ a moment after it is due (the safety net), and the channel's dispatch lanes,
+    which run while work waits, release it from there exactly when it is due.
+    """
+
+    if delay <= 0:
+        enqueue_on_commit(jobs.generation_poll_job, str(generation.pk), chain)
+        return
+    job_id = f"poll-{generation.pk}-{chain}"
+    due = time.time() + delay
+    enqueue_on_commit(
+        jobs.generation_poll_job,
+        str(generation.pk),
+        chain,
+        delay=delay + FOLLOW_UP_SAFETY_NET_SECONDS,
+        job_id=job_id,
+    )
+    channel_id = generation.channel_id
+    transaction.on_commit(lambda: follow_up_due(channel_id=channel_id, job_id=job_id, due=due))
+
+
+def schedule_poll(generation: Generation, *, delay: float) -> None:
+    """Schedule the next status check of this generation's poll chain.
+
+    Each check carries the poll count it expects; when another check ran in between (a webhook,
+    a recovery sweep) the count moved on and this one stands down, so chains never multiply.
+    """
+    Generation.objects.filter(pk=generation.pk, status=Status.IN_PROGRESS).update(
+        next_poll_at=timezone.now() + timedelta(seconds=delay)
+    )
+    _enqueue_poll(generation, generation.poll_count, delay=delay)
+
+
+def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
+    generation = Generation.objects.select_related("channel").get(pk=generation_id)
+    if generation.status != Status.IN_PROGRESS or not generation.provider_job_id:
+        return
+    if chain is not None and chain != generation.poll_count:
+        return  # superseded by a check that ran in between
+    adapter = adapter_for_channel(channel=generation.channel)
+    try:
+        job = adapter.retrieve(generation.provider_job_id)
+    except Throttled as throttled:
+        adapter.close()
+        schedule_poll(generation, delay=throttled.wait)
+        return
+    except ProviderError as error:
+        adapter.close()
+        _handle_poll_error(generation, error)
+        return
+    if job.status is not JobStatus.COMPLETED:
+        adapter.close()  # only a finished job needs it again, for its files
+    now = timezone.now()
+    polled = {"poll_count": F("poll_count") + 1, "last_polled_at": now}
+    generation.poll_count += 1
+    if job.status is JobStatus.COMPLETED:
+        try:
+            finished_at, render = _observed_finish(generation, job, now)
+            if generation.transition(
+                Status.DOWNLOADING,
+                from_=Status.IN_PROGRESS,
+                progress=100,
+                provider_expires_at=job.expires_at,
+                provider_finished_at=finished_at or now,
+                render_seconds=render,
+                **polled,
+            ):
+                channel_kick_on_commit(channel_id=generation.channel_id)
+                # Fetch the files in this same job, with the job this check just read and its
+                # adapter: outputs expire, a separate job would only add a queue round trip, and
+                # reading the job again would cost one more request under the channel's limit.
+                _download_files(generation, adapter, retrieved=job)
+        finally:
+            adapter.close()
+        return
+    if job.status in (JobStatus.FAILED, JobStatus.CANCELED):
+        Generation.objects.filter(pk=generation.pk, status=Status.IN_PROGRESS).update(**polled)
+        reason = job.error or ProviderError(
+            ErrorClass.PROVIDER_FAILED, "The provider stopped the job."
+        )
+        if reason.transient and may_send_again(generation):
+            send_again(generation, reason)
+        else:
+            fail(generation, reason, from_=Status.IN_PROGRESS)
+        return
+    delay = poll_delay(generation, job)
+    still_running = Generation.objects.filter(pk=generation.pk, status=Status.IN_PROGRESS).update(
+        progress=job.progress,
+        next_poll_at=now + timedelta(seconds=delay),
+        updated_at=now,
+        **polled,
+    )
+    if still_running:
+        _enqueue_poll(generation, generation.poll_count, delay=delay)
+
+
+def _handle_poll_error(generation: Generation, error: ProviderError) -> None:
+
+    logger.warning("generation %s: status check failed: %r", generation.pk, error)
+    if error.error_class in CHANNEL_HALTING:
+        channel_halt(channel=generation.channel, reason=halt_reason(error))
+    started = generation.submitted_at or generation.created_at
+    too_old = timezone.now() - started > MAX_PROVIDER_AGE
+    if error.error_class in (ErrorClass.NOT_FOUND, ErrorClass.EXPIRED) or too_old:
+        fail(generation, error, from_=Status.IN_PROGRESS)
+        return
+    # Rate limits, outages and even a revoked key are waited out: the job keeps running at the
+    # provider, and its result is still ours once the channel works again.
+    wait = error.retry_after if error.retry_after is not None else backoff(4, cap=60)
+    schedule_poll(generation, delay=scaled_delay(max(wait, 1.0)))
+
+
+def _store_variant(
+    generation: Generation, adapter: VideoAdapter, variant: str, retrieved: ProviderJob | None
+) -> str:
+    """Download one file and store it, but only when its bytes are a media type we serve.
+
+    The provider's Content-Type is ignored: a gateway could label an HTML page ``video/mp4``,
+    and we would then serve its script from our own origin to every member of the project.
+    """
+    assert generation.provider_job_id is not None
+    with tempfile.TemporaryFile() as scratch:
+        claimed = adapter.download(
+            generation.provider_job_id, variant=variant, destination=scratch, retrieved=retrieved
+        )
+        scratch.seek(0)
+        head = scratch.read(SNIFF_BYTES)
+        media = sniff(head)
+        expected = VARIANT_KINDS.get(variant, "image")
+        if media is None or media.kind != expected:
+            what = "a file" if variant == "video" else f"a {variant}"
+            article = "a" if expected == "video" else "an"
+            raise ProviderError(
+                ErrorClass.PROVIDER_FAILED,
+                f"The provider sent {what} that is not {article} {expected} ({describe(head)}); "
+                "nothing was stored.",
+            )
+        if claimed.split(";")[0].strip().lower() != media.content_type:
+            logger.info(
+                "generation %s: %s labelled %r is %s", generation.pk, variant, claimed[:100],
+                media.content_type,
+            )
+        name = f"generations/{generation.project_id}/{generation.pk}/{variant}.{media.extension}"
+        # A repeated download overwrites the same name instead of piling up copies.
+        if default_storage.exists(name):
+            default_storage.delete(name)
+        scratch.seek(0)
+        return default_storage.save(name, File(scratch))
+
+
+def generation_download(*, generation_id: str) -> None:
+    """Copy a finished job's files into our own storage; completed once the video is stored.
+
+    The video comes first and makes the generation playable at once; the poster and the
+    spritesheet follow in the same job (each is one more request under the channel's limit,
+    and nobody should wait for a thumbnail to watch the video). A poster that cannot be fetched
+    leaves the player without one, nothing more.
+    """
+
+    generation = Generation.objects.select_related("channel").get(pk=generation_id)
+    if generation.status != Status.DOWNLOADING:
+        return
+    adapter = adapter_for_channel(channel=generation.channel)
+    try:
+        _download_files(generation, adapter, retrieved=None)
+    finally:
+        adapter.close()
+
+
+def _download_files(
+    generation: Generation, adapter: VideoAdapter, *, retrieved: ProviderJob | None
+) -> None:
+    """The body of ``generation_download`` for a row in ``downloading``; ``retrieved`` is the job
+    as the status check that saw it finish read it (None when a retry runs on its own)."""
+    generation_id = str(generation.pk)
+    try:
+        video = _store_variant(generation, adapter, adapter.variants[0], retrieved)
+    except Throttled as throttled:
+        enqueue_on_commit(jobs.generation_download_job, generation_id, delay=throttled.wait)
+        return
+    except ProviderError as error:
+        logger.warning("generation %s: download failed: %r", generation.pk, error)
+        if error.transient and timezone.now() - generation.updated_at < MAX_PROVIDER_AGE:
+            wait = error.retry_after if error.retry_after is not None else backoff(3, cap=60)
+            Generation.objects.filter(pk=generation.pk, status=Status.DOWNLOADING).update(
+                error_class=error.error_class.value, error_message=error.message[:2000]
+            )
+            enqueue_on_commit(
+                jobs.generation_download_job, generation_id, delay=scaled_delay(wait)
+            )
+        else:
+            fail(generation, error, from_=Status.DOWNLOADING)
+        return
+    if generation.transition(
+        Status.COMPLETED,
+        from_=Status.DOWNLOADING,
+        completed_at=timezone.now(),
+        error_class="",
+        error_message="",
+        video=video,
+    ):
+        reservation_settle(generation=generation)
+        logger.info("generation %s completed", generation.pk)
+    extras: dict[str, str] = {}
+    for variant in adapter.variants[1:]:
+        if variant not in ("thumbnail", "spritesheet"):
+            continue
+        try:
+            extras[variant] = _store_variant(generation, adapter, variant, retrieved)
+        except (Throttled, ProviderError) as error:
+            logger.warning("generation %s: no %s: %r", generation.pk, variant, error)
+    if extras:
+        Generation.objects.filter(pk=generation.pk, status=Status.COMPLETED).update(**extras)

@@ -1,0 +1,90 @@
+"""Recovery: sending again a job the provider failed, and resuming work whose job was lost."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.db.models import F
+from django.utils import timezone
+
+from workspace.core.rq import enqueue_on_commit
+from workspace.generations import jobs
+from workspace.generations.failover import generations_fail_over
+from workspace.generations.lanes import channel_kick_on_commit
+from workspace.generations.models import Generation, Status
+from workspace.generations.outcomes import backoff, scaled_delay
+from workspace.providers.errors import ProviderError
+from workspace.providers.models import Channel
+
+logger = logging.getLogger(__name__)
+
+
+# A job the provider failed for its own reasons (heavy load) is sent again this often, and only
+# while it is this young; the provider does not bill such failures.
+MAX_PROVIDER_RETRIES = 3
+MAX_RETRY_AGE = timedelta(hours=1)
+
+
+def may_send_again(generation: Generation) -> bool:
+    return (
+        generation.provider_retries < MAX_PROVIDER_RETRIES
+        and timezone.now() - generation.created_at < MAX_RETRY_AGE
+    )
+
+
+def send_again(generation: Generation, reason: ProviderError) -> None:
+    """The provider failed this job for its own reasons: queue a fresh create after a backoff."""
+    wait = scaled_delay(backoff(generation.provider_retries + 2, cap=300))
+    history = [*generation.provider_job_history, generation.provider_job_id]
+    if generation.transition(
+        Status.QUEUED,
+        from_=Status.IN_PROGRESS,
+        provider_job_id=None,
+        provider_job_history=history,
+        provider_retries=F("provider_retries") + 1,
+        progress=0,
+        next_attempt_at=timezone.now() + timedelta(seconds=wait),
+        error_class=reason.error_class.value,
+        error_message=reason.message[:2000],
+    ):
+        logger.info("generation %s: provider failed it (%s); sending again", generation.pk, reason)
+        channel_kick_on_commit(channel_id=generation.channel_id, delay=wait)
+
+
+def generations_resume_stalled(*, stale_after: timedelta = timedelta(minutes=2)) -> int:
+    """Re-enqueue the next step of every generation whose job seems lost (e.g. Redis restarted).
+
+    Returns how many steps it enqueued: one dispatch kick per channel with queued work, plus one
+    job per stalled generation that the provider already has.
+    The database is the queue of record; every job is a conditional update, so a generation that
+    was not actually stalled merely gets a harmless duplicate.
+    """
+
+    cutoff = timezone.now() - stale_after
+    steps = {
+        Status.SUBMITTING: jobs.generation_reconcile_job,
+        Status.IN_PROGRESS: jobs.generation_poll_job,
+        Status.DOWNLOADING: jobs.generation_download_job,
+    }
+    resumed = 0
+    waiting_channels = set(
+        Generation.objects.filter(status=Status.QUEUED).values_list("channel_id", flat=True)
+    )
+    for channel in Channel.objects.filter(pk__in=waiting_channels):
+        generations_fail_over(channel=channel)
+        channel_kick_on_commit(channel_id=channel.pk)
+        resumed += 1
+    stalled = Generation.objects.filter(status__in=list(steps), updated_at__lt=cutoff).only(
+        "id", "status", "next_attempt_at", "next_poll_at"
+    )
+    for generation in stalled.iterator():
+        if generation.status == Status.IN_PROGRESS and (
+            generation.next_poll_at and generation.next_poll_at >= cutoff
+        ):
+            continue  # its next check is scheduled and not overdue
+        if generation.next_attempt_at and generation.next_attempt_at > timezone.now():
+            continue
+        enqueue_on_commit(steps[Status(generation.status)], str(generation.pk))
+        resumed += 1
+    return resumed

@@ -1,0 +1,260 @@
+"""What members and admins see of the queue: positions, reasons, forecasts, pacing and the
+limit that binds a channel now."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
+
+from workspace.generations.dispatch import IN_FLIGHT, fair_queue, follow_ups_per_create
+from workspace.generations.models import Generation, Status
+from workspace.generations.render_times import (
+    check_margin_seconds,
+    expected_render_seconds,
+    render_seconds_estimate,
+)
+from workspace.providers.limiter import SAFETY
+from workspace.providers.models import Channel
+from workspace.providers.services import circuit_for_channel, limiter_for_channel
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueueStanding:
+    position: int  # 1 = next to go
+    reason: str
+    eta: datetime | None
+    halted: bool = False
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """What paces a channel's creates right now, in real seconds."""
+
+    create_interval: float  # between creates under a backlog, follow-ups' share included
+    request_interval: float  # between any two requests in the bucket creates draw from
+    follow_ups_per_create: float  # status checks and downloads each create costs
+    next_slot_in: float
+    paused_until: float | None  # unix time
+
+
+def channel_pacing(*, channel: Channel) -> Pacing:
+
+    scale = settings.REELHOUSE_TIME_SCALE
+    request_interval = 60.0 / (channel.requests_per_minute * SAFETY) / scale
+    follow_ups = follow_ups_per_create(channel)
+    if channel.creates_per_minute:
+        # Creates have their own bucket; follow-ups use the other one and take nothing from it.
+        bucket_interval = 60.0 / (channel.creates_per_minute * SAFETY) / scale
+        create_interval = max(bucket_interval, request_interval * follow_ups)
+    else:
+        # One bucket: every video sent later costs its follow-ups' slots too, and they go first.
+        create_interval = request_interval * (1 + follow_ups)
+        bucket_interval = request_interval
+    try:
+        state = limiter_for_channel(channel=channel).state()
+        slot_at = state.next_create_slot_at if channel.creates_per_minute else state.next_slot_at
+        next_slot_in, paused_until = max(0.0, slot_at - state.now), state.paused_until
+        if paused_until is not None:
+            paused_until = time.time() + (paused_until - state.now)
+    except Exception:  # Redis down: still show positions, without the live limiter facts
+        logger.warning("limiter state unavailable for channel %s", channel.pk, exc_info=True)
+        next_slot_in, paused_until = 0.0, None
+    return Pacing(create_interval, bucket_interval, follow_ups, next_slot_in, paused_until)
+
+
+def _forecast(
+    channel: Channel, ordered: list[tuple[str, int, Any]], pacing: Pacing
+) -> list[float]:
+    """Seconds from now until each queued generation (in dispatch order) is sent.
+
+    Replays dispatch: the next free create slot, then one create interval after another (the
+    follow-ups of finished videos take their share first), while the team's and each member's
+    places at the provider free up as running jobs reach their expected end (the render-time
+    model) and our check sees it.
+    """
+    import heapq
+
+    renders: dict[tuple[str, int], float] = {}
+
+    def render(model: str, seconds: int) -> float:
+        if (model, seconds) not in renders:
+            renders[model, seconds] = render_seconds_estimate(
+                channel=channel, model=model, seconds=seconds
+            )
+        return renders[model, seconds]
+
+    def freed(finish: float, expected: float) -> float:
+        # A place frees when our check sees the end: just after it, after the check's slot.
+        return finish + check_margin_seconds(expected) + pacing.request_interval
+
+    now = timezone.now()
+    running_all: list[float] = []
+    running_member: dict[int, list[float]] = {}
+    for member, sent, model, seconds in Generation.objects.filter(
+        channel=channel, status__in=IN_FLIGHT
+    ).values_list("created_by_id", "submitted_at", "model", "seconds"):
+        expected = render(model, seconds)
+        age = (now - sent).total_seconds() if sent else 0.0
+        free_at = freed(max(0.0, expected - age), expected)
+        heapq.heappush(running_all, free_at)
+        heapq.heappush(running_member.setdefault(member, []), free_at)
+    shapes = dict(
+        (str(gid), (model, seconds))
+        for gid, model, seconds in Generation.objects.filter(
+            channel=channel, status=Status.QUEUED
+        ).values_list("id", "model", "seconds")
+    )
+    t_slot = pacing.next_slot_in
+    if pacing.paused_until is not None:
+        t_slot = max(t_slot, pacing.paused_until - time.time())
+    forecast: list[float] = []
+    for key, member, next_attempt_at in ordered:
+        t = t_slot
+        if next_attempt_at is not None:
+            t = max(t, (next_attempt_at - now).total_seconds())
+        for heap, cap in (
+            (running_all, channel.max_in_flight),
+            (running_member.setdefault(member, []), channel.member_max_in_flight),
+        ):
+            while heap and heap[0] <= t:
+                heapq.heappop(heap)
+            if len(heap) >= cap:
+                t = max(t, heapq.heappop(heap))
+        for heap in (running_all, running_member[member]):
+            while heap and heap[0] <= t:
+                heapq.heappop(heap)
+        forecast.append(t)
+        model, seconds = shapes.get(key, ("", 0))
+        expected = render(model, seconds)
+        free_at = freed(t + expected, expected)
+        heapq.heappush(running_all, free_at)
+        heapq.heappush(running_member[member], free_at)
+        t_slot = t + pacing.create_interval
+    return forecast
+
+
+def queue_standings(*, channel: Channel, generation_ids: set[str]) -> dict[str, QueueStanding]:
+    """Where each queued generation stands, why it waits and when it should be sent.
+
+    The estimate replays dispatch with the channel's real pacing (the limiter's next slot and
+    interval, the follow-ups that go first), the in-flight caps and the render-time model.
+    """
+    if not generation_ids:
+        return {}
+    now = timezone.now()
+    ordered = fair_queue(channel, eligible_only=False)
+    running = dict(
+        Generation.objects.filter(channel=channel, status__in=IN_FLIGHT)
+        .values("created_by")
+        .annotate(n=Count("id"))
+        .values_list("created_by", "n")
+    )
+    in_flight = sum(running.values())
+    pacing = channel_pacing(channel=channel)
+    paused_until = pacing.paused_until
+    last = max((i for i, row in enumerate(ordered) if row[0] in generation_ids), default=-1)
+    forecast = _forecast(channel, ordered[: last + 1], pacing)
+    standings: dict[str, QueueStanding] = {}
+    for index, (key, member_id, next_attempt_at) in enumerate(ordered[: last + 1]):
+        if key not in generation_ids:
+            continue
+        if channel.halted_at is not None:
+            reason = "The channel is halted until an admin fixes it: " + channel.halted_reason
+        elif paused_until is not None:
+            reason = "The provider asked us to pause; sending resumes at {until}."
+        elif next_attempt_at and next_attempt_at > now:
+            reason = "Retrying after a temporary provider error."
+        elif running.get(member_id, 0) >= channel.member_max_in_flight:
+            reason = (
+                f"You already have {channel.member_max_in_flight} videos generating; "
+                "this one starts when one of them finishes."
+            )
+        elif in_flight >= channel.max_in_flight:
+            reason = (
+                f"The team has {channel.max_in_flight} videos generating, the most the "
+                "channel allows at once."
+            )
+        else:
+            reason = "Waiting for the channel's rate limit ({rpm} requests a minute)."
+        until = (
+            timezone.localtime(
+                datetime.fromtimestamp(paused_until, tz=timezone.get_current_timezone())
+            )
+            if paused_until
+            else None
+        )
+        standings[key] = QueueStanding(
+            position=index + 1,
+            halted=channel.halted_at is not None,
+            reason=reason.format(
+                until=until.strftime("%H:%M:%S") if until else "",
+                rpm=channel.creates_per_minute or channel.requests_per_minute,
+            ),
+            eta=None if channel.halted_at is not None else now + timedelta(seconds=forecast[index]),
+        )
+    return standings
+
+
+def channel_binding_limit(*, channel: Channel) -> str:
+    """Which limit holds the channel's throughput back right now, in words for the admin."""
+
+    if channel.pk is None:
+        return "-"
+    if channel.halted_at is not None:
+        return f"Halted: nothing is sent until an admin resumes it ({channel.halted_reason})."
+    try:
+        pacing = channel_pacing(channel=channel)
+        circuit = circuit_for_channel(channel=channel).state().state
+    except Exception:
+        return "unknown (Redis unreachable)"
+    if pacing.paused_until is not None:
+        left = max(0.0, pacing.paused_until - time.time())
+        return f"Provider pause: the provider asked us to wait; {left:.0f} s more."
+    if circuit == "open":
+        return "Circuit open: most recent calls failed; sending resumes after a probe."
+    scale = settings.REELHOUSE_TIME_SCALE
+    in_flight = Generation.objects.filter(channel=channel, status__in=IN_FLIGHT).count()
+    waiting = Generation.objects.filter(channel=channel, status=Status.QUEUED).count()
+    rate_per_min = 60.0 / (pacing.create_interval * scale)
+    model = (
+        Generation.objects.filter(channel=channel)
+        .order_by("-created_at")
+        .values_list("model", flat=True)
+        .first()
+    )
+    learned = expected_render_seconds(channel_id=channel.pk, model=model) if model else None
+    capacity = ""
+    if learned:
+        cap_per_min = channel.max_in_flight * 60.0 / (learned * scale)
+        capacity = (
+            f" Under a backlog: the request rate allows about {rate_per_min:.0f} videos a "
+            f"minute, the in-flight cap about {cap_per_min:.0f} ({channel.max_in_flight} at "
+            f"once, {learned * scale:.0f} s per render), so "
+            + ("the in-flight cap" if cap_per_min < rate_per_min else "requests per minute")
+            + " binds."
+        )
+    if waiting and in_flight >= channel.max_in_flight:
+        return (
+            f"In-flight cap: {in_flight} of {channel.max_in_flight} generating; {waiting} queued "
+            "wait for a place." + capacity
+        )
+    if waiting:
+        limit = (
+            f"{channel.creates_per_minute} creates a minute"
+            if channel.creates_per_minute
+            else f"{channel.requests_per_minute} requests a minute (status checks and "
+            "downloads first)"
+        )
+        return f"Requests per minute: {waiting} queued are paced at {limit}." + capacity
+    return (
+        f"Nothing: no work waiting ({in_flight} of {channel.max_in_flight} generating)." + capacity
+    )
