@@ -101,6 +101,7 @@ def generate(args: argparse.Namespace) -> dict[str, float]:
     from django.db import connection, transaction
 
     from workspace.billing.models import Budget, LedgerEntry, Price, Scope
+    from workspace.core.models import AuditEvent, Notification
     from workspace.generations.models import Generation
     from workspace.projects.models import Membership, Project
     from workspace.providers.models import Channel
@@ -114,8 +115,8 @@ def generate(args: argparse.Namespace) -> dict[str, float]:
         "billing_budgetcounter",
         Budget._meta.db_table,
         Price._meta.db_table,
-        "billing_notification",
-        "billing_auditevent",
+        Notification._meta.db_table,
+        AuditEvent._meta.db_table,
         Generation._meta.db_table,
         Membership._meta.db_table,
         Project._meta.db_table,

@@ -25,6 +25,7 @@ from workspace.core.rq import get_queue, get_redis
 from workspace.projects.models import Project, Role
 from workspace.projects.services import membership_add, project_create
 from workspace.providers.models import Channel
+from workspace.providers.registry import provider_env_names
 
 if TYPE_CHECKING:
     from workspace.simulator.server import SimulatorServer
@@ -85,11 +86,8 @@ def simulator(simulator_server: SimulatorServer, settings) -> SimulatorServer:  
 @pytest.fixture(autouse=True)
 def _isolated_environment(settings, tmp_path, monkeypatch, redis_conn):  # type: ignore[no-untyped-def]
     # No test may ever reach a real provider or keep the developer's files.
-    for name in (
-        "OPENAI_API_KEY", "OPENAI_BASE_URL", "RUNWAYML_API_SECRET", "RUNWAYML_BASE_URL",
-        "FAL_KEY", "FAL_QUEUE_RUN_HOST", "GEMINI_API_KEY", "GOOGLE_GEMINI_BASE_URL",
-        "OPENAI_WEBHOOK_SECRET",
-    ):
+    webhook_secret_env = Channel._meta.get_field("webhook_secret_env").default
+    for name in (*provider_env_names(), webhook_secret_env):
         monkeypatch.delenv(name, raising=False)
     settings.REELHOUSE_DELAY_SCALE = 0
     # Hashing four personas per test with PBKDF2 would dominate the suite's run time.

@@ -68,8 +68,11 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
 
-from workspace.billing.models import AuditEvent, Budget, LedgerEntry, Scope
+from workspace.api.models import ApiToken
+from workspace.api.services import token_create
+from workspace.billing.models import Budget, LedgerEntry, Scope
 from workspace.billing.services import prices_seed
+from workspace.core.models import AuditEvent
 from workspace.generations.models import Generation, Status
 from workspace.generations.submission import generation_submit
 from workspace.projects.models import Membership, Project, Role
@@ -212,6 +215,7 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
         "POST": cells(L, 404, 403, REDIRECT, REDIRECT, 404, 404),
     },
     "generations:gallery": _MEMBER_READ,
+    "generations:live": _MEMBER_READ,
     "generations:detail": _MEMBER_READ,
     "generations:file": _MEMBER_READ,
     "generations:cancel": {
@@ -224,6 +228,26 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
         "GET": cells(L, 405, 405, 405, 405, 405, 405),
         "POST": cells(L, REDIRECT, REDIRECT, REDIRECT, REDIRECT, REDIRECT, REDIRECT),
     },
+    # --- API tokens: each member's own page; revoking another member's token is a 404
+    "api:tokens": {
+        "GET": cells(L, 200, 200, 200, 200, 200, 200),
+        "POST": cells(L, 400, 400, 400, 400, 400, 400),  # an empty form: errors, no token
+    },
+    "api:token_revoke": {  # the editor's token
+        "GET": cells(L, 405, 405, 405, 405, 405, 405),
+        "POST": cells(L, 404, 404, REDIRECT, 404, 404, 404),
+    },
+    # --- /v1: Bearer tokens only; a session authenticates nothing (401 for every persona)
+    "api:openapi": {"GET": same(200), "POST": same(405)},  # public, like OpenAI's document
+    "api:videos": {"GET": same(401), "POST": same(401)},
+    "api:video": {"GET": same(401), "POST": same(405)},
+    "api:video_content": {"GET": same(401), "POST": same(405)},
+    "api:video_remix": {"GET": same(405), "POST": same(401)},
+    "api:video_edits": {"GET": same(405), "POST": same(401)},
+    "api:video_extensions": {"GET": same(405), "POST": same(401)},
+    "api:video_characters": {"GET": same(405), "POST": same(401)},
+    "api:video_character": {"GET": same(401), "POST": same(405)},
+    "api:v1_not_found": {"GET": same(404), "POST": same(404)},
     # --- Signing in and out
     "accounts:login": {
         "GET": cells(200, *[Redirect("/")] * 6),
@@ -288,9 +312,16 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
     "admin:billing_price_delete": _ADMIN_REFUSED,
     "admin:billing_ledgerentry_change": _ADMIN_READ_ONLY,  # the ledger is append-only
     "admin:billing_ledgerentry_delete": _ADMIN_REFUSED,
-    "admin:billing_auditevent_change": _ADMIN_READ_ONLY,  # the audit log is written by the app
-    "admin:billing_auditevent_add": _ADMIN_REFUSED,
-    "admin:billing_auditevent_delete": _ADMIN_REFUSED,
+    "admin:core_auditevent_change": _ADMIN_READ_ONLY,  # the audit log is written by the app
+    "admin:core_auditevent_add": _ADMIN_REFUSED,
+    "admin:core_auditevent_delete": _ADMIN_REFUSED,
+    # Tokens are issued to their owner only, and revoked rather than deleted.
+    "admin:api_apitoken_add": _ADMIN_REFUSED,
+    "admin:api_apitoken_delete": _ADMIN_REFUSED,
+    "admin:api_apitoken_change": {
+        "GET": cells(A, A, A, A, A, 403, 200),
+        "POST": cells(A, A, A, A, A, 403, Redirect("/admin/api/apitoken/")),
+    },
     # --- The RQ dashboard, at admin/rq/ and as the admin's "Django RQ" entry
     **_rq_pages("django_rq:", "/admin/rq/"),
     "admin/rq/stats.json/?$": _rq_stats_json(),
@@ -456,6 +487,9 @@ def _build_world() -> World:
     AccessAttempt.objects.create(username="oscar", ip_address="192.0.2.7", failures_since_start=3)
     AccessLog.objects.create(username="oscar", ip_address="192.0.2.7")
     AccessFailureLog.objects.create(username="oscar", ip_address="192.0.2.7")
+    token_create(
+        owner=users["editor"], name="matrix", project=project, can_write=True, expires_at=None
+    )
     sessions = {}
     for persona, user in users.items():
         signer = Client()
@@ -603,6 +637,9 @@ def _param(name: str, pattern: Pattern, world: World, live: Live) -> str:
         "app_label": "projects",
         "url": "no-such-page/",
         "id": world.users["owner"].pk,
+        "video_id": world.completed.pk,
+        "character_id": "char_123",
+        "token_id": ApiToken.objects.get(name="matrix").pk,
     }
     if name in {"job_id", "result_id", "key", "scheduler_name", "cron_job_name"}:
         return live.rq(name)
@@ -768,6 +805,7 @@ HEAD_PAGES = [
     "projects:detail",
     "projects:members",
     "generations:gallery",
+    "generations:live",
     "generations:detail",
     "generations:file",
     "billing:usage",

@@ -11,8 +11,10 @@ import re
 import httpx
 import pytest
 
+from workspace.billing.models import Kind, LedgerEntry
 from workspace.generations.models import Generation, Status
 from workspace.projects.models import Project
+from workspace.providers.models import Channel
 
 from .conftest import PASSWORD
 
@@ -98,3 +100,50 @@ def test_a_member_generates_a_video_and_only_members_can_watch_it(
     anonymous = httpx.Client(base_url=live_server.url, follow_redirects=False)
     answer = anonymous.get(f"{files}/video")
     assert answer.status_code == 302 and "/accounts/sign-in/" in answer.headers["location"]
+
+
+def test_a_member_generates_through_a_luma_channel(
+    live_server, project: Project, teammate, channel, simulator, run_workers
+) -> None:  # type: ignore[no-untyped-def]
+    # The organisation's only active channel is Luma; with no LUMA_AGENTS_API_KEY set it talks
+    # to the simulator's Luma Agents protocol.
+    channel.is_active = False
+    channel.save(update_fields=["is_active"])
+    luma = Channel.objects.create(
+        slug="luma",
+        name="Luma",
+        protocol="luma",
+        api_key_env="LUMA_AGENTS_API_KEY",
+        requests_per_minute=60_000,
+        max_in_flight=50,
+        member_max_in_flight=50,
+    )
+    tariq = signed_in(live_server.url, teammate.username)
+    page = f"/projects/{project.pk}/"
+    form = tariq.get(page).text
+    assert "Luma Ray 3.2" in form and "sora-2" not in form
+    answer = tariq.post(
+        f"/projects/{project.pk}/generations/",
+        data={
+            "prompt": "A paper boat drifting down a rainy street at dusk",
+            "model": "ray-3.2",
+            "size": "1080x1920",
+            "seconds": "5",
+            "csrfmiddlewaretoken": csrf(tariq, page),
+        },
+    )
+    assert answer.status_code == 302
+    generation = Generation.objects.get()
+    assert generation.channel_id == luma.pk and generation.estimated_cost_cents == 24 * 5
+
+    run_workers(lambda: Generation.objects.get(pk=generation.pk).is_terminal)
+    generation.refresh_from_db()
+    assert generation.status == Status.COMPLETED, generation.error_message
+    video = tariq.get(f"/projects/{project.pk}/generations/{generation.pk}/files/video")
+    assert video.status_code == 200 and video.content[4:8] == b"ftyp"
+    [create] = simulator.creates()
+    assert (create["protocol"], create["id"]) == ("luma", generation.provider_job_id)
+    assert (create["size"], create["seconds"], create["aspect_ratio"]) == ("1080x1920", 5, "9:16")
+    # Settled at the catalog's price, which is what the simulator billed too.
+    [settle] = LedgerEntry.objects.filter(generation=generation, kind=Kind.SETTLE)
+    assert settle.spent_cents == simulator.counters()["billed_cents"] == 120

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     "workspace.providers",
     "workspace.generations",
     "workspace.billing",
+    "workspace.api",
     "workspace.simulator",
 ]
 
@@ -294,6 +295,9 @@ SIMULATOR_URL = env_url("REELHOUSE_SIMULATOR_URL", "http://127.0.0.1:8765", sche
 # Benchmarks only: run limiter periods and scheduled waits this many times faster, matching a
 # simulator started with the same --time-scale. 1 everywhere else.
 REELHOUSE_TIME_SCALE = env_float("REELHOUSE_TIME_SCALE", 1.0, minimum=1.0, maximum=1000.0)
+# Tests only: multiply every scheduled wait (retries, polls, follow-ups) by this; the test suite
+# sets 0 so nothing waits. 1 everywhere else.
+REELHOUSE_DELAY_SCALE = env_float("REELHOUSE_DELAY_SCALE", 1.0, minimum=0.0, maximum=1.0)
 # Encrypts provider keys entered in the admin; derived from SECRET_KEY when unset.
 REELHOUSE_KEY_ENCRYPTION_KEY = env_str("REELHOUSE_KEY_ENCRYPTION_KEY")
 PROVIDER_CONNECT_TIMEOUT = float(env_int("PROVIDER_CONNECT_TIMEOUT", 10, minimum=1))

@@ -50,4 +50,5 @@ urlpatterns = [
     path("", include("workspace.projects.urls")),
     path("", include("workspace.generations.urls")),
     path("", include("workspace.billing.urls")),
+    path("", include("workspace.api.urls")),
 ]

@@ -41,7 +41,7 @@
     function schedule() { setTimeout(tick, delay); }
     function tick() {
       if (document.hidden) { waiting = true; return; }
-      fetch(url, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
+      fetch(typeof url === "function" ? url() : url, { headers: { "X-Requested-With": "fetch" }, credentials: "same-origin" })
         .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.text(); })
         .then(function (html) {
           onHtml(html);
@@ -92,13 +92,14 @@
       if (estimate) estimate.textContent = cents ? "About $" + (cents / 100).toFixed(2) + " at list price" : "";
     }
 
-    // “Use this prompt again” links carry the request in the query string.
+    // “Use this prompt again” links carry the request in the query string (with_* names: the
+    // gallery's filters own model, status and the rest).
     function prefillFromUrl() {
       if (!prompt || !window.URLSearchParams) return;
       var params = new URLSearchParams(window.location.search);
       if (!params.has("prompt")) return;
       if (!prompt.value) prompt.value = params.get("prompt");
-      [[model, "model"], [size, "size"], [seconds, "seconds"]].forEach(function (pair) {
+      [[model, "with_model"], [size, "with_size"], [seconds, "with_seconds"]].forEach(function (pair) {
         var value = params.get(pair[1]);
         if (value && Array.prototype.some.call(pair[0].options, function (o) { return o.value === value; })) {
           pair[0].value = value;
@@ -152,35 +153,69 @@
   }
 
   // ---- Live gallery -----------------------------------------------------------------------
-  // Keep the gallery live while anything is in flight, replacing only the cards that changed
-  // so a video someone is watching keeps playing, keeping keyboard focus where it was, and
-  // telling screen-reader users when a video changes state.
-  function setUpGallery(container) {
-    var url = container.getAttribute("data-gallery-url");
+  // Every open project page asks the server once per interval what changed since its cursor,
+  // whoever changed it: new cards from any member, progress, state changes. Only the cards
+  // that changed are replaced, so a video someone is watching keeps playing; keyboard focus
+  // stays where it was, and screen-reader users hear when a video changes state.
+  var LIVE_INTERVAL = 3000;
+
+  function setUpLive(container) {
+    var base = container.getAttribute("data-live-url");
+    var cursor = container.getAttribute("data-live-cursor") || "";
+    // Only the first page of an unfiltered gallery takes new cards at its top.
+    var insertNew = container.getAttribute("data-live-insert") === "1";
     var announce = announcer(document.querySelector("[data-gallery-announcer]"));
-    function hasActive(root) {
-      var list = root.querySelector(".gallery");
-      return !!(list && list.getAttribute("data-active"));
+    var delay = LIVE_INTERVAL;
+    var waiting = false;
+
+    function list() {
+      var ul = container.querySelector(".gallery");
+      if (!ul && insertNew) {
+        // The empty state gives way to the first card.
+        container.innerHTML = "";
+        ul = document.createElement("ul");
+        ul.className = "gallery";
+        container.appendChild(ul);
+      }
+      return ul;
     }
-    function apply(html) {
-      var fresh = document.createElement("div");
-      fresh.innerHTML = html;
-      paintProgress(fresh);
-      var oldList = container.querySelector(".gallery");
-      var newList = fresh.querySelector(".gallery");
-      if (!oldList || !newList) { container.innerHTML = html; paintProgress(container); return; }
+
+    function created(el) { return parseFloat(el.getAttribute("data-created")) || 0; }
+
+    function insert(ul, card) {
+      var when = created(card);
+      var cards = ul.children;
+      var last = cards.length ? cards[cards.length - 1] : null;
+      // Older than everything shown: it belongs to a later page, not this one.
+      if (last && when < created(last)) return false;
+      for (var i = 0; i < cards.length; i++) {
+        if (created(cards[i]) < when) { ul.insertBefore(card, cards[i]); return true; }
+      }
+      ul.appendChild(card);
+      return true;
+    }
+
+    function apply(answer) {
       var messages = [];
-      var incoming = Array.prototype.slice.call(newList.children);
-      incoming.forEach(function (card, index) {
+      var fresh = document.createElement("div");
+      (answer.cards || []).forEach(function (item) {
+        fresh.innerHTML = item.html;
+        var card = fresh.firstElementChild;
+        if (!card) return;
         var existing = document.getElementById(card.id);
         if (!existing) {
-          oldList.insertBefore(card, oldList.children[index] || null);
-          messages.push("New video: " + describe(card));
+          if (!insertNew) return;
+          var ul = list();
+          if (ul && insert(ul, card)) {
+            paintProgress(card);
+            messages.push("New video: " + describe(card));
+          }
         } else if (existing.getAttribute("data-state") !== card.getAttribute("data-state")) {
           var before = focusables(existing);
           var focused = before.indexOf(document.activeElement);
           var changed = statusOf(existing) !== statusOf(card);
           existing.replaceWith(card);
+          paintProgress(card);
           if (focused !== -1) {
             var after = focusables(card);
             var target = after[Math.min(focused, after.length - 1)];
@@ -189,19 +224,68 @@
           if (changed) messages.push(describe(card));
         }
       });
-      oldList.setAttribute("data-active", newList.getAttribute("data-active") || "");
+      refreshTimes(container);
       if (messages.length) announce(messages.join(" "));
     }
-    var start = poller(url, apply, function () { return hasActive(container); });
-    if (hasActive(container)) start();
+
+    function tick() {
+      if (document.hidden) { waiting = true; return; }
+      var url = base + (base.indexOf("?") === -1 ? "?" : "&") + "since=" + encodeURIComponent(cursor);
+      fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
+        .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.json(); })
+        .then(function (answer) {
+          if (answer.cursor) cursor = answer.cursor;
+          apply(answer);
+          delay = LIVE_INTERVAL;
+          setTimeout(tick, delay);
+        })
+        .catch(function () { delay = Math.min(delay * 2, 30000); setTimeout(tick, delay); });
+    }
+    document.addEventListener("visibilitychange", function () {
+      if (!document.hidden && waiting) { waiting = false; tick(); }
+    });
+    setTimeout(tick, delay);
+  }
+
+  // ---- Relative times ---------------------------------------------------------------------
+  // "9 seconds ago" is true only when it is written: every <time data-relative> is rewritten
+  // from its datetime, so an old card never reads newer than a card added live above it.
+  var relativeFormat = window.Intl && Intl.RelativeTimeFormat
+    ? new Intl.RelativeTimeFormat(document.documentElement.lang || "en", { numeric: "auto" })
+    : null;
+  var UNITS = [["year", 31536000], ["month", 2592000], ["week", 604800], ["day", 86400],
+               ["hour", 3600], ["minute", 60], ["second", 1]];
+
+  function relative(date) {
+    var seconds = (date.getTime() - Date.now()) / 1000;
+    if (Math.abs(seconds) < 5) return "now";
+    for (var i = 0; i < UNITS.length; i++) {
+      var size = UNITS[i][1];
+      if (Math.abs(seconds) >= size || size === 1) {
+        return relativeFormat.format(Math.round(seconds / size), UNITS[i][0]);
+      }
+    }
+    return "";
+  }
+
+  function refreshTimes(root) {
+    if (!relativeFormat) return;
+    Array.prototype.forEach.call((root || document).querySelectorAll("time[data-relative]"), function (el) {
+      var date = new Date(el.getAttribute("datetime"));
+      if (isNaN(date.getTime())) return;
+      var words = relative(date);
+      if (words && el.textContent !== words) el.textContent = words;
+    });
   }
 
   // ---- Live status on a video's own page ----------------------------------------------------
-  // Follows the generation through the project's gallery fragment and reloads the page once
-  // it is final, so the player (or the explanation of the failure) appears by itself.
+  // Follows the generation through the live endpoint (narrowed to this one video, however old)
+  // and reloads the page once it is final, so the player (or the explanation of the failure)
+  // appears by itself.
   function setUpLiveDetail(panel) {
     var id = panel.getAttribute("data-live-generation");
-    var url = panel.getAttribute("data-gallery-url");
+    var base = panel.getAttribute("data-live-url");
+    var cursor = panel.getAttribute("data-live-cursor") || "";
     var labelEl = panel.querySelector("[data-live-label]");
     var bar = panel.querySelector("[role=progressbar]");
     var fill = panel.querySelector(".progress-bar");
@@ -209,12 +293,16 @@
     var note = panel.querySelector("[data-live-note]");
     var announce = announcer(panel.querySelector("[data-live-announcer]"));
     var keepGoing = true;
+    var url = function () { return base + "&since=" + encodeURIComponent(cursor); };
     if (note) note.textContent = "This page updates by itself and shows the video as soon as it is ready.";
-    function apply(html) {
+    function apply(body) {
+      var answer = JSON.parse(body);
+      if (answer.cursor) cursor = answer.cursor;
+      var item = (answer.cards || []).filter(function (c) { return c.id === id; })[0];
+      if (!item) return;  // unchanged since the last answer
       var fresh = document.createElement("div");
-      fresh.innerHTML = html;
-      var card = fresh.querySelector('[data-id="' + id + '"]');
-      if (!card) { keepGoing = false; return; }
+      fresh.innerHTML = item.html;
+      var card = fresh.firstElementChild;
       var parts = (card.getAttribute("data-state") || "").split(":");
       var status = parts[0];
       var progress = parts[1] || "0";
@@ -265,6 +353,18 @@
     });
   }
 
+  // ---- Gallery search -----------------------------------------------------------------------
+  // Empty filters stay out of the URL, so a shared search reads "?q=kite&member=tariq".
+  function setUpFilters(form) {
+    var fields = function () { return form.querySelectorAll("input, select"); };
+    form.addEventListener("submit", function () {
+      Array.prototype.forEach.call(fields(), function (el) { if (el.name && !el.value) el.disabled = true; });
+    });
+    window.addEventListener("pageshow", function () {
+      Array.prototype.forEach.call(fields(), function (el) { el.disabled = false; });
+    });
+  }
+
   // ---- Small helpers ----------------------------------------------------------------------
   function setUpConfirm(form) {
     form.addEventListener("submit", function (event) {
@@ -281,8 +381,12 @@
     if (invalid && !document.querySelector("[autofocus]")) invalid.focus();
     var form = document.querySelector("[data-generate-form]");
     if (form) setUpGenerateForm(form);
+    var filters = document.querySelector("form.gallery-filters");
+    if (filters) setUpFilters(filters);
     var gallery = document.getElementById("gallery");
-    if (gallery) setUpGallery(gallery);
+    if (gallery && gallery.getAttribute("data-live-url")) setUpLive(gallery);
+    refreshTimes(document);
+    setInterval(function () { refreshTimes(document); }, 15000);
     if (document.querySelector("[data-progress-expected]") || gallery) setInterval(tickProgress, 500);
     var live = document.querySelector("[data-live-generation]");
     if (live) setUpLiveDetail(live);

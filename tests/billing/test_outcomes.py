@@ -127,7 +127,7 @@ def test_an_ambiguous_create_that_was_given_up_is_charged(project, teammate) -> 
 
 
 @pytest.mark.parametrize(
-    ("protocol", "error_class", "finished_at_provider", "charged"),
+    ("kind", "error_class", "finished_at_provider", "charged"),
     [
         ("openai_videos", ErrorClass.MODERATION, False, False),
         ("openai_videos", ErrorClass.PROVIDER_FAILED, False, False),
@@ -141,14 +141,17 @@ def test_an_ambiguous_create_that_was_given_up_is_charged(project, teammate) -> 
         ("fal", ErrorClass.INVALID_REQUEST, False, True),
         ("fal", ErrorClass.PROVIDER_FAILED, False, False),
         ("runway", ErrorClass.MODERATION, False, True),
-        ("a-new-protocol", ErrorClass.MODERATION, False, True),
+        ("luma", ErrorClass.MODERATION, False, True),
+        ("luma", ErrorClass.OVERLOADED, False, True),
+        ("luma", ErrorClass.INVALID_REQUEST, False, False),
+        ("removed_provider", ErrorClass.MODERATION, False, True),
     ],
 )
-def test_the_billing_table(protocol, error_class, finished_at_provider, charged) -> None:  # type: ignore[no-untyped-def]
+def test_the_billing_table(kind, error_class, finished_at_provider, charged) -> None:  # type: ignore[no-untyped-def]
     # Every case here is a job the provider had accepted.
     assert (
         failure_is_charged(
-            protocol=protocol,
+            kind=kind,
             error_class=error_class.value,
             provider_finished=finished_at_provider,
             provider_accepted=True,
@@ -158,9 +161,9 @@ def test_the_billing_table(protocol, error_class, finished_at_provider, charged)
 
 
 def test_a_failure_before_the_provider_accepted_the_job_is_never_charged_by_class() -> None:
-    for protocol in ("fal", "runway", "a-new-protocol"):
+    for kind in ("fal", "runway", "luma", "removed_provider"):
         assert not failure_is_charged(
-            protocol=protocol,
+            kind=kind,
             error_class=ErrorClass.INVALID_REQUEST.value,
             provider_finished=False,
             provider_accepted=False,

@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from tests.billing.conftest import budget, submit
 from tests.conftest import PASSWORD
-from workspace.billing.models import AuditEvent, Budget, BudgetCounter, LedgerEntry, Price, Scope
+from workspace.billing.models import Budget, BudgetCounter, LedgerEntry, Price, Scope
 from workspace.billing.services import adjustment_create, prices_seed, reservation_settle
+from workspace.core.models import AuditEvent
 from workspace.generations.models import Generation, Status
 
 PANEL = "admin:billing_usagepanel_changelist"
@@ -222,7 +223,7 @@ def test_budgets_are_edited_in_dollars_and_every_change_is_audited(
     assert events[1].changes["limit_cents"] == [1250, 2000]
     assert events[1].changes["limit_seconds"] == [None, 60]
     assert events[1].changes["allowed_models"] == [["sora-2"], []]
-    log = client.get(reverse("admin:billing_auditevent_changelist")).content.decode()
+    log = client.get(reverse("admin:core_auditevent_changelist")).content.decode()
     assert "limit_cents: 1250 → 2000" in log
 
 
@@ -352,7 +353,7 @@ def test_every_billing_admin_page_renders(client, admin_user, spending) -> None:
         reverse("admin:billing_ledgerentry_changelist"),
         reverse("admin:billing_ledgerentry_add"),
         reverse("admin:billing_ledgerentry_change", args=[entry.pk]),
-        reverse("admin:billing_auditevent_changelist"),
+        reverse("admin:core_auditevent_changelist"),
     ):
         response = client.get(url)
         assert response.status_code == 200, url

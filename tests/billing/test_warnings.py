@@ -10,9 +10,10 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from tests.billing.conftest import budget, submit
-from workspace.billing.models import Notification, Scope
+from workspace.billing.models import Scope
 from workspace.billing.periods import Period, period_bounds
 from workspace.billing.services import reservation_create
+from workspace.core.models import Notification
 from workspace.generations.models import Generation
 from workspace.generations.submission import generation_cancel
 

@@ -21,6 +21,20 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def children(pid: int, command: str) -> list[int]:
+    """The direct children of ``pid`` whose command line contains ``command``."""
+    found = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            line = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid and command in line:
+            found.append(int(entry.name))
+    return found
+
+
 def mode(path: Path) -> int:
     return path.stat().st_mode & 0o777
 
@@ -58,6 +72,12 @@ def test_up_serves_the_app_and_generates_a_video(tmp_path: Path) -> None:
         banner = log.read_text()
         assert "Reelhouse is running at" in banner
         assert "Sign in as 'admin'" in banner
+        # Exactly the Procfile's processes (one worker asked for, a dispatch worker per lane),
+        # after the embedded Redis it provisioned.
+        assert (
+            "Processes (from Procfile): redis, web.1, worker.1, dispatch.1, dispatch.2, "
+            "scheduler.1, simulator.1\n" in banner
+        )
 
         manage = [sys.executable, "manage.py"]
         subprocess.run(
@@ -90,6 +110,40 @@ def test_up_serves_the_app_and_generates_a_video(tmp_path: Path) -> None:
         )
         assert submitted.returncode == 0, submitted.stdout + submitted.stderr
         assert "Completed:" in submitted.stdout
+
+        # The only default-queue worker dies as under the out-of-memory killer: it is replaced
+        # (a fresh RQ name, no clash with its dead registration) and the next video completes.
+        (worker,) = children(up.pid, "rqworker default")
+        os.kill(worker, signal.SIGKILL)
+        while "worker.1 was killed by SIGKILL; restarting it" not in log.read_text():
+            assert up.poll() is None, log.read_text()
+            assert time.monotonic() < deadline + 120, log.read_text()
+            time.sleep(0.2)
+        again = subprocess.run(
+            [
+                *manage,
+                "generation_submit",
+                "--user",
+                "admin",
+                "--project",
+                "Demo",
+                "--prompt",
+                "A second boat",
+                "--wait",
+                "--timeout",
+                "120",
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert again.returncode == 0, again.stdout + again.stderr + log.read_text()[-5000:]
+        assert "Completed:" in again.stdout
+        assert "There exists an active worker named" not in log.read_text()
+        (replacement,) = children(up.pid, "rqworker default")
+        assert replacement != worker
 
         sign_in = httpx.get(f"http://127.0.0.1:{web}/accounts/sign-in/", timeout=10)
         assert sign_in.status_code == 200

@@ -61,6 +61,8 @@ PRODUCTION = {
         ({"SECURE_HSTS_SECONDS": "a year"}, "SECURE_HSTS_SECONDS"),
         ({"REELHOUSE_PROXY_COUNT": "-1"}, "REELHOUSE_PROXY_COUNT"),
         ({"REELHOUSE_SIGNIN_LOCKOUT_MINUTES": "0"}, "REELHOUSE_SIGNIN_LOCKOUT_MINUTES"),
+        ({"REELHOUSE_DELAY_SCALE": "-1"}, "REELHOUSE_DELAY_SCALE"),
+        ({"REELHOUSE_DELAY_SCALE": "none"}, "REELHOUSE_DELAY_SCALE"),
     ],
 )
 def test_bad_values_fail_loudly(tmp_path: Path, env: dict[str, str], named: str) -> None:

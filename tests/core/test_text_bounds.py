@@ -90,8 +90,9 @@ def test_a_prompt_over_the_limit_is_refused_and_kept(signed_in, teammate, projec
     client = signed_in(teammate)
     prompt = "p" * 32001
     data = {"prompt": prompt, "model": "sora-2", "size": "1280x720", "seconds": "4"}
-    answer = client.post(reverse("generations:create", args=[project.pk]), data)
-    assert answer.status_code == 400
+    # Redirected back to the project page (post/redirect/get), the input and errors kept.
+    answer = client.post(reverse("generations:create", args=[project.pk]), data, follow=True)
+    assert answer.status_code == 200 and answer.redirect_chain
     page = answer.content.decode()
     assert "Ensure this value has at most 32000 characters (it has 32001)." in page
     assert prompt in page
@@ -114,7 +115,7 @@ def test_a_nul_byte_is_a_form_error_not_a_500(signed_in, owner, project, url, fi
     data = {"name": "B-roll", "description": "", "username": "tariq", "role": "viewer"}
     data |= {"prompt": "Waves", "model": "sora-2", "size": "1280x720", "seconds": "4"}
     data[field] = "before\x00after"
-    answer = client.post(url(project), data)
+    answer = client.post(url(project), data, follow=True)
     assert answer.status_code in (200, 400)
     assert "Null characters are not allowed." in answer.content.decode()
     assert not Generation.objects.exists()
@@ -168,7 +169,7 @@ def test_an_api_key_over_500_characters_is_refused(admin_client, channel) -> Non
 
 
 def test_code_written_texts_are_cut_to_their_bound(project, owner) -> None:  # type: ignore[no-untyped-def]
-    from workspace.billing.models import Notification
+    from workspace.core.models import Notification
     from workspace.core.notify import admins_notify
 
     owner.is_staff = True

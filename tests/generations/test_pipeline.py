@@ -98,7 +98,7 @@ def test_an_exhausted_balance_halts_the_channel_and_holds_the_work(project, team
     assert "run out of credit" in mails[0]
     halted = Channel.objects.get(pk=channel.pk)
     assert "credit" in halted.halted_reason
-    from workspace.billing.models import Notification
+    from workspace.core.models import Notification
 
     alert = Notification.objects.get(user=owner)  # in the app too, for every admin
     assert "halted" in alert.title

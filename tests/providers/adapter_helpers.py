@@ -11,10 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.simulator.helpers import make_png
 from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoAdapter
 from workspace.providers.errors import ErrorClass, ProviderError
-from workspace.providers.models import SIMULATOR_PATHS, Protocol
+from workspace.providers.registry import provider
 from workspace.simulator.protocols.common import MediaHost
 from workspace.simulator.server import SimulatorServer
 
@@ -22,20 +21,18 @@ from workspace.simulator.server import SimulatorServer
 KEY = "live-key-0123456789abcdef0123456789abcdef"
 WRONG_KEY = "stale-key-fedcba9876543210fedcba9876543210"
 TERMINAL = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED)
-# A first frame; the simulated providers check its type, not its pixels.
-PNG = make_png(16, 9)
 
 
 def build(
     adapter_class: Callable[..., VideoAdapter],
     simulator: SimulatorServer,
-    protocol: Protocol,
+    kind: str,
     *,
     key: str = KEY,
     **options: Any,
 ) -> VideoAdapter:
     return adapter_class(
-        base_url=simulator.url + SIMULATOR_PATHS[protocol],
+        base_url=simulator.url + provider(kind).simulator_path,
         api_key=key,
         connect_timeout=2,
         read_timeout=5,
@@ -68,7 +65,9 @@ def raises(call: Callable[[], object], error_class: ErrorClass) -> ProviderError
 
 
 def media_host(simulator: SimulatorServer) -> MediaHost:
-    return next(p for p in simulator._protocols if isinstance(p, MediaHost))
+    host = simulator.routes["/cdn"]
+    assert isinstance(host, MediaHost)
+    return host
 
 
 def assert_key_never_leaked(caplog: pytest.LogCaptureFixture, *texts: str) -> None:

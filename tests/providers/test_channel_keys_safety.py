@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from workspace.billing.models import AuditEvent
-from workspace.providers.models import Channel, Protocol
+from workspace.core.models import AuditEvent
+from workspace.providers.models import Channel
+from workspace.providers.registry import PROVIDERS
 from workspace.providers.validators import key_env_problem
 
 from .channel_form import channel_admin_change
@@ -33,12 +34,11 @@ def change(admin_client, channel: Channel, **fields):  # type: ignore[no-untyped
 
 @pytest.mark.parametrize(
     "name",
+    # Every provider SDK's own key variable must be accepted, plus other conventional names.
     [
-        "OPENAI_API_KEY",
-        "RUNWAYML_API_SECRET",
-        "FAL_KEY",
-        "GEMINI_API_KEY",
+        *(spec.api_key_env for spec in PROVIDERS.values()),
         "GOOGLE_API_KEY",
+        "LUMA_AGENTS_API_KEY",
         "OPENAI_WEBHOOK_SECRET",
         "GATEWAY_B_TOKEN",
     ],
@@ -113,7 +113,7 @@ def test_changing_the_protocol_forgets_the_stored_key(admin_client, channel) -> 
     answer = change(
         admin_client,
         Channel.objects.get(pk=channel.pk),
-        protocol=Protocol.RUNWAY,
+        protocol="runway",
         api_key_env="RUNWAYML_API_SECRET",
     )
     assert "cleared because the protocol changed" in answer.content.decode()

@@ -9,23 +9,22 @@ import pytest
 
 from tests.providers.adapter_helpers import KEY, RecordingPacer, build, wait
 from workspace.providers.adapters.base import JobStatus, VideoRequest
-from workspace.providers.adapters.gemini import GeminiVeoAdapter
-from workspace.providers.adapters.runway import RunwayAdapter
-from workspace.providers.models import Protocol
+from workspace.providers.integrations.gemini.adapter import GeminiVeoAdapter
+from workspace.providers.integrations.runway.adapter import RunwayAdapter
 
 CASES = [
-    (RunwayAdapter, Protocol.RUNWAY, "gen4.5", 5),
-    (GeminiVeoAdapter, Protocol.GEMINI, "veo-3.1-generate-preview", 4),
+    (RunwayAdapter, "runway", "gen4.5", 5),
+    (GeminiVeoAdapter, "gemini", "veo-3.1-generate-preview", 4),
 ]
 
 
-@pytest.mark.parametrize(("adapter_class", "protocol", "model", "seconds"), CASES)
+@pytest.mark.parametrize(("adapter_class", "kind", "model", "seconds"), CASES)
 def test_a_download_given_the_retrieved_job_does_not_retrieve_it_again(
-    simulator, adapter_class, protocol, model, seconds
+    simulator, adapter_class, kind, model, seconds
 ) -> None:  # type: ignore[no-untyped-def]
     simulator.update_config(api_keys=[KEY])
     pacer = RecordingPacer()
-    adapter = build(adapter_class, simulator, protocol, pacer=pacer)
+    adapter = build(adapter_class, simulator, kind, pacer=pacer)
     try:
         job = adapter.create(
             VideoRequest(model=model, prompt="a paper boat", size="1280x720", seconds=seconds)

@@ -10,7 +10,6 @@ import pytest
 
 from tests.providers.adapter_helpers import (
     KEY,
-    PNG,
     WRONG_KEY,
     EdgeRecorder,
     RecordingCircuit,
@@ -25,14 +24,13 @@ from tests.providers.adapter_helpers import (
     wait,
 )
 from workspace.providers.adapters.base import JobStatus, VideoRequest
-from workspace.providers.adapters.fal import (
+from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
+from workspace.providers.integrations.fal.adapter import (
     FalQueueAdapter,
     app_path,
     classify_response,
     split_job_id,
 )
-from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
-from workspace.providers.models import Protocol
 from workspace.simulator.server import SimulatorServer
 
 REQUEST = VideoRequest(model="fal-ai/veo3.1", prompt="a paper boat", size="1280x720", seconds=4)
@@ -41,7 +39,7 @@ REQUEST = VideoRequest(model="fal-ai/veo3.1", prompt="a paper boat", size="1280x
 @pytest.fixture
 def fal(simulator: SimulatorServer) -> Iterator[FalQueueAdapter]:
     simulator.update_config(api_keys=[KEY])
-    adapter = build(FalQueueAdapter, simulator, Protocol.FAL)
+    adapter = build(FalQueueAdapter, simulator, "fal")
     assert isinstance(adapter, FalQueueAdapter)
     yield adapter
     adapter.close()
@@ -81,38 +79,34 @@ def test_queued_and_in_progress_are_reported(fal, simulator) -> None:  # type: i
     assert {JobStatus.QUEUED, JobStatus.IN_PROGRESS, JobStatus.COMPLETED} <= seen
 
 
-def test_image_to_video_uses_the_sub_endpoint_and_the_app_urls(fal, simulator) -> None:  # type: ignore[no-untyped-def]
-    request = VideoRequest(
-        model="fal-ai/veo3.1/fast", prompt="waves", size="1080x1920", seconds=8,
-        input_reference=PNG, input_reference_type="image/png", audio=False,
-        negative_prompt="people", seed=42,
-    )
+def test_a_model_under_an_app_is_polled_at_the_app(fal, simulator) -> None:  # type: ignore[no-untyped-def]
+    # fal-ai/veo3.1/fast is an endpoint of the app fal-ai/veo3.1: status and result live there.
+    request = VideoRequest(model="fal-ai/veo3.1/fast", prompt="waves", size="1080x1920", seconds=8)
     job = fal.create(request)
-    assert job.id.startswith("fal-ai/veo3.1/fast/image-to-video/requests/")
-    assert app_path("fal-ai/veo3.1/fast/image-to-video") == "fal-ai/veo3.1"
+    assert job.id.startswith("fal-ai/veo3.1/fast/requests/")
+    assert app_path("fal-ai/veo3.1/fast") == "fal-ai/veo3.1"
     done = wait(fal, job.id)
     assert done.status is JobStatus.COMPLETED and done.model == "fal-ai/veo3.1/fast"
     [entry] = simulator.creates()
-    assert entry["endpoint"] == "fal-ai/veo3.1/fast/image-to-video"
-    assert (entry["size"], entry["audio"], entry["input_reference"]) == ("1080x1920", False, True)
-    assert simulator.counters()["billed_cents"] == 10 * 8
+    assert (entry["endpoint"], entry["size"]) == ("fal-ai/veo3.1/fast", "1080x1920")
+    assert simulator.counters()["billed_cents"] == 15 * 8
 
 
 def test_a_wrong_key_is_an_auth_failure_that_names_no_key(simulator, caplog) -> None:  # type: ignore[no-untyped-def]
     keep_logs(caplog)
     simulator.update_config(api_keys=[KEY])
-    adapter = build(FalQueueAdapter, simulator, Protocol.FAL, key=WRONG_KEY)
+    adapter = build(FalQueueAdapter, simulator, "fal", key=WRONG_KEY)
     error = raises(lambda: adapter.create(REQUEST), ErrorClass.AUTH)
     assert error.create_outcome is CreateOutcome.NOT_CREATED
     raises(lambda: adapter.retrieve("reelhouse-key-check"), ErrorClass.AUTH)
-    good = build(FalQueueAdapter, simulator, Protocol.FAL)
+    good = build(FalQueueAdapter, simulator, "fal")
     raises(lambda: good.retrieve("reelhouse-key-check"), ErrorClass.NOT_FOUND)
     assert_key_never_leaked(caplog, error.message)
 
 
 def test_rate_limit_carries_the_retry_hint(simulator) -> None:  # type: ignore[no-untyped-def]
     simulator.update_config(rpm_limit=1, time_scale=1.0)
-    adapter = build(FalQueueAdapter, simulator, Protocol.FAL)
+    adapter = build(FalQueueAdapter, simulator, "fal")
     adapter.create(REQUEST)
     error = raises(lambda: adapter.create(REQUEST), ErrorClass.RATE_LIMITED)
     assert error.retry_after is not None and error.retry_after >= 1
@@ -197,18 +191,6 @@ def test_outputs_expire(fal, simulator) -> None:  # type: ignore[no-untyped-def]
     assert "expired" in error.message
 
 
-def test_cancel_then_already_completed(fal, simulator) -> None:  # type: ignore[no-untyped-def]
-    simulator.update_config(time_scale=1.0)
-    job = fal.create(REQUEST)
-    fal.delete(job.id)
-    assert fal.retrieve(job.id).status is JobStatus.CANCELED
-    [entry] = simulator.creates()
-    assert entry["status"] == "canceled" and not entry["billed"]
-    fal.delete(job.id)  # ALREADY_COMPLETED: nothing to stop, not an error
-    raises(lambda: fal.delete("fal-ai/veo3.1/requests/unknown"), ErrorClass.NOT_FOUND)
-    assert fal.can_cancel is True and simulator.counters()["deletes"] == 3
-
-
 def test_fal_cannot_list(fal) -> None:  # type: ignore[no-untyped-def]
     assert fal.can_list is False
     error = raises(lambda: fal.list_recent(), ErrorClass.PROVIDER_FAILED)
@@ -217,7 +199,7 @@ def test_fal_cannot_list(fal) -> None:  # type: ignore[no-untyped-def]
 
 def test_every_call_goes_through_the_pacer_and_the_circuit(simulator) -> None:  # type: ignore[no-untyped-def]
     pacer, circuit = RecordingPacer(), RecordingCircuit()
-    adapter = build(FalQueueAdapter, simulator, Protocol.FAL, pacer=pacer, circuit=circuit)
+    adapter = build(FalQueueAdapter, simulator, "fal", pacer=pacer, circuit=circuit)
     job = adapter.create(REQUEST)
     wait(adapter, job.id)
     calls = len(pacer.calls)

@@ -19,7 +19,8 @@ from django.urls import reverse
 from workspace.generations.models import Generation, Status
 from workspace.generations.submission import generation_submit
 from workspace.providers.errors import ErrorClass
-from workspace.providers.models import Channel, Protocol
+from workspace.providers.integrations.openai_videos.adapter import OpenAIVideosAdapter
+from workspace.providers.models import Channel
 
 from ..conftest import PASSWORD
 from .stand_in import Answer, Seen, StandIn, fake_dns
@@ -39,20 +40,20 @@ NOT_PUBLIC = "outputs are fetched only from public addresses. An admin can allow
 
 # prompt -> (protocol, what the member reads as the reason)
 TRICKS = {
-    "html": (Protocol.OPENAI_VIDEOS, "The provider sent a file that is not a video (looks like HTML); nothing was stored."),
-    "html-labelled-mp4": (Protocol.OPENAI_VIDEOS, "The provider sent a file that is not a video (looks like HTML); nothing was stored."),
-    "jpeg-as-video": (Protocol.OPENAI_VIDEOS, "The provider sent a file that is not a video (looks like a JPEG image); nothing was stored."),
-    "oversized": (Protocol.OPENAI_VIDEOS, f"The provider sent more than {CAP} bytes for one file; nothing was stored."),
-    "oversized-declared": (Protocol.OPENAI_VIDEOS, f"The provider sent more than {CAP} bytes for one file; nothing was stored."),
-    "redirect-to-internal": (Protocol.RUNWAY, f"The provider pointed at a private address (127.0.0.1); {NOT_PUBLIC}"),
-    "output-on-internal": (Protocol.RUNWAY, f"The provider pointed at a private address (127.0.0.1); {NOT_PUBLIC}"),
-    "redirect-to-private": (Protocol.RUNWAY, f"The provider pointed at a private address (10.0.0.5); {NOT_PUBLIC}"),
-    "output-on-metadata": (Protocol.RUNWAY, f"The provider pointed at a private address (169.254.169.254); {NOT_PUBLIC}"),
+    "html": ("openai_videos", "The provider sent a file that is not a video (looks like HTML); nothing was stored."),
+    "html-labelled-mp4": ("openai_videos", "The provider sent a file that is not a video (looks like HTML); nothing was stored."),
+    "jpeg-as-video": ("openai_videos", "The provider sent a file that is not a video (looks like a JPEG image); nothing was stored."),
+    "oversized": ("openai_videos", f"The provider sent more than {CAP} bytes for one file; nothing was stored."),
+    "oversized-declared": ("openai_videos", f"The provider sent more than {CAP} bytes for one file; nothing was stored."),
+    "redirect-to-internal": ("runway", f"The provider pointed at a private address (127.0.0.1); {NOT_PUBLIC}"),
+    "output-on-internal": ("runway", f"The provider pointed at a private address (127.0.0.1); {NOT_PUBLIC}"),
+    "redirect-to-private": ("runway", f"The provider pointed at a private address (10.0.0.5); {NOT_PUBLIC}"),
+    "output-on-metadata": ("runway", f"The provider pointed at a private address (169.254.169.254); {NOT_PUBLIC}"),
 }
 
 # prompt -> the variant refused while the real video is kept: a bad poster frame costs the poster,
 # not the video the member paid for.
-VARIANT_TRICKS = {"svg-thumbnail": (Protocol.OPENAI_VIDEOS, "thumbnail")}
+VARIANT_TRICKS = {"svg-thumbnail": ("openai_videos", "thumbnail")}
 
 
 class HostileGateway:
@@ -132,19 +133,19 @@ def test_nothing_a_hostile_gateway_sends_is_stored_or_served(
 ) -> None:  # type: ignore[no-untyped-def]
     hostile = HostileGateway(stand_ins(), stand_ins())
     fake_dns(monkeypatch, {"metadata.hostile.test": ["169.254.169.254"]})
-    monkeypatch.setattr("workspace.providers.adapters.openai_videos.MAX_DOWNLOAD_BYTES", CAP)
+    monkeypatch.setattr(OpenAIVideosAdapter, "max_download_bytes", CAP)
     channel.base_url = f"{hostile.gateway.url}/v1"
     channel.set_api_key("sk-hostile-gateway-key")
     channel.save()
     runway = Channel.objects.create(
-        slug="runway", name="Runway", protocol=Protocol.RUNWAY,
+        slug="runway", name="Runway", protocol="runway",
         base_url=f"{hostile.gateway.url}/runway", requests_per_minute=60_000,
         max_in_flight=50, member_max_in_flight=50,
     )
     runway.set_api_key("key_hostile-runway-key")
     runway.save()
-    channels = {Protocol.OPENAI_VIDEOS: channel, Protocol.RUNWAY: runway}
-    models = {Protocol.OPENAI_VIDEOS: ("sora-2", 4), Protocol.RUNWAY: ("gen4.5", 5)}
+    channels = {"openai_videos": channel, "runway": runway}
+    models = {"openai_videos": ("sora-2", 4), "runway": ("gen4.5", 5)}
 
     generations = {}
     for prompt, (protocol, _) in {**TRICKS, **VARIANT_TRICKS}.items():

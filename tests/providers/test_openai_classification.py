@@ -6,9 +6,12 @@ import httpx
 import pytest
 
 from workspace.providers.adapters.base import VideoRequest
-from workspace.providers.adapters.openai_videos import OpenAIVideosAdapter, classify_job_failure
 from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
 from workspace.providers.http import parse_duration, retry_after_seconds
+from workspace.providers.integrations.openai_videos.adapter import (
+    OpenAIVideosAdapter,
+    classify_job_failure,
+)
 
 KEY = "sk-live-abcdefghijklmnopqrstuvwxyz123456"
 REQUEST = VideoRequest(model="sora-2", prompt="p", size="1280x720", seconds=4)

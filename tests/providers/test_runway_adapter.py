@@ -10,7 +10,6 @@ import pytest
 
 from tests.providers.adapter_helpers import (
     KEY,
-    PNG,
     WRONG_KEY,
     EdgeRecorder,
     RecordingCircuit,
@@ -25,9 +24,12 @@ from tests.providers.adapter_helpers import (
     wait,
 )
 from workspace.providers.adapters.base import JobStatus, VideoRequest
-from workspace.providers.adapters.runway import RunwayAdapter, classify_failure, parse_task
 from workspace.providers.errors import CreateOutcome, ErrorClass
-from workspace.providers.models import Protocol
+from workspace.providers.integrations.runway.adapter import (
+    RunwayAdapter,
+    classify_failure,
+    parse_task,
+)
 from workspace.simulator.server import SimulatorServer
 
 REQUEST = VideoRequest(model="gen4.5", prompt="a paper boat", size="1280x720", seconds=5)
@@ -36,7 +38,7 @@ REQUEST = VideoRequest(model="gen4.5", prompt="a paper boat", size="1280x720", s
 @pytest.fixture
 def runway(simulator: SimulatorServer) -> Iterator[RunwayAdapter]:
     simulator.update_config(api_keys=[KEY])
-    adapter = build(RunwayAdapter, simulator, Protocol.RUNWAY)
+    adapter = build(RunwayAdapter, simulator, "runway")
     assert isinstance(adapter, RunwayAdapter)
     yield adapter
     adapter.close()
@@ -78,29 +80,15 @@ def test_running_tasks_report_progress_in_percent(runway, simulator) -> None:  #
     assert all(0 <= p <= 99 for p in progresses) and max(progresses) > 1
 
 
-def test_image_to_video_with_options(runway, simulator) -> None:  # type: ignore[no-untyped-def]
-    request = VideoRequest(
-        model="veo3.1", prompt="waves", size="1920x1080", seconds=6, input_reference=PNG,
-        input_reference_type="image/png", audio=False, negative_prompt="people", seed=7,
-    )
-    job = runway.create(request)
-    assert wait(runway, job.id).status is JobStatus.COMPLETED
-    [entry] = simulator.creates()
-    assert entry["endpoint"] == "image_to_video" and entry["input_reference"] is True
-    assert entry["audio"] is False and entry["size"] == "1920x1080"
-    # veo3.1 takes no seed (dropped), and bills the silent price.
-    assert simulator.counters()["billed_cents"] == 20 * 6
-
-
 def test_a_wrong_key_is_an_auth_failure_that_names_no_key(simulator, caplog) -> None:  # type: ignore[no-untyped-def]
     keep_logs(caplog)
     simulator.update_config(api_keys=[KEY])
-    adapter = build(RunwayAdapter, simulator, Protocol.RUNWAY, key=WRONG_KEY)
+    adapter = build(RunwayAdapter, simulator, "runway", key=WRONG_KEY)
     error = raises(lambda: adapter.create(REQUEST), ErrorClass.AUTH)
     assert error.create_outcome is CreateOutcome.NOT_CREATED and error.http_status == 401
     # The key check the admin runs: an unknown task with a good key is "not found".
     raises(lambda: adapter.retrieve("reelhouse-key-check"), ErrorClass.AUTH)
-    good = build(RunwayAdapter, simulator, Protocol.RUNWAY)
+    good = build(RunwayAdapter, simulator, "runway")
     raises(lambda: good.retrieve("reelhouse-key-check"), ErrorClass.NOT_FOUND)
     assert_key_never_leaked(caplog, error.message)
 
@@ -108,7 +96,7 @@ def test_a_wrong_key_is_an_auth_failure_that_names_no_key(simulator, caplog) -> 
 def test_rate_limit_carries_the_retry_hint_and_pauses_the_pacer(simulator) -> None:  # type: ignore[no-untyped-def]
     simulator.update_config(rpm_limit=1, time_scale=1.0)
     pacer = RecordingPacer()
-    adapter = build(RunwayAdapter, simulator, Protocol.RUNWAY, pacer=pacer)
+    adapter = build(RunwayAdapter, simulator, "runway", pacer=pacer)
     adapter.create(REQUEST)
     error = raises(lambda: adapter.create(REQUEST), ErrorClass.RATE_LIMITED)
     assert error.retry_after is not None and 1 <= error.retry_after <= 60
@@ -173,25 +161,6 @@ def test_outputs_expire(runway, simulator) -> None:  # type: ignore[no-untyped-d
     assert "expired" in error.message
 
 
-def test_delete_cancels_a_running_task_which_then_is_gone(runway, simulator) -> None:  # type: ignore[no-untyped-def]
-    simulator.update_config(time_scale=1.0)
-    job = runway.create(REQUEST)
-    runway.delete(job.id)
-    raises(lambda: runway.retrieve(job.id), ErrorClass.NOT_FOUND)
-    [entry] = simulator.creates()
-    assert entry["status"] == "canceled" and entry["deleted"] and not entry["billed"]
-    raises(lambda: runway.delete(job.id), ErrorClass.NOT_FOUND)
-    assert runway.can_cancel is True
-
-
-def test_delete_removes_a_finished_task(runway, simulator) -> None:  # type: ignore[no-untyped-def]
-    job = runway.create(REQUEST)
-    wait(runway, job.id)
-    runway.delete(job.id)
-    raises(lambda: runway.retrieve(job.id), ErrorClass.NOT_FOUND)
-    assert simulator.creates()[0]["billed"] is True
-
-
 def test_runway_cannot_list(runway) -> None:  # type: ignore[no-untyped-def]
     assert runway.can_list is False
     error = raises(lambda: runway.list_recent(limit=5), ErrorClass.PROVIDER_FAILED)
@@ -200,7 +169,7 @@ def test_runway_cannot_list(runway) -> None:  # type: ignore[no-untyped-def]
 
 def test_every_call_goes_through_the_pacer_and_the_circuit(simulator) -> None:  # type: ignore[no-untyped-def]
     pacer, circuit = RecordingPacer(), RecordingCircuit()
-    adapter = build(RunwayAdapter, simulator, Protocol.RUNWAY, pacer=pacer, circuit=circuit)
+    adapter = build(RunwayAdapter, simulator, "runway", pacer=pacer, circuit=circuit)
     job = adapter.create(REQUEST)
     wait(adapter, job.id)
     pacer.calls.clear()

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from workspace.providers.registry import provider_env_names
 from workspace.simulator import SimulatorConfig, SimulatorServer
 
 from .helpers import FAST, make_client
@@ -24,7 +25,7 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     The simulator needs neither Redis nor Django settings; skipping them keeps these tests
     fast and stops them from flushing (or stopping) a Redis another test run is using.
     """
-    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+    for name in provider_env_names():
         monkeypatch.delenv(name, raising=False)
 
 

@@ -174,7 +174,8 @@ def test_output_links_refuse_keys_and_expire(runway: httpx.Client, sim: Simulato
     [url] = task_until(runway, task_id, ("SUCCEEDED",))["output"]
     keyed = httpx.get(url, headers={"Authorization": f"Bearer {API_KEY}"}, verify=SSL_CONTEXT)
     assert keyed.status_code == 400 and b"InvalidArgument" in keyed.content
-    host = next(p for p in sim._protocols if isinstance(p, MediaHost))
+    host = sim.routes["/cdn"]
+    assert isinstance(host, MediaHost)
     assert host.credentialed_requests == 1
     time.sleep(0.1)  # 5 simulated seconds
     expired = httpx.get(url, verify=SSL_CONTEXT)

@@ -14,7 +14,6 @@ from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
-from django.utils.html import format_html_join
 
 from workspace.billing import charts
 from workspace.billing.forms import (
@@ -25,8 +24,14 @@ from workspace.billing.forms import (
     RangeForm,
     model_choices,
 )
-from workspace.billing.models import AuditEvent, Budget, LedgerEntry, Price, UsagePanel
-from workspace.billing.selectors import budget_pace, channel_states, ledger_rows, panel_usage
+from workspace.billing.models import Budget, LedgerEntry, Price, UsagePanel
+from workspace.billing.selectors import (
+    LEDGER_EXPORT_COLUMNS,
+    budget_pace,
+    channel_states,
+    ledger_rows,
+    panel_usage,
+)
 from workspace.billing.services import adjustment_create, counters_recount, money, prices_seed
 from workspace.providers.models import Channel
 
@@ -212,42 +217,6 @@ class LedgerEntryAdmin(admin.ModelAdmin):
         return super().log_addition(request, getattr(self, "_saved", obj), message)
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "who", "action", "target_type", "target_repr", "summary"]
-    list_filter = ["action", "target_type"]
-    search_fields = ["target_repr", "actor_name"]
-    date_hierarchy = "created_at"
-
-    @admin.display(description="By")
-    def who(self, event: AuditEvent) -> str:
-        return event.actor_name or "system"
-
-    @admin.display(description="Changes")
-    def summary(self, event: AuditEvent) -> str:
-        return format_html_join(
-            "; ",
-            "{}: {} → {}",
-            ((name, _shown(old), _shown(new)) for name, (old, new) in event.changes.items()),
-        )
-
-    def get_readonly_fields(self, request: HttpRequest, obj: AuditEvent | None = None) -> list[str]:
-        return [f.name for f in AuditEvent._meta.concrete_fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
-        return False
-
-
-def _shown(value: Any) -> str:
-    return "—" if value in (None, "") else str(value)
-
-
 class _Echo:
     """A file-like object whose ``write`` hands the line back, for streaming CSV."""
 
@@ -257,30 +226,6 @@ class _Echo:
 
 # Spreadsheet programs run cells that start with these as formulas.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-CSV_HEADER = [
-    "id",
-    "created_at",
-    "accounted_at",
-    "kind",
-    "member",
-    "project_id",
-    "project",
-    "channel",
-    "model",
-    "size",
-    "seconds",
-    "usd_per_second",
-    "spent_cents",
-    "reserved_cents",
-    "spent_seconds",
-    "reserved_seconds",
-    "outcome",
-    "error_class",
-    "generation_id",
-    "created_by",
-    "reason",
-]
 
 
 def _csv_cell(value: object) -> object:
@@ -383,7 +328,7 @@ class UsagePanelAdmin(admin.ModelAdmin):
         writer = csv.writer(_Echo())
 
         def lines() -> Iterator[str]:
-            yield writer.writerow(CSV_HEADER)
+            yield writer.writerow([header for header, _ in LEDGER_EXPORT_COLUMNS])
             for row in ledger_rows(first=first, last=last):
                 yield writer.writerow([_csv_cell(value) for value in row])
 

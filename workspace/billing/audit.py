@@ -24,7 +24,8 @@ from django.db import models
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.http import HttpRequest, HttpResponse
 
-from workspace.billing.models import AuditEvent, Budget, Price
+from workspace.billing.models import Budget, Price
+from workspace.core.models import AuditEvent
 from workspace.projects.models import Membership
 from workspace.providers.models import Channel
 

@@ -37,6 +37,25 @@ def _nice_max(value: float) -> float:
     return 10.0 * magnitude
 
 
+def axis_steps(peak: float, unit: Callable[[float], str]) -> int:
+    """How many intervals the value axis gets: the most (up to 4) whose labels all differ.
+
+    Four even steps of a small peak print the same label twice once the unit rounds them (a
+    count axis of 0, 0.25, 0.5, 0.75, 1 reads "0, 0, 0, 1, 1"). A unit that rounds to whole
+    numbers (counts, cents) also gets only whole ticks, so no gridline sits at 1.25 saying "1".
+    """
+    whole = unit(0.5) in (unit(0.0), unit(1.0))
+    for steps in (4, 2, 1):
+        values = [peak * tick / steps for tick in range(steps + 1)]
+        labels = [unit(value) for value in values]
+        if len(set(labels)) != len(labels):
+            continue
+        if whole and any(abs(value - round(value)) > 1e-9 for value in values):
+            continue
+        return steps
+    return 1
+
+
 def stacked_bars(
     *,
     title: str,
@@ -57,9 +76,10 @@ def stacked_bars(
         f'<svg class="chart" viewBox="0 0 {width} {height}" width="100%" role="img" '
         f'aria-label="{escape(title)}" preserveAspectRatio="xMinYMin meet">'
     ]
-    for tick in range(5):
-        value = peak * tick / 4
-        y = top + plot_h - plot_h * tick / 4
+    steps = axis_steps(peak, unit)
+    for tick in range(steps + 1):
+        value = peak * tick / steps
+        y = top + plot_h - plot_h * tick / steps
         parts.append(
             f'<line x1="{left}" x2="{width - 8}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>'
             f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{escape(unit(value))}</text>'

@@ -10,7 +10,7 @@ from django.utils import timezone
 from workspace.billing.models import Budget, LedgerEntry, Price, Scope
 from workspace.billing.periods import local_date
 from workspace.billing.services import price_validate
-from workspace.providers.catalog import CATALOGS
+from workspace.providers.registry import PROVIDERS
 
 # The longest range the panel charts at once; the CSV export has no limit.
 MAX_RANGE_DAYS = 731
@@ -23,8 +23,8 @@ SECONDS_MAX = 10**9
 
 def model_choices() -> list[tuple[str, str]]:
     seen: dict[str, str] = {}
-    for catalog in CATALOGS.values():
-        for spec in catalog.models:
+    for provider in PROVIDERS.values():
+        for spec in provider.catalog.models:
             seen.setdefault(spec.id, f"{spec.label} ({spec.id})")
     return list(seen.items())
 

@@ -1,9 +1,10 @@
-"""Which unsuccessful generations the provider still charges for: the one table billing uses.
+"""Which unsuccessful generations the provider still charges for.
 
 A reservation is *settled* (counted as spent) when the provider bills the job and *released*
 (given back to the budget) when it does not. Completed generations are always settled and
-canceled ones (never sent) always released; for failures the protocol's row below decides.
-Every protocol counts as charged:
+canceled ones (never sent) always released; for failures the provider's ``BillingPolicy`` (in
+its spec, ``workspace/providers/integrations/<kind>/spec.py``, with its sources) decides.
+Every provider's policy counts as charged:
 
 * a render the provider reported finished whose files we then failed to fetch (it rendered,
   so it is billed);
@@ -11,59 +12,23 @@ Every protocol counts as charged:
   counted rather than risk an overspend; an admin refunds it with an adjustment if the
   provider's invoice shows no such job.
 
-Beyond that, per protocol (sources: ``shared/reference/video-providers.md`` and
-``openai-videos-api.md``):
-
-* **openai_videos**: nothing else. OpenAI published no statement on failed or moderated jobs
-  (openai-videos-api.md section 4.2: "treat as unknown"); the gateways that still serve the
-  protocol, and the simulator, bill completed jobs only. Moderation, provider failures, invalid
-  requests, auth, quota, not-found and expiry failures are released.
-* **gemini**: nothing else. Google: "You will not be charged if your video is blocked" and
-  "You will only be charged if your video is successfully generated".
-* **fal**: a 422 (``invalid_request``) of a job fal had accepted, because "a 422 may still be
-  charged if a runner spent GPU time"; server errors are "never charged".
-* **runway**: undocumented ("whether a failed or moderated task is charged is not
-  documented"), so moderation and provider failures of accepted tasks are counted until
-  someone checks the organisation's usage endpoint; budgets then never overspend.
+Every registered provider has a policy: the spec cannot be built without one. Only a kind no
+provider is registered under (a channel row left from a removed provider) has none; its failures
+after acceptance are then counted, never assumed free, and the log says so.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
 
 from workspace.providers.errors import ErrorClass
+from workspace.providers.registry import UnknownProvider, provider
+from workspace.providers.spec import BillingPolicy
 
+logger = logging.getLogger(__name__)
 
-@dataclass(frozen=True)
-class BillingPolicy:
-    # Failure classes counted as spent although no video came back.
-    charged_failures: frozenset[str]
-    # Failure classes counted as spent only once the provider had accepted the job.
-    charged_after_acceptance: frozenset[str] = frozenset()
-    # A render the provider reported finished is charged even if fetching its files failed.
-    charges_finished_renders: bool = True
-
-
-_ALWAYS = frozenset({ErrorClass.AMBIGUOUS_CREATE.value})
-
-BILLING_POLICIES: dict[str, BillingPolicy] = {
-    "openai_videos": BillingPolicy(charged_failures=_ALWAYS),
-    "gemini": BillingPolicy(charged_failures=_ALWAYS),
-    "fal": BillingPolicy(
-        charged_failures=_ALWAYS,
-        charged_after_acceptance=frozenset({ErrorClass.INVALID_REQUEST.value}),
-    ),
-    "runway": BillingPolicy(
-        charged_failures=_ALWAYS,
-        charged_after_acceptance=frozenset(
-            {ErrorClass.MODERATION.value, ErrorClass.PROVIDER_FAILED.value}
-        ),
-    ),
-}
-# A protocol missing from the table: a failure after the provider accepted the job is not
-# assumed free.
-_UNKNOWN = BillingPolicy(
-    charged_failures=_ALWAYS,
+UNREGISTERED = BillingPolicy(
+    charged_failures=frozenset({ErrorClass.AMBIGUOUS_CREATE.value}),
     charged_after_acceptance=frozenset(
         {
             ErrorClass.MODERATION.value,
@@ -74,10 +39,21 @@ _UNKNOWN = BillingPolicy(
 )
 
 
+def billing_policy(kind: str) -> BillingPolicy:
+    try:
+        return provider(kind).billing
+    except UnknownProvider:
+        logger.error(
+            "billing: no provider %r is registered; counting its failures as charged", kind
+        )
+        return UNREGISTERED
+
+
 def failure_is_charged(
-    *, protocol: str, error_class: str, provider_finished: bool, provider_accepted: bool = False
+    *, kind: str, error_class: str, provider_finished: bool, provider_accepted: bool = False
 ) -> bool:
-    policy = BILLING_POLICIES.get(protocol, _UNKNOWN)
+    """Whether a failed generation of a channel of this provider ``kind`` is counted as spent."""
+    policy = billing_policy(kind)
     if provider_finished and policy.charges_finished_renders:
         return True
     if provider_accepted and error_class in policy.charged_after_acceptance:

@@ -32,15 +32,15 @@ from workspace.billing.periods import (
 from workspace.billing.services import budgets_applicable
 from workspace.generations.models import ACTIVE_STATUSES, Generation, Status
 from workspace.projects.models import Project
-from workspace.providers.catalog import CATALOGS
 from workspace.providers.models import Channel
+from workspace.providers.registry import PROVIDERS
 
 logger = logging.getLogger(__name__)
 
 
 def model_label(model_id: str) -> str:
-    for catalog in CATALOGS.values():
-        spec = catalog.get(model_id)
+    for provider in PROVIDERS.values():
+        spec = provider.catalog.get(model_id)
         if spec is not None:
             return spec.label
     return model_id or "(none)"
@@ -611,34 +611,39 @@ def channel_states(*, now: datetime | None = None) -> list[ChannelState]:
     return states
 
 
+# The ledger export: (CSV header, ORM lookup) per column, so headers and values cannot drift.
+LEDGER_EXPORT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "id"),
+    ("created_at", "created_at"),
+    ("accounted_at", "accounted_at"),
+    ("kind", "kind"),
+    ("member", "user__username"),
+    ("project_id", "project_id"),
+    ("project", "project__name"),
+    ("channel", "channel__slug"),
+    ("model", "model"),
+    ("size", "size"),
+    ("seconds", "seconds"),
+    ("usd_per_second", "usd_per_second"),
+    ("spent_cents", "spent_cents"),
+    ("reserved_cents", "reserved_cents"),
+    ("spent_seconds", "spent_seconds"),
+    ("reserved_seconds", "reserved_seconds"),
+    ("outcome", "outcome"),
+    ("error_class", "error_class"),
+    ("generation_id", "generation_id"),
+    ("created_by", "created_by__username"),
+    ("reason", "reason"),
+)
+
+
 def ledger_rows(*, first: date, last: date) -> Iterator[tuple[object, ...]]:
-    """Ledger entries written between two local days (inclusive), oldest first, for export."""
+    """Ledger entries written between two local days (inclusive), oldest first, for export;
+    one value per ``LEDGER_EXPORT_COLUMNS`` entry."""
     start, end = local_midnight(first), local_midnight(last + timedelta(days=1))
     return (
         LedgerEntry.objects.filter(created_at__gte=start, created_at__lt=end)
         .order_by("created_at", "id")
-        .values_list(
-            "id",
-            "created_at",
-            "accounted_at",
-            "kind",
-            "user__username",
-            "project_id",
-            "project__name",
-            "channel__slug",
-            "model",
-            "size",
-            "seconds",
-            "usd_per_second",
-            "spent_cents",
-            "reserved_cents",
-            "spent_seconds",
-            "reserved_seconds",
-            "outcome",
-            "error_class",
-            "generation_id",
-            "created_by__username",
-            "reason",
-        )
+        .values_list(*(lookup for _, lookup in LEDGER_EXPORT_COLUMNS))
         .iterator(chunk_size=5000)
     )

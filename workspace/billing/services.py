@@ -53,12 +53,12 @@ from workspace.billing.models import (
     Dimension,
     Kind,
     LedgerEntry,
-    Notification,
     Price,
     Scope,
 )
 from workspace.billing.periods import Bounds, local_date, org_timezone, period_bounds
 from workspace.billing.policy import failure_is_charged
+from workspace.core.models import Notification
 from workspace.generations.models import TERMINAL_STATUSES, Generation, Status
 from workspace.projects.models import Project, Role
 from workspace.providers.models import Channel
@@ -562,21 +562,19 @@ def reservation_close_failed(*, generation: Generation) -> LedgerEntry | None:
     )
     if row is None:
         return _close(generation.pk, Kind.RELEASE, reason="The generation was deleted.")
-    error_class, finished_at, provider_job_id, protocol = row
+    error_class, finished_at, provider_job_id, kind = row
     if failure_is_charged(
-        protocol=protocol,
+        kind=kind,
         error_class=error_class,
         provider_finished=finished_at is not None,
         provider_accepted=provider_job_id is not None,
     ):
         why = "rendered by the provider" if finished_at else error_class
-        return _close(
-            generation.pk, Kind.SETTLE, reason=f"Failed ({why}); {protocol} charges for it."
-        )
+        return _close(generation.pk, Kind.SETTLE, reason=f"Failed ({why}); {kind} charges for it.")
     return _close(
         generation.pk,
         Kind.RELEASE,
-        reason=f"Failed ({error_class or 'unknown'}); {protocol} does not charge for it.",
+        reason=f"Failed ({error_class or 'unknown'}); {kind} does not charge for it.",
     )
 
 
@@ -899,7 +897,6 @@ def _notify_threshold(slot: _Slot, *, level: int, trigger_user_id: int | None) -
                 title=title,
                 message=detail,
                 url=url,
-                budget_id=budget.pk,
                 created_at=now,
             )
         )

@@ -6,9 +6,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from workspace.billing.models import Notification
 from workspace.billing.selectors import member_usage
 from workspace.billing.services import notifications_mark_read
+from workspace.core.models import Notification
 
 
 @login_required

@@ -30,6 +30,29 @@ def is_running(socket_path: Path) -> bool:
         return False
 
 
+def server_argv(socket_path: Path) -> list[str]:
+    """The command line of the server, also used by ``up`` to start it again after a crash."""
+    return [
+        redis_server_binary(),
+        "--port",
+        "0",
+        "--unixsocket",
+        str(socket_path),
+        "--unixsocketperm",
+        "700",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(socket_path.parent),
+        "--maxmemory-policy",
+        "noeviction",
+        "--loglevel",
+        "warning",
+    ]
+
+
 def start(socket_path: Path, *, timeout: float = 10.0) -> subprocess.Popen[bytes] | None:
     """Start an embedded Redis on ``socket_path`` unless one already answers there.
 
@@ -42,25 +65,7 @@ def start(socket_path: Path, *, timeout: float = 10.0) -> subprocess.Popen[bytes
     if socket_path.exists():
         socket_path.unlink()  # left behind by a server that was killed
     process = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--port",
-            "0",
-            "--unixsocket",
-            str(socket_path),
-            "--unixsocketperm",
-            "700",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(socket_path.parent),
-            "--maxmemory-policy",
-            "noeviction",
-            "--loglevel",
-            "warning",
-        ],
+        server_argv(socket_path),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,

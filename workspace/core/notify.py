@@ -8,6 +8,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
 
+from workspace.core.models import NOTIFICATION_MESSAGE_MAX_LENGTH, Notification
+
 logger = logging.getLogger(__name__)
 
 
@@ -17,8 +19,6 @@ def admins_notify(*, subject: str, message: str, url: str = "") -> int:
 
     Never include a key or secret in ``message``: it goes to mailboxes and logs.
     """
-    from workspace.billing.models import NOTIFICATION_MESSAGE_MAX_LENGTH, Notification
-
     logger.warning("admin alert: %s: %s", subject, message)
     staff = get_user_model().objects.filter(is_active=True, is_staff=True)
     Notification.objects.bulk_create(

@@ -122,3 +122,18 @@ def enqueue_overdue_scheduled(*, grace: float = 5.0) -> int:
             pipeline.execute()
         moved += len(job_ids)
     return moved
+
+
+# Set once Redis holds Reelhouse's state; gone when Redis restarted empty or was flushed, and
+# with it every queued and scheduled job (the database still knows what was in flight).
+REDIS_MARK_KEY = "reelhouse:redis-mark"
+
+
+def redis_data_lost() -> bool:
+    """True while Redis has not been marked since it last started empty or was flushed."""
+    return not get_redis().exists(REDIS_MARK_KEY)
+
+
+def redis_mark() -> None:
+    """Record that the work in flight has been re-enqueued into this Redis."""
+    get_redis().set(REDIS_MARK_KEY, "1")

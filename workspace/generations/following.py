@@ -112,7 +112,7 @@ def poll_delay(generation: Generation, job: ProviderJob) -> float:
     if generation.channel.webhooks_enabled:
         wait = max(wait, WEBHOOK_SAFETY_POLL_SECONDS / scale)
     wait = min(max(wait, MIN_POLL_SECONDS / scale), MAX_POLL_SECONDS)
-    return wait * float(getattr(settings, "REELHOUSE_DELAY_SCALE", 1.0))
+    return wait * settings.REELHOUSE_DELAY_SCALE
 
 
 def generation_check_now(*, channel: Channel, provider_job_id: str) -> bool:
@@ -274,7 +274,7 @@ def _store_variant(
                 "generation %s: %s labelled %r is %s", generation.pk, variant, claimed[:100],
                 media.content_type,
             )
-        name = f"generations/{generation.project_id}/{generation.pk}/{variant}.{media.extension}"
+        name = generation.storage_name(f"{variant}.{media.extension}")
         # A repeated download overwrites the same name instead of piling up copies.
         if default_storage.exists(name):
             default_storage.delete(name)

@@ -5,7 +5,8 @@ from typing import Any
 
 from django import forms
 
-from workspace.generations.models import PROMPT_MAX_LENGTH
+from workspace.generations.models import PROMPT_MAX_LENGTH, Status
+from workspace.generations.selectors import GalleryFilters
 from workspace.providers.models import Channel
 
 
@@ -63,3 +64,51 @@ def _size_label(size: str) -> str:
     width, height = (int(part) for part in size.split("x"))
     shape = "landscape" if width > height else "portrait"
     return f"{size} ({shape})"
+
+
+class GalleryFilterForm(forms.Form):
+    """The gallery's search and filters, read from the URL so a search can be shared."""
+
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label="Search",
+        widget=forms.TextInput(
+            attrs={"type": "search", "placeholder": "Words from a prompt: boat dusk -rain"}
+        ),
+    )
+    member = forms.ChoiceField(required=False, label="Member")
+    model = forms.ChoiceField(required=False, label="Model")
+    status = forms.ChoiceField(
+        required=False, label="Status", choices=[("", "Any status"), *Status.choices]
+    )
+    first_day = forms.DateField(
+        required=False, label="From", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    last_day = forms.DateField(
+        required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    FIELDS = ("q", "member", "model", "status", "first_day", "last_day")
+
+    def __init__(
+        self, *args: Any, usernames: list[str], models: list[tuple[str, str]], **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        member_field: forms.ChoiceField = self.fields["member"]  # type: ignore[assignment]
+        model_field: forms.ChoiceField = self.fields["model"]  # type: ignore[assignment]
+        member_field.choices = [("", "Anyone"), *((name, name) for name in usernames)]
+        model_field.choices = [("", "Any model"), *models]
+
+    def filters(self) -> GalleryFilters:
+        """What the valid fields ask for; a field with an error narrows nothing."""
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
+        return GalleryFilters(
+            q=data.get("q") or "",
+            member=data.get("member") or "",
+            model=data.get("model") or "",
+            status=data.get("status") or "",
+            first_day=data.get("first_day"),
+            last_day=data.get("last_day"),
+        )

@@ -66,7 +66,8 @@ class IllegalTransition(Exception):
 
 
 def _file_path(generation: Generation, filename: str) -> str:
-    return f"generations/{generation.project_id}/{generation.pk}/{filename}"
+    # The FileFields' upload_to (the migrations name it); the path itself is the model's.
+    return generation.storage_name(filename)
 
 
 class Generation(models.Model):
@@ -161,6 +162,10 @@ class Generation(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    def storage_name(self, filename: str) -> str:
+        """Where a file of this generation lives in Django's default storage."""
+        return f"generations/{self.project_id}/{self.pk}/{filename}"
 
     def transition(self, to: str, *, from_: str | set[str] | frozenset[str], **fields: Any) -> bool:
         """Move to ``to`` if the row is still in ``from_``; return whether this call won.

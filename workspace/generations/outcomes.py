@@ -16,7 +16,7 @@ from workspace.providers.errors import ErrorClass, ProviderError
 
 def scaled_delay(seconds: float) -> float:
     # Tests shrink every wait to zero and benchmarks run time faster; production waits as computed.
-    scale = float(getattr(settings, "REELHOUSE_DELAY_SCALE", 1.0)) / settings.REELHOUSE_TIME_SCALE
+    scale = settings.REELHOUSE_DELAY_SCALE / settings.REELHOUSE_TIME_SCALE
     return max(0.0, seconds * scale)
 
 

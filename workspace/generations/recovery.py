@@ -52,16 +52,23 @@ def send_again(generation: Generation, reason: ProviderError) -> None:
         channel_kick_on_commit(channel_id=generation.channel_id, delay=wait)
 
 
-def generations_resume_stalled(*, stale_after: timedelta = timedelta(minutes=2)) -> int:
+def generations_resume_stalled(
+    *, stale_after: timedelta = timedelta(minutes=2), jobs_lost: bool = False
+) -> int:
     """Re-enqueue the next step of every generation whose job seems lost (e.g. Redis restarted).
 
     Returns how many steps it enqueued: one dispatch kick per channel with queued work, plus one
     job per stalled generation that the provider already has.
     The database is the queue of record; every job is a conditional update, so a generation that
     was not actually stalled merely gets a harmless duplicate.
+
+    ``jobs_lost``: Redis started empty, so every queued and scheduled job is gone. Then every
+    generation in flight is resumed however recent its progress: a scheduled status check runs
+    now, and a step waiting out a backoff is scheduled again for when it falls due.
     """
 
-    cutoff = timezone.now() - stale_after
+    now = timezone.now()
+    cutoff = now - stale_after
     steps = {
         Status.SUBMITTING: jobs.generation_reconcile_job,
         Status.IN_PROGRESS: jobs.generation_poll_job,
@@ -75,16 +82,26 @@ def generations_resume_stalled(*, stale_after: timedelta = timedelta(minutes=2))
         generations_fail_over(channel=channel)
         channel_kick_on_commit(channel_id=channel.pk)
         resumed += 1
-    stalled = Generation.objects.filter(status__in=list(steps), updated_at__lt=cutoff).only(
+    stalled = Generation.objects.filter(status__in=list(steps)).only(
         "id", "status", "next_attempt_at", "next_poll_at"
     )
+    if not jobs_lost:
+        stalled = stalled.filter(updated_at__lt=cutoff)
     for generation in stalled.iterator():
+        step = steps[Status(generation.status)]
+        due = generation.next_attempt_at
+        backing_off = due is not None and due > now
+        if jobs_lost:
+            delay = (due - now).total_seconds() if due is not None and backing_off else 0.0
+            enqueue_on_commit(step, str(generation.pk), delay=delay)
+            resumed += 1
+            continue
         if generation.status == Status.IN_PROGRESS and (
             generation.next_poll_at and generation.next_poll_at >= cutoff
         ):
             continue  # its next check is scheduled and not overdue
-        if generation.next_attempt_at and generation.next_attempt_at > timezone.now():
+        if backing_off:
             continue
-        enqueue_on_commit(steps[Status(generation.status)], str(generation.pk))
+        enqueue_on_commit(step, str(generation.pk))
         resumed += 1
     return resumed

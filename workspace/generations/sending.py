@@ -138,7 +138,7 @@ def generation_reconcile_create(*, generation_id: str) -> None:
     if generation.status != Status.SUBMITTING or generation.submit_started_at is None:
         return
     adapter = adapter_for_channel(channel=generation.channel)
-    if not getattr(adapter, "can_list", True):
+    if not adapter.can_list:
         adapter.close()
         _hold(
             generation,

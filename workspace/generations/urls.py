@@ -16,6 +16,11 @@ urlpatterns = [
         name="gallery",
     ),
     path(
+        "projects/<id:project_id>/generations/live/",
+        views.generation_live,
+        name="live",
+    ),
+    path(
         "projects/<id:project_id>/generations/<uuid:generation_id>/",
         views.generation_detail,
         name="detail",

@@ -1,21 +1,72 @@
 from __future__ import annotations
 
+import math
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from workspace.core.files import file_response
-from workspace.generations.forms import GenerationForm
-from workspace.generations.selectors import generation_get_or_404, generations_for_project
+from workspace.generations.forms import GalleryFilterForm, GenerationForm
+from workspace.generations.models import Generation
+from workspace.generations.selectors import (
+    GalleryCursor,
+    gallery_page,
+    generation_get_or_404,
+    generations_changed_since,
+    generations_for_project,
+)
 from workspace.generations.submission import generation_cancel, generation_submit
+from workspace.projects.models import Membership, Project
 from workspace.projects.selectors import membership_get_or_404
+from workspace.providers.models import Channel
 from workspace.providers.services import channel_get_default
 
 VARIANT_FIELDS = {"video": "video", "thumbnail": "thumbnail", "spritesheet": "spritesheet"}
+FILENAME_PROMPT_CHARS = 48
+
+
+def download_filename(*, generation: Generation, variant: str, extension: str) -> str:
+    """A name that says what the file shows: the prompt's first words, then a short id.
+
+    e.g. ``paper-boat-drifting-down-a-rainy-street-1a2b3c4d.mp4``; the id keeps two takes of
+    one prompt apart in a downloads folder.
+    """
+    words = slugify(generation.prompt)[:FILENAME_PROMPT_CHARS].rstrip("-")
+    if "-" in words and len(slugify(generation.prompt)) > FILENAME_PROMPT_CHARS:
+        words = words.rsplit("-", 1)[0]  # no half word at the cut
+    stem = f"{words or 'reelhouse'}-{str(generation.pk)[:8]}"
+    suffix = "" if variant == "video" else f"-{variant}"
+    return f"{stem}{suffix}.{extension}"
+
+
+FORM_FIELDS = ("prompt", "model", "size", "seconds")
+
+
+def _refused_form_key(project_id: int) -> str:
+    return f"generations:refused-form:{project_id}"
+
+
+def refused_form_pop(
+    request: HttpRequest, *, project_id: int
+) -> tuple[dict[str, str], dict[str, list[str]]] | None:
+    """The input and service errors of a refused submission, once, for the page it redirected to."""
+    stored = request.session.pop(_refused_form_key(project_id), None)
+    if not isinstance(stored, dict):
+        return None
+    return stored.get("data", {}), stored.get("errors", {})
 
 
 @login_required
@@ -27,6 +78,7 @@ def generation_create(request: HttpRequest, project_id: int) -> HttpResponse:
         raise PermissionDenied("Viewers can watch and download, but not generate.")
     channel = channel_get_default()
     form = GenerationForm(request.POST, channel=channel)
+    service_errors: dict[str, list[str]] = {}
     if form.is_valid():
         try:
             generation_submit(
@@ -39,25 +91,20 @@ def generation_create(request: HttpRequest, project_id: int) -> HttpResponse:
                 seconds=form.cleaned_data["seconds"],
             )
         except ValidationError as error:
-            for field, field_errors in error.message_dict.items():
-                for message in field_errors:
-                    form.add_error(field if field in form.fields else None, message)
+            service_errors = {
+                (field if field in form.fields else NON_FIELD_ERRORS): list(messages_)
+                for field, messages_ in error.message_dict.items()
+            }
         else:
             messages.success(request, "Queued. Watch its progress below.")
             return redirect("projects:detail", project_id=project.pk)
-    # Re-render with the member's input intact and the errors beside the fields.
-    return render(
-        request,
-        "projects/detail.html",
-        {
-            "project": project,
-            "membership": membership,
-            "channel": channel,
-            "form": form,
-            "generations": generations_for_project(project=project),
-        },
-        status=400,
-    )
+    # Post/redirect/get even when refused: the page shows the member's input and the errors
+    # beside the fields, and a reload does not send the form again.
+    request.session[_refused_form_key(project.pk)] = {
+        "data": {name: request.POST.get(name, "") for name in FORM_FIELDS},
+        "errors": service_errors,
+    }
+    return redirect(f"{reverse('projects:detail', args=[project.pk])}#generate-title")
 
 
 @login_required
@@ -76,6 +123,107 @@ def generation_gallery(request: HttpRequest, project_id: int) -> HttpResponse:
     )
 
 
+def gallery_filter_form(
+    request: HttpRequest, *, project: Project, channel: Channel
+) -> GalleryFilterForm:
+    usernames = list(
+        project.memberships.order_by("user__username").values_list("user__username", flat=True)
+    )
+    models = [(spec.id, spec.label) for spec in channel.catalog.models]
+    return GalleryFilterForm(request.GET or None, usernames=usernames, models=models)
+
+
+def gallery_context(
+    request: HttpRequest, *, membership: Membership, channel: Channel
+) -> dict[str, Any]:
+    """The gallery part of the project page: filters, one keyset page, and real URLs for the
+    pages around it and for the live updates, every filter kept in each of them."""
+    project = membership.project
+    form = gallery_filter_form(request, project=project, channel=channel)
+    filters = form.filters()
+    before = (
+        GalleryCursor.decode(request.GET.get("before", "")) if "before" in request.GET else None
+    )
+    after = GalleryCursor.decode(request.GET.get("after", "")) if "after" in request.GET else None
+    page = gallery_page(project=project, filters=filters, before=before, after=after)
+    kept = {name: request.GET[name] for name in GalleryFilterForm.FIELDS if request.GET.get(name)}
+
+    def link(**cursor: str) -> str:
+        return "?" + urlencode({**kept, **cursor}) if kept or cursor else "?"
+
+    first_page = before is None and after is None
+    live_url = reverse("generations:live", args=[project.pk])
+    return {
+        "filter_form": form,
+        "filters": filters,
+        "generations": page.generations,
+        "older_url": link(before=page.older.encode()) if page.older else None,
+        "newer_url": link(after=page.newer.encode()) if page.newer else None,
+        "newest_url": None if first_page else link(),
+        "clear_url": reverse("projects:detail", args=[project.pk]),
+        "live_url": f"{live_url}?{urlencode(kept)}" if kept else live_url,
+        "live_insert": first_page,
+    }
+
+
+def _live_since(value: str | None, *, now: datetime) -> datetime | None:
+    """The page's cursor (unix seconds, as the last answer gave it); None if it is not one."""
+    if value is None or value == "":
+        return now
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    # A cursor from the future (a forged one) answers like one from now.
+    if seconds > now.timestamp():
+        return now
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+@login_required
+@require_safe
+def generation_live(request: HttpRequest, project_id: int) -> HttpResponse:
+    """What changed in the project since the page's cursor, as ready-made cards.
+
+    An open project page asks this once per interval, whoever it belongs to, and gets every
+    card that is new or changed (anyone's) plus those still in flight, and the next cursor.
+    """
+    membership = membership_get_or_404(user=request.user, project_id=project_id)
+    now = timezone.now()
+    since = _live_since(request.GET.get("since"), now=now)
+    if since is None:
+        return JsonResponse({"error": "since must be the cursor of an earlier answer"}, status=400)
+    generation_id = None
+    if "generation" in request.GET:
+        try:
+            generation_id = uuid.UUID(request.GET["generation"])
+        except ValueError:
+            return JsonResponse({"error": "generation must be a video's id"}, status=400)
+    form = gallery_filter_form(request, project=membership.project, channel=channel_get_default())
+    generations = generations_changed_since(
+        project=membership.project,
+        since=since,
+        filters=form.filters(),
+        generation_id=generation_id,
+    )
+    context = {"project": membership.project, "membership": membership}
+    cards = [
+        {
+            "id": str(generation.pk),
+            "created": f"{generation.created_at.timestamp():.6f}",
+            "html": render_to_string(
+                "generations/_card.html", {**context, "generation": generation}, request=request
+            ),
+        }
+        for generation in generations
+    ]
+    response = JsonResponse({"cursor": f"{now.timestamp():.6f}", "cards": cards})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 @login_required
 @require_GET
 def generation_detail(request: HttpRequest, project_id: int, generation_id: str) -> HttpResponse:
@@ -84,7 +232,12 @@ def generation_detail(request: HttpRequest, project_id: int, generation_id: str)
     return render(
         request,
         "generations/detail.html",
-        {"project": membership.project, "membership": membership, "generation": generation},
+        {
+            "project": membership.project,
+            "membership": membership,
+            "generation": generation,
+            "live_cursor": f"{timezone.now().timestamp():.6f}",
+        },
     )
 
 
@@ -118,7 +271,7 @@ def generation_file(
         raise Http404("No such file.")
     download = request.GET.get("download") == "1"
     extension = stored.name.rsplit(".", 1)[-1]
-    filename = f"reelhouse-{str(generation.pk)[:8]}-{variant}.{extension}"
+    filename = download_filename(generation=generation, variant=variant, extension=extension)
     response = file_response(request, stored, filename=filename, as_attachment=download)
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
 from django.db import models
+from django.db.models.functions import Lower
 
 DESCRIPTION_MAX_LENGTH = 2000
 
@@ -33,6 +34,15 @@ class Project(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
+        constraints = [
+            # Usage tables and charts label spend by project name: two projects called the same
+            # would be two indistinguishable rows. Case-insensitive, as people read names.
+            models.UniqueConstraint(
+                Lower("name"),
+                name="project_name_unique_ignoring_case",
+                violation_error_message="There is already a project with this name.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from workspace.projects.models import Membership, Project, Role
 
@@ -14,10 +14,18 @@ def project_create(*, name: str, owner: User, description: str = "") -> Project:
         raise ValidationError({"name": "A project needs a name."})
     project = Project(name=name, description=description, created_by=owner)
     # The model's bounds hold for every caller, not only for the form (a 2 MB description).
-    project.full_clean(exclude=["created_by"])
-    with transaction.atomic():
-        project.save()
-        Membership.objects.create(project=project, user=owner, role=Role.OWNER)
+    project.full_clean(exclude=["created_by"], validate_constraints=False)
+    taken = ValidationError({"name": f"There is already a project called “{name}”."})
+    if Project.objects.filter(name__iexact=name).exists():
+        raise taken
+    try:
+        with transaction.atomic():
+            project.save()
+            Membership.objects.create(project=project, user=owner, role=Role.OWNER)
+    except IntegrityError as error:  # the same name created between the check and the insert
+        if "project_name_unique_ignoring_case" in str(error):
+            raise taken from error
+        raise
     return project
 
 

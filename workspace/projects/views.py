@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from workspace.generations.forms import GenerationForm
-from workspace.generations.selectors import generations_for_project
+from workspace.generations.views import gallery_context, refused_form_pop
 from workspace.projects.forms import MemberAddForm, MemberRoleForm, ProjectForm
 from workspace.projects.models import Membership, Role
 from workspace.projects.selectors import membership_get_or_404, projects_for_user
@@ -63,6 +64,18 @@ def project_list(request: HttpRequest) -> HttpResponse:
 def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     membership = membership_get_or_404(user=request.user, project_id=project_id)
     channel = channel_get_default()
+    form = None
+    if membership.can_generate:
+        refused = refused_form_pop(request, project_id=membership.project.pk)
+        if refused is None:
+            form = GenerationForm(channel=channel)
+        else:
+            data, service_errors = refused
+            form = GenerationForm(data, channel=channel)
+            form.is_valid()  # the field errors again, beside the input as it was sent
+            for field, field_errors in service_errors.items():
+                for message in field_errors:
+                    form.add_error(None if field == NON_FIELD_ERRORS else field, message)
     return render(
         request,
         "projects/detail.html",
@@ -70,8 +83,10 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
             "project": membership.project,
             "membership": membership,
             "channel": channel,
-            "form": GenerationForm(channel=channel) if membership.can_generate else None,
-            "generations": generations_for_project(project=membership.project),
+            "form": form,
+            # Taken before the query: the page's first live request starts from here.
+            "live_cursor": f"{timezone.now().timestamp():.6f}",
+            **gallery_context(request, membership=membership, channel=channel),
         },
     )
 
@@ -118,9 +133,11 @@ def project_member_change(request: HttpRequest, project_id: int, member_id: int)
     target = get_object_or_404(Membership, pk=member_id, project_id=project_id)
     if not membership.can_manage:
         raise Http404("No such member.")
+    left = False
     try:
         if request.POST.get("action") == "remove":
             membership_remove(membership=target, actor=request.user)  # type: ignore[arg-type]
+            left = target.user_id == request.user.pk
             messages.success(request, f"{target.user.get_username()} was removed.")
         else:
             form = MemberRoleForm(request.POST)
@@ -135,6 +152,6 @@ def project_member_change(request: HttpRequest, project_id: int, member_id: int)
                 messages.success(request, f"{target.user.get_username()} is now {target.role}.")
     except ValidationError as error:
         messages.error(request, " ".join(error.messages))
-    if target.user_id == request.user.pk and request.POST.get("action") == "remove":
+    if left:  # a refused leave (the sole owner) stays on the members page with the reason
         return redirect("projects:list")
     return redirect("projects:members", project_id=project_id)

@@ -1,4 +1,7 @@
-"""What each provider protocol can generate: the single source for forms and validation.
+"""How a provider's models are described: the terms forms, validation and prices share.
+
+Each provider's own list lives in its folder (``integrations/<kind>/catalog.py``) and is reached
+through its spec (``registry.provider(kind).catalog``, or ``channel.catalog``).
 
 Nothing outside these lists is ever sent to a provider: the generate form offers only these
 choices and the submit service checks them again.
@@ -42,6 +45,9 @@ class ModelSpec:
     # options (audio on where the model makes sound). Derived from the per-resolution table
     # below when left empty.
     cents_per_second: dict[str, int] = field(default_factory=dict)
+    # What the provider's model accepts beyond prompt, size and length (a first frame, a seed,
+    # a negative prompt, audio on/off, reference images): facts about the model, recorded for
+    # the forms that will offer them; no request carries these options yet.
     # A first-frame image ("image to video") may be sent with the prompt.
     supports_input_reference: bool = False
     # Roughly how long a render takes, which paces polling and estimates waits.
@@ -103,24 +109,10 @@ class ModelSpec:
             "seconds": list(self.seconds),
             "seconds_by_size": {size: list(self.seconds_for(size)) for size in self.sizes},
             "cents_per_second": dict(self.cents_per_second),
-            "supports_input_reference": self.supports_input_reference,
-            "supports_audio": self.supports_audio,
-            "audio_toggle": self.audio_toggle,
-            "supports_negative_prompt": self.supports_negative_prompt,
-            "supports_seed": self.supports_seed,
         }
 
-    def validate(
-        self,
-        *,
-        size: str,
-        seconds: int,
-        has_reference: bool | None = None,
-        audio: bool | None = None,
-        negative_prompt: str | None = None,
-        seed: int | None = None,
-    ) -> dict[str, str]:
-        """Field errors for an impossible request; the keyword extras are checked when given."""
+    def validate(self, *, size: str, seconds: int) -> dict[str, str]:
+        """Field errors for a size or length this model cannot make."""
         errors: dict[str, str] = {}
         if size not in self.sizes:
             errors["size"] = (
@@ -135,18 +127,6 @@ class ModelSpec:
                 f"{self.label} makes {size_parts(size)[1]} clips of {allowed} seconds only, "
                 f"not {seconds}."
             )
-        if has_reference and not self.supports_input_reference:
-            errors["input_reference"] = f"{self.label} does not take a reference image."
-        if audio is False and self.supports_audio and not self.audio_toggle:
-            errors["audio"] = f"{self.label} always makes sound; it cannot be switched off."
-        if audio is True and not self.supports_audio:
-            errors["audio"] = f"{self.label} makes silent clips only."
-        if negative_prompt and not self.supports_negative_prompt:
-            errors["negative_prompt"] = f"{self.label} does not take a negative prompt."
-        if seed is not None and not self.supports_seed:
-            errors["seed"] = f"{self.label} does not take a seed."
-        elif seed is not None and not 0 <= seed <= 4294967295:
-            errors["seed"] = "The seed must be between 0 and 4294967295."
         return errors
 
 
@@ -162,214 +142,10 @@ class Catalog:
         return self.models[0]
 
 
-_PORTRAIT, _LANDSCAPE = "720x1280", "1280x720"
-_TALL, _WIDE = "1024x1792", "1792x1024"
-_HD_PORTRAIT, _HD_LANDSCAPE = "1080x1920", "1920x1080"
-_UHD_PORTRAIT, _UHD_LANDSCAPE = "2160x3840", "3840x2160"
-
-# From the OpenAI Videos OpenAPI excerpt (VideoSize, VideoSeconds) and the model pages' prices.
-OPENAI_VIDEOS = Catalog(
-    models=(
-        ModelSpec(
-            id="sora-2",
-            label="Sora 2",
-            sizes=(_LANDSCAPE, _PORTRAIT),
-            seconds=(4, 8, 12),
-            default_size=_LANDSCAPE,
-            default_seconds=4,
-            cents_per_second={_LANDSCAPE: 10, _PORTRAIT: 10},
-            supports_input_reference=True,
-            typical_render_seconds=60,
-            supports_audio=True,
-        ),
-        ModelSpec(
-            id="sora-2-pro",
-            label="Sora 2 Pro",
-            sizes=(_LANDSCAPE, _PORTRAIT, _WIDE, _TALL),
-            seconds=(4, 8, 12),
-            default_size=_LANDSCAPE,
-            default_seconds=4,
-            cents_per_second={_LANDSCAPE: 30, _PORTRAIT: 30, _WIDE: 50, _TALL: 50},
-            supports_input_reference=True,
-            typical_render_seconds=180,
-            supports_audio=True,
-        ),
-    )
-)
-
-# Runway API (docs.dev.runwayml.com; runwayml/sdk-python v5.13.0 create params). Prices are
-# credits per second at 1 credit = 1 cent (runwayml/skills rw-api-reference).
-RUNWAY = Catalog(
-    models=(
-        ModelSpec(
-            id="gen4.5",
-            label="Runway Gen-4.5",
-            sizes=(_LANDSCAPE, _PORTRAIT),
-            seconds=tuple(range(2, 11)),
-            default_size=_LANDSCAPE,
-            default_seconds=5,
-            supports_input_reference=True,
-            typical_render_seconds=90,
-            cents_per_second_by_resolution={"720p": 12},
-            supports_seed=True,
-        ),
-        ModelSpec(
-            id="veo3.1",
-            label="Veo 3.1 (via Runway)",
-            sizes=(_LANDSCAPE, _PORTRAIT, _HD_LANDSCAPE, _HD_PORTRAIT),
-            seconds=(4, 6, 8),
-            default_size=_LANDSCAPE,
-            default_seconds=8,
-            supports_input_reference=True,
-            typical_render_seconds=90,
-            cents_per_second_by_resolution={"720p": 40, "1080p": 40},
-            silent_cents_per_second_by_resolution={"720p": 20, "1080p": 20},
-            supports_audio=True,
-            audio_toggle=True,
-            supports_negative_prompt=True,
-            note="Price with/without audio is the published 20-40 credit range.",
-        ),
-        ModelSpec(
-            id="veo3.1_fast",
-            label="Veo 3.1 Fast (via Runway)",
-            sizes=(_LANDSCAPE, _PORTRAIT, _HD_LANDSCAPE, _HD_PORTRAIT),
-            seconds=(4, 6, 8),
-            default_size=_LANDSCAPE,
-            default_seconds=8,
-            supports_input_reference=True,
-            typical_render_seconds=60,
-            cents_per_second_by_resolution={"720p": 15, "1080p": 15},
-            silent_cents_per_second_by_resolution={"720p": 10, "1080p": 10},
-            supports_audio=True,
-            audio_toggle=True,
-            supports_negative_prompt=True,
-            note="Price with/without audio is the published 10-15 credit range.",
-        ),
-    )
-)
-
-# fal.ai queue (fal.ai/models/fal-ai/veo3.1/llms.txt). The image-to-video variant of each model
-# is a sub-endpoint the adapter picks when a first frame is sent.
-_VEO_HIGH_RES_SECONDS: dict[str, tuple[int, ...]] = {"1080p": (8,), "4k": (8,)}
-FAL = Catalog(
-    models=(
-        ModelSpec(
-            id="fal-ai/veo3.1",
-            label="Veo 3.1 (via fal)",
-            sizes=(
-                _LANDSCAPE,
-                _PORTRAIT,
-                _HD_LANDSCAPE,
-                _HD_PORTRAIT,
-                _UHD_LANDSCAPE,
-                _UHD_PORTRAIT,
-            ),
-            seconds=(4, 6, 8),
-            default_size=_LANDSCAPE,
-            default_seconds=8,
-            supports_input_reference=True,
-            typical_render_seconds=90,
-            cents_per_second_by_resolution={"720p": 40, "1080p": 40, "4k": 60},
-            silent_cents_per_second_by_resolution={"720p": 20, "1080p": 20, "4k": 40},
-            supports_audio=True,
-            audio_toggle=True,
-            supports_negative_prompt=True,
-            supports_seed=True,
-            seconds_by_resolution=_VEO_HIGH_RES_SECONDS,
-            note="8 s at 1080p/4k is Google's Veo rule, assumed to hold on fal too.",
-        ),
-        ModelSpec(
-            id="fal-ai/veo3.1/fast",
-            label="Veo 3.1 Fast (via fal)",
-            sizes=(_LANDSCAPE, _PORTRAIT, _HD_LANDSCAPE, _HD_PORTRAIT),
-            seconds=(4, 6, 8),
-            default_size=_LANDSCAPE,
-            default_seconds=8,
-            supports_input_reference=True,
-            typical_render_seconds=60,
-            cents_per_second_by_resolution={"720p": 15, "1080p": 15},
-            silent_cents_per_second_by_resolution={"720p": 10, "1080p": 10},
-            supports_audio=True,
-            audio_toggle=True,
-            supports_negative_prompt=True,
-            supports_seed=True,
-            seconds_by_resolution=_VEO_HIGH_RES_SECONDS,
-            note="Prices and the 720p/1080p limit come from a reseller page (unconfirmed).",
-        ),
-    )
-)
-
-# Google Gemini API, Veo 3.1 through :predictLongRunning (python-genai v2.19.0; the Veo guide).
-# Audio is always on and there is no seed on this surface.
-GEMINI = Catalog(
-    models=(
-        ModelSpec(
-            id="veo-3.1-generate-preview",
-            label="Veo 3.1 (Gemini API)",
-            sizes=(
-                _LANDSCAPE,
-                _PORTRAIT,
-                _HD_LANDSCAPE,
-                _HD_PORTRAIT,
-                _UHD_LANDSCAPE,
-                _UHD_PORTRAIT,
-            ),
-            seconds=(4, 6, 8),
-            default_size=_LANDSCAPE,
-            default_seconds=8,
-            supports_input_reference=True,
-            typical_render_seconds=120,
-            cents_per_second_by_resolution={"720p": 40, "1080p": 40, "4k": 60},
-            supports_audio=True,
-            supports_negative_prompt=True,
-            max_reference_images=3,
-            seconds_by_resolution=_VEO_HIGH_RES_SECONDS,
-            note="The preview ids may have been shut down on 2026-10-22 (unconfirmed).",
-        ),
-        ModelSpec(
-            id="veo-3.1-fast-generate-preview",
-            label="Veo 3.1 Fast (Gemini API)",
-            sizes=(
-                _LANDSCAPE,
-                _PORTRAIT,
-                _HD_LANDSCAPE,
-                _HD_PORTRAIT,
-                _UHD_LANDSCAPE,
-                _UHD_PORTRAIT,
-            ),
-            seconds=(4, 6, 8),
-            default_size=_LANDSCAPE,
-            default_seconds=8,
-            supports_input_reference=True,
-            typical_render_seconds=60,
-            cents_per_second_by_resolution={"720p": 10, "1080p": 12, "4k": 30},
-            supports_audio=True,
-            supports_negative_prompt=True,
-            max_reference_images=3,
-            seconds_by_resolution=_VEO_HIGH_RES_SECONDS,
-            note="The preview ids may have been shut down on 2026-10-22 (unconfirmed).",
-        ),
-        ModelSpec(
-            id="veo-3.1-lite-generate-preview",
-            label="Veo 3.1 Lite (Gemini API)",
-            sizes=(_LANDSCAPE, _PORTRAIT, _HD_LANDSCAPE, _HD_PORTRAIT),
-            seconds=(4, 6, 8),
-            default_size=_LANDSCAPE,
-            default_seconds=8,
-            supports_input_reference=True,
-            typical_render_seconds=45,
-            cents_per_second_by_resolution={"720p": 5, "1080p": 8},
-            supports_audio=True,
-            supports_negative_prompt=True,
-            seconds_by_resolution=_VEO_HIGH_RES_SECONDS,
-            note="The preview ids may have been shut down on 2026-10-22 (unconfirmed).",
-        ),
-    )
-)
-
-CATALOGS: dict[str, Catalog] = {
-    "openai_videos": OPENAI_VIDEOS,
-    "runway": RUNWAY,
-    "fal": FAL,
-    "gemini": GEMINI,
-}
+# Sizes several providers share, as pixel sizes.
+PORTRAIT, LANDSCAPE = "720x1280", "1280x720"
+TALL, WIDE = "1024x1792", "1792x1024"
+HD_PORTRAIT, HD_LANDSCAPE = "1080x1920", "1920x1080"
+UHD_PORTRAIT, UHD_LANDSCAPE = "2160x3840", "3840x2160"
+# Google's Veo rule: 1080p and 4k clips are 8 seconds long (Gemini's and fal's Veo).
+VEO_HIGH_RES_SECONDS: dict[str, tuple[int, ...]] = {"1080p": (8,), "4k": (8,)}

@@ -7,13 +7,8 @@ from typing import Any
 from django import forms
 from django.db import models
 
-from workspace.providers.models import (
-    API_KEY_MAX_LENGTH,
-    BASE_URL_ENV,
-    OFFICIAL_BASE_URLS,
-    Channel,
-    Protocol,
-)
+from workspace.providers.models import API_KEY_MAX_LENGTH, Channel, provider_base_url
+from workspace.providers.registry import DEFAULT_KIND, PROVIDERS, provider
 from workspace.providers.validators import key_env_problem
 
 
@@ -72,6 +67,21 @@ class ChannelAdminForm(forms.ModelForm):
             "private_output_hosts",
         ]
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Each provider's conventional variables, from the registry, next to the fields.
+        hints = {
+            "api_key_env": lambda spec: spec.api_key_env,
+            "base_url": lambda spec: f"{spec.base_url_env}, else {spec.official_base_url}",
+        }
+        for name, hint in hints.items():
+            field = self.fields.get(name)
+            if field is not None:
+                by_provider = "; ".join(
+                    f"{spec.label}: {hint(spec)}" for spec in PROVIDERS.values()
+                )
+                field.help_text = f"{field.help_text} ({by_provider})"
+
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
         key = cleaned.get("new_api_key", "")
@@ -128,10 +138,6 @@ class ChannelAdminForm(forms.ModelForm):
 
 def _destination(values: Mapping[str, Any]) -> tuple[str, str]:
     """(key variable, address) a channel with these values sends an environment key to."""
-    protocol = Protocol(values.get("protocol") or Protocol.OPENAI_VIDEOS)
-    address = (
-        values.get("base_url")
-        or os.environ.get(BASE_URL_ENV[protocol], "").strip()
-        or OFFICIAL_BASE_URLS[protocol]
-    )
-    return str(values.get("api_key_env", "")), str(address)
+    spec = provider(values.get("protocol") or DEFAULT_KIND)
+    address = provider_base_url(spec, values.get("base_url") or "")
+    return str(values.get("api_key_env", "")), address

@@ -10,7 +10,9 @@ from django.core.validators import MaxLengthValidator
 from django.db import models
 
 from workspace.providers.addresses import parse_private_hosts
-from workspace.providers.catalog import CATALOGS, Catalog
+from workspace.providers.catalog import Catalog
+from workspace.providers.registry import DEFAULT_KIND, provider, provider_choices
+from workspace.providers.spec import ProviderSpec
 from workspace.providers.validators import key_env_problem, validate_key_env_name
 
 
@@ -21,42 +23,6 @@ def validate_private_output_hosts(value: str) -> None:
         raise ValidationError(str(error)) from None
 
 
-class Protocol(models.TextChoices):
-    OPENAI_VIDEOS = "openai_videos", "OpenAI Videos (/v1/videos)"
-    RUNWAY = "runway", "Runway API"
-    FAL = "fal", "fal.ai queue"
-    GEMINI = "gemini", "Google Gemini API (Veo)"
-
-
-# Where each protocol lives when no base URL is configured, the environment variable its
-# official SDK reads a base URL from, and the path the simulator serves it under. Runway's and
-# Google's base URLs are the host's root (the adapters add /v1 and /v1beta); fal's variable,
-# like its SDK's, may hold a bare host (queue.fal.run).
-OFFICIAL_BASE_URLS = {
-    Protocol.OPENAI_VIDEOS: "https://api.openai.com/v1",
-    Protocol.RUNWAY: "https://api.dev.runwayml.com",
-    Protocol.FAL: "https://queue.fal.run",
-    Protocol.GEMINI: "https://generativelanguage.googleapis.com",
-}
-BASE_URL_ENV = {
-    Protocol.OPENAI_VIDEOS: "OPENAI_BASE_URL",
-    Protocol.RUNWAY: "RUNWAYML_BASE_URL",
-    Protocol.FAL: "FAL_QUEUE_RUN_HOST",
-    Protocol.GEMINI: "GOOGLE_GEMINI_BASE_URL",
-}
-# The key's environment variable as each official SDK names it: a channel's default.
-API_KEY_ENV = {
-    Protocol.OPENAI_VIDEOS: "OPENAI_API_KEY",
-    Protocol.RUNWAY: "RUNWAYML_API_SECRET",
-    Protocol.FAL: "FAL_KEY",
-    Protocol.GEMINI: "GEMINI_API_KEY",
-}
-SIMULATOR_PATHS = {
-    Protocol.OPENAI_VIDEOS: "/v1",
-    Protocol.RUNWAY: "/runway",
-    Protocol.FAL: "/fal",
-    Protocol.GEMINI: "/gemini",
-}
 SIMULATOR_KEY = "simulator-key"
 # Real keys are far shorter (fal's key_id:key_secret is about 100 characters).
 API_KEY_MAX_LENGTH = 500
@@ -74,12 +40,14 @@ class Channel(models.Model):
 
     slug = models.SlugField(max_length=40, unique=True)
     name = models.CharField(max_length=80)
+    # The provider's kind (registry.py). The choices are a callable, so a new provider needs
+    # no migration; the column keeps its first name.
     protocol = models.CharField(
-        max_length=30, choices=Protocol.choices, default=Protocol.OPENAI_VIDEOS
+        "provider", max_length=30, choices=provider_choices, default=DEFAULT_KIND
     )
     base_url = models.URLField(
         blank=True,
-        help_text="Leave blank to use the protocol's environment variable or official address.",
+        help_text="Leave blank to use the provider's environment variable or official address.",
     )
     api_key_env = models.CharField(
         max_length=80,
@@ -201,25 +169,24 @@ class Channel(models.Model):
         return True
 
     @property
+    def provider(self) -> ProviderSpec:
+        """Everything known about the channel's provider; UnknownProvider for a stray kind."""
+        return provider(self.protocol)
+
+    @property
     def catalog(self) -> Catalog:
-        return CATALOGS[self.protocol]
+        return self.provider.catalog
 
     def connection(self) -> ChannelConnection:
         """Where to send requests and with which key; the simulator when no key is set."""
+        spec = self.provider
         api_key = self.api_key()
         if not api_key:
             base = str(settings.SIMULATOR_URL).rstrip("/")
             return ChannelConnection(
-                base_url=base + SIMULATOR_PATHS[Protocol(self.protocol)],
-                api_key=SIMULATOR_KEY,
-                simulated=True,
+                base_url=base + spec.simulator_path, api_key=SIMULATOR_KEY, simulated=True
             )
-        protocol = Protocol(self.protocol)
-        base_url = (
-            self.base_url
-            or os.environ.get(BASE_URL_ENV[protocol], "").strip()
-            or OFFICIAL_BASE_URLS[protocol]
-        )
+        base_url = provider_base_url(spec, self.base_url)
         return ChannelConnection(base_url=base_url, api_key=api_key, simulated=False)
 
     def api_key(self) -> str:
@@ -249,7 +216,8 @@ class Channel(models.Model):
         return f"none ({self.api_key_env} is unset): uses the provider simulator"
 
     def webhook_secret(self) -> str | None:
-        if not self.webhook_secret_env:
+        """The webhook signing secret; None when the provider sends no webhooks or none is set."""
+        if not self.webhook_secret_env or not self.provider.webhooks:
             return None
         return _env_key(self.webhook_secret_env) or None
 
@@ -260,6 +228,12 @@ class Channel(models.Model):
     @property
     def is_simulated(self) -> bool:
         return self.connection().simulated
+
+
+def provider_base_url(spec: ProviderSpec, base_url: str = "") -> str:
+    """Where a channel of this provider sends its key: its own base URL, else the SDK's
+    environment variable, else the provider's official address."""
+    return base_url or os.environ.get(spec.base_url_env, "").strip() or spec.official_base_url
 
 
 def _env_key(name: str) -> str:

@@ -10,14 +10,11 @@ from django.utils import timezone
 from workspace.core.notify import admins_notify
 from workspace.core.rq import get_redis
 from workspace.providers.adapters.base import VideoAdapter
-from workspace.providers.adapters.fal import FalQueueAdapter
-from workspace.providers.adapters.gemini import GeminiVeoAdapter
-from workspace.providers.adapters.openai_videos import OpenAIVideosAdapter
-from workspace.providers.adapters.runway import RunwayAdapter
 from workspace.providers.circuit import ChannelCircuit
 from workspace.providers.errors import ErrorClass, ProviderError
 from workspace.providers.limiter import ChannelLimiter, Throttled
-from workspace.providers.models import Channel, FailoverStep, Protocol
+from workspace.providers.models import Channel, FailoverStep
+from workspace.providers.registry import DEFAULT_KIND, provider
 from workspace.providers.secrets import KeyUnreadable
 
 logger = logging.getLogger(__name__)
@@ -28,8 +25,9 @@ DEFAULT_CHANNEL_SLUG = "openai"
 def channel_get_default() -> Channel:
     """The channel new work goes to: the first active one, created on first use.
 
-    A fresh install has exactly one channel, driven by ``OPENAI_API_KEY``/``OPENAI_BASE_URL``
-    (the simulator while no key is set).
+    A fresh install has exactly one channel, of the registry's first provider and driven by
+    its SDK's variables (``OPENAI_API_KEY``/``OPENAI_BASE_URL``; the simulator while no key is
+    set).
     """
     channel = Channel.objects.filter(is_active=True).order_by("id").first()
     if channel is not None:
@@ -37,7 +35,7 @@ def channel_get_default() -> Channel:
     try:
         channel, _ = Channel.objects.get_or_create(
             slug=DEFAULT_CHANNEL_SLUG,
-            defaults={"name": "OpenAI Videos", "protocol": Protocol.OPENAI_VIDEOS},
+            defaults={"name": "OpenAI Videos", "protocol": DEFAULT_KIND},
         )
     except IntegrityError:  # created concurrently by another process
         channel = Channel.objects.get(slug=DEFAULT_CHANNEL_SLUG)
@@ -102,45 +100,31 @@ def channel_resume(*, channel: Channel) -> None:
     circuit_for_channel(channel=channel).reset()
 
 
-ADAPTER_CLASSES: dict[
-    str,
-    type[OpenAIVideosAdapter]
-    | type[RunwayAdapter]
-    | type[FalQueueAdapter]
-    | type[GeminiVeoAdapter],
-] = {
-    Protocol.OPENAI_VIDEOS: OpenAIVideosAdapter,
-    Protocol.RUNWAY: RunwayAdapter,
-    Protocol.FAL: FalQueueAdapter,
-    Protocol.GEMINI: GeminiVeoAdapter,
-}
-
-
 def channel_files_per_video(*, channel: Channel) -> int:
     """How many files (video, poster, spritesheet) one finished job of this channel brings."""
-    adapter_class = ADAPTER_CLASSES.get(channel.protocol)
-    return len(adapter_class.variants) if adapter_class is not None else 1
+    return len(provider(channel.protocol).variants)
 
 
 def adapter_for_channel(*, channel: Channel, limiter: ChannelLimiter | None = None) -> VideoAdapter:
-    """The channel's adapter; every call it makes waits for a slot from the channel's limiter."""
+    """The channel's adapter; every call it makes waits for a slot from the channel's limiter.
+
+    A channel whose kind no provider is registered under raises ``UnknownProvider``.
+    """
+    adapter_class = provider(channel.protocol).adapter
     connection = channel.connection()
-    adapter_class = ADAPTER_CLASSES.get(channel.protocol)
-    if adapter_class is not None:
-        return adapter_class(
-            base_url=connection.base_url,
-            api_key=connection.api_key,
-            connect_timeout=settings.PROVIDER_CONNECT_TIMEOUT,
-            read_timeout=settings.PROVIDER_READ_TIMEOUT,
-            download_timeout=settings.PROVIDER_DOWNLOAD_TIMEOUT,
-            pacer=limiter or limiter_for_channel(channel=channel),
-            circuit=circuit_for_channel(channel=channel),
-            on_circuit_change=lambda transition: channel_circuit_changed(
-                channel=channel, transition=transition
-            ),
-            private_output_hosts=channel.private_output_hosts,
-        )
-    raise ValueError(f"Channel {channel.slug} uses an unknown protocol {channel.protocol!r}.")
+    return adapter_class(
+        base_url=connection.base_url,
+        api_key=connection.api_key,
+        connect_timeout=settings.PROVIDER_CONNECT_TIMEOUT,
+        read_timeout=settings.PROVIDER_READ_TIMEOUT,
+        download_timeout=settings.PROVIDER_DOWNLOAD_TIMEOUT,
+        pacer=limiter or limiter_for_channel(channel=channel),
+        circuit=circuit_for_channel(channel=channel),
+        on_circuit_change=lambda transition: channel_circuit_changed(
+            channel=channel, transition=transition
+        ),
+        private_output_hosts=channel.private_output_hosts,
+    )
 
 
 @dataclass(frozen=True)
@@ -157,7 +141,7 @@ def channel_check_key(*, channel: Channel) -> KeyCheck:
         return KeyCheck("invalid key", str(error))
     where = "the provider simulator" if channel.is_simulated else channel.connection().base_url
     try:
-        if getattr(adapter, "can_list", True):
+        if adapter.can_list:
             adapter.list_recent(limit=1)
         else:
             adapter.retrieve("reelhouse-key-check")

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+from workspace.providers.registry import PROVIDERS
 from workspace.simulator.core import SimulatorConfig, config_snapshot
 from workspace.simulator.server import SimulatorServer
 
@@ -100,13 +101,13 @@ def run(options: Mapping[str, Any], write: Callable[[str], object] = print) -> N
     changed = {key: value for key, value in config_snapshot(config).items()
                if value != config_snapshot(SimulatorConfig())[key]}
     keys = "any non-empty key" if config.api_keys is None else "only --api-key keys"
+    # One line per registered provider: where its simulated API is, as its base URL variable.
+    apis = "".join(f"  {spec.label + ':':<30}{url}{spec.simulator_path}   "
+                   f"(set {spec.base_url_env} to this)\n" for spec in PROVIDERS.values())
     write(
-        f"Reelhouse provider simulator (OpenAI Videos, Runway, fal, Gemini) listening on {url}\n"
-        f"  OpenAI base URL:  {url}/v1   (Bearer; {keys})\n"
-        f"  Runway base URL:  {url}/runway   (Bearer + X-Runway-Version; {keys})\n"
-        f"  fal queue URL:    {url}/fal   (Authorization: Key; {keys})\n"
-        f"  Gemini base URL:  {url}/gemini   (x-goog-api-key; {keys})\n"
-        f"  output files:     {url}/cdn/...   (signed links, no key)\n"
+        f"Reelhouse provider simulator listening on {url} (accepts {keys})\n"
+        f"{apis}"
+        f"  {'Output files:':<30}{url}/cdn/...   (signed links, no key)\n"
         f"  switches set:     {json.dumps(changed) if changed else 'defaults'}\n"
         f"  state/counters:   curl {url}/_sim/state\n"
         f"  change switches:  curl -X POST {url}/_sim/config "
@@ -135,10 +136,8 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m workspace.simulator",
-        description=(
-            "Run the Reelhouse provider simulator: OpenAI Videos under /v1, Runway under /runway, "
-            "the fal queue under /fal and the Gemini API (Veo) under /gemini."
-        ),
+        description="Run the Reelhouse provider simulator: " + ", ".join(
+            f"{spec.label} under {spec.simulator_path}" for spec in PROVIDERS.values()) + ".",
     )
     add_arguments(parser)
     try:

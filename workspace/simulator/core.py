@@ -3,9 +3,10 @@
 Everything here is shared by every simulated protocol: the live configuration and its validation,
 the simulated clock, the counters, the sliding rate-limit window, the seeded fault dice, the
 create log and the small request/response types the HTTP layer and the protocols exchange.
-A protocol module (``protocols/openai_videos.py`` today; Runway, fal or Gemini later) only
-decides what its wire format looks like; *when* a fault fires is decided here, once, so every
-protocol misbehaves in the same measurable way.
+A protocol module (``protocols/openai_videos.py``, ``runway.py``, ``fal.py``, ``gemini.py``,
+all on the job machinery of ``protocols/common.py``) only decides what its wire format looks
+like; *when* a fault fires is decided here, once, so every protocol misbehaves in the same
+measurable way.
 
 This module must not import Django: the simulator runs in test threads and as a bare process.
 """
@@ -417,11 +418,13 @@ class SimContext:
             self._seq = 0
 
 
-class Protocol(ABC):
-    """One provider's wire format, mounted under ``prefix``.
+class SimulatedAPI(ABC):
+    """One provider's wire format (or the shared file host), mounted under ``prefix``.
 
-    The core runs faults, auth and rate limiting in the same order for every protocol and asks
-    the protocol only how to phrase each answer.
+    The core runs faults, auth and rate limiting in the same order for every API and asks the
+    API only how to phrase each answer. A provider's simulated API is named by its spec
+    (``ProviderSpec.simulator``, mounted at ``simulator_path``, which must equal ``prefix``)
+    and built as ``cls(ctx, media, cdn)`` by the server.
     """
 
     prefix: str

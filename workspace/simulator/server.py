@@ -3,6 +3,9 @@
 ``SimulatorServer`` is what tests, benchmarks and the ``simulate_provider`` command run. It must
 not import Django so it can run inside a test thread or as a bare ``python -m`` process.
 
+Which APIs it serves, and where, comes from the provider registry (workspace/providers/
+registry.py): each provider's spec names its simulated API and the path it is mounted at.
+
 Every API request goes through the same pipeline, whatever the protocol (see ``_api``):
 count -> latency -> connection reset -> injected 5xx -> auth -> rate limit -> handler ->
 after-create faults -> slow answer. The control endpoints under ``/_sim/`` skip all of it.
@@ -11,6 +14,7 @@ after-create faults -> slow answer. The control endpoints under ``/_sim/`` skip 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import math
@@ -18,33 +22,28 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import parse_qs, urlsplit
 
+from workspace.providers.registry import PROVIDERS
+from workspace.providers.spec import ProviderSpec, SpecError
 from workspace.simulator.core import (
-    Protocol,
     RateVerdict,
     SimContext,
     SimRequest,
     SimResponse,
+    SimulatedAPI,
     SimulatorConfig,
     config_snapshot,
     validate_config_changes,
 )
-from workspace.simulator.media import media_cache
+from workspace.simulator.media import MediaCache, media_cache
 from workspace.simulator.protocols.common import MediaHost
-from workspace.simulator.protocols.fal import FalQueueProtocol
-from workspace.simulator.protocols.gemini import GeminiVeoProtocol
-from workspace.simulator.protocols.openai_videos import (
-    SECONDS,
-    SIZES,
-    OpenAIVideosProtocol,
-    error_response,
-)
-from workspace.simulator.protocols.runway import RunwayProtocol
+from workspace.simulator.protocols.openai_videos import SECONDS, SIZES, error_response
 
 __all__ = ["SimulatorConfig", "SimulatorServer"]
 
@@ -54,6 +53,27 @@ MAX_BODY_BYTES: Final = 64 * 1024 * 1024
 # Idle keep-alive connections are closed after this many real seconds.
 IDLE_CONNECTION_TIMEOUT: Final = 120
 _ALL_SECONDS: Final = tuple(int(value) for value in SECONDS)
+
+
+# How the server builds every provider's simulated API: (context, media, the shared file host).
+APIFactory = Callable[[SimContext, MediaCache, MediaHost], SimulatedAPI]
+
+
+def simulated_api_class(spec: ProviderSpec) -> APIFactory:
+    """The simulated API a provider's spec names; ``SpecError`` when it is missing or is
+    mounted elsewhere than the spec says (channels would then reach the wrong routes)."""
+    module_name, _, class_name = spec.simulator.partition(":")
+    try:
+        api_class = getattr(importlib.import_module(module_name), class_name, None)
+    except ImportError as error:
+        raise SpecError(f"provider {spec.kind!r}: cannot import {module_name}: {error}") from None
+    if not (isinstance(api_class, type) and issubclass(api_class, SimulatedAPI)):
+        raise SpecError(f"provider {spec.kind!r}: {spec.simulator} is not a SimulatedAPI.")
+    prefix = getattr(api_class, "prefix", None)
+    if prefix != spec.simulator_path:
+        raise SpecError(f"provider {spec.kind!r}: {spec.simulator} serves {prefix!r}, but "
+                        f"the spec mounts it at {spec.simulator_path!r}.")
+    return cast("APIFactory", api_class)
 
 
 class _BodyError(Exception):
@@ -220,15 +240,13 @@ class SimulatorServer:
                  media_cache_dir: str | Path | None = None) -> None:
         self._ctx = SimContext(config if config is not None else SimulatorConfig())
         self._media = media_cache(Path(media_cache_dir) if media_cache_dir else None)
-        # The output files of Runway, fal and Gemini jobs live on the simulated CDN under /cdn.
+        # Output files that providers hand out as URLs (Runway, fal, Gemini) live on the
+        # simulated CDN under /cdn.
         cdn = MediaHost(self._ctx, self._media)
-        self._protocols: list[Protocol] = [
-            OpenAIVideosProtocol(self._ctx, self._media),
-            RunwayProtocol(self._ctx, self._media, cdn),
-            FalQueueProtocol(self._ctx, self._media, cdn),
-            GeminiVeoProtocol(self._ctx, self._media, cdn),
-            cdn,
+        self._apis: list[SimulatedAPI] = [
+            simulated_api_class(spec)(self._ctx, self._media, cdn) for spec in PROVIDERS.values()
         ]
+        self._apis.append(cdn)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -311,16 +329,21 @@ class SimulatorServer:
 
     def counters(self) -> dict[str, int | float]:
         with self._ctx.lock:
-            for protocol in self._protocols:
-                protocol.sweep()
+            for api in self._apis:
+                api.sweep()
             return dict(self._ctx.counters)
 
     def creates(self) -> list[dict[str, Any]]:
         """Every job created since the last reset, oldest first (copies)."""
         with self._ctx.lock:
-            for protocol in self._protocols:
-                protocol.sweep()
+            for api in self._apis:
+                api.sweep()
             return [dict(entry) for entry in self._ctx.create_log]
+
+    @property
+    def routes(self) -> dict[str, SimulatedAPI]:
+        """Each mounted API by the path it serves."""
+        return {api.prefix: api for api in self._apis}
 
     def state(self) -> dict[str, Any]:
         return {"config": config_snapshot(self.config), "counters": self.counters()}
@@ -329,8 +352,8 @@ class SimulatorServer:
         """Forget jobs, counters, the create log and rate windows; the config stays."""
         with self._ctx.lock:
             self._ctx.clear()
-            for protocol in self._protocols:
-                protocol.reset()
+            for api in self._apis:
+                api.reset()
 
     def prewarm(self, sizes: tuple[str, ...] = SIZES,
                 seconds: tuple[int, ...] = _ALL_SECONDS) -> None:
@@ -343,17 +366,17 @@ class SimulatorServer:
         """The answer to one request, or None to drop the connection without one."""
         if request.path == "/_sim" or request.path.startswith("/_sim/"):
             return self._control(request)
-        for protocol in self._protocols:
-            if request.path.startswith(protocol.prefix + "/"):
-                return self._api(protocol, request)
+        for api in self._apis:
+            if request.path.startswith(api.prefix + "/"):
+                return self._api(api, request)
         return error_response(404, f"Invalid URL ({request.method} {request.path})")
 
-    def _api(self, protocol: Protocol, request: SimRequest) -> SimResponse | None:
+    def _api(self, api: SimulatedAPI, request: SimRequest) -> SimResponse | None:
         ctx = self._ctx
         config = ctx.config
         started = time.monotonic()
         request.seq = seq = ctx.next_seq()
-        kind, variant = protocol.classify(request)
+        kind, variant = api.classify(request)
         ctx.inc("requests_total")
         ctx.count_call(kind, variant)
         ctx.sleep(config.latency_ms / 1000)
@@ -369,21 +392,21 @@ class SimulatorServer:
         created: str | None = None
         slow = False
         if ctx.dice.hit(config.fail_5xx_rate, seq, "fail_5xx"):
-            response = protocol.server_error(ctx.dice.roll(seq, "fail_5xx_kind") < 0.5)
+            response = api.server_error(ctx.dice.roll(seq, "fail_5xx_kind") < 0.5)
         else:
-            key = protocol.api_key(request)
+            key = api.api_key(request)
             if key is None or (config.api_keys is not None and key not in config.api_keys):
                 ctx.inc("unauthorized_401")
-                response = protocol.unauthorized(key)
+                response = api.unauthorized(key)
             elif limited and config.rpm_limit is not None:
                 with ctx.lock:
                     verdict = ctx.rate_window.admit(config.rpm_limit, ctx.clock.now())
                 if not verdict.allowed:
                     ctx.inc("rate_limited_429")
                     retry_after = max(1, math.ceil(ctx.clock.to_real(verdict.next_slot_in)))
-                    response = protocol.rate_limited(verdict, retry_after)
+                    response = api.rate_limited(verdict, retry_after)
         if response is None:
-            response = protocol.handle(request)
+            response = api.handle(request)
             forced = response.forced_faults
             slow = "slow" in forced or ctx.dice.hit(config.slow_rate, seq, "slow")
             created = response.created_job_id
@@ -398,7 +421,7 @@ class SimulatorServer:
                     return None
                 if ("fail_5xx_after_create" in forced or ctx.dice.hit(
                         config.fail_5xx_after_create_rate, seq, "fail_5xx_after_create")):
-                    response = protocol.server_error(False)
+                    response = api.server_error(False)
                     ctx.annotate_create(created, answer="server_error", slow=slow)
                 else:
                     ctx.annotate_create(created, slow=slow)
@@ -412,14 +435,14 @@ class SimulatorServer:
                 # Requests refused before the window (auth, injected 5xx) still show its state.
                 with ctx.lock:
                     verdict = ctx.rate_window.peek(config.rpm_limit, ctx.clock.now())
-            response.headers.update(protocol.rate_headers(verdict))
+            response.headers.update(api.rate_headers(verdict))
         if slow:
             ctx.inc("slow_responses")
             ctx.sleep(config.slow_seconds)
-        response.headers[protocol.request_id_header] = "req_" + secrets.token_hex(16)
-        if protocol.processing_time_header:
+        response.headers[api.request_id_header] = "req_" + secrets.token_hex(16)
+        if api.processing_time_header:
             elapsed_ms = int((time.monotonic() - started) * 1000)
-            response.headers[protocol.processing_time_header] = str(elapsed_ms)
+            response.headers[api.processing_time_header] = str(elapsed_ms)
         return response
 
     # ---- control endpoints ------------------------------------------------------------------

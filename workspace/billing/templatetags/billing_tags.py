@@ -5,9 +5,9 @@ from typing import Any
 from django import template
 from django.contrib.auth.models import AnonymousUser, User
 
-from workspace.billing.models import Notification
 from workspace.billing.selectors import BudgetStatus, budget_statuses
 from workspace.billing.services import money as _money
+from workspace.core.models import Notification
 from workspace.projects.models import Project
 
 register = template.Library()

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import BinaryIO, ClassVar, Protocol
+from typing import Any, BinaryIO, ClassVar, Protocol
 
 import httpx
 
 from workspace.providers.catalog import Catalog
-from workspace.providers.errors import ProviderError
+from workspace.providers.errors import ErrorClass, ProviderError
 from workspace.providers.http import Circuit, Pacer, ProviderHTTP
+
+# The largest file taken from a provider; a larger answer is refused, never stored.
+MAX_DOWNLOAD_BYTES = 2 * 1024**3
 
 
 class JobStatus(StrEnum):
@@ -29,12 +33,6 @@ class VideoRequest:
     prompt: str
     size: str
     seconds: int
-    input_reference: bytes | None = None
-    input_reference_type: str | None = None
-    # Options only some models take (see ModelSpec); None leaves the provider's default.
-    negative_prompt: str | None = None
-    seed: int | None = None
-    audio: bool | None = None
 
 
 @dataclass
@@ -59,19 +57,15 @@ class ProviderJob:
 
 
 class VideoAdapter(Protocol):
-    protocol: str
+    """What the generation services call on a provider (``HTTPAdapter`` implements it)."""
+
     # False when the provider has no way to list recent jobs: ``list_recent`` then raises
     # ProviderError(PROVIDER_FAILED) ("cannot list") and an ambiguous create cannot be matched.
     can_list: bool
-    # True when ``delete`` also stops a job that is still queued or running. A provider with no
-    # cancel or delete at all raises ProviderError(PROVIDER_FAILED) ("cannot cancel") there.
-    can_cancel: bool
 
     # The files one finished job yields, the first being the video itself.
     @property
     def variants(self) -> tuple[str, ...]: ...
-
-    def capabilities(self) -> Catalog: ...
 
     def create(self, request: VideoRequest) -> ProviderJob: ...
 
@@ -92,22 +86,24 @@ class VideoAdapter(Protocol):
         retrieved: ProviderJob | None = None,
     ) -> str: ...
 
-    # Cancel a job that is still queued or running, or delete a finished one, as far as the
-    # provider allows (see each adapter).
-    def delete(self, job_id: str) -> None: ...
-
     def close(self) -> None: ...
 
 
-class HTTPAdapter:
+class HTTPAdapter(ABC):
     """What every adapter shares: one ``ProviderHTTP`` built from the channel's connection.
 
-    A subclass names its catalog and its classifier and says how the key travels
+    A subclass names its catalog, its files and its classifier and says how the key travels
     (``auth_headers``); ``normalise_base_url`` adapts a base URL given the way the provider's SDK
-    variable spells it.
+    variable spells it. ``_json``, ``_download``/``_download_url`` and ``classify_status`` are
+    the pieces every adapter needs the same way.
     """
 
     catalog: ClassVar[Catalog]
+    variants: ClassVar[tuple[str, ...]] = ("video",)
+    can_list: bool = False
+    # Who answered, in error messages ("Runway's answer was not valid JSON.").
+    provider_name: ClassVar[str] = "The provider"
+    max_download_bytes: ClassVar[int] = MAX_DOWNLOAD_BYTES
 
     @staticmethod
     def classify(response: httpx.Response) -> ProviderError:
@@ -151,8 +147,91 @@ class HTTPAdapter:
     def normalise_base_url(base_url: str) -> str:
         return base_url
 
-    def capabilities(self) -> Catalog:
-        return self.catalog
+    @abstractmethod
+    def create(self, request: VideoRequest) -> ProviderJob: ...
+
+    @abstractmethod
+    def retrieve(self, job_id: str) -> ProviderJob: ...
+
+    @abstractmethod
+    def download(
+        self,
+        job_id: str,
+        *,
+        variant: str,
+        destination: BinaryIO,
+        retrieved: ProviderJob | None = None,
+    ) -> str: ...
+
+    def list_recent(self, *, limit: int = 100, since: datetime | None = None) -> list[ProviderJob]:
+        """Recent jobs, newest first; only where ``can_list`` (which the subclass overrides)."""
+        raise ProviderError(
+            ErrorClass.PROVIDER_FAILED,
+            f"{self.provider_name} cannot list recent jobs (its API has no way to), so an "
+            "unanswered create cannot be matched there.",
+        )
 
     def close(self) -> None:
         self._http.close()
+
+    def _json(self, response: httpx.Response) -> Any:
+        """The answer's JSON; an answer that is not JSON is the provider's failure."""
+        try:
+            return response.json()
+        except ValueError:
+            raise ProviderError(
+                ErrorClass.PROVIDER_FAILED, f"{self.provider_name}'s answer was not valid JSON."
+            ) from None
+
+    def _check_variant(self, variant: str) -> None:
+        if variant not in self.variants:
+            raise ProviderError(
+                ErrorClass.INVALID_REQUEST, f"{self.provider_name} has no {variant!r} file."
+            )
+
+    def _download(
+        self, path: str, *, destination: BinaryIO, params: dict[str, Any] | None = None
+    ) -> str:
+        """Fetch a file from the provider's own API (with the key), capped in size and time."""
+        return self._http.download(
+            path,
+            params=params,
+            destination=destination,
+            timeout=self._download_timeout,
+            max_bytes=self.max_download_bytes,
+        )
+
+    def _download_url(
+        self,
+        url: str,
+        *,
+        destination: BinaryIO,
+        classify: Callable[[httpx.Response], ProviderError],
+    ) -> str:
+        """Fetch an output URL the provider handed out (a CDN: never with the key)."""
+        return self._http.download_url(
+            url,
+            destination=destination,
+            timeout=self._download_timeout,
+            max_bytes=self.max_download_bytes,
+            classify=classify,
+        )
+
+
+def classify_status(status: int) -> ErrorClass:
+    """What an HTTP error status means when the provider's own codes said nothing more.
+
+    Each adapter's classifier first picks out what only its provider says (quota words, safety
+    codes, daily limits), then ends with this.
+    """
+    if status == 429:
+        return ErrorClass.RATE_LIMITED
+    if status in (401, 403):
+        return ErrorClass.AUTH
+    if status == 404:
+        return ErrorClass.NOT_FOUND
+    if status in (408, 409):
+        return ErrorClass.NETWORK
+    if status >= 500:
+        return ErrorClass.OVERLOADED
+    return ErrorClass.INVALID_REQUEST

@@ -1,1 +1,4 @@
-"""One module per simulated provider protocol; each subclasses ``core.Protocol``."""
+"""One module per simulated provider API; each subclasses ``core.SimulatedAPI``.
+
+The server mounts the ones the provider registry names (``ProviderSpec.simulator``).
+"""

@@ -1,9 +1,9 @@
-"""Machinery shared by the simulated Runway, fal and Gemini protocols.
+"""Machinery shared by the simulated OpenAI, Runway, fal and Gemini protocols.
 
 * ``JobBook``: one protocol's jobs. Outcomes are decided at creation (prompt triggers first, then
-  the seeded ``moderation_rate``/``processing_error_rate`` dice, exactly as the OpenAI protocol
-  does), state is derived lazily from the simulated clock, and every terminal transition is
-  committed (counted, billed, written to the create log) exactly once, under the lock.
+  the seeded ``moderation_rate``/``processing_error_rate`` dice), state is derived lazily from
+  the simulated clock, and every terminal transition is committed (counted, billed, written to
+  the create log) exactly once, under the lock. Each protocol only words the result its way.
 * ``MediaHost``: the simulator's "CDN" under ``/cdn/``. Providers hand out output URLs on hosts
   of their own (CloudFront for Runway, ``*.fal.media`` for fal, Google's storage behind a
   redirect for Gemini); here they are signed links on the same server. A link is its own
@@ -18,16 +18,17 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from workspace.simulator.core import (
     CallKind,
-    Protocol,
     RateVerdict,
     SimContext,
     SimRequest,
     SimResponse,
+    SimulatedAPI,
     render_seconds_for,
 )
 from workspace.simulator.media import MediaCache, MediaError
@@ -110,14 +111,26 @@ class SimJob:
             return 0.0
         return min(0.99, (elapsed - queued_for) / (self.render_sim - queued_for))
 
+    def percent_at(self, elapsed: float) -> int:
+        """Whole percent rendered, 0 while queued, at most 99 until the end (OpenAI's form)."""
+        queued_for = self.render_sim * QUEUED_FRACTION
+        if elapsed <= queued_for or self.render_sim <= queued_for:
+            return 0
+        return min(99, int(100 * (elapsed - queued_for) / (self.render_sim - queued_for)))
+
 
 class JobBook:
     """The jobs of one simulated protocol; callers hold ``ctx.lock`` around reads and writes."""
 
-    def __init__(self, ctx: SimContext, protocol: str) -> None:
+    def __init__(
+        self, ctx: SimContext, protocol: str, error_codes: Mapping[str, str] | None = None
+    ) -> None:
         self.ctx = ctx
         self.protocol = protocol
+        # Insertion order is creation order (OpenAI's list pages by it).
         self.jobs: dict[str, SimJob] = {}
+        # The create log's ``error_code`` in the protocol's own words; the outcome otherwise.
+        self.error_codes: Mapping[str, str] = error_codes or {}
 
     def decide(self, seq: int, prompt: str) -> tuple[Outcome, frozenset[str]]:
         """The job's fate and the faults its create asked for, from triggers then dice."""
@@ -260,7 +273,7 @@ class JobBook:
             job.log["billed_cents"] = job.cents
         else:
             ctx.inc("jobs_failed")
-            job.log["error_code"] = job.outcome
+            job.log["error_code"] = self.error_codes.get(job.outcome, job.outcome)
 
 
 @dataclass
@@ -277,7 +290,7 @@ def _xml_error(status: int, code: str, message: str,
                        headers=dict(headers or {}))
 
 
-class MediaHost(Protocol):
+class MediaHost(SimulatedAPI):
     """Signed output URLs under ``/cdn/{token}/{file}``, shared by every provider protocol."""
 
     prefix = "/cdn"

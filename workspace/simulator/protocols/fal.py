@@ -17,11 +17,11 @@ from typing import Any, Final
 
 from workspace.simulator.core import (
     CallKind,
-    Protocol,
     RateVerdict,
     SimContext,
     SimRequest,
     SimResponse,
+    SimulatedAPI,
 )
 from workspace.simulator.media import MediaCache
 from workspace.simulator.protocols.common import (
@@ -96,7 +96,7 @@ def app_of(endpoint_id: str) -> str:
     return "/".join(parts[:keep])
 
 
-class FalQueueProtocol(Protocol):
+class FalQueueProtocol(SimulatedAPI):
     prefix = "/fal"
     request_id_header = "x-fal-request-id"
 

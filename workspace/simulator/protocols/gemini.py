@@ -21,11 +21,11 @@ from typing import Any, Final
 
 from workspace.simulator.core import (
     CallKind,
-    Protocol,
     RateVerdict,
     SimContext,
     SimRequest,
     SimResponse,
+    SimulatedAPI,
 )
 from workspace.simulator.media import MediaCache
 from workspace.simulator.protocols.common import (
@@ -99,7 +99,7 @@ def _random_id(length: int = 12) -> str:
     return "".join(secrets.choice(alphabet) for _ in range(length))
 
 
-class GeminiVeoProtocol(Protocol):
+class GeminiVeoProtocol(SimulatedAPI):
     prefix = "/gemini"
     request_id_header = "x-request-id"
 

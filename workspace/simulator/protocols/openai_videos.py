@@ -16,20 +16,20 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from workspace.simulator.core import (
     CallKind,
-    Protocol,
     RateVerdict,
     SimContext,
     SimRequest,
     SimResponse,
+    SimulatedAPI,
     format_duration,
     mask_secret,
-    render_seconds_for,
 )
 from workspace.simulator.media import CONTENT_TYPES, VARIANTS, MediaCache, MediaError
+from workspace.simulator.protocols.common import JobBook, MediaHost, SimJob, single
 
 MODELS: Final = (
     "sora-2",
@@ -48,32 +48,24 @@ IMAGE_URL_MAX: Final = 20971520
 LIST_DEFAULT_LIMIT: Final = 20
 LIST_MAX_LIMIT: Final = 100
 
-QUEUED_FRACTION: Final = 0.1
 POLL_HINT_MIN_MS: Final = 1000
 POLL_HINT_MAX_MS: Final = 20000
 
-Outcome = Literal["completed", "moderation_blocked", "processing_error", "internal_error"]
-
-# (fraction of render time at which the job fails, error message). Moderation refuses before
-# any work starts; the other failures strike half-way, as a crashed render would.
-FAILURES: Final[dict[str, tuple[float, str]]] = {
-    "moderation_blocked": (QUEUED_FRACTION, "Your request was blocked by our moderation system."),
-    "processing_error": (0.5, "We're under heavy load, please try again later."),
-    "internal_error": (0.5, "Video generation failed because of an internal error. "
-                            "Please try again."),
+# The error object of a failed video per outcome. When each failure strikes (moderation before
+# any work starts, the others half-way, as a crashed render would) is the common machinery's.
+FAILURES: Final[dict[str, tuple[str, str]]] = {
+    "moderation": ("moderation_blocked", "Your request was blocked by our moderation system."),
+    "processing_error": ("processing_error", "We're under heavy load, please try again later."),
+    "internal_error": ("internal_error", "Video generation failed because of an internal error. "
+                                         "Please try again."),
 }
-
-# Prompt markers that force an outcome or a fault for one request, whatever the rates say.
-OUTCOME_TRIGGERS: Final[tuple[tuple[str, Outcome], ...]] = (
-    ("[moderation]", "moderation_blocked"),
-    ("[processing_error]", "processing_error"),
-    ("[fail]", "internal_error"),
-)
-FAULT_TRIGGERS: Final[tuple[tuple[str, str], ...]] = (
-    ("[reset_after_create]", "reset_after_create"),
-    ("[fail_5xx_after_create]", "fail_5xx_after_create"),
-    ("[slow]", "slow"),
-)
+# OpenAI's statuses for the common phases (there is no cancel, so no "canceled").
+_STATUS: Final[dict[str, str]] = {
+    "queued": "queued",
+    "running": "in_progress",
+    "completed": "completed",
+    "failed": "failed",
+}
 
 _VIDEO_PATH = re.compile(r"^/v1/videos/(?P<id>[^/]+)$")
 _CONTENT_PATH = re.compile(r"^/v1/videos/(?P<id>[^/]+)/content$")
@@ -230,48 +222,17 @@ class _CreateParams:
     has_reference: bool
 
 
-@dataclass
-class Job:
-    id: str
-    model: str
-    prompt: str
-    size: str
-    seconds: int
-    created_wall: float
-    created_sim: float
-    render_sim: float
-    outcome: Outcome
-    log: dict[str, Any]
-    committed: bool = False
-    finished_wall: float | None = None
-    expires_wall: float | None = None
-    expires_sim: float | None = None
-    deleted: bool = False
-
-    @property
-    def end_sim(self) -> float:
-        """Simulated seconds after creation at which the job reaches its terminal state."""
-        if self.outcome == "completed":
-            return self.render_sim
-        return self.render_sim * FAILURES[self.outcome][0]
-
-    def progress_at(self, elapsed: float) -> int:
-        queued_for = self.render_sim * QUEUED_FRACTION
-        if elapsed <= queued_for or self.render_sim <= queued_for:
-            return 0
-        return min(99, int(100 * (elapsed - queued_for) / (self.render_sim - queued_for)))
-
-
-class OpenAIVideosProtocol(Protocol):
+class OpenAIVideosProtocol(SimulatedAPI):
     prefix = "/v1"
     request_id_header = "x-request-id"
     processing_time_header = "openai-processing-ms"
 
-    def __init__(self, ctx: SimContext, media: MediaCache) -> None:
+    def __init__(self, ctx: SimContext, media: MediaCache, cdn: MediaHost | None = None) -> None:
+        # ``cdn`` goes unused: this API serves its files itself (/v1/videos/{id}/content).
         super().__init__(ctx)
         self.media = media
-        # Insertion order is creation order, which is what list pages by.
-        self._jobs: dict[str, Job] = {}
+        self.book = JobBook(ctx, "openai_videos",
+                            error_codes={outcome: code for outcome, (code, _) in FAILURES.items()})
 
     # ---- core hooks -------------------------------------------------------------------------
 
@@ -284,7 +245,7 @@ class OpenAIVideosProtocol(Protocol):
                 return "list", None
         elif _CONTENT_PATH.match(path):
             if method == "GET":
-                variant = _single(request, "variant") or "video"
+                variant = single(request, "variant") or "video"
                 return "download", variant if variant in VARIANTS else None
         elif _VIDEO_PATH.match(path):
             if method == "GET":
@@ -337,15 +298,10 @@ class OpenAIVideosProtocol(Protocol):
         }
 
     def sweep(self) -> None:
-        with self.ctx.lock:
-            now = self.ctx.clock.now()
-            for job in self._jobs.values():
-                if not job.committed:
-                    self._observe(job, now)
+        self.book.sweep()
 
     def reset(self) -> None:
-        with self.ctx.lock:
-            self._jobs = {}
+        self.book.reset()
 
     def handle(self, request: SimRequest) -> SimResponse:
         path, method = request.path, request.method
@@ -372,49 +328,23 @@ class OpenAIVideosProtocol(Protocol):
 
     # ---- job state --------------------------------------------------------------------------
 
-    def _observe(self, job: Job, now: float) -> tuple[str, int]:
-        """The job's status and progress at ``now``; commits a terminal transition once.
+    def _observe(self, job: SimJob, now: float) -> tuple[str, int]:
+        """The job's status and whole-percent progress at ``now``; callers hold ``ctx.lock``.
 
-        Callers hold ``ctx.lock``: state is derived lazily from the clock, so the first reader
-        after the terminal moment (a poll, a list, a counters() snapshot) does the bookkeeping.
+        The book commits the terminal transition (counters, billing, the create log) once, for
+        whichever reader comes first after the terminal moment: a poll, a list, a sweep.
         """
-        elapsed = now - job.created_sim
-        end = job.end_sim
-        if elapsed < end:
-            if elapsed < job.render_sim * QUEUED_FRACTION:
-                return "queued", 0
-            return "in_progress", job.progress_at(elapsed)
-        status = "completed" if job.outcome == "completed" else "failed"
-        if not job.committed:
-            self._commit(job, status)
-        return status, 100 if status == "completed" else job.progress_at(end)
+        phase, _ = self.book.observe(job, now)
+        if phase == "completed":
+            return "completed", 100
+        # A failed job stays at the progress it had when it failed.
+        return _STATUS[phase], job.percent_at(min(now - job.created_sim, job.end_sim))
 
-    def _commit(self, job: Job, status: str) -> None:
-        ctx = self.ctx
-        job.committed = True
-        end_sim = job.created_sim + job.end_sim
-        job.finished_wall = max(job.created_wall, ctx.clock.wall_at(end_sim))
-        job.log["finished_at_real"] = job.finished_wall
-        job.log["status"] = status
-        if status == "completed":
-            # Snapshot the TTL so the expires_at already shown to clients stays true.
-            job.expires_sim = end_sim + ctx.config.content_ttl_seconds
-            job.expires_wall = max(job.finished_wall, ctx.clock.wall_at(job.expires_sim))
-            cents = cents_per_second(job.model, job.size) * job.seconds
-            ctx.inc("jobs_completed")
-            ctx.inc("jobs_billed")
-            ctx.inc("billed_seconds", job.seconds)
-            ctx.inc("billed_cents", cents)
-            job.log["billed"] = True
-            job.log["billed_cents"] = cents
-        else:
-            ctx.inc("jobs_failed")
-            job.log["error_code"] = job.outcome
-
-    def _video_object(self, job: Job, status: str, progress: int) -> dict[str, Any]:
+    def _video_object(self, job: SimJob, status: str, progress: int) -> dict[str, Any]:
         error = None
         if status == "failed":
-            error = {"code": job.outcome, "message": FAILURES[job.outcome][1]}
+            code, message = FAILURES[job.outcome]
+            error = {"code": code, "message": message}
         finished = job.finished_wall if status in ("completed", "failed") else None
         expires = job.expires_wall if status == "completed" else None
         return {
@@ -433,7 +363,7 @@ class OpenAIVideosProtocol(Protocol):
             "error": error,
         }
 
-    def _poll_hint(self, job: Job, now: float) -> dict[str, str]:
+    def _poll_hint(self, job: SimJob, now: float) -> dict[str, str]:
         # Based on the expected completion, not the failure moment, so the hint leaks nothing.
         remaining = max(0.0, job.render_sim - (now - job.created_sim))
         hint = self.ctx.clock.to_real(remaining) * 1000 / 4
@@ -444,8 +374,8 @@ class OpenAIVideosProtocol(Protocol):
 
     def _retrieve(self, video_id: str) -> SimResponse:
         with self.ctx.lock:
-            job = self._jobs.get(video_id)
-            if job is None or job.deleted:
+            job = self.book.get(video_id)
+            if job is None:
                 return _not_found(video_id)
             now = self.ctx.clock.now()
             status, progress = self._observe(job, now)
@@ -455,8 +385,8 @@ class OpenAIVideosProtocol(Protocol):
 
     def _delete(self, video_id: str) -> SimResponse:
         with self.ctx.lock:
-            job = self._jobs.get(video_id)
-            if job is None or job.deleted:
+            job = self.book.get(video_id)
+            if job is None:
                 return _not_found(video_id)
             status, _ = self._observe(job, self.ctx.clock.now())
             if status not in ("completed", "failed"):
@@ -465,12 +395,11 @@ class OpenAIVideosProtocol(Protocol):
                     f"Video '{video_id}' is {status} and cannot be deleted yet; only completed "
                     "or failed videos can be deleted (there is no cancel).",
                     param="video_id", code="invalid_video_status")
-            job.deleted = True
-            job.log["deleted"] = True
+            self.book.delete(job)
         return SimResponse.json(200, {"id": video_id, "object": "video.deleted", "deleted": True})
 
     def _list(self, request: SimRequest) -> SimResponse:
-        limit_text = _single(request, "limit")
+        limit_text = single(request, "limit")
         limit = LIST_DEFAULT_LIMIT
         if limit_text is not None:
             try:
@@ -482,18 +411,18 @@ class OpenAIVideosProtocol(Protocol):
             if not 0 <= limit <= LIST_MAX_LIMIT:
                 raise _Invalid(f"Invalid 'limit': {limit} is out of range; expected an integer "
                                f"between 0 and {LIST_MAX_LIMIT}.", "limit", "invalid_value")
-        order = _single(request, "order") or "desc"
+        order = single(request, "order") or "desc"
         if order not in ("asc", "desc"):
             raise _Invalid(f"Invalid value for 'order': '{order}'. Supported values are: "
                            "'asc' and 'desc'.", "order", "invalid_value")
-        after = _single(request, "after")
+        after = single(request, "after")
         with self.ctx.lock:
             # Creation order is the timestamp order, with ties broken by arrival.
-            jobs = list(self._jobs.values())
+            jobs = list(self.book.jobs.values())
             if order == "desc":
                 jobs.reverse()
             if after:
-                cursor = self._jobs.get(after)
+                cursor = self.book.jobs.get(after)
                 if cursor is None:
                     raise _Invalid(f"Invalid 'after': no video with id '{after}'.", "after",
                                    "invalid_value")
@@ -513,13 +442,13 @@ class OpenAIVideosProtocol(Protocol):
         return SimResponse.json(200, body)
 
     def _content(self, video_id: str, request: SimRequest) -> SimResponse:
-        variant = _single(request, "variant") or "video"
+        variant = single(request, "variant") or "video"
         if variant not in VARIANTS:
             raise _Invalid(f"Invalid value for 'variant': '{variant}'. Supported values are: "
                            f"{_quote_list(VARIANTS)}.", "variant", "invalid_value")
         with self.ctx.lock:
-            job = self._jobs.get(video_id)
-            if job is None or job.deleted:
+            job = self.book.get(video_id)
+            if job is None:
                 return _not_found(video_id)
             now = self.ctx.clock.now()
             status, _ = self._observe(job, now)
@@ -532,7 +461,7 @@ class OpenAIVideosProtocol(Protocol):
                     404, f"Video '{video_id}' is not ready: its status is '{status}'. Content "
                     "can be downloaded once the status is 'completed'.",
                     param="video_id", code="video_not_ready")
-            if job.expires_sim is not None and now >= job.expires_sim:
+            if self.book.expired(job, now):
                 stamp = datetime.fromtimestamp(job.expires_wall or time.time(), tz=UTC)
                 return error_response(
                     404, f"The content for video '{video_id}' expired at "
@@ -559,57 +488,23 @@ class OpenAIVideosProtocol(Protocol):
                 "https://platform.openai.com/docs/guides/error-codes/api-errors.",
                 type_="insufficient_quota", code="credit_balance_exhausted")
         params = self._parse_create(request)
-        lowered = params.prompt.lower()
-        outcome: Outcome = "completed"
-        for marker, forced in OUTCOME_TRIGGERS:
-            if marker in lowered:
-                outcome = forced
-                break
-        else:
-            if ctx.dice.hit(ctx.config.moderation_rate, request.seq, "moderation"):
-                outcome = "moderation_blocked"
-            elif ctx.dice.hit(ctx.config.processing_error_rate, request.seq, "processing_error"):
-                outcome = "processing_error"
-        faults = frozenset(fault for marker, fault in FAULT_TRIGGERS if marker in lowered)
+        outcome, faults = self.book.decide(request.seq, params.prompt)
+        job = self.book.create(
+            job_id="video_" + secrets.token_hex(24),
+            model=params.model,
+            prompt=params.prompt,
+            size=params.size,
+            seconds=params.seconds,
+            cents_per_second=cents_per_second(params.model, params.size),
+            outcome=outcome,
+            input_reference=params.has_reference,
+        )
         with ctx.lock:
-            job_id = "video_" + secrets.token_hex(24)
-            created_wall = time.time()
-            log: dict[str, Any] = {
-                "id": job_id,
-                "created_at_real": created_wall,
-                "model": params.model,
-                "size": params.size,
-                "seconds": params.seconds,
-                "prompt": params.prompt,
-                "billed": False,
-                "billed_cents": 0,
-                "status": None,
-                "error_code": None,
-                "answer": "ok",
-                "slow": False,
-                "deleted": False,
-                "input_reference": params.has_reference,
-            }
-            job = Job(
-                id=job_id,
-                model=params.model,
-                prompt=params.prompt,
-                size=params.size,
-                seconds=params.seconds,
-                created_wall=created_wall,
-                created_sim=ctx.clock.now(),
-                render_sim=render_seconds_for(ctx.config, int(params.seconds)),
-                outcome=outcome,
-                log=log,
-            )
-            self._jobs[job_id] = job
-            ctx.log_create(log)
-            ctx.inc("creates")
             # A create always answers "queued", even when render_seconds is 0.
             body = self._video_object(job, "queued", 0)
             headers = self._poll_hint(job, job.created_sim)
         response = SimResponse.json(200, body, headers)
-        response.created_job_id = job_id
+        response.created_job_id = job.id
         response.forced_faults = faults
         return response
 
@@ -778,9 +673,4 @@ class OpenAIVideosProtocol(Protocol):
 def _not_found(video_id: str) -> SimResponse:
     return error_response(404, f"Video with id '{video_id}' not found.", param="video_id",
                           code="video_not_found")
-
-
-def _single(request: SimRequest, name: str) -> str | None:
-    values = request.query.get(name)
-    return values[-1] if values else None
 

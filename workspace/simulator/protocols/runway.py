@@ -16,11 +16,11 @@ from typing import Any, Final
 
 from workspace.simulator.core import (
     CallKind,
-    Protocol,
     RateVerdict,
     SimContext,
     SimRequest,
     SimResponse,
+    SimulatedAPI,
 )
 from workspace.simulator.media import MediaCache
 from workspace.simulator.protocols.common import (
@@ -100,7 +100,7 @@ class _Invalid(Exception):
         self.message = message
 
 
-class RunwayProtocol(Protocol):
+class RunwayProtocol(SimulatedAPI):
     prefix = "/runway"
     request_id_header = "x-request-id"
 

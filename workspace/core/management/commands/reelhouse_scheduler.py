@@ -2,6 +2,11 @@
 
 Runs as one process next to the workers. Safe to run more than one: every step it enqueues is
 a conditional update, so a duplicate does nothing.
+
+Every --watch seconds it asks Redis whether it lost its data (a restart of a Redis that keeps
+nothing on disk, a flush, a failover to an empty server): if so, every job and schedule is
+gone, so it re-enqueues the next step of everything in flight at once instead of waiting until
+the work looks stale.
 """
 
 from __future__ import annotations
@@ -9,14 +14,16 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
+import redis
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
 from workspace.billing.services import reservations_close_orphans
-from workspace.core.rq import enqueue_overdue_scheduled
+from workspace.core.rq import enqueue_overdue_scheduled, redis_data_lost, redis_mark
 from workspace.generations.recovery import generations_resume_stalled
 
 logger = logging.getLogger(__name__)
@@ -25,11 +32,17 @@ logger = logging.getLogger(__name__)
 class Command(BaseCommand):
     help = (
         "Every --interval seconds, re-enqueue the next step of generations that stalled and "
-        "close reservations whose generation already ended."
+        "close reservations whose generation already ended; at once when Redis lost its data."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--interval", type=float, default=30.0)
+        parser.add_argument(
+            "--watch",
+            type=float,
+            default=2.0,
+            help="Seconds between checks whether Redis lost its data.",
+        )
         parser.add_argument("--once", action="store_true", help="Sweep once and exit.")
         parser.add_argument(
             "--stale-after",
@@ -42,26 +55,49 @@ class Command(BaseCommand):
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
+        stale_after = timedelta(seconds=options["stale_after"])
+        next_sweep = time.monotonic()
         while not stop.is_set():
-            try:
-                overdue = enqueue_overdue_scheduled()
-                if overdue:
-                    logger.info("enqueued %d overdue scheduled jobs", overdue)
-                resumed = generations_resume_stalled(
-                    stale_after=timedelta(seconds=options["stale_after"])
+            if self._redis_lost():
+                logger.warning(
+                    "Redis holds none of Reelhouse's jobs (a fresh start, or it restarted "
+                    "empty or was flushed): re-enqueueing the work in flight now"
                 )
-                if resumed:
-                    logger.info("resumed %d stalled generations", resumed)
-                # A worker that died between a final state and its settle/release leaves a
-                # reservation open; close it from the generation's outcome.
-                closed = reservations_close_orphans()
-                if closed:
-                    logger.info("closed %d orphaned reservations", closed)
-            except Exception:
-                # A database or Redis outage must not kill the loop; the next sweep tries again.
-                logger.exception("sweep failed")
-            finally:
-                connections.close_all()
+                if _sweep(stale_after=stale_after, redis_lost=True):
+                    redis_mark()
+                next_sweep = time.monotonic() + options["interval"]
+            elif time.monotonic() >= next_sweep:
+                _sweep(stale_after=stale_after, redis_lost=False)
+                next_sweep = time.monotonic() + options["interval"]
             if options["once"]:
                 return
-            stop.wait(options["interval"])
+            stop.wait(max(0.0, min(options["watch"], next_sweep - time.monotonic())))
+
+    def _redis_lost(self) -> bool:
+        try:
+            return redis_data_lost()
+        except redis.RedisError:
+            return False  # down: nothing to enqueue into yet; asked again at the next watch
+
+
+def _sweep(*, stale_after: timedelta, redis_lost: bool) -> bool:
+    """One recovery sweep; False when it failed (logged; the next one tries again)."""
+    try:
+        overdue = enqueue_overdue_scheduled()
+        if overdue:
+            logger.info("enqueued %d overdue scheduled jobs", overdue)
+        resumed = generations_resume_stalled(stale_after=stale_after, jobs_lost=redis_lost)
+        if resumed:
+            logger.info("resumed %d stalled generations", resumed)
+        # A worker that died between a final state and its settle/release leaves a
+        # reservation open; close it from the generation's outcome.
+        closed = reservations_close_orphans()
+        if closed:
+            logger.info("closed %d orphaned reservations", closed)
+        return True
+    except Exception:
+        # A database or Redis outage must not kill the loop; the next sweep tries again.
+        logger.exception("sweep failed")
+        return False
+    finally:
+        connections.close_all()

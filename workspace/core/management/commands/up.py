@@ -1,8 +1,10 @@
 """``manage.py up``: the whole app on one machine, for a fresh checkout or a small team.
 
-Starts, and supervises until Ctrl-C: the embedded Redis (unless ``REDIS_URL`` is set), the
-provider simulator (while a channel has no key), RQ workers with RQ's scheduler, the Reelhouse
-scheduler (recovery sweeps) and the web server. Migrates first and creates a first admin.
+Provisions (the embedded Redis unless ``REDIS_URL`` is set, migrations, a first admin), then
+runs the processes the top-level ``Procfile`` declares and keeps them running until Ctrl-C or
+SIGTERM (see ``workspace/core/supervisor.py``): a process that dies is started again with
+backoff, and one that keeps failing never stops the others. The simulator line runs only while
+a channel has no provider key.
 """
 
 from __future__ import annotations
@@ -10,10 +12,8 @@ from __future__ import annotations
 import os
 import secrets
 import signal
-import subprocess
 import sys
-import time
-from dataclasses import dataclass, field
+import threading
 from typing import Any
 from urllib.parse import urlparse
 
@@ -21,24 +21,13 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections
 
 from workspace.core import embedded_redis
+from workspace.core.procfile import ProcfileError, procfile_read, procfile_specs
+from workspace.core.supervisor import ProcessSpec, Supervisor
 from workspace.providers.models import Channel
 from workspace.providers.services import channel_get_default
-
-
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    process: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-    started_at: float = 0.0
-    env: dict[str, str] = field(default_factory=dict)
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(self.argv, env={**os.environ, **self.env})
-        self.started_at = time.monotonic()
 
 
 class Command(BaseCommand):
@@ -51,7 +40,10 @@ class Command(BaseCommand):
             "--workers",
             type=int,
             default=2,
-            help="RQ workers for status checks and downloads (plus one per dispatch lane).",
+            help=(
+                "RQ workers for the default queue: status checks and downloads "
+                "(plus one dispatch worker per lane, REELHOUSE_DISPATCH_LANES)."
+            ),
         )
         parser.add_argument(
             "--no-simulator", action="store_true", help="Do not start the provider simulator."
@@ -60,6 +52,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["workers"] < 1:
             raise CommandError("--workers must be at least 1.")
+        procfile = settings.BASE_DIR / "Procfile"
+        try:
+            processes = procfile_read(procfile)
+        except (OSError, ProcfileError) as error:
+            raise CommandError(f"Cannot read {procfile}: {error}") from None
         started_redis = None
         if settings.USES_EMBEDDED_REDIS:
             started_redis = embedded_redis.start(settings.EMBEDDED_REDIS_SOCKET)
@@ -68,105 +65,68 @@ class Command(BaseCommand):
         channel = channel_get_default()
         sign_in = self._ensure_admin()
 
-        python = sys.executable
-        manage = str(settings.BASE_DIR / "manage.py")
-        children: list[Child] = []
         simulated = any(c.is_simulated for c in Channel.objects.filter(is_active=True))
-        if simulated and not options["no_simulator"]:
-            sim = urlparse(str(settings.SIMULATOR_URL))
-            children.append(
-                Child(
-                    "simulator",
-                    [
-                        python,
-                        manage,
-                        "simulate_provider",
-                        "--host",
-                        sim.hostname or "127.0.0.1",
-                        "--port",
-                        str(sim.port or 80),
-                    ],
-                )
+        if not simulated or options["no_simulator"]:
+            processes.pop("simulator", None)
+        sim = urlparse(str(settings.SIMULATOR_URL))
+        variables = {
+            **os.environ,
+            "HOST": options["host"],
+            "PORT": str(options["port"]),
+            "SIMULATOR_HOST": sim.hostname or "127.0.0.1",
+            "SIMULATOR_PORT": str(sim.port or 80),
+        }
+        try:
+            specs = procfile_specs(
+                processes,
+                counts={
+                    name: count
+                    for name, count in (
+                        ("worker", options["workers"]),
+                        ("dispatch", settings.REELHOUSE_DISPATCH_LANES),
+                    )
+                    if name in processes
+                },
+                variables=variables,
+                python=sys.executable,
             )
-        for index in range(options["workers"]):
-            children.append(
-                Child(
-                    f"worker-{index + 1}",
-                    [
-                        python,
-                        manage,
-                        "rqworker",
-                        "default",
-                        "--with-scheduler",
-                        "--worker-ttl",
-                        "60",
-                        "--name",
-                        f"reelhouse-{os.getpid()}-{index + 1}",
-                    ],
-                )
+        except ProcfileError as error:
+            raise CommandError(str(error)) from None
+        if started_redis is not None:
+            # Supervised like the rest: a Redis that dies comes back (empty; the scheduler
+            # notices and resumes the work in flight from the database).
+            specs.insert(
+                0,
+                ProcessSpec(
+                    "redis",
+                    embedded_redis.server_argv(settings.EMBEDDED_REDIS_SOCKET),
+                    stops_last=True,
+                ),
             )
-        # One worker per dispatch lane: lanes pace creates and must not wait behind polls.
-        for index in range(settings.REELHOUSE_DISPATCH_LANES):
-            children.append(
-                Child(
-                    f"dispatcher-{index + 1}",
-                    [
-                        python,
-                        manage,
-                        "rqworker",
-                        "dispatch",
-                        "--with-scheduler",
-                        "--worker-ttl",
-                        "60",
-                        "--name",
-                        f"reelhouse-{os.getpid()}-d{index + 1}",
-                    ],
-                )
-            )
-        children.append(Child("scheduler", [python, manage, "reelhouse_scheduler"]))
-        children.append(
-            Child(
-                "web",
-                [
-                    python,
-                    "-m",
-                    "gunicorn",
-                    "workspace.wsgi:application",
-                    "--bind",
-                    f"{options['host']}:{options['port']}",
-                    "--workers",
-                    "2",
-                    "--threads",
-                    "4",
-                    "--timeout",
-                    "120",
-                    "--access-logfile",
-                    "-",
-                    "--log-level",
-                    "warning",
-                ],
-            )
-        )
-        for child in children:
-            child.start()
+        supervisor = Supervisor(specs, cwd=settings.BASE_DIR)
+        if started_redis is not None:
+            if started_redis.stderr is not None:
+                started_redis.stderr.close()  # read only at start; Redis ignores SIGPIPE
+            supervisor.adopt("redis", started_redis)
 
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
         url = f"http://{options['host']}:{options['port']}/"
         provider = (
             f"the provider simulator at {settings.SIMULATOR_URL}"
             if channel.is_simulated
             else f"{channel.name} at {channel.connection().base_url}"
         )
+        names = ", ".join(spec.name for spec in specs)
         self.stdout.write(self.style.SUCCESS(f"\nReelhouse is running at {url}"))
         self.stdout.write(f"  {sign_in}")
         self.stdout.write(f"  Admin: {url}admin/   Videos are generated by {provider}.")
+        self.stdout.write(f"  Processes (from {procfile.name}): {names}")
         self.stdout.write("  Press Ctrl-C to stop.\n")
-        try:
-            self._supervise(children)
-        finally:
-            self._stop(children)
-            if started_redis is not None:
-                started_redis.terminate()
-                started_redis.wait(timeout=10)
+        self.stdout.flush()
+        connections.close_all()  # provisioning is done; supervising needs no database
+        supervisor.run(stop)
 
     def _ensure_admin(self) -> str:
         users = get_user_model()
@@ -189,40 +149,3 @@ class Command(BaseCommand):
             f"Sign in as {username!r} with password {password!r} "
             f"(also saved in {secret_file}; change it in the admin)."
         )
-
-    def _supervise(self, children: list[Child]) -> None:
-        stopping = False
-
-        def request_stop(signum: int, frame: object) -> None:
-            nonlocal stopping
-            stopping = True
-
-        signal.signal(signal.SIGTERM, request_stop)
-        signal.signal(signal.SIGINT, request_stop)
-        while not stopping:
-            for child in children:
-                assert child.process is not None
-                code = child.process.poll()
-                if code is None:
-                    continue
-                if child.restarts >= 5 and time.monotonic() - child.started_at < 60:
-                    raise CommandError(f"{child.name} keeps exiting (last code {code}); stopping.")
-                self.stderr.write(f"{child.name} exited with code {code}; restarting it.")
-                if time.monotonic() - child.started_at > 60:
-                    child.restarts = 0
-                child.restarts += 1
-                child.start()
-            time.sleep(0.5)
-
-    def _stop(self, children: list[Child]) -> None:
-        for child in children:
-            if child.process and child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for child in children:
-            if child.process is None:
-                continue
-            try:
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.process.kill()

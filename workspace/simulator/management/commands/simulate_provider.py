@@ -6,14 +6,15 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from workspace.providers.registry import PROVIDERS
 from workspace.simulator.cli import StartError, add_arguments, run
 
 
 class Command(BaseCommand):
     help = (
-        "Run the provider simulator (OpenAI Videos under /v1, Runway under /runway, fal under "
-        "/fal, Gemini under /gemini) until Ctrl-C. "
-        "Switches can be changed at runtime with POST /_sim/config."
+        "Run the provider simulator ("
+        + ", ".join(f"{spec.label} under {spec.simulator_path}" for spec in PROVIDERS.values())
+        + ") until Ctrl-C. Switches can be changed at runtime with POST /_sim/config."
     )
     # The simulator needs no database or app checks; starting fast matters in scripts.
     requires_system_checks: list[str] = []

@@ -12,10 +12,16 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from workspace.providers.adapters.base import HTTPAdapter, JobStatus, ProviderJob, VideoRequest
-from workspace.providers.catalog import OPENAI_VIDEOS
+from workspace.providers.adapters.base import (
+    HTTPAdapter,
+    JobStatus,
+    ProviderJob,
+    VideoRequest,
+    classify_status,
+)
 from workspace.providers.errors import ErrorClass, ProviderError
 from workspace.providers.http import retry_after_seconds
+from workspace.providers.integrations.openai_videos.catalog import CATALOG
 
 # Billing and quota failures share HTTP 429 with rate limits; no retry fixes these.
 _QUOTA_CODES = {
@@ -33,7 +39,6 @@ _STATUSES = {
     "completed": JobStatus.COMPLETED,
     "failed": JobStatus.FAILED,
 }
-MAX_DOWNLOAD_BYTES = 2 * 1024**3
 # Reconciliation pages back through the provider's list at most this far (100 jobs a page).
 MAX_LIST_PAGES = 20
 
@@ -65,23 +70,14 @@ def classify_response(response: httpx.Response) -> ProviderError:
     def error(error_class: ErrorClass) -> ProviderError:
         return ProviderError(error_class, message, code=code, retry_after=retry_after)
 
-    if status == 429:
-        if code in _QUOTA_CODES or kind in _QUOTA_CODES:
-            return error(ErrorClass.QUOTA_EXHAUSTED)
-        return error(ErrorClass.RATE_LIMITED)
-    if status in (401, 403):
-        return error(ErrorClass.AUTH)
-    if status == 404:
-        if code == "video_expired" or "expired" in message.lower():
-            return error(ErrorClass.EXPIRED)
-        return error(ErrorClass.NOT_FOUND)
-    if status in (408, 409):
-        return error(ErrorClass.NETWORK)
-    if status >= 500:
-        return error(ErrorClass.OVERLOADED)
-    if code in _MODERATION_CODES:
+    if status == 429 and (code in _QUOTA_CODES or kind in _QUOTA_CODES):
+        return error(ErrorClass.QUOTA_EXHAUSTED)
+    if status == 404 and (code == "video_expired" or "expired" in message.lower()):
+        return error(ErrorClass.EXPIRED)
+    error_class = classify_status(status)
+    if error_class is ErrorClass.INVALID_REQUEST and code in _MODERATION_CODES:
         return error(ErrorClass.MODERATION)
-    return error(ErrorClass.INVALID_REQUEST)
+    return error(error_class)
 
 
 def classify_job_failure(error: dict[str, Any] | None) -> ProviderError:
@@ -144,23 +140,11 @@ def parse_video(body: Any) -> ProviderJob:
     )
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise ProviderError(
-            ErrorClass.PROVIDER_FAILED, "The provider's answer was not valid JSON."
-        ) from None
-
-
 class OpenAIVideosAdapter(HTTPAdapter):
-    catalog = OPENAI_VIDEOS
+    catalog = CATALOG
     classify = staticmethod(classify_response)
-    protocol = "openai_videos"
     can_list = True
-    # ``delete`` removes finished videos only; the protocol has no cancel.
-    can_cancel = False
-    variants: tuple[str, ...] = ("video", "thumbnail", "spritesheet")
+    variants = ("video", "thumbnail", "spritesheet")
 
     def create(self, request: VideoRequest) -> ProviderJob:
         fields = {
@@ -169,23 +153,13 @@ class OpenAIVideosAdapter(HTTPAdapter):
             "size": request.size,
             "seconds": str(request.seconds),  # a string enum in the spec
         }
-        if request.input_reference is None:
-            # The spec accepts JSON as well as multipart; JSON needs no boundary games.
-            response = self._http.request("POST", "videos", creates=True, json=fields)
-        else:
-            reference = (
-                "reference",
-                request.input_reference,
-                request.input_reference_type or "image/png",
-            )
-            response = self._http.request(
-                "POST", "videos", creates=True, data=fields, files={"input_reference": reference}
-            )
-        return self._with_poll_hint(parse_video(_json(response)), response)
+        # The spec accepts JSON as well as multipart; JSON needs no boundary games.
+        response = self._http.request("POST", "videos", creates=True, json=fields)
+        return self._with_poll_hint(parse_video(self._json(response)), response)
 
     def retrieve(self, job_id: str) -> ProviderJob:
         response = self._http.request("GET", f"videos/{job_id}")
-        return self._with_poll_hint(parse_video(_json(response)), response)
+        return self._with_poll_hint(parse_video(self._json(response)), response)
 
     def list_recent(self, *, limit: int = 100, since: datetime | None = None) -> list[ProviderJob]:
         """The newest jobs first: one page of ``limit``, or with ``since`` every page back to
@@ -193,7 +167,7 @@ class OpenAIVideosAdapter(HTTPAdapter):
         jobs: list[ProviderJob] = []
         params: dict[str, Any] = {"limit": min(limit, 100), "order": "desc"}
         for _ in range(MAX_LIST_PAGES):
-            body = _json(self._http.request("GET", "videos", params=params))
+            body = self._json(self._http.request("GET", "videos", params=params))
             items = body.get("data") if isinstance(body, dict) else None
             if not isinstance(items, list):
                 raise ProviderError(ErrorClass.PROVIDER_FAILED, "The provider's list had no data.")
@@ -215,16 +189,9 @@ class OpenAIVideosAdapter(HTTPAdapter):
         destination: BinaryIO,
         retrieved: ProviderJob | None = None,
     ) -> str:
-        return self._http.download(
-            f"videos/{job_id}/content",
-            params={"variant": variant},
-            destination=destination,
-            timeout=self._download_timeout,
-            max_bytes=MAX_DOWNLOAD_BYTES,
+        return self._download(
+            f"videos/{job_id}/content", params={"variant": variant}, destination=destination
         )
-
-    def delete(self, job_id: str) -> None:
-        self._http.request("DELETE", f"videos/{job_id}")
 
     @staticmethod
     def _with_poll_hint(job: ProviderJob, response: httpx.Response) -> ProviderJob:

@@ -2,40 +2,37 @@
 describe it, for the Veo 3.1 endpoints in the catalog.
 
 - Every call sends ``Authorization: Key <FAL_KEY>`` (a ``key_id:key_secret`` pair works as is).
-- ``create`` submits ``POST /{endpoint_id}`` with the model's own input JSON; a first frame picks
-  the ``…/image-to-video`` endpoint and goes as a data URI in ``image_url``.
+- ``create`` submits ``POST /{endpoint_id}`` with the model's own input JSON.
 - **Job ids** are ``{endpoint_id}/requests/{request_id}``, e.g.
-  ``fal-ai/veo3.1/image-to-video/requests/5f0e…``: the endpoint gives the model back and the
-  request id the queue's URLs. Status, result and cancel live under the *app* (``owner/alias``,
-  never the endpoint's sub-path, exactly as the SDK's ``from_request_id`` builds them):
-  ``/{owner}/{alias}/requests/{request_id}[/status|/cancel]``.
+  ``fal-ai/veo3.1/requests/5f0e…``: the endpoint gives the model back and the request id the
+  queue's URLs. Status and result live under the *app* (``owner/alias``, never an endpoint's
+  sub-path such as ``…/image-to-video``, exactly as the SDK's ``from_request_id`` builds them):
+  ``/{owner}/{alias}/requests/{request_id}[/status]``.
 - ``retrieve`` reads the status (IN_QUEUE / IN_PROGRESS / COMPLETED; no percentage). A
   COMPLETED request that reports an ``error`` failed; otherwise its result is read, and a result
   that is an error answer (422 ``content_policy_violation``, …) is the job's failure.
 - ``download`` reads the result for ``video.url`` and fetches it from fal's CDN without the key.
-- ``delete`` is the queue's cancel (``PUT …/cancel``); a request that already finished answers
-  ``ALREADY_COMPLETED``, which is fine: there is nothing to stop, and its files expire on the CDN.
 - The queue API cannot list requests (``can_list`` False).
 """
 
 from __future__ import annotations
 
-import base64
-from datetime import datetime
 from typing import Any, BinaryIO
 
 import httpx
 
-from workspace.providers.adapters.base import HTTPAdapter, JobStatus, ProviderJob, VideoRequest
-from workspace.providers.catalog import FAL, size_parts
-from workspace.providers.errors import ErrorClass, ProviderError
-from workspace.providers.http import (
-    classify_file_response,
-    retry_after_seconds,
+from workspace.providers.adapters.base import (
+    HTTPAdapter,
+    JobStatus,
+    ProviderJob,
+    VideoRequest,
+    classify_status,
 )
+from workspace.providers.catalog import size_parts
+from workspace.providers.errors import ErrorClass, ProviderError
+from workspace.providers.http import classify_file_response, retry_after_seconds
+from workspace.providers.integrations.fal.catalog import CATALOG
 
-MAX_DOWNLOAD_BYTES = 2 * 1024**3
-IMAGE_TO_VIDEO = "image-to-video"
 # App namespaces whose ids have three parts before the endpoint path (fal_client AppId).
 _NAMESPACES = ("workflows", "comfy")
 # fal's infrastructure errors (X-Fal-Error-Type): the request never ran to completion.
@@ -58,15 +55,10 @@ def split_job_id(job_id: str, default_endpoint: str) -> tuple[str, str]:
 
 
 def app_path(endpoint_id: str) -> str:
-    """``fal-ai/veo3.1/image-to-video`` -> ``fal-ai/veo3.1``."""
+    """``fal-ai/veo3.1/fast`` -> ``fal-ai/veo3.1``."""
     parts = endpoint_id.split("/")
     keep = 3 if parts[0] in _NAMESPACES else 2
     return "/".join(parts[:keep])
-
-
-def model_of(endpoint_id: str) -> str:
-    suffix = "/" + IMAGE_TO_VIDEO
-    return endpoint_id[: -len(suffix)] if endpoint_id.endswith(suffix) else endpoint_id
 
 
 def _fields(response: httpx.Response) -> tuple[str, list[str], str | None, str | None]:
@@ -123,17 +115,7 @@ def classify_response(response: httpx.Response) -> ProviderError:
         return error(ErrorClass.MODERATION)
     if status == 402 or (status == 403 and any(w in message.lower() for w in _LOCK_WORDS)):
         return error(ErrorClass.QUOTA_EXHAUSTED)
-    if status == 429:
-        return error(ErrorClass.RATE_LIMITED)
-    if status in (401, 403):
-        return error(ErrorClass.AUTH)
-    if status == 404:
-        return error(ErrorClass.NOT_FOUND)
-    if status in (408, 409):
-        return error(ErrorClass.NETWORK)
-    if status >= 500:
-        return error(ErrorClass.OVERLOADED)
-    return error(ErrorClass.INVALID_REQUEST)
+    return error(classify_status(status))
 
 
 def classify_request_error(error_type: str | None, message: str | None) -> ProviderError:
@@ -147,15 +129,6 @@ def classify_request_error(error_type: str | None, message: str | None) -> Provi
     return ProviderError(ErrorClass.PROVIDER_FAILED, text, code=kind or None)
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise ProviderError(
-            ErrorClass.PROVIDER_FAILED, "fal's answer was not valid JSON."
-        ) from None
-
-
 def _video_url(result: Any) -> str | None:
     video = result.get("video") if isinstance(result, dict) else None
     url = video.get("url") if isinstance(video, dict) else None
@@ -163,12 +136,9 @@ def _video_url(result: Any) -> str | None:
 
 
 class FalQueueAdapter(HTTPAdapter):
-    catalog = FAL
+    catalog = CATALOG
     classify = staticmethod(classify_response)
-    protocol = "fal"
-    can_list = False
-    can_cancel = True
-    variants: tuple[str, ...] = ("video",)
+    provider_name = "fal"
 
     @staticmethod
     def auth_headers(api_key: str) -> dict[str, str]:
@@ -180,11 +150,10 @@ class FalQueueAdapter(HTTPAdapter):
         return base_url if "://" in base_url else "https://" + base_url
 
     def _request_path(self, job_id: str) -> tuple[str, str]:
-        endpoint, request_id = split_job_id(job_id, FAL.default.id)
+        endpoint, request_id = split_job_id(job_id, CATALOG.default.id)
         return endpoint, f"{app_path(endpoint)}/requests/{request_id}"
 
     def create(self, request: VideoRequest) -> ProviderJob:
-        spec = FAL.get(request.model)
         aspect_ratio, resolution = size_parts(request.size)
         body: dict[str, Any] = {
             "prompt": request.prompt,
@@ -192,20 +161,9 @@ class FalQueueAdapter(HTTPAdapter):
             "resolution": resolution,
             "duration": f"{request.seconds}s",  # a string enum: "4s", "6s", "8s"
         }
-        if request.audio is not None and (spec is None or spec.audio_toggle):
-            body["generate_audio"] = request.audio
-        if request.negative_prompt and (spec is None or spec.supports_negative_prompt):
-            body["negative_prompt"] = request.negative_prompt
-        if request.seed is not None and (spec is None or spec.supports_seed):
-            body["seed"] = request.seed
         endpoint = request.model
-        if request.input_reference is not None:
-            endpoint = f"{request.model}/{IMAGE_TO_VIDEO}"
-            encoded = base64.b64encode(request.input_reference).decode()
-            mimetype = request.input_reference_type or "image/png"
-            body["image_url"] = f"data:{mimetype};base64,{encoded}"
         response = self._http.request("POST", endpoint, creates=True, json=body)
-        answer = _json(response)
+        answer = self._json(response)
         request_id = answer.get("request_id") if isinstance(answer, dict) else None
         if not isinstance(request_id, str) or not request_id:
             raise ProviderError(
@@ -224,10 +182,10 @@ class FalQueueAdapter(HTTPAdapter):
     def retrieve(self, job_id: str) -> ProviderJob:
         endpoint, path = self._request_path(job_id)
         response = self._http.request("GET", f"{path}/status", params={"logs": "0"})
-        body = _json(response)
+        body = self._json(response)
         if not isinstance(body, dict):
             raise ProviderError(ErrorClass.PROVIDER_FAILED, "fal's status was not an object.")
-        job = ProviderJob(id=job_id, status=JobStatus.QUEUED, model=model_of(endpoint), raw=body)
+        job = ProviderJob(id=job_id, status=JobStatus.QUEUED, model=endpoint, raw=body)
         status = body.get("status")
         if status == "IN_QUEUE":
             return job
@@ -272,14 +230,7 @@ class FalQueueAdapter(HTTPAdapter):
         return job
 
     def _result(self, path: str) -> Any:
-        return _json(self._http.request("GET", path))
-
-    def list_recent(self, *, limit: int = 100, since: datetime | None = None) -> list[ProviderJob]:
-        raise ProviderError(
-            ErrorClass.PROVIDER_FAILED,
-            "fal's queue API cannot list recent requests, so an unanswered submit cannot be "
-            "matched there.",
-        )
+        return self._json(self._http.request("GET", path))
 
     def download(
         self,
@@ -289,25 +240,9 @@ class FalQueueAdapter(HTTPAdapter):
         destination: BinaryIO,
         retrieved: ProviderJob | None = None,
     ) -> str:
-        if variant not in self.variants:
-            raise ProviderError(ErrorClass.INVALID_REQUEST, f"fal has no {variant!r} file.")
+        self._check_variant(variant)
         _, path = self._request_path(job_id)
         url = _video_url(self._result(path))
         if url is None:
             raise ProviderError(ErrorClass.PROVIDER_FAILED, "fal's result has no video URL.")
-        return self._http.download_url(
-            url,
-            destination=destination,
-            timeout=self._download_timeout,
-            max_bytes=MAX_DOWNLOAD_BYTES,
-            classify=classify_file_response,
-        )
-
-    def delete(self, job_id: str) -> None:
-        _, path = self._request_path(job_id)
-        try:
-            self._http.request("PUT", f"{path}/cancel")
-        except ProviderError as error:
-            if error.code == "ALREADY_COMPLETED":
-                return
-            raise
+        return self._download_url(url, destination=destination, classify=classify_file_response)

@@ -3,8 +3,8 @@ googleapis/python-genai v2.19.0 and the Veo guide describe it.
 
 - Every call sends ``x-goog-api-key: <GEMINI_API_KEY>``; paths are under ``/v1beta``.
 - ``create`` is ``POST /v1beta/models/{model}:predictLongRunning`` with
-  ``instances[0] = {prompt, image?}`` and ``parameters = {aspectRatio, resolution,
-  durationSeconds, negativePrompt?}``; the answer is an operation.
+  ``instances[0] = {prompt}`` and ``parameters = {aspectRatio, resolution, durationSeconds}``;
+  the answer is an operation.
 - **Job ids** are the operation's name, ``models/{model}/operations/{id}``, which is also the
   path it is polled at (``GET /v1beta/{name}``) and names the model.
 - Operations report no progress: ``done`` absent while running; then an ``error``
@@ -13,8 +13,7 @@ googleapis/python-genai v2.19.0 and the Veo guide describe it.
 - ``download`` fetches ``files/{id}:download?alt=media`` with the key and follows its redirect
   by hand: the key goes only to URLs under the channel's base URL, never to the storage host.
   Generated files are kept two days; after that the download answers 403/404 (``expired``).
-- No cancel or delete exists for Veo operations and no way to list them (``can_cancel`` and
-  ``can_list`` False).
+- No way exists to list Veo operations (``can_list`` False), nor to cancel or delete one.
 - A 429 ``RESOURCE_EXHAUSTED`` carries its retry delay in a ``google.rpc.RetryInfo`` detail of
   the body (``"retryDelay": "12.7s"``); a per-day quota (``QuotaFailure`` ids with ``PerDay``)
   is treated as exhausted quota rather than a short wait.
@@ -22,23 +21,24 @@ googleapis/python-genai v2.19.0 and the Veo guide describe it.
 
 from __future__ import annotations
 
-import base64
 import re
-from datetime import datetime
 from typing import Any, BinaryIO
 
 import httpx
 
-from workspace.providers.adapters.base import HTTPAdapter, JobStatus, ProviderJob, VideoRequest
-from workspace.providers.catalog import GEMINI, size_parts
-from workspace.providers.errors import ErrorClass, ProviderError
-from workspace.providers.http import (
-    classify_file_response,
-    retry_after_seconds,
+from workspace.providers.adapters.base import (
+    HTTPAdapter,
+    JobStatus,
+    ProviderJob,
+    VideoRequest,
+    classify_status,
 )
+from workspace.providers.catalog import size_parts
+from workspace.providers.errors import ErrorClass, ProviderError
+from workspace.providers.http import classify_file_response, retry_after_seconds
+from workspace.providers.integrations.gemini.catalog import CATALOG
 
 API_VERSION = "v1beta"
-MAX_DOWNLOAD_BYTES = 2 * 1024**3
 _RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 _QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 _ERROR_INFO = "type.googleapis.com/google.rpc.ErrorInfo"
@@ -108,18 +108,15 @@ def classify_response(response: httpx.Response) -> ProviderError:
     if status_word == "FAILED_PRECONDITION":
         # Billing not enabled, or no paid tier where the project is: Veo has no free tier.
         return failure(ErrorClass.QUOTA_EXHAUSTED)
-    if status == 403:
-        return failure(ErrorClass.AUTH)
-    if status == 404:
-        # Also what a retired model answers.
-        return failure(ErrorClass.NOT_FOUND)
-    if status in (408, 409):
-        return failure(ErrorClass.NETWORK)
-    if status >= 500:
-        return failure(ErrorClass.OVERLOADED, hint=retry_after)
-    if any(word in message.lower() for word in _SAFETY_WORDS):
+    # A 404 is also what a retired model answers.
+    error_class = classify_status(status)
+    if error_class is ErrorClass.OVERLOADED:
+        return failure(error_class, hint=retry_after)
+    if error_class is ErrorClass.INVALID_REQUEST and any(
+        word in message.lower() for word in _SAFETY_WORDS
+    ):
         return failure(ErrorClass.MODERATION)
-    return failure(ErrorClass.INVALID_REQUEST)
+    return failure(error_class)
 
 
 def classify_file(response: httpx.Response) -> ProviderError:
@@ -193,22 +190,10 @@ def parse_operation(body: Any) -> ProviderJob:
     return job
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise ProviderError(
-            ErrorClass.PROVIDER_FAILED, "Google's answer was not valid JSON."
-        ) from None
-
-
 class GeminiVeoAdapter(HTTPAdapter):
-    catalog = GEMINI
+    catalog = CATALOG
     classify = staticmethod(classify_response)
-    protocol = "gemini"
-    can_list = False
-    can_cancel = False
-    variants: tuple[str, ...] = ("video",)
+    provider_name = "Google"
 
     @staticmethod
     def auth_headers(api_key: str) -> dict[str, str]:
@@ -223,29 +208,20 @@ class GeminiVeoAdapter(HTTPAdapter):
         return base_url
 
     def create(self, request: VideoRequest) -> ProviderJob:
-        spec = GEMINI.get(request.model)
         aspect_ratio, resolution = size_parts(request.size)
         instance: dict[str, Any] = {"prompt": request.prompt}
-        if request.input_reference is not None:
-            instance["image"] = {
-                "bytesBase64Encoded": base64.b64encode(request.input_reference).decode(),
-                "mimeType": request.input_reference_type or "image/png",
-            }
         parameters: dict[str, Any] = {
             "aspectRatio": aspect_ratio,
             "resolution": resolution,
             "durationSeconds": request.seconds,
         }
-        if request.negative_prompt and (spec is None or spec.supports_negative_prompt):
-            parameters["negativePrompt"] = request.negative_prompt
-        # No seed and no audio switch on the Gemini API (Vertex only): never sent.
         response = self._http.request(
             "POST",
             f"{API_VERSION}/models/{request.model}:predictLongRunning",
             creates=True,
             json={"instances": [instance], "parameters": parameters},
         )
-        answer = _json(response)
+        answer = self._json(response)
         name = answer.get("name") if isinstance(answer, dict) else None
         if not isinstance(name, str) or not name:
             raise ProviderError(
@@ -263,14 +239,7 @@ class GeminiVeoAdapter(HTTPAdapter):
 
     def retrieve(self, job_id: str) -> ProviderJob:
         response = self._http.request("GET", f"{API_VERSION}/{job_id.lstrip('/')}")
-        return parse_operation(_json(response))
-
-    def list_recent(self, *, limit: int = 100, since: datetime | None = None) -> list[ProviderJob]:
-        raise ProviderError(
-            ErrorClass.PROVIDER_FAILED,
-            "The Gemini API cannot list video operations, so an unanswered create cannot be "
-            "matched there.",
-        )
+        return parse_operation(self._json(response))
 
     def download(
         self,
@@ -280,8 +249,7 @@ class GeminiVeoAdapter(HTTPAdapter):
         destination: BinaryIO,
         retrieved: ProviderJob | None = None,
     ) -> str:
-        if variant not in self.variants:
-            raise ProviderError(ErrorClass.INVALID_REQUEST, f"Veo has no {variant!r} file.")
+        self._check_variant(variant)
         job = retrieved if retrieved is not None else self.retrieve(job_id)
         if job.error is not None:
             raise job.error
@@ -290,17 +258,4 @@ class GeminiVeoAdapter(HTTPAdapter):
             raise ProviderError(
                 ErrorClass.NOT_FOUND, f"Operation {job_id} has no video to download yet."
             )
-        return self._http.download_url(
-            uri,
-            destination=destination,
-            timeout=self._download_timeout,
-            max_bytes=MAX_DOWNLOAD_BYTES,
-            classify=classify_file,
-        )
-
-    def delete(self, job_id: str) -> None:
-        raise ProviderError(
-            ErrorClass.PROVIDER_FAILED,
-            "The Gemini API cannot cancel or delete a Veo operation; it runs to its end and its "
-            "file is deleted after two days.",
-        )
+        return self._download_url(uri, destination=destination, classify=classify_file)

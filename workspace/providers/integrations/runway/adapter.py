@@ -3,35 +3,33 @@ docs.dev.runwayml.com describe it.
 
 - Every call sends ``Authorization: Bearer <RUNWAYML_API_SECRET>`` and the required
   ``X-Runway-Version: 2024-11-06``.
-- ``create`` posts to ``/v1/text_to_video``, or to ``/v1/image_to_video`` with the first frame as
-  a data URI, and gets back a task id, which is the job id as is.
+- ``create`` posts to ``/v1/text_to_video`` and gets back a task id, which is the job id as is.
 - ``retrieve`` reads ``/v1/tasks/{id}``: PENDING and THROTTLED are queued, RUNNING has a 0-1
   ``progress`` (reported 0-100), SUCCEEDED has output URLs, FAILED a ``failureCode``.
 - ``download`` reads the task again for a fresh output URL (they expire within 24-48 hours) and
   fetches it from Runway's CDN without the key.
-- ``delete`` is ``DELETE /v1/tasks/{id}``: it cancels a task that is still pending, throttled or
-  running and deletes a finished one; either way the task cannot be fetched afterwards.
 - Runway has no endpoint that lists tasks, so ``list_recent`` cannot work (``can_list`` False).
 """
 
 from __future__ import annotations
 
-import base64
 from datetime import datetime
 from typing import Any, BinaryIO
 
 import httpx
 
-from workspace.providers.adapters.base import HTTPAdapter, JobStatus, ProviderJob, VideoRequest
-from workspace.providers.catalog import RUNWAY
-from workspace.providers.errors import ErrorClass, ProviderError
-from workspace.providers.http import (
-    classify_file_response,
-    retry_after_seconds,
+from workspace.providers.adapters.base import (
+    HTTPAdapter,
+    JobStatus,
+    ProviderJob,
+    VideoRequest,
+    classify_status,
 )
+from workspace.providers.errors import ErrorClass, ProviderError
+from workspace.providers.http import classify_file_response, retry_after_seconds
+from workspace.providers.integrations.runway.catalog import CATALOG
 
 API_VERSION = "2024-11-06"
-MAX_DOWNLOAD_BYTES = 2 * 1024**3
 _STATUSES = {
     "PENDING": JobStatus.QUEUED,
     # Accepted, but waiting for the organisation's concurrency limit: not an error.
@@ -71,19 +69,9 @@ def classify_response(response: httpx.Response) -> ProviderError:
 
     if any(word in message.lower() for word in _CREDIT_WORDS) and status < 500:
         return error(ErrorClass.QUOTA_EXHAUSTED)
-    if status == 429:
-        # Also the daily generation cap on task creation: waiting is the remedy either way.
-        return error(ErrorClass.RATE_LIMITED)
-    if status in (401, 403):
-        return error(ErrorClass.AUTH)
-    if status == 404:
-        return error(ErrorClass.NOT_FOUND)
-    if status in (408, 409):
-        return error(ErrorClass.NETWORK)
-    if status >= 500:
-        # 502/503 "shedding load", 504 "overloaded".
-        return error(ErrorClass.OVERLOADED)
-    return error(ErrorClass.INVALID_REQUEST)
+    # A 429 is also the daily generation cap on task creation: waiting is the remedy either
+    # way. 502/503 are "shedding load", 504 "overloaded".
+    return error(classify_status(status))
 
 
 def classify_failure(code: str | None, failure: str | None) -> ProviderError:
@@ -159,33 +147,16 @@ def _output_url(body: dict[str, Any]) -> str | None:
     return None
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        raise ProviderError(
-            ErrorClass.PROVIDER_FAILED, "Runway's answer was not valid JSON."
-        ) from None
-
-
-def data_uri(data: bytes, content_type: str | None) -> str:
-    return f"data:{content_type or 'image/png'};base64,{base64.b64encode(data).decode()}"
-
-
 class RunwayAdapter(HTTPAdapter):
-    catalog = RUNWAY
+    catalog = CATALOG
     classify = staticmethod(classify_response)
-    protocol = "runway"
-    can_list = False
-    can_cancel = True
-    variants: tuple[str, ...] = ("video",)
+    provider_name = "Runway"
 
     @staticmethod
     def auth_headers(api_key: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {api_key}", "X-Runway-Version": API_VERSION}
 
     def create(self, request: VideoRequest) -> ProviderJob:
-        spec = RUNWAY.get(request.model)
         body: dict[str, Any] = {
             "model": request.model,
             "promptText": request.prompt,
@@ -193,18 +164,8 @@ class RunwayAdapter(HTTPAdapter):
             "ratio": request.size.replace("x", ":"),
             "duration": request.seconds,
         }
-        if request.seed is not None and (spec is None or spec.supports_seed):
-            body["seed"] = request.seed
-        if request.audio is not None and (spec is None or spec.audio_toggle):
-            body["audio"] = request.audio
-        if request.negative_prompt and (spec is None or spec.supports_negative_prompt):
-            body["negativePrompt"] = request.negative_prompt
-        endpoint = "v1/text_to_video"
-        if request.input_reference is not None:
-            endpoint = "v1/image_to_video"
-            body["promptImage"] = data_uri(request.input_reference, request.input_reference_type)
-        response = self._http.request("POST", endpoint, creates=True, json=body)
-        answer = _json(response)
+        response = self._http.request("POST", "v1/text_to_video", creates=True, json=body)
+        answer = self._json(response)
         if not isinstance(answer, dict) or not isinstance(answer.get("id"), str):
             raise ProviderError(
                 ErrorClass.PROVIDER_FAILED, "Runway accepted the task but gave no task id."
@@ -221,14 +182,7 @@ class RunwayAdapter(HTTPAdapter):
 
     def retrieve(self, job_id: str) -> ProviderJob:
         response = self._http.request("GET", f"v1/tasks/{job_id}")
-        return parse_task(_json(response))
-
-    def list_recent(self, *, limit: int = 100, since: datetime | None = None) -> list[ProviderJob]:
-        raise ProviderError(
-            ErrorClass.PROVIDER_FAILED,
-            "Runway cannot list recent tasks: its API has no list endpoint, so an unanswered "
-            "create cannot be matched there.",
-        )
+        return parse_task(self._json(response))
 
     def download(
         self,
@@ -238,8 +192,7 @@ class RunwayAdapter(HTTPAdapter):
         destination: BinaryIO,
         retrieved: ProviderJob | None = None,
     ) -> str:
-        if variant not in self.variants:
-            raise ProviderError(ErrorClass.INVALID_REQUEST, f"Runway has no {variant!r} file.")
+        self._check_variant(variant)
         # Output URLs expire; the task gives a fresh one each time it is read (the check that
         # saw it finish has just read it).
         job = retrieved if retrieved is not None else self.retrieve(job_id)
@@ -250,13 +203,4 @@ class RunwayAdapter(HTTPAdapter):
             raise ProviderError(
                 ErrorClass.NOT_FOUND, f"Runway task {job_id} has no output to download yet."
             )
-        return self._http.download_url(
-            url,
-            destination=destination,
-            timeout=self._download_timeout,
-            max_bytes=MAX_DOWNLOAD_BYTES,
-            classify=classify_file_response,
-        )
-
-    def delete(self, job_id: str) -> None:
-        self._http.request("DELETE", f"v1/tasks/{job_id}")
+        return self._download_url(url, destination=destination, classify=classify_file_response)

@@ -1,0 +1,135 @@
+"""The live endpoint every open project page polls (issue 13, part 1)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from workspace.generations.models import Generation, Status
+from workspace.generations.selectors import LIVE_OVERLAP
+from workspace.generations.submission import generation_submit
+
+from ..conftest import PASSWORD
+
+
+@pytest.fixture
+def viewer_client(client, viewer):  # type: ignore[no-untyped-def]
+    assert client.login(username=viewer.username, password=PASSWORD)
+    return client
+
+
+def _make(
+    project, user, prompt: str, *, status: str = Status.COMPLETED, age: timedelta = timedelta(0)
+):  # type: ignore[no-untyped-def]
+    generation = generation_submit(
+        project=project, user=user, model="sora-2", prompt=prompt, size="1280x720", seconds=4
+    )
+    at = timezone.now() - age
+    Generation.objects.filter(pk=generation.pk).update(
+        status=status, updated_at=at, created_at=at, progress=100 if status == "completed" else 0
+    )
+    return Generation.objects.get(pk=generation.pk)
+
+
+def _live(client, project, since: str | None = None):  # type: ignore[no-untyped-def]
+    url = reverse("generations:live", args=[project.pk])
+    answer = client.get(url, {"since": since} if since is not None else {})
+    assert answer.status_code == 200, answer.content
+    assert answer["Cache-Control"] == "no-store"
+    return answer.json()
+
+
+def test_a_teammates_new_video_reaches_a_viewers_open_page(
+    viewer_client, project, teammate
+) -> None:  # type: ignore[no-untyped-def]
+    old = _make(project, teammate, "An old finished take", age=timedelta(hours=2))
+    first = _live(viewer_client, project)
+    assert first["cards"] == []  # nothing changed, nothing in flight
+    new = _make(project, teammate, "A kite over dunes", status=Status.QUEUED)
+    second = _live(viewer_client, project, first["cursor"])
+    ids = [card["id"] for card in second["cards"]]
+    assert ids == [str(new.pk)]
+    assert "A kite over dunes" in second["cards"][0]["html"]
+    assert f'id="gen-{new.pk}"' in second["cards"][0]["html"]
+    assert str(old.pk) not in ids
+    assert float(second["cursor"]) >= float(first["cursor"])
+
+
+def test_state_changes_are_sent_and_in_flight_cards_are_always_sent(
+    viewer_client, project, teammate
+) -> None:  # type: ignore[no-untyped-def]
+    running = _make(
+        project, teammate, "Rendering", status=Status.IN_PROGRESS, age=timedelta(hours=1)
+    )
+    done = _make(project, teammate, "Finished long ago", age=timedelta(hours=1))
+    cursor = _live(viewer_client, project)["cursor"]
+    # The running one comes every time: its progress clock and queue position move on their own.
+    assert [c["id"] for c in _live(viewer_client, project, cursor)["cards"]] == [str(running.pk)]
+    Generation.objects.filter(pk=done.pk).update(status=Status.FAILED, updated_at=timezone.now())
+    cards = _live(viewer_client, project, cursor)["cards"]
+    assert {c["id"] for c in cards} == {str(running.pk), str(done.pk)}
+    failed = next(c for c in cards if c["id"] == str(done.pk))
+    assert 'data-state="failed:' in failed["html"]
+
+
+def test_a_change_committed_just_before_the_cursor_is_not_missed(
+    viewer_client, project, teammate
+) -> None:  # type: ignore[no-untyped-def]
+    cursor = _live(viewer_client, project)["cursor"]
+    # Written with a timestamp a little before the cursor (a transaction that committed late).
+    late = _make(project, teammate, "Late commit", age=LIVE_OVERLAP / 2)
+    assert [c["id"] for c in _live(viewer_client, project, cursor)["cards"]] == [str(late.pk)]
+
+
+@pytest.mark.parametrize("since", ["yesterday", "nan", "inf", "-5", "1e400"])
+def test_a_cursor_that_is_not_one_is_refused(viewer_client, project, since: str) -> None:  # type: ignore[no-untyped-def]
+    answer = viewer_client.get(reverse("generations:live", args=[project.pk]), {"since": since})
+    assert answer.status_code == 400
+
+
+def test_one_request_answers_for_every_card_in_a_constant_number_of_queries(
+    viewer_client, project, teammate, owner
+) -> None:  # type: ignore[no-untyped-def]
+    def queries(count: int) -> int:
+        Generation.objects.all().delete()
+        for index in range(count):
+            author = teammate if index % 2 else owner
+            _make(project, author, f"Take {index}", status=Status.IN_PROGRESS)
+        with CaptureQueriesContext(connection) as captured:
+            cards = _live(viewer_client, project, "0")["cards"]
+        assert len(cards) == count
+        return len(captured)
+
+    assert queries(2) == queries(25)
+
+
+def test_the_project_page_starts_the_live_cursor_and_marks_times(
+    viewer_client, project, teammate
+) -> None:  # type: ignore[no-untyped-def]
+    _make(project, teammate, "Waves")
+    page = viewer_client.get(reverse("projects:detail", args=[project.pk])).content.decode()
+    assert f'data-live-url="{reverse("generations:live", args=[project.pk])}"' in page
+    assert 'data-live-cursor="' in page and 'data-live-insert="1"' in page
+    assert "data-relative>" in page
+
+
+def test_a_cursor_from_the_far_future_answers_like_now(viewer_client, project, teammate) -> None:  # type: ignore[no-untyped-def]
+    running = _make(project, teammate, "Rendering", status=Status.IN_PROGRESS)
+    for since in ("1e300", "99999999999"):
+        assert [c["id"] for c in _live(viewer_client, project, since)["cards"]] == [str(running.pk)]
+
+
+def test_a_videos_own_page_follows_only_that_video(viewer_client, project, teammate) -> None:  # type: ignore[no-untyped-def]
+    watched = _make(project, teammate, "Watched", status=Status.IN_PROGRESS, age=timedelta(days=2))
+    _make(project, teammate, "Another", status=Status.IN_PROGRESS)
+    url = reverse("generations:live", args=[project.pk])
+    answer = viewer_client.get(url, {"since": "0", "generation": str(watched.pk)}).json()
+    assert [c["id"] for c in answer["cards"]] == [str(watched.pk)]
+    assert viewer_client.get(url, {"generation": "not-an-id"}).status_code == 400
+    page = viewer_client.get(reverse("generations:detail", args=[project.pk, watched.pk]))
+    assert f"{url}?generation={watched.pk}" in page.content.decode()

@@ -1,0 +1,387 @@
+"""The API tokens page, and ``/v1/videos``: the OpenAI Videos contract with Bearer tokens.
+
+The API never looks at the session: a signed-in browser without a token gets a 401, and a token
+is not a cookie a page could be tricked into sending, so CSRF does not apply to it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import re
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
+from django.http.response import HttpResponseBase
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from workspace.accounts.throttle import client_address
+from workspace.api.errors import ApiError, not_found
+from workspace.api.forms import TokenForm
+from workspace.api.models import ApiToken
+from workspace.api.openapi import openapi_document
+from workspace.api.services import (
+    token_authenticate,
+    token_create,
+    token_failure_reason,
+    token_revoke,
+    tokens_for_owner,
+)
+from workspace.api.videos import (
+    LIST_DEFAULT_LIMIT,
+    LIST_MAX_LIMIT,
+    PROJECT_HEADER,
+    VARIANTS,
+    allowance_for,
+    request_project,
+    video_create,
+    video_delete,
+    video_get,
+    video_payload,
+    videos_list,
+)
+from workspace.core.files import file_response
+from workspace.projects.models import Project
+
+logger = logging.getLogger(__name__)
+
+# --- The member's tokens page -------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def tokens(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    form = TokenForm(request.POST or None, owner=user)  # type: ignore[arg-type]
+    issued = None
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            after = form.expires_after()
+            issued = token_create(
+                owner=user,  # type: ignore[arg-type]
+                name=form.cleaned_data["name"],
+                project=form.cleaned_data["project"],
+                can_write=form.cleaned_data["access"] == "write",
+                expires_at=timezone.now() + after if after else None,
+            )
+            # The secret is on this answer only; nothing stores it to show it again.
+            form = TokenForm(owner=user)  # type: ignore[arg-type]
+        else:
+            status = 400
+    return render(
+        request,
+        "api/tokens.html",
+        {
+            "form": form,
+            "issued": issued,
+            "tokens": tokens_for_owner(owner=user),  # type: ignore[arg-type]
+            "projects": Project.objects.filter(memberships__user_id=user.pk or 0).order_by("name"),
+            "base_url": request.build_absolute_uri("/v1"),
+        },
+        status=status,
+    )
+
+
+@login_required
+@require_POST
+def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = ApiToken.objects.filter(pk=token_id, owner_id=request.user.pk or 0).first()
+    if token is None:
+        raise Http404("No such token.")
+    if token_revoke(token=token, actor=request.user):  # type: ignore[arg-type]
+        messages.success(request, f"Revoked “{token.name}”: scripts using it now get a 401.")
+    return redirect("api:tokens")
+
+
+@require_safe
+def openapi_json(request: HttpRequest) -> JsonResponse:
+    """The API's OpenAPI document, public like OpenAI's, its server this site's /v1."""
+    return JsonResponse(openapi_document(base_url=request.build_absolute_uri("/v1")))
+
+
+# --- /v1: authentication, errors, headers -------------------------------------------------------
+
+ApiView = Callable[..., HttpResponseBase | dict[str, Any]]
+
+
+def _error_response(error: ApiError) -> JsonResponse:
+    response = JsonResponse(error.body(), status=error.status)
+    for name, value in error.headers.items():
+        response[name] = value
+    return response
+
+
+def _address(request: HttpRequest) -> str | None:
+    address = client_address(request)
+    try:
+        return str(ipaddress.ip_address(address)) if address else None
+    except ValueError:
+        return None
+
+
+def _authenticate(request: HttpRequest) -> ApiToken:
+    header = request.headers.get("Authorization", "")
+    scheme, _, secret = header.partition(" ")
+    secret = secret.strip()
+    if scheme.lower() != "bearer" or not secret:
+        raise ApiError(
+            401,
+            "You didn't provide an API key. Send it as 'Authorization: Bearer rh_…' "
+            "(create one on your API tokens page in Reelhouse).",
+            code="missing_api_key",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    token = token_authenticate(secret=secret, address=_address(request))
+    if token is None:
+        raise ApiError(
+            401,
+            token_failure_reason(secret=secret),
+            code="invalid_api_key",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
+    return token
+
+
+def api_endpoint(*methods: str) -> Callable[[ApiView], Callable[..., HttpResponseBase]]:
+    """Token authentication, the project in scope, OpenAI's error envelope and the caller's
+    remaining allowance in ``x-ratelimit-*`` headers, around a view answering a dict or a
+    response."""
+
+    def decorate(view: ApiView) -> Callable[..., HttpResponseBase]:
+        @csrf_exempt
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            token: ApiToken | None = None
+            project: Project | None = None
+            try:
+                if request.method not in methods:
+                    raise ApiError(
+                        405,
+                        f"{request.method} is not allowed here; use {' or '.join(methods)}.",
+                        headers={"Allow": ", ".join(methods)},
+                    )
+                token = _authenticate(request)
+                project = request_project(token=token, header=request.headers.get(PROJECT_HEADER))
+                answer = view(request, token, project, *args, **kwargs)
+                response = answer if isinstance(answer, HttpResponseBase) else JsonResponse(answer)
+            except ApiError as error:
+                response = _error_response(error)
+            if token is not None:
+                for name, value in allowance_for(token=token, project=project).headers().items():
+                    response[name] = value
+            return response
+
+        return wrapper
+
+    return decorate
+
+
+# --- /v1/videos ---------------------------------------------------------------------------------
+
+
+def _body(request: HttpRequest) -> dict[str, Any]:
+    """The request's parameters, from JSON or a form (multipart, as the SDK sends files)."""
+    if request.content_type == "application/json":
+        try:
+            data = json.loads(request.body or b"{}")
+        except (ValueError, RecursionError, RequestDataTooBig):
+            raise ApiError(400, "We could not parse the JSON body of your request.") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, "The JSON body must be an object of parameters.")
+        return data
+    if request.content_type in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        try:
+            fields: dict[str, Any] = {key: request.POST.get(key) for key in request.POST}
+            fields.update({key: request.FILES[key] for key in request.FILES})
+        except (MultiPartParserError, RequestDataTooBig, TooManyFieldsSent) as problem:
+            raise ApiError(
+                400, f"We could not read the form body of your request: {problem}."
+            ) from None
+        return fields
+    if not request.body:
+        return {}
+    raise ApiError(
+        400,
+        f"Unsupported content type {request.content_type!r}: send application/json or "
+        "multipart/form-data.",
+    )
+
+
+def _text(data: dict[str, Any], name: str, *, required: bool = False) -> str | None:
+    value = data.get(name)
+    if value is None:
+        if required:
+            raise ApiError(400, f"Missing required parameter: '{name}'.", name, "missing")
+        return None
+    if not isinstance(value, str):
+        raise ApiError(400, f"'{name}' must be a string.", name, "invalid_type")
+    try:
+        # JSON may spell lone surrogates ("\ud800"), which no UTF-8 database column can hold.
+        value.encode()
+    except UnicodeEncodeError:
+        raise ApiError(400, f"'{name}' is not valid Unicode text.", name, "invalid_value") from None
+    return value
+
+
+_WHOLE = re.compile(r"[0-9]{1,4}")
+
+
+def _seconds(data: dict[str, Any]) -> int | None:
+    value = data.get("seconds")
+    if value is None:
+        return None
+    if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
+        return int(value.strip())
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 10_000:
+        return value
+    raise ApiError(
+        400, "'seconds' must be a whole number of seconds, e.g. \"4\".", "seconds", "invalid_type"
+    )
+
+
+@api_endpoint("GET", "POST")
+def videos(request: HttpRequest, token: ApiToken, project: Project | None) -> dict[str, Any]:
+    if request.method == "POST":
+        return _create(request, token, project)
+    limit_text = request.GET.get("limit", str(LIST_DEFAULT_LIMIT))
+    if not _WHOLE.fullmatch(limit_text) or int(limit_text) > LIST_MAX_LIMIT:
+        raise ApiError(
+            400, f"'limit' must be a whole number from 0 to {LIST_MAX_LIMIT}.", "limit", "invalid"
+        )
+    order = request.GET.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise ApiError(400, "'order' must be 'asc' or 'desc'.", "order", "invalid")
+    after_id = request.GET.get("after") or None
+    after = None
+    if after_id is not None:
+        try:
+            after = video_get(token=token, project=project, video_id=after_id)
+        except ApiError:
+            raise ApiError(
+                400, f"'after' names no video of yours: '{after_id}'.", "after", "invalid"
+            ) from None
+    page = videos_list(
+        token=token, project=project, after=after, limit=int(limit_text), order=order
+    )
+    data = [video_payload(v) for v in page.videos]
+    return {
+        "object": "list",
+        "data": data,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "has_more": page.has_more,
+    }
+
+
+def _create(request: HttpRequest, token: ApiToken, project: Project | None) -> dict[str, Any]:
+    data = _body(request)
+    if data.get("input_reference") is not None:
+        raise ApiError(
+            400,
+            "Image input (input_reference) is not available in Reelhouse yet; send a prompt alone.",
+            "input_reference",
+            "unsupported_parameter",
+        )
+    prompt = _text(data, "prompt", required=True)
+    assert prompt is not None
+    generation = video_create(
+        token=token,
+        project=project,
+        model=_text(data, "model"),
+        prompt=prompt,
+        size=_text(data, "size"),
+        seconds=_seconds(data),
+    )
+    return video_payload(generation)
+
+
+@api_endpoint("GET", "DELETE")
+def video(
+    request: HttpRequest, token: ApiToken, project: Project | None, video_id: str
+) -> dict[str, Any] | HttpResponse:
+    if request.method == "DELETE":
+        deleted = video_delete(token=token, project=project, video_id=video_id)
+        return {"id": deleted, "object": "video.deleted", "deleted": True}
+    generation = video_get(token=token, project=project, video_id=video_id)
+    response = JsonResponse(video_payload(generation))
+    if not generation.is_terminal:
+        # The SDK's create_and_poll waits this long between looks.
+        response["openai-poll-after-ms"] = "2000"
+    return response
+
+
+@api_endpoint("GET", "HEAD")
+def video_content(
+    request: HttpRequest, token: ApiToken, project: Project | None, video_id: str
+) -> HttpResponseBase:
+    variant = request.GET.get("variant", "video")
+    if variant not in VARIANTS:
+        raise ApiError(
+            400, f"'variant' must be one of {', '.join(VARIANTS)}.", "variant", "invalid"
+        )
+    generation = video_get(token=token, project=project, video_id=video_id)
+    stored = getattr(generation, variant)
+    if not stored:
+        raise ApiError(
+            404,
+            f"Video '{video_id}' has no {variant} (it is {video_payload(generation)['status']}).",
+            "variant",
+            "content_not_available",
+        )
+    extension = stored.name.rsplit(".", 1)[-1]
+    try:
+        # The same headers as the app's own file serving: our content type, nosniff, sandbox.
+        response = file_response(
+            request,
+            stored,
+            filename=f"reelhouse-{str(generation.pk)[:8]}-{variant}.{extension}",
+            as_attachment=True,
+        )
+    except OSError:
+        logger.warning("stored %s of %s is missing", variant, generation.pk, exc_info=True)
+        raise not_found(video_id) from None
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@api_endpoint("POST")
+def video_remix(
+    request: HttpRequest, token: ApiToken, project: Project | None, video_id: str
+) -> dict[str, Any]:
+    video_get(token=token, project=project, video_id=video_id)  # 404 first for others' videos
+    raise ApiError(
+        400,
+        "Remixing is not available in Reelhouse yet; create a new video with a new prompt.",
+        "video_id",
+        "unsupported_operation",
+    )
+
+
+def not_available(feature: str, *methods: str) -> Callable[..., HttpResponseBase]:
+    @api_endpoint(*methods)
+    def view(
+        request: HttpRequest, token: ApiToken, project: Project | None, **_: Any
+    ) -> dict[str, Any]:
+        raise ApiError(404, f"{feature} are not available in Reelhouse yet.", None, "unsupported")
+
+    return view
+
+
+@csrf_exempt
+def v1_not_found(request: HttpRequest) -> JsonResponse:
+    return _error_response(
+        ApiError(
+            404, f"Reelhouse's API has no {request.method} {request.path}.", None, "unknown_url"
+        )
+    )

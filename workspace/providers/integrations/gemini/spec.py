@@ -1,0 +1,22 @@
+"""The Gemini API (Veo): what the rest of Reelhouse looks up about it (see providers/spec.py)."""
+
+from __future__ import annotations
+
+from workspace.providers.errors import ErrorClass
+from workspace.providers.integrations.gemini.adapter import GeminiVeoAdapter
+from workspace.providers.spec import BillingPolicy, ProviderSpec
+
+SPEC = ProviderSpec(
+    kind="gemini",
+    label="Google Gemini API (Veo)",
+    adapter=GeminiVeoAdapter,
+    api_key_env="GEMINI_API_KEY",
+    base_url_env="GOOGLE_GEMINI_BASE_URL",
+    # The host's root: the adapter adds /v1beta.
+    official_base_url="https://generativelanguage.googleapis.com",
+    # Google: "You will not be charged if your video is blocked" and "You will only be charged
+    # if your video is successfully generated".
+    billing=BillingPolicy(charged_failures=frozenset({ErrorClass.AMBIGUOUS_CREATE.value})),
+    simulator="workspace.simulator.protocols.gemini:GeminiVeoProtocol",
+    simulator_path="/gemini",
+)

@@ -1,0 +1,1 @@
+"""OpenAI Videos (``/v1/videos``), as gateways still serve it."""
