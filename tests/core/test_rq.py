@@ -28,16 +28,15 @@ def report_process_and_database() -> tuple[int, int]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_default_worker_runs_jobs_in_process_and_keeps_its_database_connection(
+def test_the_in_process_worker_runs_jobs_itself_and_keeps_its_database_connection(
     redis_conn,
 ) -> None:  # type: ignore[no-untyped-def]
     import django_rq
 
-    assert settings.RQ["WORKER_CLASS"] == "workspace.core.rq.InProcessWorker"
     queue = get_queue()
     first = queue.enqueue(report_process_and_database)
     second = queue.enqueue(report_process_and_database)
-    worker = django_rq.get_worker("default")
+    worker = django_rq.get_worker("default", worker_class=settings.RQ_WORKER_CLASSES["in-process"])
     assert isinstance(worker, InProcessWorker)
     worker.work(burst=True)
     first_pid, first_backend = first.latest_result().return_value
@@ -56,7 +55,7 @@ def test_a_broken_database_connection_is_replaced_before_the_next_job(redis_conn
         pytest.skip("needs a database server whose connection can be cut")
     queue = get_queue()
     first = queue.enqueue(report_process_and_database)
-    worker = django_rq.get_worker("default")
+    worker = django_rq.get_worker("default", worker_class=settings.RQ_WORKER_CLASSES["in-process"])
     worker.work(burst=True)
     _, first_backend = first.latest_result().return_value
     # The server drops the worker's connection between jobs (a restart, say).

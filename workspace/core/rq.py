@@ -44,7 +44,8 @@ class InProcessWorker(SimpleWorker):
     a worker keeps its database connection between jobs; one that saw an error is checked and
     replaced before the next job. A job that crashes the interpreter takes the worker with it,
     which the recovery sweep already handles (the database is the queue of record). The choice
-    is ``RQ["WORKER_CLASS"]`` in settings (``REELHOUSE_RQ_WORKER``: ``in-process`` or ``fork``).
+    is ``RQ["WORKER_CLASS"]`` in settings (``REELHOUSE_RQ_WORKER``: ``fork``, the default, or
+    ``in-process``).
     """
 
     def execute_job(self, job: Job, queue: Queue) -> None:
