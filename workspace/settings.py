@@ -174,8 +174,17 @@ RQ_QUEUES = {
 # How many dispatch lanes send creates for one channel at once; more lanes reach high limits
 # when a provider is slow to answer a create.
 REELHOUSE_DISPATCH_LANES = env_int("REELHOUSE_DISPATCH_LANES", 2, minimum=1, maximum=32)
+# How RQ workers run a job: in a forked work horse (default: isolation from a job that leaks or
+# crashes) or in the worker process (no fork and no new database connection per job: half the
+# CPU per provider request; not the default until the 429s seen with it in the 50 RPM backlog
+# benchmark are explained, docs/benchmarks.md). See workspace/core/rq.py.
+REELHOUSE_RQ_WORKER = env_choice("REELHOUSE_RQ_WORKER", "fork", {"in-process", "fork"})
+RQ_WORKER_CLASSES = {
+    "in-process": "workspace.core.rq.InProcessWorker",
+    "fork": "workspace.core.rq.ForkSafeWorker",
+}
 RQ = {
-    "WORKER_CLASS": "workspace.core.rq.ForkSafeWorker",
+    "WORKER_CLASS": RQ_WORKER_CLASSES[REELHOUSE_RQ_WORKER],
     # Reelhouse enqueues in transaction.on_commit itself (workspace/core/rq.py); deferring
     # again inside django-rq would hide enqueues from code that already runs after commit.
     "COMMIT_MODE": "auto",

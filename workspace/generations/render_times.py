@@ -38,8 +38,8 @@ def expected_render_seconds(
 
     Learned from the provider's own times (``render_seconds``), so our checking late can never
     make the estimate grow. Without samples of this length, other lengths of the model are
-    scaled to it. One indexed query; RQ runs each job in a fresh work horse, so an in-process
-    cache would never be hit.
+    scaled to it. One indexed query, each time: several worker processes learn from each
+    other's renders, which a per-process cache would miss.
     """
     rows: list[tuple[float, int]] = [
         (render, length)
