@@ -205,6 +205,10 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
         "GET": cells(L, 404, 200, 200, 200, 404, 404),
         "POST": cells(L, 404, 403, 403, REDIRECT, 404, 404),
     },
+    "projects:settings": {
+        "GET": cells(L, 404, 200, 200, 200, 404, 404),
+        "POST": cells(L, 404, 403, 403, REDIRECT, 404, 404),
+    },
     "projects:member_change": {
         # 405 before any lookup, for every project id: it tells a non-member nothing.
         "GET": cells(L, 405, 405, 405, 405, 405, 405),
@@ -676,6 +680,7 @@ POST_DATA: dict[str, dict[str, str]] = {
     "projects:list": {"name": "Matrix film"},
     "projects:members": {"username": "nina", "role": Role.VIEWER},  # the world's newcomer
     "projects:member_change": {"role": Role.EDITOR},
+    "projects:settings": {"action": "rename", "name": "Matrix film renamed"},
     "generations:create": {
         "prompt": "Waves at dawn",
         "model": "sora-2",
@@ -804,6 +809,7 @@ HEAD_PAGES = [
     "projects:list",
     "projects:detail",
     "projects:members",
+    "projects:settings",
     "generations:gallery",
     "generations:live",
     "generations:detail",

@@ -1,4 +1,4 @@
-"""The audit log: who changed which budget, price, channel or membership, from what to what.
+"""The audit log: who changed which budget, price, channel, project or membership, and how.
 
 Recorded from model signals, so every path is covered (the admin, the project member pages and
 their services, management commands) without each caller remembering to log. The acting user
@@ -26,7 +26,7 @@ from django.http import HttpRequest, HttpResponse
 
 from workspace.billing.models import Budget, Price
 from workspace.core.models import AuditEvent
-from workspace.projects.models import Membership
+from workspace.projects.models import Membership, Project
 from workspace.providers.models import Channel
 
 # Timestamps that change on every save say nothing about who changed what.
@@ -170,7 +170,7 @@ def _after_delete(sender: type[models.Model], instance: models.Model, **kwargs: 
     )
 
 
-AUDITED_MODELS: tuple[type[models.Model], ...] = (Budget, Price, Channel, Membership)
+AUDITED_MODELS: tuple[type[models.Model], ...] = (Budget, Price, Channel, Membership, Project)
 
 
 def connect() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -38,6 +38,15 @@ def generation_submit(
     membership = Membership.objects.filter(project=project, user_id=user.pk).first()
     if membership is None or not membership.can_generate:
         raise PermissionDenied("Only owners and editors of this project can generate videos.")
+    if Project.objects.filter(pk=project.pk, archived_at__isnull=False).exists():
+        raise ValidationError(
+            {
+                NON_FIELD_ERRORS: (
+                    "This project is archived, so it takes no new videos: "
+                    "an owner can unarchive it."
+                )
+            }
+        )
     channel = channel or channel_get_default()
     if not channel_available(channel=channel):
         # Halted or failing: equivalent models on another channel take new work, if configured.

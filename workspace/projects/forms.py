@@ -21,3 +21,7 @@ class MemberAddForm(forms.Form):
 
 class MemberRoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class ProjectRenameForm(forms.Form):
+    name = forms.CharField(max_length=120, label="New name")

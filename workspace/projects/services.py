@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from workspace.projects.models import Membership, Project, Role
 
@@ -29,12 +30,78 @@ def project_create(*, name: str, owner: User, description: str = "") -> Project:
     return project
 
 
-def _require_owner(*, project: Project, actor: User | None) -> None:
+def _require_owner(
+    *,
+    project: Project,
+    actor: User | None,
+    refusal: str = "Only a project owner can change its members.",
+) -> None:
     # actor=None means a trusted caller (an admin command or the Django admin).
     if actor is None:
         return
     if not Membership.objects.filter(project=project, user=actor, role=Role.OWNER).exists():
-        raise PermissionDenied("Only a project owner can change its members.")
+        raise PermissionDenied(refusal)
+
+
+ARCHIVED_REFUSAL = "This project is archived and read-only: an owner can unarchive it."
+
+
+def _require_not_archived(*, project: Project) -> None:
+    # Read under the row lock the caller holds, not from a copy loaded before someone archived it.
+    if Project.objects.filter(pk=project.pk, archived_at__isnull=False).exists():
+        raise ValidationError(ARCHIVED_REFUSAL)
+
+
+def _locked(project: Project) -> Project:
+    return Project.objects.select_for_update().get(pk=project.pk)
+
+
+def project_rename(*, project: Project, name: str, actor: User | None) -> Project:
+    _require_owner(project=project, actor=actor, refusal="Only a project owner can rename it.")
+    name = name.strip()
+    if not name:
+        raise ValidationError({"name": "A project needs a name."})
+    taken = ValidationError({"name": f"There is already a project called “{name}”."})
+    try:
+        with transaction.atomic():
+            locked = _locked(project)
+            if locked.is_archived:
+                raise ValidationError(ARCHIVED_REFUSAL)
+            if locked.name == name:
+                return locked
+            if Project.objects.filter(name__iexact=name).exclude(pk=locked.pk).exists():
+                raise taken
+            locked.name = name
+            locked.full_clean(exclude=["created_by"], validate_constraints=False)
+            # save(), not update(): the audit log records the old and the new name.
+            locked.save(update_fields=["name"])
+    except IntegrityError as error:  # the same name taken between the check and the update
+        if "project_name_unique_ignoring_case" in str(error):
+            raise taken from error
+        raise
+    project.name = locked.name
+    return locked
+
+
+def _set_archived(*, project: Project, archived: bool, actor: User | None) -> Project:
+    verb = "archive" if archived else "unarchive"
+    _require_owner(project=project, actor=actor, refusal=f"Only a project owner can {verb} it.")
+    with transaction.atomic():
+        locked = _locked(project)
+        if locked.is_archived != archived:  # twice in a row is a no-op, not a second audit entry
+            locked.archived_at = timezone.now() if archived else None
+            locked.save(update_fields=["archived_at"])
+    project.archived_at = locked.archived_at
+    return locked
+
+
+def project_archive(*, project: Project, actor: User | None) -> Project:
+    """Make a project read-only and take it off the project list (until unarchived)."""
+    return _set_archived(project=project, archived=True, actor=actor)
+
+
+def project_unarchive(*, project: Project, actor: User | None) -> Project:
+    return _set_archived(project=project, archived=False, actor=actor)
 
 
 def _owners_left_after(*, project: Project, excluding_user_id: int) -> int:
@@ -54,6 +121,8 @@ def membership_add(*, project: Project, username: str, role: str, actor: User | 
     if user is None:
         raise ValidationError({"username": f"There is no member called {username.strip()!r}."})
     with transaction.atomic():
+        _locked(project)
+        _require_not_archived(project=project)
         membership, created = Membership.objects.get_or_create(
             project=project, user=user, defaults={"role": role}
         )
@@ -67,6 +136,8 @@ def membership_set_role(*, membership: Membership, role: str, actor: User | None
     if role not in Role.values:
         raise ValidationError({"role": f"Role must be one of: {', '.join(Role.values)}."})
     with transaction.atomic():
+        _locked(membership.project)
+        _require_not_archived(project=membership.project)
         if (
             role != Role.OWNER
             and membership.role == Role.OWNER
@@ -83,6 +154,8 @@ def membership_set_role(*, membership: Membership, role: str, actor: User | None
 def membership_remove(*, membership: Membership, actor: User | None) -> None:
     _require_owner(project=membership.project, actor=actor)
     with transaction.atomic():
+        _locked(membership.project)
+        _require_not_archived(project=membership.project)
         if membership.role == Role.OWNER and (
             _owners_left_after(project=membership.project, excluding_user_id=membership.user_id)
             == 0

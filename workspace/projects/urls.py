@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.project_list, name="list"),
     path("projects/<id:project_id>/", views.project_detail, name="detail"),
     path("projects/<id:project_id>/members/", views.project_members, name="members"),
+    path("projects/<id:project_id>/settings/", views.project_settings, name="settings"),
     path(
         "projects/<id:project_id>/members/<id:member_id>/",
         views.project_member_change,

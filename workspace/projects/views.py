@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -10,20 +11,29 @@ from django.views.decorators.http import require_POST
 
 from workspace.generations.forms import GenerationForm
 from workspace.generations.views import gallery_context, refused_form_pop
-from workspace.projects.forms import MemberAddForm, MemberRoleForm, ProjectForm
+from workspace.projects.forms import (
+    MemberAddForm,
+    MemberRoleForm,
+    ProjectForm,
+    ProjectRenameForm,
+)
 from workspace.projects.models import Membership, Role
 from workspace.projects.selectors import membership_get_or_404, projects_for_user
 from workspace.projects.services import (
     membership_add,
     membership_remove,
     membership_set_role,
+    project_archive,
     project_create,
+    project_rename,
+    project_unarchive,
 )
 from workspace.providers.services import channel_get_default
 
 
 def _form_errors(
-    form: ProjectForm | MemberAddForm | MemberRoleForm, error: ValidationError
+    form: ProjectForm | MemberAddForm | MemberRoleForm | ProjectRenameForm,
+    error: ValidationError,
 ) -> None:
     if hasattr(error, "error_dict"):
         for field, field_errors in error.error_dict.items():
@@ -49,14 +59,23 @@ def project_list(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Project “{project.name}” created.")
             return redirect("projects:detail", project_id=project.pk)
+    show_archived = request.GET.get("archived") == "1"
     projects = projects_for_user(user=request.user).prefetch_related("memberships")
+    archived_count = projects.filter(archived_at__isnull=False).count()
+    if not show_archived:
+        projects = projects.filter(archived_at__isnull=True)
     roles = dict(
         Membership.objects.filter(user_id=request.user.pk or 0).values_list("project_id", "role")
     )
     return render(
         request,
         "projects/list.html",
-        {"projects": [(p, roles.get(p.pk)) for p in projects], "form": form},
+        {
+            "projects": [(p, roles.get(p.pk)) for p in projects],
+            "form": form,
+            "show_archived": show_archived,
+            "archived_count": archived_count,
+        },
     )
 
 
@@ -67,7 +86,10 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     form = None
     if membership.can_generate:
         refused = refused_form_pop(request, project_id=membership.project.pk)
-        if refused is None:
+        if membership.project.is_archived:
+            # No form to fill in only to be refused; the page's banner says why.
+            pass
+        elif refused is None:
             form = GenerationForm(channel=channel)
         else:
             data, service_errors = refused
@@ -155,3 +177,39 @@ def project_member_change(request: HttpRequest, project_id: int, member_id: int)
     if left:  # a refused leave (the sole owner) stays on the members page with the reason
         return redirect("projects:list")
     return redirect("projects:members", project_id=project_id)
+
+
+@login_required
+def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Rename, archive and unarchive: every member may look, only an owner may change."""
+    membership = membership_get_or_404(user=request.user, project_id=project_id)
+    project = membership.project
+    action = request.POST.get("action", "rename")
+    rename_form = ProjectRenameForm(
+        request.POST if request.method == "POST" and action == "rename" else None,
+        initial={"name": project.name},
+    )
+    if request.method == "POST":
+        if not membership.can_manage:
+            raise PermissionDenied("Only a project owner can rename or archive it.")
+        actor: User = request.user  # type: ignore[assignment]
+        try:
+            if action == "archive":
+                project_archive(project=project, actor=actor)
+                messages.success(request, f"“{project.name}” is archived and read-only.")
+                return redirect("projects:settings", project_id=project.pk)
+            if action == "unarchive":
+                project_unarchive(project=project, actor=actor)
+                messages.success(request, f"“{project.name}” is back in use.")
+                return redirect("projects:settings", project_id=project.pk)
+            if rename_form.is_valid():
+                project_rename(project=project, name=rename_form.cleaned_data["name"], actor=actor)
+                messages.success(request, f"The project is now called “{project.name}”.")
+                return redirect("projects:settings", project_id=project.pk)
+        except ValidationError as error:
+            _form_errors(rename_form, error)
+    return render(
+        request,
+        "projects/settings.html",
+        {"project": project, "membership": membership, "rename_form": rename_form},
+    )
