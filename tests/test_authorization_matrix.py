@@ -209,6 +209,12 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
         "GET": cells(L, 404, 200, 200, 200, 404, 404),
         "POST": cells(L, 404, 403, 403, REDIRECT, 404, 404),
     },
+    "projects:generation_move": {
+        "GET": cells(L, 404, 200, 200, 200, 404, 404),
+        # The world has no second project the editor and owner share: the form answers again
+        # with its error (the move itself is tested in tests/projects/test_housekeeping.py).
+        "POST": cells(L, 404, 403, 200, 200, 404, 404),
+    },
     "projects:member_change": {
         # 405 before any lookup, for every project id: it tells a non-member nothing.
         "GET": cells(L, 405, 405, 405, 405, 405, 405),
@@ -680,6 +686,7 @@ POST_DATA: dict[str, dict[str, str]] = {
     "projects:list": {"name": "Matrix film"},
     "projects:members": {"username": "nina", "role": Role.VIEWER},  # the world's newcomer
     "projects:member_change": {"role": Role.EDITOR},
+    "projects:generation_move": {"to_project": "0"},
     "projects:settings": {"action": "rename", "name": "Matrix film renamed"},
     "generations:create": {
         "prompt": "Waves at dawn",

@@ -7,10 +7,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.urls import reverse
 
 from workspace.core.models import AuditEvent
-from workspace.generations.models import Generation
+from workspace.generations.models import Generation, Status
 from workspace.generations.submission import generation_submit
 from workspace.projects.models import Membership, Project, Role
 from workspace.projects.services import (
+    generation_move,
     membership_add,
     membership_remove,
     membership_set_role,
@@ -139,3 +140,81 @@ def test_unarchive_restores_use_and_both_steps_are_audited(signed_in, project, o
     assert Generation.objects.count() == 1
     project_unarchive(project=project, actor=owner)  # already in use: a no-op
     assert events.count() == 2
+
+
+# ---- Moving videos between projects ----------------------------------------------------------
+
+
+@pytest.fixture
+def finished(project, teammate):  # type: ignore[no-untyped-def]
+    generation = generation_submit(project=project, user=teammate, **{**GENERATION, "seconds": 4})
+    Generation.objects.filter(pk=generation.pk).update(status=Status.COMPLETED)
+    generation.refresh_from_db()
+    return generation
+
+
+@pytest.fixture
+def second_project(owner, teammate, viewer):  # type: ignore[no-untyped-def]
+    other = project_create(name="B-roll", owner=owner)
+    membership_add(project=other, username=teammate.username, role=Role.EDITOR, actor=owner)
+    membership_add(project=other, username=viewer.username, role=Role.VIEWER, actor=owner)
+    return other
+
+
+def _move_url(generation: Generation) -> str:
+    return reverse("projects:generation_move", args=[generation.project_id, generation.pk])
+
+
+def test_an_editor_moves_a_finished_video_and_it_is_audited(  # type: ignore[no-untyped-def]
+    signed_in, project, second_project, finished, teammate
+) -> None:
+    client = signed_in(teammate)
+    page = client.get(reverse("generations:detail", args=[project.pk, finished.pk]))
+    assert _move_url(finished) in page.content.decode()
+    answer = client.post(_move_url(finished), {"to_project": second_project.pk})
+    assert answer["Location"] == reverse(
+        "generations:detail", args=[second_project.pk, finished.pk]
+    )
+    assert Generation.objects.get(pk=finished.pk).project_id == second_project.pk
+    # Gone from the old project's addresses, present under the new one's.
+    assert client.get(reverse("generations:detail", args=[project.pk, finished.pk])).status_code == 404
+    assert client.get(answer["Location"]).status_code == 200
+    event = AuditEvent.objects.get(target_type="generation", target_id=str(finished.pk))
+    assert event.changes == {"project_id": [project.pk, second_project.pk]}
+    assert event.actor_name == teammate.username
+
+
+def test_moving_needs_edit_rights_on_both_sides(  # type: ignore[no-untyped-def]
+    signed_in, project, finished, owner, viewer, outsider
+) -> None:
+    mine = project_create(name="Outsider's", owner=outsider)
+    # The outsider cannot move into their own project a video they cannot see.
+    assert signed_in(outsider).post(_move_url(finished), {"to_project": mine.pk}).status_code == 404
+    with pytest.raises(PermissionDenied):
+        generation_move(generation=finished, to_project=mine, actor=outsider)
+    # The owner of the source is no member of the target: the target is not offered.
+    answer = signed_in(owner).post(_move_url(finished), {"to_project": mine.pk})
+    assert answer.status_code == 200 and "Select a valid choice" in answer.content.decode()
+    with pytest.raises(PermissionDenied):
+        generation_move(generation=finished, to_project=mine, actor=owner)
+    viewer_project = project_create(name="Vera's", owner=viewer)
+    answer = signed_in(viewer).post(_move_url(finished), {"to_project": viewer_project.pk})
+    assert answer.status_code == 403
+    assert Generation.objects.get(pk=finished.pk).project_id == project.pk
+    assert not AuditEvent.objects.filter(target_type="generation").exists()
+
+
+def test_unfinished_videos_and_archived_projects_stay_put(  # type: ignore[no-untyped-def]
+    project, second_project, finished, teammate, owner
+) -> None:
+    running = generation_submit(project=project, user=teammate, **{**GENERATION, "seconds": 4})
+    with pytest.raises(ValidationError, match="finished"):
+        generation_move(generation=running, to_project=second_project, actor=teammate)
+    project_archive(project=second_project, actor=owner)
+    with pytest.raises(ValidationError, match="archived"):
+        generation_move(generation=finished, to_project=second_project, actor=teammate)
+    project_unarchive(project=second_project, actor=owner)
+    project_archive(project=project, actor=owner)
+    with pytest.raises(ValidationError, match="archived"):
+        generation_move(generation=finished, to_project=second_project, actor=teammate)
+    assert set(Generation.objects.values_list("project_id", flat=True)) == {project.pk}

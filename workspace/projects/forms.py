@@ -25,3 +25,11 @@ class MemberRoleForm(forms.Form):
 
 class ProjectRenameForm(forms.Form):
     name = forms.CharField(max_length=120, label="New name")
+
+
+class GenerationMoveForm(forms.Form):
+    to_project = forms.TypedChoiceField(coerce=int, label="Move to project")
+
+    def __init__(self, *args: object, choices: list[tuple[int, str]], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["to_project"].choices = choices  # type: ignore[attr-defined]

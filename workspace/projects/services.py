@@ -6,6 +6,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from workspace.core.models import AuditEvent
+from workspace.generations.models import TERMINAL_STATUSES, Generation
 from workspace.projects.models import Membership, Project, Role
 
 
@@ -162,3 +164,66 @@ def membership_remove(*, membership: Membership, actor: User | None) -> None:
         ):
             raise ValidationError("A project must keep at least one owner.")
         membership.delete()
+
+
+def projects_to_move_into(*, user: User, source: Project) -> list[Project]:
+    """Projects in use where ``user`` may add videos, other than ``source``."""
+    return list(
+        Project.objects.filter(
+            memberships__user_id=user.pk,
+            memberships__role__in=(Role.OWNER, Role.EDITOR),
+            archived_at__isnull=True,
+        )
+        .exclude(pk=source.pk)
+        .order_by("name", "id")
+    )
+
+
+def generation_move(*, generation: Generation, to_project: Project, actor: User) -> Generation:
+    """Move a finished video to another project the actor can edit.
+
+    Only finished ones: an unfinished generation holds a reservation against its project's
+    budget, which would then be settled against a project that did not reserve it. The ledger
+    keeps the project that paid, so moving never rewrites spend already accounted.
+    """
+    source_id = generation.project_id
+    editable = set(
+        Membership.objects.filter(
+            user_id=actor.pk,
+            project_id__in=(source_id, to_project.pk),
+            role__in=(Role.OWNER, Role.EDITOR),
+        ).values_list("project_id", flat=True)
+    )
+    if editable != {source_id, to_project.pk}:
+        raise PermissionDenied("You can move videos only between projects you can edit.")
+    if to_project.pk == source_id:
+        raise ValidationError({"to_project": "The video is already in this project."})
+    with transaction.atomic():
+        locked = {
+            p.pk: p
+            for p in Project.objects.select_for_update()
+            .filter(pk__in=(source_id, to_project.pk))
+            .order_by("pk")  # one lock order for every mover: no deadlock between two moves
+        }
+        if any(p.is_archived for p in locked.values()):
+            raise ValidationError(ARCHIVED_REFUSAL)
+        # Conditional: a video moved or still running meanwhile is left alone.
+        moved = Generation.objects.filter(
+            pk=generation.pk, project_id=source_id, status__in=TERMINAL_STATUSES
+        ).update(project=to_project)
+        if not moved:
+            raise ValidationError(
+                "Only a finished video (ready, failed or canceled) can be moved, "
+                "and this one is not in that project any more or not finished yet."
+            )
+        AuditEvent.objects.create(
+            actor_id=actor.pk,
+            actor_name=actor.get_username(),
+            action=AuditEvent.Action.CHANGED,
+            target_type=str(Generation._meta.verbose_name),
+            target_id=str(generation.pk),
+            target_repr=generation.prompt[:200],
+            changes={"project_id": [source_id, to_project.pk]},
+        )
+    generation.project = to_project
+    return generation

@@ -10,6 +10,11 @@ urlpatterns = [
     path("projects/<id:project_id>/members/", views.project_members, name="members"),
     path("projects/<id:project_id>/settings/", views.project_settings, name="settings"),
     path(
+        "projects/<id:project_id>/generations/<uuid:generation_id>/move/",
+        views.generation_move_view,
+        name="generation_move",
+    ),
+    path(
         "projects/<id:project_id>/members/<id:member_id>/",
         views.project_member_change,
         name="member_change",

@@ -10,16 +10,19 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from workspace.generations.forms import GenerationForm
+from workspace.generations.selectors import generation_get_or_404
 from workspace.generations.views import gallery_context, refused_form_pop
 from workspace.projects.forms import (
+    GenerationMoveForm,
     MemberAddForm,
     MemberRoleForm,
     ProjectForm,
     ProjectRenameForm,
 )
-from workspace.projects.models import Membership, Role
+from workspace.projects.models import Membership, Project, Role
 from workspace.projects.selectors import membership_get_or_404, projects_for_user
 from workspace.projects.services import (
+    generation_move,
     membership_add,
     membership_remove,
     membership_set_role,
@@ -27,12 +30,13 @@ from workspace.projects.services import (
     project_create,
     project_rename,
     project_unarchive,
+    projects_to_move_into,
 )
 from workspace.providers.services import channel_get_default
 
 
 def _form_errors(
-    form: ProjectForm | MemberAddForm | MemberRoleForm | ProjectRenameForm,
+    form: ProjectForm | MemberAddForm | MemberRoleForm | ProjectRenameForm | GenerationMoveForm,
     error: ValidationError,
 ) -> None:
     if hasattr(error, "error_dict"):
@@ -212,4 +216,41 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
         request,
         "projects/settings.html",
         {"project": project, "membership": membership, "rename_form": rename_form},
+    )
+
+
+@login_required
+def generation_move_view(request: HttpRequest, project_id: int, generation_id: str) -> HttpResponse:
+    membership = membership_get_or_404(user=request.user, project_id=project_id)
+    generation = generation_get_or_404(project=membership.project, generation_id=generation_id)
+    actor: User = request.user  # type: ignore[assignment]
+    targets = projects_to_move_into(user=actor, source=membership.project)
+    form = GenerationMoveForm(
+        request.POST if request.method == "POST" else None,
+        choices=[(p.pk, p.name) for p in targets],
+    )
+    if request.method == "POST":
+        if not membership.can_generate:
+            raise PermissionDenied("Only owners and editors can move videos.")
+        if form.is_valid():
+            target = Project.objects.get(pk=form.cleaned_data["to_project"])
+            try:
+                generation_move(generation=generation, to_project=target, actor=actor)
+            except ValidationError as error:
+                _form_errors(form, error)
+            else:
+                messages.success(request, f"Moved to “{target.name}”.")
+                return redirect(
+                    "generations:detail", project_id=target.pk, generation_id=generation.pk
+                )
+    return render(
+        request,
+        "projects/generation_move.html",
+        {
+            "project": membership.project,
+            "membership": membership,
+            "generation": generation,
+            "form": form,
+            "targets": targets,
+        },
     )
