@@ -218,6 +218,16 @@ class HTTPAdapter(ABC):
         )
 
 
+def iso_timestamp(value: Any) -> datetime | None:
+    """A provider's RFC 3339 time ("Z" included), or None for anything that is not one."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
 def classify_status(status: int) -> ErrorClass:
     """What an HTTP error status means when the provider's own codes said nothing more.
 

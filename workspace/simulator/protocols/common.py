@@ -67,10 +67,11 @@ def single(request: SimRequest, name: str) -> str | None:
     return values[-1] if values else None
 
 
-def iso_time(wall: float) -> str:
-    """RFC 3339 with milliseconds and a Z, as Runway's ``createdAt``."""
+def iso_time(wall: float, *, digits: int = 3) -> str:
+    """RFC 3339 with a Z: milliseconds as Runway's ``createdAt``, 6 digits as Luma's."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall))
-    return f"{stamp}.{int(wall * 1000) % 1000:03d}Z"
+    scale = 10**digits
+    return f"{stamp}.{int(wall * scale) % scale:0{digits}d}Z"
 
 
 @dataclass

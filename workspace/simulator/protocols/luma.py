@@ -18,7 +18,6 @@ import base64
 import binascii
 import json
 import re
-import time
 import uuid
 from typing import Any, Final
 
@@ -31,7 +30,13 @@ from workspace.simulator.core import (
     SimulatedAPI,
 )
 from workspace.simulator.media import MediaCache
-from workspace.simulator.protocols.common import JobBook, MediaHost, SimJob, request_host
+from workspace.simulator.protocols.common import (
+    JobBook,
+    MediaHost,
+    SimJob,
+    iso_time,
+    request_host,
+)
 
 API_VERSION: Final = "2026-04-01"
 PROMPT_MAX: Final = 6000
@@ -103,11 +108,6 @@ def pixel_size(aspect_ratio: str, resolution: str) -> str:
     a, b = (int(part) for part in aspect_ratio.split(":"))
     long = round(short * max(a, b) / min(a, b) / 2) * 2
     return f"{long}x{short}" if a >= b else f"{short}x{long}"
-
-
-def iso_time(wall: float) -> str:
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(wall))
-    return f"{stamp}.{int(wall * 1_000_000) % 1_000_000:06d}Z"
 
 
 class _Invalid(Exception):
@@ -334,7 +334,7 @@ class SimulatedLumaAPI(SimulatedAPI):
     def _generation(self, job: SimJob, phase: str, request: SimRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
             "id": job.id,
-            "created_at": iso_time(job.created_wall),
+            "created_at": iso_time(job.created_wall, digits=6),
             "model": job.model,
             "state": _STATE[phase],
             "type": "video",

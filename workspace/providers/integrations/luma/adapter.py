@@ -17,7 +17,6 @@ the older Dream Machine API (``api.lumalabs.ai/dream-machine/v1``, SDK ``lumaai`
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, BinaryIO
 
 import httpx
@@ -28,6 +27,7 @@ from workspace.providers.adapters.base import (
     ProviderJob,
     VideoRequest,
     classify_status,
+    iso_timestamp,
 )
 from workspace.providers.catalog import size_parts
 from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
@@ -94,15 +94,6 @@ def classify_failure(code: str | None, reason: str | None) -> ProviderError:
     )
 
 
-def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _video_url(body: dict[str, Any]) -> str | None:
     """The first output that is a video (an EXR export may sit beside it)."""
     output = body.get("output")
@@ -146,7 +137,7 @@ def parse_generation(body: Any) -> ProviderJob:
         status=status,
         progress=100 if status is JobStatus.COMPLETED else 0,
         model=model if isinstance(model, str) else "",
-        created_at=_timestamp(body.get("created_at")),
+        created_at=iso_timestamp(body.get("created_at")),
         error=failure,
         raw=body,
     )

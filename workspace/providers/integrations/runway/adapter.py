@@ -13,7 +13,6 @@ docs.dev.runwayml.com describe it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any, BinaryIO
 
 import httpx
@@ -24,6 +23,7 @@ from workspace.providers.adapters.base import (
     ProviderJob,
     VideoRequest,
     classify_status,
+    iso_timestamp,
 )
 from workspace.providers.errors import ErrorClass, ProviderError
 from workspace.providers.http import classify_file_response, retry_after_seconds
@@ -92,15 +92,6 @@ def classify_failure(code: str | None, failure: str | None) -> ProviderError:
     return ProviderError(ErrorClass.PROVIDER_FAILED, message, code=code or None)
 
 
-def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def parse_task(body: Any) -> ProviderJob:
     if not isinstance(body, dict) or not isinstance(body.get("id"), str):
         raise ProviderError(
@@ -134,7 +125,7 @@ def parse_task(body: Any) -> ProviderJob:
         id=body["id"],
         status=status,
         progress=progress,
-        created_at=_timestamp(body.get("createdAt")),
+        created_at=iso_timestamp(body.get("createdAt")),
         error=failure,
         raw=body,
     )
