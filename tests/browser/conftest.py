@@ -196,3 +196,28 @@ def open_tab(browser: Browser, live_server: Any) -> Iterator[Callable[..., Tab]]
     for tab in tabs:
         tab.page.context.close()
     assert not problems, "The pages had problems:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def make_videos(simulator, run_workers) -> Callable[..., list[Any]]:  # type: ignore[no-untyped-def]
+    """Submit generations as a member would and let the real workers finish them."""
+    from workspace.generations.models import Generation
+    from workspace.generations.submission import generation_submit
+
+    def make(project: Any, user: Any, *prompts: str) -> list[Generation]:
+        generations = [
+            generation_submit(
+                project=project,
+                user=user,
+                prompt=prompt,
+                model="sora-2",
+                size="1280x720",
+                seconds=4,
+            )
+            for prompt in prompts
+        ]
+        ids = [g.pk for g in generations]
+        run_workers(lambda: all(g.is_terminal for g in Generation.objects.filter(pk__in=ids)))
+        return list(Generation.objects.filter(pk__in=ids).order_by("created_at"))
+
+    return make

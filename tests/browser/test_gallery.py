@@ -28,27 +28,6 @@ PROMPT = "A paper boat drifting down a rainy street at dusk"
 LONG_NAME = "Storyboard" + "x" * 110
 
 
-@pytest.fixture
-def make_videos(simulator, run_workers) -> Callable[..., list[Generation]]:  # type: ignore[no-untyped-def]
-    def make(project: Project, user: User, *prompts: str) -> list[Generation]:
-        generations = [
-            generation_submit(
-                project=project,
-                user=user,
-                prompt=prompt,
-                model="sora-2",
-                size="1280x720",
-                seconds=4,
-            )
-            for prompt in prompts
-        ]
-        ids = [g.pk for g in generations]
-        run_workers(lambda: all(g.is_terminal for g in Generation.objects.filter(pk__in=ids)))
-        return list(Generation.objects.filter(pk__in=ids).order_by("created_at"))
-
-    return make
-
-
 def test_a_long_unbroken_project_name_widens_no_page_at_390px_or_desktop(
     open_tab: OpenTab,
     project: Project,

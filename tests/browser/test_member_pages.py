@@ -28,29 +28,6 @@ PROMPT = "A paper boat drifting down a rainy street at dusk"
 OpenTab = Callable[..., Tab]
 
 
-@pytest.fixture
-def make_videos(simulator, run_workers) -> Callable[..., list[Generation]]:  # type: ignore[no-untyped-def]
-    """Submit generations as a member would and let the real workers finish them."""
-
-    def make(project: Project, user: User, *prompts: str) -> list[Generation]:
-        generations = [
-            generation_submit(
-                project=project,
-                user=user,
-                prompt=prompt,
-                model="sora-2",
-                size="1280x720",
-                seconds=4,
-            )
-            for prompt in prompts
-        ]
-        ids = [g.pk for g in generations]
-        run_workers(lambda: all(g.is_terminal for g in Generation.objects.filter(pk__in=ids)))
-        return list(Generation.objects.filter(pk__in=ids).order_by("created_at"))
-
-    return make
-
-
 @WIDTHS
 def test_an_owner_signs_in_creates_a_project_and_adds_an_editor_and_a_viewer(
     open_tab: OpenTab,
