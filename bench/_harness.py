@@ -11,6 +11,29 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def scratch_database_url(suffix: str, *, fresh: bool) -> str:
+    """A scratch database next to the configured one: ``<name>_<suffix>`` on the same PostgreSQL
+    (dropped first when ``fresh``, else created when missing), or a SQLite file under var/ when
+    no PostgreSQL DATABASE_URL is set."""
+    configured = os.environ.get("DATABASE_URL")
+    if not configured or configured.startswith("sqlite"):
+        return f"sqlite:///{ROOT / 'var' / f'bench-{suffix}' / f'{suffix}-{os.getpid()}.sqlite3'}"
+    from urllib.parse import urlparse, urlunparse
+
+    import psycopg
+
+    parsed = urlparse(configured)
+    name = (parsed.path.lstrip("/") or "reelhouse") + f"_{suffix}"
+    admin = urlunparse(parsed._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as connection:
+        if fresh:
+            connection.execute(f'drop database if exists "{name}" with (force)')
+        exists = connection.execute("select 1 from pg_database where datname = %s", (name,))
+        if exists.fetchone() is None:
+            connection.execute(f'create database "{name}"')
+    return urlunparse(parsed._replace(path=f"/{name}"))
+
+
 def setup_django(*, name: str, time_scale: float) -> dict[str, str]:
     """Configure this process for a benchmark and return the environment for its workers.
 

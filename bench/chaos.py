@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from _harness import ROOT, machine
+from _harness import ROOT, machine, scratch_database_url
 
 SLOW_CLIENT_TIMEOUT = 2  # seconds the workers wait for a provider answer in this run
 
@@ -89,25 +89,8 @@ class Workers:
 
 
 def chaos_database_url() -> str:
-    """A scratch database next to the configured one: ``<name>_chaos`` on the same PostgreSQL
-    (created when missing), or a SQLite file under var/ when no DATABASE_URL is set."""
-    configured = os.environ.get("CHAOS_DATABASE_URL") or os.environ.get("DATABASE_URL")
-    if not configured or configured.startswith("sqlite"):
-        return f"sqlite:///{ROOT / 'var' / 'bench-chaos' / f'chaos-{os.getpid()}.sqlite3'}"
-    if os.environ.get("CHAOS_DATABASE_URL"):
-        return configured
-    from urllib.parse import urlparse, urlunparse
-
-    import psycopg
-
-    parsed = urlparse(configured)
-    name = (parsed.path.lstrip("/") or "reelhouse") + "_chaos"
-    admin = urlunparse(parsed._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as connection:
-        exists = connection.execute("select 1 from pg_database where datname = %s", (name,))
-        if exists.fetchone() is None:
-            connection.execute(f'create database "{name}"')
-    return urlunparse(parsed._replace(path=f"/{name}"))
+    """CHAOS_DATABASE_URL as given, else ``<name>_chaos`` beside the configured database."""
+    return os.environ.get("CHAOS_DATABASE_URL") or scratch_database_url("chaos", fresh=False)
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:

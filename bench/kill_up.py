@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from _harness import ROOT, machine
+from _harness import ROOT, machine, scratch_database_url
 
 ACTIVE = ("queued", "submitting", "in_progress", "downloading")
 
@@ -44,23 +44,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def scratch_database_url() -> str:
-    configured = os.environ.get("DATABASE_URL")
-    if not configured or configured.startswith("sqlite"):
-        return f"sqlite:///{ROOT / 'var' / 'bench-killup' / f'killup-{os.getpid()}.sqlite3'}"
-    from urllib.parse import urlparse, urlunparse
-
-    import psycopg
-
-    parsed = urlparse(configured)
-    name = (parsed.path.lstrip("/") or "reelhouse") + "_killup"
-    admin = urlunparse(parsed._replace(path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f'drop database if exists "{name}" with (force)')
-        connection.execute(f'create database "{name}"')
-    return urlunparse(parsed._replace(path=f"/{name}"))
 
 
 def processes() -> dict[int, tuple[int, int, str]]:
@@ -132,7 +115,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     web_port, sim_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "OPENAI_API_KEY")}
     env.update(
-        DATABASE_URL=scratch_database_url(),
+        DATABASE_URL=scratch_database_url("killup", fresh=True),
         DJANGO_SETTINGS_MODULE="workspace.settings",
         REELHOUSE_VAR_DIR=str(var),
         REELHOUSE_TIME_SCALE=str(args.time_scale),
