@@ -68,7 +68,20 @@
     var submit = form.querySelector("button[type=submit]");
     if (!model || !size || !seconds) return;
     var catalog = {};
+    var prices = {};
     try { catalog = JSON.parse(model.getAttribute("data-catalog") || "{}"); } catch (e) { catalog = {}; }
+    try { prices = JSON.parse(model.getAttribute("data-prices") || "{}"); } catch (e) { prices = {}; }
+
+    // Cents per second from the price table: the silent row when sound is switched off and
+    // the model has one, else the standard row.
+    function centsPerSecond() {
+      var bySize = prices[model.value] && prices[model.value][size.value];
+      if (!bySize) return 0;
+      var audio = form.querySelector("input[name=audio]");
+      var silent = audio && !audio.disabled && !audio.checked;
+      if (silent && bySize.silent !== undefined) return bySize.silent;
+      return bySize[""] || 0;
+    }
 
     function restrict(select, allowed) {
       var firstAllowed = null;
@@ -88,7 +101,7 @@
       // Some models make only certain lengths at a given size (e.g. 8 s at 1080p).
       var lengths = (spec.seconds_by_size && spec.seconds_by_size[size.value]) || spec.seconds;
       restrict(seconds, lengths.map(String));
-      var cents = (spec.cents_per_second[size.value] || 0) * Number(seconds.value);
+      var cents = Math.round(centsPerSecond() * Number(seconds.value));
       if (estimate) estimate.textContent = cents ? "About $" + (cents / 100).toFixed(2) + " at list price" : "";
     }
 

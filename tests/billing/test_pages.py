@@ -319,7 +319,7 @@ def test_channel_keys_and_memberships_are_audited_by_name(
         field: getattr(channel, field)
         for field in (
             "slug", "name", "protocol", "base_url", "requests_per_minute", "max_in_flight",
-            "member_max_in_flight", "member_max_queued", "webhook_secret_env",
+            "member_max_in_flight", "member_max_queued", "max_takes", "webhook_secret_env",
         )
     }  # fmt: skip
     data.update({"api_key_env": "GATEWAY_API_KEY", "is_active": "on", "creates_per_minute": ""})

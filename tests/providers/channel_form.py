@@ -26,6 +26,7 @@ def channel_admin_change(
         "max_in_flight": channel.max_in_flight,
         "member_max_in_flight": channel.member_max_in_flight,
         "member_max_queued": channel.member_max_queued,
+        "max_takes": channel.max_takes,
         "webhook_secret_env": channel.webhook_secret_env,
         **fields,
     }

@@ -115,7 +115,7 @@ def test_the_admin_shows_and_saves_the_setting(client, db) -> None:  # type: ign
         "name": "Gateway", "slug": "gw", "protocol": channel.protocol, "base_url": "",
         "is_active": "on", "api_key_env": channel.api_key_env, "requests_per_minute": 50,
         "creates_per_minute": "", "max_in_flight": 20, "member_max_in_flight": 5,
-        "member_max_queued": 200, "webhook_secret_env": "",
+        "member_max_queued": 200, "max_takes": 4, "webhook_secret_env": "",
     }
     bad = client.post(url, {**data, "private_output_hosts": "files.internal, not a host!"})
     assert bad.status_code == 200

@@ -24,7 +24,7 @@ from workspace.billing.selectors import BudgetStatus, budget_statuses
 from workspace.billing.services import price_current
 from workspace.core.converters import MAX_ID
 from workspace.generations.models import TERMINAL_STATUSES, Generation, Status
-from workspace.generations.submission import generation_submit
+from workspace.generations.submission import QueueFull, generation_submit
 from workspace.projects.models import Membership, Project
 from workspace.providers.models import Channel
 from workspace.providers.services import channel_get_default
@@ -285,14 +285,6 @@ def video_create(
     if spec is not None:
         size = size if size is not None else spec.default_size
         seconds = seconds if seconds is not None else spec.default_seconds
-    if _queued(token=token, channel=channel) >= channel.member_max_queued:
-        raise ApiError(
-            429,
-            f"You already have {channel.member_max_queued} videos waiting in the queue, the "
-            "most one member may have; try again when some have started.",
-            code="queue_full",
-            headers={"Retry-After": str(spec.typical_render_seconds if spec else 60)},
-        )
     try:
         return generation_submit(
             project=target,
@@ -305,6 +297,14 @@ def video_create(
         )
     except PermissionDenied as refusal:
         raise ApiError(403, str(refusal)) from None
+    except QueueFull as refusal:
+        # Checked by generation_submit under the member's lock, so racing creates cannot pass it.
+        raise ApiError(
+            429,
+            " ".join(refusal.messages),
+            code="queue_full",
+            headers={"Retry-After": str(spec.typical_render_seconds if spec else 60)},
+        ) from None
     except ValidationError as refusal:
         errors = refusal.message_dict
         budget = errors.pop(NON_FIELD_ERRORS, None)

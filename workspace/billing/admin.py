@@ -44,9 +44,11 @@ def _is_staff(request: HttpRequest) -> bool:
 @admin.register(Price)
 class PriceAdmin(admin.ModelAdmin):
     form = PriceAdminForm
-    list_display = ["model", "size", "channel", "per_second", "effective_from", "in_effect", "note"]
-    list_filter = ["channel", "model", "size"]
-    ordering = ["channel", "model", "size", "-effective_from"]
+    list_display = [
+        "model", "size", "variant", "channel", "per_second", "effective_from", "in_effect", "note"
+    ]
+    list_filter = ["channel", "model", "size", "variant"]
+    ordering = ["channel", "model", "size", "variant", "-effective_from"]
 
     @admin.display(description="Price")
     def per_second(self, price: Price) -> str:
@@ -62,6 +64,7 @@ class PriceAdmin(admin.ModelAdmin):
                 channel_id=price.channel_id,
                 model=price.model,
                 size=price.size,
+                variant=price.variant,
                 effective_from__lte=now,
             )
             .order_by("-effective_from")

@@ -139,7 +139,7 @@ class BudgetAdminForm(forms.ModelForm):
 class PriceAdminForm(forms.ModelForm):
     class Meta:
         model = Price
-        fields = ["channel", "model", "size", "usd_per_second", "effective_from", "note"]
+        fields = ["channel", "model", "size", "variant", "usd_per_second", "effective_from", "note"]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}
@@ -150,6 +150,7 @@ class PriceAdminForm(forms.ModelForm):
                     channel=channel,
                     model=cleaned["model"],
                     size=cleaned["size"],
+                    variant=cleaned.get("variant") or "",
                     effective_from=cleaned.get("effective_from"),
                     now=timezone.now(),
                 )

@@ -36,6 +36,12 @@ from workspace.billing.periods import ADJECTIVES, Period
 _NO_FK = {"on_delete": models.DO_NOTHING, "db_constraint": False, "null": True, "blank": True}
 
 
+class PriceVariant(models.TextChoices):
+    STANDARD = "", "Standard"
+    # Audio switched off, where the provider charges less for it (Veo on fal and Runway).
+    SILENT = "silent", "Without audio"
+
+
 class Price(models.Model):
     """A list price per second for one channel, model and size, from ``effective_from`` on.
 
@@ -48,6 +54,13 @@ class Price(models.Model):
     )
     model = models.CharField(max_length=80)
     size = models.CharField(max_length=20, help_text="Resolution, e.g. 1280x720.")
+    variant = models.CharField(
+        max_length=20,
+        choices=PriceVariant.choices,
+        default=PriceVariant.STANDARD,
+        blank=True,
+        help_text="Standard is the model's default output (with sound where it makes sound).",
+    )
     usd_per_second = models.DecimalField(
         "US$ per second",
         max_digits=9,
@@ -59,17 +72,18 @@ class Price(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        ordering = ["channel_id", "model", "size", "-effective_from"]
+        ordering = ["channel_id", "model", "size", "variant", "-effective_from"]
         constraints = [
             models.UniqueConstraint(
-                fields=["channel", "model", "size", "effective_from"],
+                fields=["channel", "model", "size", "variant", "effective_from"],
                 name="one_price_per_moment",
             )
         ]
 
     def __str__(self) -> str:
         since = f"{self.effective_from:%Y-%m-%d}"
-        return f"{self.model} {self.size} ${self.usd_per_second}/s from {since}"
+        variant = f" {self.get_variant_display().lower()}" if self.variant else ""
+        return f"{self.model} {self.size}{variant} ${self.usd_per_second}/s from {since}"
 
     def cents_for(self, seconds: int) -> int:
         cents = self.usd_per_second * seconds * 100

@@ -54,6 +54,7 @@ from workspace.billing.models import (
     Kind,
     LedgerEntry,
     Price,
+    PriceVariant,
     Scope,
 )
 from workspace.billing.periods import Bounds, local_date, org_timezone, period_bounds
@@ -79,43 +80,78 @@ def money(cents: int) -> str:
 # --- Prices -----------------------------------------------------------------------------------
 
 
+def _catalog_prices(channel: Channel) -> list[tuple[str, str, str, int]]:
+    """(model, size, variant, cents per second) for every list price the catalog publishes."""
+    rows = []
+    for spec in channel.catalog.models:
+        for size, cents in spec.cents_per_second.items():
+            rows.append((spec.id, size, PriceVariant.STANDARD.value, cents))
+            silent = spec.price_cents_per_second(size, audio=False)
+            if spec.audio_toggle and silent is not None and silent != cents:
+                rows.append((spec.id, size, PriceVariant.SILENT.value, silent))
+    return rows
+
+
 def prices_seed(*, channel: Channel) -> int:
-    """Give every model and size of the channel's catalog its published price, if it has none.
+    """Give every model, size and variant of the channel's catalog its published price, if it
+    has none.
 
     Runs on first use, so a new channel (or a model added to the catalog) is priced without a
-    migration; sizes that already have any price row are left alone.
+    migration; rows that already have any price are left alone.
     """
-    priced = set(Price.objects.filter(channel=channel).values_list("model", "size").distinct())
+    priced = set(
+        Price.objects.filter(channel=channel).values_list("model", "size", "variant").distinct()
+    )
     missing = [
         Price(
             channel=channel,
-            model=spec.id,
+            model=model,
             size=size,
+            variant=variant,
             usd_per_second=Decimal(cents) / 100,
             effective_from=PRICE_SEED_FROM,
             note="Published list price (from the model catalog)",
         )
-        for spec in channel.catalog.models
-        for size, cents in spec.cents_per_second.items()
-        if (spec.id, size) not in priced
+        for model, size, variant, cents in _catalog_prices(channel)
+        if (model, size, variant) not in priced
     ]
     # ignore_conflicts: another process may seed the same rows at the same moment.
     Price.objects.bulk_create(missing, ignore_conflicts=True)
     return len(missing)
 
 
-def price_current(*, channel: Channel, model: str, size: str, at: datetime | None = None) -> Price:
-    """The price in effect at ``at`` (now by default): the source of truth for what a job costs."""
+def price_current(
+    *,
+    channel: Channel,
+    model: str,
+    size: str,
+    variant: str = "",
+    at: datetime | None = None,
+) -> Price:
+    """The price in effect at ``at`` (now by default): the source of truth for what a job costs.
+
+    A variant without a price of its own (a model whose silent output costs the same) is
+    charged at the standard price.
+    """
     at = at or timezone.now()
-    in_effect = Price.objects.filter(
-        channel=channel, model=model, size=size, effective_from__lte=at
-    ).order_by("-effective_from")
-    price = in_effect.first()
-    if price is None:
-        # First use (or a concurrent first use that just committed): seed what is missing and
-        # look again; sizes an admin priced only from a future date stay unpriced until then.
-        prices_seed(channel=channel)
-        price = in_effect.first()
+
+    def in_effect(variant: str) -> Price | None:
+        return (
+            Price.objects.filter(
+                channel=channel, model=model, size=size, variant=variant, effective_from__lte=at
+            )
+            .order_by("-effective_from")
+            .first()
+        )
+
+    def lookup() -> Price | None:
+        return (in_effect(variant) if variant else None) or in_effect(PriceVariant.STANDARD)
+
+    price = lookup()
+    # First use (or a concurrent first use that just committed): seed what is missing and look
+    # again; sizes an admin priced only from a future date stay unpriced until then.
+    if (price is None or (variant and price.variant != variant)) and prices_seed(channel=channel):
+        price = lookup()
     if price is None:
         raise ValidationError(
             {
@@ -128,8 +164,39 @@ def price_current(*, channel: Channel, model: str, size: str, at: datetime | Non
     return price
 
 
+def price_table(*, channel: Channel, at: datetime | None = None) -> dict[str, Any]:
+    """Cents per second in effect now by model, size and variant, for the forms' estimates."""
+    at = at or timezone.now()
+    prices_seed(channel=channel)
+    table: dict[str, Any] = {}
+    rows = (
+        Price.objects.filter(channel=channel, effective_from__lte=at)
+        .order_by("model", "size", "variant", "-effective_from")
+        .distinct("model", "size", "variant")
+        if connection.vendor == "postgresql"
+        else _latest_rows(Price.objects.filter(channel=channel, effective_from__lte=at))
+    )
+    for price in rows:
+        cents = price.usd_per_second * 100
+        table.setdefault(price.model, {}).setdefault(price.size, {})[price.variant] = float(cents)
+    return table
+
+
+def _latest_rows(prices: Any) -> list[Price]:
+    latest: dict[tuple[str, str, str], Price] = {}
+    for price in prices.order_by("effective_from"):
+        latest[(price.model, price.size, price.variant)] = price
+    return list(latest.values())
+
+
 def price_validate(
-    *, channel: Channel, model: str, size: str, effective_from: datetime | None, now: datetime
+    *,
+    channel: Channel,
+    model: str,
+    size: str,
+    effective_from: datetime | None,
+    now: datetime,
+    variant: str = "",
 ) -> None:
     errors: dict[str, str] = {}
     spec = channel.catalog.get(model)
@@ -138,6 +205,10 @@ def price_validate(
         errors["model"] = f"{channel.name} has no model {model!r}; choose one of {names}."
     elif size not in spec.sizes:
         errors["size"] = f"{spec.label} makes {', '.join(spec.sizes)}; not {size!r}."
+    elif variant == PriceVariant.SILENT and not spec.audio_toggle:
+        errors["variant"] = (
+            f"{spec.label} cannot switch its audio off, so it has no price without audio."
+        )
     # A minute of slack for the time it takes to fill in the form.
     if effective_from is not None and effective_from < now - timedelta(minutes=1):
         errors["effective_from"] = (
@@ -154,18 +225,27 @@ def price_set(
     model: str,
     size: str,
     usd_per_second: Decimal,
+    variant: str = "",
     effective_from: datetime | None = None,
     note: str = "",
 ) -> Price:
     """Add a price from ``effective_from`` (now by default) on; older prices stay as they were."""
     now = timezone.now()
-    price_validate(channel=channel, model=model, size=size, effective_from=effective_from, now=now)
+    price_validate(
+        channel=channel,
+        model=model,
+        size=size,
+        variant=variant,
+        effective_from=effective_from,
+        now=now,
+    )
     if usd_per_second < 0:
         raise ValidationError({"usd_per_second": "A price cannot be negative."})
     return Price.objects.create(
         channel=channel,
         model=model,
         size=size,
+        variant=variant,
         usd_per_second=usd_per_second,
         effective_from=effective_from or now,
         note=note,
@@ -447,7 +527,11 @@ def reservation_create(*, generation: Generation) -> LedgerEntry:
     at = generation.created_at
     member_id = generation.created_by_id
     price = price_current(
-        channel=generation.channel, model=generation.model, size=generation.size, at=at
+        channel=generation.channel,
+        model=generation.model,
+        size=generation.size,
+        variant=generation.price_variant,
+        at=at,
     )
     cost = price.cents_for(generation.seconds)
     budgets = budgets_applicable(user_id=member_id, project_id=generation.project_id)

@@ -5,6 +5,7 @@ from typing import Any
 
 from django import forms
 
+from workspace.billing.services import price_table
 from workspace.generations.models import PROMPT_MAX_LENGTH, Status
 from workspace.generations.selectors import GalleryFilters
 from workspace.providers.models import Channel
@@ -48,6 +49,9 @@ class GenerationForm(forms.Form):
         model_field.widget.attrs["data-catalog"] = json.dumps(
             {m.id: m.form_data() for m in catalog.models}
         )
+        # Estimates come from the price table (what the reservation will charge), not the
+        # catalog's list prices: an admin may have changed a price since.
+        model_field.widget.attrs["data-prices"] = json.dumps(price_table(channel=channel))
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or {}

@@ -65,6 +65,18 @@ class IllegalTransition(Exception):
     pass
 
 
+class Operation(models.TextChoices):
+    """What a request asks the provider to do; all but ``generate`` change an earlier video."""
+
+    GENERATE = "generate", "New video"
+    EDIT = "edit", "Edit"
+    REMIX = "remix", "Remix"
+    EXTEND = "extend", "Extension"
+
+
+CHANGING_OPERATIONS = frozenset({Operation.EDIT, Operation.REMIX, Operation.EXTEND})
+
+
 def _file_path(generation: Generation, filename: str) -> str:
     # The FileFields' upload_to (the migrations name it); the path itself is the model's.
     return generation.storage_name(filename)
@@ -132,6 +144,31 @@ class Generation(models.Model):
     thumbnail = models.FileField(upload_to=_file_path, blank=True, max_length=300)
     spritesheet = models.FileField(upload_to=_file_path, blank=True, max_length=300)
 
+    # What it was made from. ``parent`` is the video an edit, remix or extension changed (its
+    # provider copy is what the provider works from); images and frames are ``inputs``.
+    operation = models.CharField(
+        max_length=10, choices=Operation.choices, default=Operation.GENERATE
+    )
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="derivatives"
+    )
+    # For an extension: the length of the video it extends. ``seconds`` is always what this
+    # request makes and is billed for; the finished clip is ``total_seconds`` long.
+    source_seconds = models.PositiveSmallIntegerField(null=True, blank=True)
+    # Every video belongs to one stack: its own, or its parent's (edits, remixes, extensions
+    # and takes of one request share the stack of what they came from).
+    stack_id = models.UUIDField(default=uuid.uuid4, db_index=True)
+    # Takes of one request ("make N takes") share ``take_set``; ``take_count`` is N.
+    take_set = models.UUIDField(null=True, blank=True, db_index=True)
+    take_count = models.PositiveSmallIntegerField(default=1)
+    is_pick = models.BooleanField(default=False)
+    # Model options the catalog says this model takes: ``audio`` (bool), ``seed`` (int),
+    # ``negative_prompt`` (str). Absent means the provider's default.
+    options = models.JSONField(default=dict, blank=True)
+    characters: models.ManyToManyField[Character, Any] = models.ManyToManyField(
+        "Character", blank=True, related_name="generations"
+    )
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
@@ -154,6 +191,16 @@ class Generation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model} {self.size} {self.seconds}s ({self.status})"
+
+    @property
+    def total_seconds(self) -> int:
+        """How long the finished clip is (an extension's includes what it extends)."""
+        return (self.source_seconds or 0) + self.seconds
+
+    @property
+    def price_variant(self) -> str:
+        """The price table row kind this request is charged at (silent when audio is off)."""
+        return "silent" if self.options.get("audio") is False else ""
 
     @property
     def is_active(self) -> bool:
@@ -203,3 +250,103 @@ class DispatchTurn(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} on {self.channel_id} at {self.last_dispatched_at}"
+
+
+class InputRole(models.TextChoices):
+    FIRST_FRAME = "first_frame", "First frame"
+    LAST_FRAME = "last_frame", "Last frame"
+    REFERENCE = "reference", "Reference image"
+
+
+class Fit(models.TextChoices):
+    CROP = "crop", "Crop to fill"
+    PAD = "pad", "Pad to fit"
+
+
+INPUT_NAME_MAX_LENGTH = 200
+
+
+def _input_path(generation_input: GenerationInput, filename: str) -> str:
+    return generation_input.generation.storage_name(f"inputs/{filename}")
+
+
+class GenerationInput(models.Model):
+    """An image a generation was made from, as sent: already checked and fitted to its size."""
+
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="inputs")
+    role = models.CharField(max_length=20, choices=InputRole.choices)
+    position = models.PositiveSmallIntegerField(default=0)
+    image = models.FileField(upload_to=_input_path, max_length=300)
+    content_type = models.CharField(max_length=40)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    byte_size = models.PositiveIntegerField()
+    fit = models.CharField(max_length=10, choices=Fit.choices, blank=True)
+    original_name = models.CharField(max_length=INPUT_NAME_MAX_LENGTH, blank=True)
+    # A frame taken from a video of the project, and when in it (milliseconds).
+    source_generation = models.ForeignKey(
+        Generation, null=True, blank=True, on_delete=models.SET_NULL, related_name="frames_taken"
+    )
+    source_time_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["generation_id", "role", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["generation", "role", "position"], name="one_input_per_place"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} of {self.generation_id}"
+
+
+class CharacterStatus(models.TextChoices):
+    PENDING = "pending", "Being made"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+CHARACTER_NAME_MAX_LENGTH = 80
+
+
+class Character(models.Model):
+    """A named character the provider made from a short video, reused by name in prompts."""
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="characters"
+    )
+    channel = models.ForeignKey("providers.Channel", on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    name = models.CharField(
+        max_length=CHARACTER_NAME_MAX_LENGTH,
+        validators=[MaxLengthValidator(CHARACTER_NAME_MAX_LENGTH)],
+    )
+    source_generation = models.ForeignKey(
+        Generation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(
+        max_length=10, choices=CharacterStatus.choices, default=CharacterStatus.PENDING
+    )
+    provider_character_id = models.CharField(  # noqa: DJ001
+        max_length=200, null=True, blank=True
+    )
+    error_message = models.TextField(
+        blank=True,
+        max_length=ERROR_MESSAGE_MAX_LENGTH,
+        validators=[MaxLengthValidator(ERROR_MESSAGE_MAX_LENGTH)],
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "channel", "name"], name="one_character_name_per_project"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -14,9 +14,10 @@ from workspace.core.rq import enqueue_on_commit
 from workspace.generations import jobs
 from workspace.generations.following import poll_delay, schedule_poll
 from workspace.generations.lanes import channel_kick_on_commit
-from workspace.generations.models import Generation, Status
+from workspace.generations.models import CHANGING_OPERATIONS, Generation, Status
 from workspace.generations.outcomes import CHANNEL_HALTING, backoff, fail, halt_reason, scaled_delay
-from workspace.providers.adapters.base import ProviderJob, VideoRequest
+from workspace.providers.adapters.base import InputImage, ProviderJob, VideoRequest
+from workspace.providers.adapters.base import Operation as AdapterOperation
 from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
 from workspace.providers.limiter import ChannelLimiter, Throttled
 from workspace.providers.services import adapter_for_channel, channel_halt
@@ -36,16 +37,18 @@ def send_create(*, generation: Generation, limiter: ChannelLimiter) -> None:
     The row was committed as ``submitting`` before this call, so a crash or a duplicated job
     finds it there and reconciles instead of creating a second, separately billed job.
     """
+    try:
+        request = video_request_for(generation)
+    except SourceGone as gone:
+        fail(
+            generation,
+            ProviderError(ErrorClass.INVALID_REQUEST, str(gone)),
+            from_=Status.SUBMITTING,
+        )
+        return
     adapter = adapter_for_channel(channel=generation.channel, limiter=limiter)
     try:
-        job = adapter.create(
-            VideoRequest(
-                model=generation.model,
-                prompt=generation.prompt,
-                size=generation.size,
-                seconds=generation.seconds,
-            )
-        )
+        job = adapter.create(request)
     except Throttled as throttled:
         # Nothing was sent: the channel was paused between taking the slot and sending.
         _requeue(generation, None, wait=0, refund_attempt=True)
@@ -57,6 +60,61 @@ def send_create(*, generation: Generation, limiter: ChannelLimiter) -> None:
     finally:
         adapter.close()
     _accept_provider_job(generation, job)
+
+
+class SourceGone(Exception):
+    """What a request is made from can no longer be sent (a file or a provider copy is gone)."""
+
+
+def video_request_for(generation: Generation) -> VideoRequest:
+    """The provider-neutral request for a generation: its prompt, options, images and source."""
+    options = generation.options or {}
+    images = []
+    for item in generation.inputs.all():
+        try:
+            with item.image.open("rb") as handle:
+                content = handle.read()
+        except (OSError, ValueError) as error:
+            raise SourceGone(
+                f"Its {item.get_role_display().lower()} could not be read ({error}); nothing "
+                "was sent."
+            ) from None
+        images.append(
+            InputImage(
+                role=item.role,
+                content=content,
+                content_type=item.content_type,
+                width=item.width,
+                height=item.height,
+                filename=(item.image.name or "input").rsplit("/", 1)[-1],
+            )
+        )
+    source_job_id = None
+    if generation.operation in CHANGING_OPERATIONS:
+        parent = generation.parent
+        if parent is None or not parent.provider_job_id:
+            raise SourceGone("The video it changes is gone, so there is nothing to send.")
+        if parent.provider_expires_at is not None and parent.provider_expires_at <= timezone.now():
+            raise SourceGone(
+                "The provider's copy of the video it changes expired before it could be sent."
+            )
+        source_job_id = parent.provider_job_id
+    return VideoRequest(
+        model=generation.model,
+        prompt=generation.prompt,
+        size=generation.size,
+        seconds=generation.seconds,
+        operation=AdapterOperation(generation.operation),
+        source_job_id=source_job_id,
+        source_seconds=generation.source_seconds,
+        images=tuple(images),
+        characters=tuple(
+            c.provider_character_id for c in generation.characters.all() if c.provider_character_id
+        ),
+        audio=options.get("audio"),
+        seed=options.get("seed"),
+        negative_prompt=options.get("negative_prompt", ""),
+    )
 
 
 def _accept_provider_job(generation: Generation, job: ProviderJob) -> None:
@@ -224,7 +282,6 @@ def _match_candidate(generation: Generation, candidates: list[ProviderJob]) -> P
         channel=generation.channel,
         model=generation.model,
         size=generation.size,
-        seconds=generation.seconds,
         prompt=generation.prompt,
     ).values_list("pk", "provider_job_id", "provider_job_history")
     taken: set[str] = set()
@@ -246,7 +303,8 @@ def _match_candidate(generation: Generation, candidates: list[ProviderJob]) -> P
         if c.id not in taken
         and c.model == generation.model
         and c.size == generation.size
-        and c.seconds == generation.seconds
+        # An extension's job may report the stitched length (OpenAI does) or the segment's.
+        and c.seconds in (generation.seconds, generation.total_seconds)
         and (c.prompt is None or c.prompt == generation.prompt)
         and (c.created_at is None or c.created_at >= earliest)
     ]

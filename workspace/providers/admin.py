@@ -49,6 +49,7 @@ class ChannelAdmin(admin.ModelAdmin):
                     "max_in_flight",
                     "member_max_in_flight",
                     "member_max_queued",
+                    "max_takes",
                     "binding_limit",
                 ]
             },

@@ -46,10 +46,23 @@ class ModelSpec:
     # below when left empty.
     cents_per_second: dict[str, int] = field(default_factory=dict)
     # What the provider's model accepts beyond prompt, size and length (a first frame, a seed,
-    # a negative prompt, audio on/off, reference images): facts about the model, recorded for
-    # the forms that will offer them; no request carries these options yet.
+    # a negative prompt, audio on/off, reference images, changing an earlier video): the form
+    # offers, and ``generation_submit`` accepts, exactly these and nothing else.
     # A first-frame image ("image to video") may be sent with the prompt.
     supports_input_reference: bool = False
+    # A last frame may be sent with the first (interpolation: Veo, Runway's position "last").
+    supports_last_frame: bool = False
+    # Named characters made from a short video and mentioned in prompts (the OpenAI protocol).
+    max_characters: int = 0
+    # Changing a finished video of this model at the provider: ``edit`` (a new prompt applied to
+    # the source; OpenAI's /videos/edits), ``remix`` (the older form of the same), and extension
+    # by one of ``extend_seconds`` per call up to ``max_total_seconds`` in all.
+    can_edit: bool = False
+    can_remix: bool = False
+    extend_seconds: tuple[int, ...] = ()
+    max_total_seconds: int = 0
+    # Sizes an extension keeps (Veo extends 720p only); empty means every size of the model.
+    extend_sizes: tuple[str, ...] = ()
     # Roughly how long a render takes, which paces polling and estimates waits.
     typical_render_seconds: int = 90
     # The same price table by resolution (``720p``, ``1080p``, ``4k``), as providers publish it.
@@ -102,13 +115,44 @@ class ModelSpec:
                 return silent
         return self.cents_per_second.get(size)
 
+    @property
+    def can_extend(self) -> bool:
+        return bool(self.extend_seconds)
+
+    def extendable(self, *, size: str, total_seconds: int) -> tuple[int, ...]:
+        """The extension lengths that fit after a ``total_seconds`` clip at ``size``."""
+        if not self.extend_seconds or (self.extend_sizes and size not in self.extend_sizes):
+            return ()
+        room = self.max_total_seconds - total_seconds
+        return tuple(s for s in self.extend_seconds if s <= room)
+
+    def capabilities(self) -> dict[str, Any]:
+        """What this model takes besides prompt, size and length, JSON-ready (forms, API)."""
+        return {
+            "first_frame": self.supports_input_reference,
+            "last_frame": self.supports_last_frame,
+            "reference_images": self.max_reference_images,
+            "characters": self.max_characters,
+            "audio_toggle": self.supports_audio and self.audio_toggle,
+            "seed": self.supports_seed,
+            "negative_prompt": self.supports_negative_prompt,
+            "edit": self.can_edit,
+            "remix": self.can_remix,
+            "extend_seconds": list(self.extend_seconds),
+            "max_total_seconds": self.max_total_seconds,
+        }
+
     def form_data(self) -> dict[str, Any]:
-        """Everything a form needs to offer only possible combinations, JSON-ready."""
+        """Everything a form needs to offer only possible combinations, JSON-ready.
+
+        Prices are not here: estimates come from the price table (``billing``), which an admin
+        may have changed since the catalog's list prices were seeded.
+        """
         return {
             "sizes": list(self.sizes),
             "seconds": list(self.seconds),
             "seconds_by_size": {size: list(self.seconds_for(size)) for size in self.sizes},
-            "cents_per_second": dict(self.cents_per_second),
+            "capabilities": self.capabilities(),
         }
 
     def validate(self, *, size: str, seconds: int) -> dict[str, str]:

@@ -63,6 +63,7 @@ class ChannelAdminForm(forms.ModelForm):
             "max_in_flight",
             "member_max_in_flight",
             "member_max_queued",
+            "max_takes",
             "webhook_secret_env",
             "private_output_hosts",
         ]

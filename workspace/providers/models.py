@@ -6,7 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxLengthValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 
 from workspace.providers.addresses import parse_private_hosts
@@ -107,6 +107,11 @@ class Channel(models.Model):
     )
     member_max_queued = models.PositiveIntegerField(
         default=200, help_text="Generations one member may have waiting in the queue."
+    )
+    max_takes = models.PositiveSmallIntegerField(
+        default=4,
+        validators=[MinValueValidator(1), MaxValueValidator(8)],
+        help_text="The most takes (variations) one request may ask for, 1 to 8.",
     )
     # Set when the provider refused the key or the account's credit: nothing more is sent until
     # an admin resumes the channel. Queued work waits; it does not fail.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,12 +28,55 @@ class JobStatus(StrEnum):
     CANCELED = "canceled"
 
 
+class Operation(StrEnum):
+    """What a create asks for (the same values as ``generations.models.Operation``)."""
+
+    GENERATE = "generate"
+    EDIT = "edit"
+    REMIX = "remix"
+    EXTEND = "extend"
+
+
+@dataclass(frozen=True)
+class InputImage:
+    """An image sent with a request, already checked and fitted to the request's size."""
+
+    role: str  # "first_frame", "last_frame" or "reference"
+    content: bytes
+    content_type: str  # image/png, image/jpeg or image/webp
+    width: int
+    height: int
+    filename: str = "input.png"
+
+    def data_uri(self) -> str:
+        return f"data:{self.content_type};base64,{base64.b64encode(self.content).decode()}"
+
+
 @dataclass(frozen=True)
 class VideoRequest:
     model: str
     prompt: str
     size: str
+    # What this request makes (an extension: the added segment's length).
     seconds: int
+    operation: Operation = Operation.GENERATE
+    # The provider's own id of the video an edit, remix or extension changes.
+    source_job_id: str | None = None
+    # An extension: the length of the video it extends.
+    source_seconds: int | None = None
+    images: tuple[InputImage, ...] = ()
+    # Provider ids of named characters the prompt mentions (OpenAI).
+    characters: tuple[str, ...] = ()
+    # Model options, only where the catalog says the model takes them; None: provider default.
+    audio: bool | None = None
+    seed: int | None = None
+    negative_prompt: str = ""
+
+    def image(self, role: str) -> InputImage | None:
+        return next((image for image in self.images if image.role == role), None)
+
+    def images_for(self, role: str) -> tuple[InputImage, ...]:
+        return tuple(image for image in self.images if image.role == role)
 
 
 @dataclass
@@ -182,6 +226,13 @@ class HTTPAdapter(ABC):
             raise ProviderError(
                 ErrorClass.PROVIDER_FAILED, f"{self.provider_name}'s answer was not valid JSON."
             ) from None
+
+    def _unsupported(self, what: str) -> ProviderError:
+        """The error for a request this protocol cannot carry (the catalog should have stopped
+        it before anything was reserved; this is the adapter's own guard)."""
+        return ProviderError(
+            ErrorClass.INVALID_REQUEST, f"{self.provider_name} cannot {what} through this API."
+        )
 
     def _check_variant(self, variant: str) -> None:
         if variant not in self.variants:
