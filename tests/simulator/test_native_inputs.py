@@ -7,7 +7,6 @@ refuses; an extension renders the stitched clip and bills the seconds it adds.
 from __future__ import annotations
 
 import base64
-import struct
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,22 +17,11 @@ import pytest
 
 from workspace.simulator import SimulatorServer
 
-from .helpers import API_KEY, SSL_CONTEXT, make_png
+from .helpers import API_KEY, SSL_CONTEXT, make_png, mp4_seconds
 
 PNG = make_png(64, 36)
 PNG_URI = "data:image/png;base64," + base64.b64encode(PNG).decode()
 TALL_PNG = make_png(36, 64)
-
-
-def mp4_seconds(data: bytes) -> float:
-    """The movie header's duration: what a player shows as the clip's length."""
-    at = data.index(b"mvhd")
-    version = data[at + 4]
-    if version == 1:
-        timescale, duration = struct.unpack(">IQ", data[at + 24:at + 36])
-    else:
-        timescale, duration = struct.unpack(">II", data[at + 16:at + 24])
-    return float(duration / timescale)
 
 
 def client_for(sim: SimulatorServer, prefix: str, headers: dict[str, str]) -> httpx.Client:
