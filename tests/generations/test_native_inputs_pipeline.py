@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 
 from tests.simulator.helpers import make_png, mp4_seconds
 from workspace.billing.models import Kind, LedgerEntry
@@ -117,3 +118,22 @@ def test_an_extension_settles_the_added_seconds_and_plays_the_whole_clip(  # typ
     assert round(video_seconds(extension)) == first + added
     assert spent(parent) + spent(extension) == simulator.counters()["billed_cents"] == (
         cents * (first + added))
+
+
+@pytest.mark.parametrize(("protocol", "model", "seconds", "role", "words"), [
+    ("gemini", "veo-3.1-generate-preview", 6, "reference", "8 seconds only when given a "
+     "reference image"),
+    ("luma", "ray-3.2", 10, "first_frame", "5 seconds only when given a first frame"),
+], ids=["gemini", "luma"])
+def test_lengths_a_model_cannot_make_with_an_image_are_refused_before_reserving(  # type: ignore[no-untyped-def]
+        project: Project, teammate: User, channel: Channel, simulator: SimulatorServer,
+        protocol: str, model: str, seconds: int, role: str, words: str) -> None:
+    only_channel(channel, protocol)
+    images = [prepared("first_frame", 1280, 720)] if role == "reference" else []
+    with pytest.raises(ValidationError) as refused:
+        generation_submit(project=project, user=teammate, model=model, prompt="A paper boat",
+                          size="1280x720", seconds=seconds,
+                          images=[*images, prepared(role, 1280, 720, 1)])
+    assert words in refused.value.message_dict["seconds"][0]
+    assert not Generation.objects.exists() and not LedgerEntry.objects.exists()
+    assert simulator.creates() == []
