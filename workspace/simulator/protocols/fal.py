@@ -4,7 +4,8 @@ fal.ai/docs describe it, serving the Veo 3.1 endpoints.
 Simulated: submit ``POST /{endpoint_id}``; ``GET /{owner}/{alias}/requests/{id}/status``
 (``IN_QUEUE`` / ``IN_PROGRESS`` / ``COMPLETED``); the result ``GET /{owner}/{alias}/requests/{id}``;
 cancel ``PUT …/cancel``. Status, result and cancel URLs use only ``owner/alias``, never the
-endpoint's sub-path, as the SDK builds them. Auth is ``Authorization: Key <FAL_KEY>``. Outputs
+endpoint's sub-path, as the SDK builds them. The ``…/image-to-video`` endpoints decode the
+``image_url`` data URI. Auth is ``Authorization: Key <FAL_KEY>``. Outputs
 are signed links on the simulator's ``/cdn/``. Assumptions: docs/provider-assumptions.md.
 """
 

@@ -6,7 +6,9 @@ Simulated: ``POST /v1beta/models/{model}:predictLongRunning`` returns an operati
 ``response`` or an ``error``); the video is ``GET /v1beta/files/{id}:download?alt=media`` with the
 key, answered by a redirect to a signed link on the simulator's ``/cdn/`` (which must be fetched
 without the key). Safety blocks finish ``done`` with no ``generatedSamples``. Auth is the
-``x-goog-api-key`` header (or ``?key=``). There is no cancel or delete. Errors use Google's
+``x-goog-api-key`` header (or ``?key=``). Inline images (``image``, ``lastFrame``,
+``referenceImages``) are decoded and checked; ``video {uri}`` extends an earlier output by 7 s
+(rendered as the stitched clip, billed for the 7 s). There is no cancel or delete. Errors use Google's
 ``{"error": {"code", "message", "status", "details"}}`` envelope; a 429 carries its retry delay in
 a ``google.rpc.RetryInfo`` detail, not in a header. Assumptions: docs/provider-assumptions.md.
 """

@@ -3,7 +3,8 @@ docs.dev.runwayml.com describe it.
 
 Simulated: ``POST /v1/text_to_video``, ``POST /v1/image_to_video``, ``GET /v1/tasks/{id}`` and
 ``DELETE /v1/tasks/{id}`` (cancel or delete), with ``Authorization: Bearer`` and the required
-``X-Runway-Version: 2024-11-06``. Outputs are signed links on the simulator's ``/cdn/``.
+``X-Runway-Version: 2024-11-06``. ``promptImage`` data URIs are decoded and checked (type,
+5 MB, the positions each model takes). Outputs are signed links on the simulator's ``/cdn/``.
 Where the docs are silent, the choices are listed in docs/provider-assumptions.md.
 """
 
