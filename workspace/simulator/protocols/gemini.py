@@ -8,9 +8,10 @@ key, answered by a redirect to a signed link on the simulator's ``/cdn/`` (which
 without the key). Safety blocks finish ``done`` with no ``generatedSamples``. Auth is the
 ``x-goog-api-key`` header (or ``?key=``). Inline images (``image``, ``lastFrame``,
 ``referenceImages``) are decoded and checked; ``video {uri}`` extends an earlier output by 7 s
-(rendered as the stitched clip, billed for the 7 s). There is no cancel or delete. Errors use Google's
-``{"error": {"code", "message", "status", "details"}}`` envelope; a 429 carries its retry delay in
-a ``google.rpc.RetryInfo`` detail, not in a header. Assumptions: docs/provider-assumptions.md.
+(rendered as the stitched clip, billed for the 7 s). There is no cancel or delete. Errors use
+Google's ``{"error": {"code", "message", "status", "details"}}`` envelope; a 429 carries its retry
+delay in a ``google.rpc.RetryInfo`` detail, not in a header. Assumptions:
+docs/provider-assumptions.md.
 """
 
 from __future__ import annotations

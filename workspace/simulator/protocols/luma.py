@@ -9,9 +9,9 @@ on the simulator's ``/cdn/``) and ``failed`` (``failure_code``, ``failure_reason
 ``{"detail": "..."}`` with Luma's documented status codes (400, 401, 402, 404, 422, 429 with
 ``Retry-After``, 502, 503); every answer carries ``X-API-Version``. ``video.start_frame`` and
 ``end_frame`` images are decoded and checked; a ``start_frame`` naming an earlier generation
-extends it (rendered as the stitched clip, billed for the added seconds). Image generations and video
-edits/reframes are refused: Reelhouse never sends them. Where the docs are silent, the choices are
-listed in docs/provider-assumptions.md.
+extends it (rendered as the stitched clip, billed for the added seconds). Image generations and
+video edits/reframes are refused: Reelhouse never sends them. Where the docs are silent, the
+choices are listed in docs/provider-assumptions.md.
 """
 
 from __future__ import annotations
