@@ -235,3 +235,32 @@ def test_luma_refuses_what_ray_cannot_take(adapters, simulator, change) -> None:
         VideoRequest(model="ray-3.2", prompt="a kite", size="1280x720", seconds=5), **change)
     raises(lambda: adapters["luma"].create(request), ErrorClass.INVALID_REQUEST)
     assert simulator.creates() == []
+
+
+@pytest.mark.parametrize("kind", ["runway", "fal", "gemini", "luma"])
+def test_catalog_facts_about_inputs_hang_together(kind: str) -> None:
+    from workspace.providers.registry import provider
+
+    for spec in provider(kind).catalog.models:
+        assert not spec.supports_last_frame or spec.supports_input_reference, spec.id
+        for role, lengths in spec.seconds_with_images.items():
+            assert role in ("first_frame", "last_frame", "reference"), spec.id
+            assert set(lengths) <= set(spec.seconds), spec.id
+        assert set(spec.extend_sizes) <= set(spec.sizes), spec.id
+        assert not spec.extend_seconds or spec.max_total_seconds > max(spec.seconds), spec.id
+        assert not spec.audio_toggle or spec.silent_cents_per_second_by_resolution, spec.id
+
+
+def test_the_reference_facts_are_in_the_catalogs() -> None:
+    from workspace.providers.registry import provider
+
+    gemini = {spec.id: spec for spec in provider("gemini").catalog.models}
+    veo, lite = gemini["veo-3.1-generate-preview"], gemini["veo-3.1-lite-generate-preview"]
+    assert (veo.max_reference_images, veo.supports_last_frame) == (3, True)
+    assert (veo.extend_seconds, veo.max_total_seconds) == ((7,), 148)
+    assert veo.extendable(size="1280x720", total_seconds=141) == (7,)
+    assert veo.extendable(size="1280x720", total_seconds=142) == ()
+    assert veo.extendable(size="1920x1080", total_seconds=8) == ()
+    assert (lite.max_reference_images, lite.can_extend) == (0, False)
+    gen45 = provider("runway").catalog.get("gen4.5")
+    assert gen45 is not None and not gen45.supports_last_frame and gen45.supports_seed

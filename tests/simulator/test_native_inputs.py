@@ -327,3 +327,40 @@ def test_luma_refuses_frames_it_cannot_use(sim: SimulatorServer, video: dict[str
             "video": {"resolution": "720p", "duration": "5s", **video}})
     assert answer.status_code == status and words in answer.json()["detail"], answer.text
     assert sim.creates() == []
+
+
+# ---- fault switches on the new calls --------------------------------------------------------
+
+def test_an_extension_whose_answer_is_lost_still_runs_and_bills(
+        gemini: httpx.Client, sim: SimulatorServer) -> None:
+    parent = veo_done(gemini, veo(gemini, {}).json()["name"])
+    with pytest.raises(httpx.RemoteProtocolError):
+        veo(gemini, {"video": {"uri": veo_uri(parent)}, "prompt": "[reset_after_create] on"})
+    entry = sim.creates()[-1]
+    assert (entry["answer"], entry["operation"]) == ("connection_reset", "extend")
+    assert "response" in veo_done(gemini, entry["id"])
+    assert sim.counters()["billed_cents"] == 10 * 8 + 10 * 7
+
+
+@pytest.mark.parametrize("protocol", ["runway", "fal", "gemini", "luma"])
+def test_no_credit_refuses_image_creates_in_each_providers_words(
+        sim: SimulatorServer, protocol: str) -> None:
+    sim.update_config(insufficient_quota=True)
+    calls = {
+        "runway": ("/runway/v1/image_to_video",
+                   {"Authorization": f"Bearer {API_KEY}", "X-Runway-Version": "2024-11-06"},
+                   runway_i2v(promptImage=PNG_URI), 400),
+        "fal": ("/fal/fal-ai/veo3.1/image-to-video", {"Authorization": f"Key {API_KEY}"},
+                {"prompt": "a kite", "image_url": PNG_URI}, 403),
+        "gemini": (f"/gemini/v1beta/models/{GEMINI_MODEL}:predictLongRunning",
+                   {"x-goog-api-key": API_KEY},
+                   {"instances": [{"prompt": "a kite", "image": google_image()}]}, 429),
+        "luma": ("/luma/v1/generations", {"Authorization": f"Bearer {API_KEY}"},
+                 {"model": "ray-3.2", "type": "video", "prompt": "a kite",
+                  "video": {"start_frame": {"data": base64.b64encode(PNG).decode(),
+                                            "media_type": "image/png"}}}, 402),
+    }
+    path, headers, payload, status = calls[protocol]
+    answer = httpx.post(sim.url + path, headers=headers, json=payload, verify=SSL_CONTEXT)
+    assert answer.status_code == status, answer.text
+    assert sim.creates() == [] and sim.counters()["quota_rejected_429"] == 1
