@@ -84,6 +84,17 @@ def make_png(width: int, height: int) -> bytes:
             + chunk(b"IDAT", zlib.compress(row * height)) + chunk(b"IEND", b""))
 
 
+def mp4_seconds(data: bytes) -> float:
+    """The movie header's duration: what a player shows as the clip's length."""
+    at = data.index(b"mvhd")
+    version = data[at + 4]
+    if version == 1:
+        timescale, duration = struct.unpack(">IQ", data[at + 24:at + 36])
+    else:
+        timescale, duration = struct.unpack(">II", data[at + 16:at + 24])
+    return float(duration / timescale)
+
+
 def make_client(server: SimulatorServer, *, key: str | None = API_KEY,
                 timeout: float = 10.0) -> httpx.Client:
     headers = {"Authorization": f"Bearer {key}"} if key is not None else {}

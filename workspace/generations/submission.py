@@ -279,6 +279,7 @@ def generation_validate(
     elif operation == Operation.GENERATE:
         errors.update(spec.validate(size=size, seconds=seconds))
         errors.update(_images_errors(spec, images))
+        errors.update(_image_seconds_errors(spec, images, seconds))
     else:
         errors.update(_change_errors(spec, operation, source, seconds))
         if images:
@@ -326,6 +327,21 @@ def _images_errors(spec: ModelSpec, images: Sequence[PreparedImage]) -> dict[str
             f"not {references}."
         )
     return errors
+
+
+def _image_seconds_errors(
+    spec: ModelSpec, images: Sequence[PreparedImage], seconds: int
+) -> dict[str, str]:
+    for role in dict.fromkeys(image.role for image in images):
+        allowed = spec.seconds_with_images.get(role)
+        if allowed is not None and seconds not in allowed:
+            label = InputRole(role).label.lower()
+            lengths = ", ".join(str(s) for s in allowed)
+            return {
+                "seconds": f"{spec.label} makes clips of {lengths} seconds only when given a "
+                f"{label}, not {seconds}."
+            }
+    return {}
 
 
 def _change_errors(

@@ -79,6 +79,9 @@ class ModelSpec:
     # Lengths allowed at a given resolution when narrower than ``seconds`` (Veo: 1080p and 4k
     # only make 8-second clips).
     seconds_by_resolution: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # Lengths allowed when an image of a role is sent, when narrower than ``seconds`` (Veo:
+    # reference images only in 8-second clips; Luma: frames only in 5-second clips).
+    seconds_with_images: dict[str, tuple[int, ...]] = field(default_factory=dict)
     # One line on what is unconfirmed about this model (see docs/provider-assumptions.md).
     note: str = ""
 
@@ -140,6 +143,9 @@ class ModelSpec:
             "remix": self.can_remix,
             "extend_seconds": list(self.extend_seconds),
             "max_total_seconds": self.max_total_seconds,
+            "seconds_with_images": {
+                role: list(lengths) for role, lengths in self.seconds_with_images.items()
+            },
         }
 
     def form_data(self) -> dict[str, Any]:

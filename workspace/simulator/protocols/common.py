@@ -378,7 +378,8 @@ class MediaHost(SimulatedAPI):
                 return _xml_error(404, "NoSuchKey", "The specified key does not exist.")
             if link.book.expired(job):
                 return _xml_error(403, "AccessDenied", "Request has expired")
-            size, seconds = job.size, job.seconds
+            # An extension bills the seconds it added but plays the whole stitched clip.
+            size, seconds = job.size, int(job.extra.get("output_seconds", job.seconds))
         try:
             data = self.media.get("video", size, seconds)
         except MediaError as exc:

@@ -4,7 +4,8 @@ fal.ai/docs describe it, serving the Veo 3.1 endpoints.
 Simulated: submit ``POST /{endpoint_id}``; ``GET /{owner}/{alias}/requests/{id}/status``
 (``IN_QUEUE`` / ``IN_PROGRESS`` / ``COMPLETED``); the result ``GET /{owner}/{alias}/requests/{id}``;
 cancel ``PUT …/cancel``. Status, result and cancel URLs use only ``owner/alias``, never the
-endpoint's sub-path, as the SDK builds them. Auth is ``Authorization: Key <FAL_KEY>``. Outputs
+endpoint's sub-path, as the SDK builds them. The ``…/image-to-video`` endpoints decode the
+``image_url`` data URI. Auth is ``Authorization: Key <FAL_KEY>``. Outputs
 are signed links on the simulator's ``/cdn/``. Assumptions: docs/provider-assumptions.md.
 """
 
@@ -31,6 +32,7 @@ from workspace.simulator.protocols.common import (
     request_host,
     single,
 )
+from workspace.simulator.protocols.inputs import ImageProblem, check_data_uri
 
 # endpoint id -> (model family, image-to-video?, resolutions, cents with audio, cents silent)
 ENDPOINTS: Final[dict[str, dict[str, Any]]] = {
@@ -49,6 +51,8 @@ ENDPOINTS: Final[dict[str, dict[str, Any]]] = {
                                           "cents": {"720p": (15, 10), "1080p": (15, 10)}},
 }
 DURATIONS: Final = ("4s", "6s", "8s")
+# fal's limit on an inline (data URI) file input is not published; this one is ours.
+DATA_URI_MAX_BYTES: Final = 10 * 1024 * 1024
 ASPECT_RATIOS: Final = ("16:9", "9:16")
 _FIELDS: Final = ("prompt", "aspect_ratio", "duration", "resolution", "generate_audio",
                   "negative_prompt", "seed", "auto_fix", "safety_tolerance", "image_url")
@@ -202,7 +206,8 @@ class FalQueueProtocol(SimulatedAPI):
             input_reference=endpoint["i2v"],
             log_extra={"endpoint": endpoint_id, "audio": audio,
                        "resolution": values["resolution"],
-                       "aspect_ratio": values["aspect_ratio"]},
+                       "aspect_ratio": values["aspect_ratio"], "images": values["images"],
+                       "seed": values["seed"], "negative_prompt": values["negative_prompt"]},
             extra={"app": app},
         )
         body = {"request_id": request_id, **self._urls(request_host(request), app, request_id),
@@ -261,6 +266,7 @@ class FalQueueProtocol(SimulatedAPI):
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise _Invalid(_validation("seed", "Input should be a valid integer", "int_type",
                                        seed))
+        images: list[dict[str, Any]] = []
         if endpoint["i2v"]:
             image = body.get("image_url")
             if image is None:
@@ -269,8 +275,18 @@ class FalQueueProtocol(SimulatedAPI):
                     r"^(https?://\S+|data:image/(png|jpeg|webp);base64,)", image):
                 raise _Invalid(_validation("image_url", "Input should be a valid URL or a "
                                            "base64 data URI of an image", "url_parsing"))
+            if image.startswith("data:"):
+                try:
+                    seen = check_data_uri(image, max_bytes=DATA_URI_MAX_BYTES)
+                except ImageProblem as problem:
+                    raise _Invalid(_validation("image_url", f"Could not read the image: "
+                                               f"{problem}", "image_load_error")) from None
+                images.append(seen.log("first_frame"))
+            else:
+                images.append({"role": "first_frame", "url": image})
         return {"prompt": prompt, "aspect_ratio": "16:9" if aspect == "auto" else aspect,
-                "duration": duration, "resolution": resolution, "generate_audio": audio}
+                "duration": duration, "resolution": resolution, "generate_audio": audio,
+                "images": images, "seed": seed, "negative_prompt": body.get("negative_prompt")}
 
     def _find(self, app: str, request_id: str) -> SimJob | None:
         job = self.book.get(request_id)

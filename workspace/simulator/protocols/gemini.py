@@ -6,9 +6,12 @@ Simulated: ``POST /v1beta/models/{model}:predictLongRunning`` returns an operati
 ``response`` or an ``error``); the video is ``GET /v1beta/files/{id}:download?alt=media`` with the
 key, answered by a redirect to a signed link on the simulator's ``/cdn/`` (which must be fetched
 without the key). Safety blocks finish ``done`` with no ``generatedSamples``. Auth is the
-``x-goog-api-key`` header (or ``?key=``). There is no cancel or delete. Errors use Google's
-``{"error": {"code", "message", "status", "details"}}`` envelope; a 429 carries its retry delay in
-a ``google.rpc.RetryInfo`` detail, not in a header. Assumptions: docs/provider-assumptions.md.
+``x-goog-api-key`` header (or ``?key=``). Inline images (``image``, ``lastFrame``,
+``referenceImages``) are decoded and checked; ``video {uri}`` extends an earlier output by 7 s
+(rendered as the stitched clip, billed for the 7 s). There is no cancel or delete. Errors use
+Google's ``{"error": {"code", "message", "status", "details"}}`` envelope; a 429 carries its retry
+delay in a ``google.rpc.RetryInfo`` detail, not in a header. Assumptions:
+docs/provider-assumptions.md.
 """
 
 from __future__ import annotations
@@ -35,16 +38,27 @@ from workspace.simulator.protocols.common import (
     request_host,
     single,
 )
+from workspace.simulator.protocols.inputs import ImageProblem, check_image, decode_base64
 
 # model -> resolutions and US cents per second by resolution (audio is always on).
 MODELS: Final[dict[str, dict[str, Any]]] = {
     "veo-3.1-generate-preview": {"resolutions": ("720p", "1080p", "4k"), "references": True,
+                                 "extends": True,
                                  "cents": {"720p": 40, "1080p": 40, "4k": 60}},
     "veo-3.1-fast-generate-preview": {"resolutions": ("720p", "1080p", "4k"), "references": True,
+                                      "extends": True,
                                       "cents": {"720p": 10, "1080p": 12, "4k": 30}},
     "veo-3.1-lite-generate-preview": {"resolutions": ("720p", "1080p"), "references": False,
+                                      "extends": False,
                                       "cents": {"720p": 5, "1080p": 8}},
 }
+# Inline images: the Gemini API's 20 MB request limit is the only bound found; ours per image.
+IMAGE_MAX_BYTES: Final = 20 * 1024 * 1024
+# "The video grows by 7 s per call … the input must be a Veo output of at most 141 s at 720p;
+# the result is at most 148 s" (the Veo guide).
+EXTEND_SECONDS: Final = 7
+EXTEND_INPUT_MAX_SECONDS: Final = 141
+_FILE_URI = re.compile(r"(?:^|/)files/(?P<id>[^/:?]+)(?::download)?(?:\?.*)?$")
 _PIXELS: Final[dict[tuple[str, str], str]] = {
     ("16:9", "720p"): "1280x720", ("9:16", "720p"): "720x1280",
     ("16:9", "1080p"): "1920x1080", ("9:16", "1080p"): "1080x1920",
@@ -205,18 +219,31 @@ class GeminiVeoProtocol(SimulatedAPI):
             return invalid.response
         outcome, faults = self.book.decide(request.seq, values["prompt"])
         name = f"models/{model}/operations/{_random_id()}"
+        source: SimJob | None = values["source"]
+        extra: dict[str, Any] = {}
+        log_extra: dict[str, Any] = {"resolution": values["resolution"],
+                                     "aspect_ratio": values["aspect_ratio"],
+                                     "reference_images": values["references"],
+                                     "images": values["images"],
+                                     "negative_prompt": values["negative_prompt"]}
+        seconds = values["seconds"]
+        if source is not None:
+            # Billed for the seconds it adds; it plays the whole stitched clip.
+            seconds = EXTEND_SECONDS
+            extra["output_seconds"] = self._total_seconds(source) + EXTEND_SECONDS
+            log_extra.update({"operation": "extend", "source_id": source.id,
+                              "output_seconds": extra["output_seconds"]})
         job = self.book.create(
             job_id=name,
             model=model,
             prompt=values["prompt"],
             size=_PIXELS[(values["aspect_ratio"], values["resolution"])],
-            seconds=values["seconds"],
+            seconds=seconds,
             cents_per_second=spec["cents"][values["resolution"]],
             outcome=outcome,
             input_reference=values["image"],
-            log_extra={"resolution": values["resolution"],
-                       "aspect_ratio": values["aspect_ratio"],
-                       "reference_images": values["references"]},
+            log_extra=log_extra,
+            extra=extra,
         )
         response = SimResponse.json(200, {"name": name})
         response.created_job_id = job.id
@@ -248,9 +275,10 @@ class GeminiVeoProtocol(SimulatedAPI):
         if not isinstance(prompt, str) or not prompt.strip():
             raise _Invalid(_bad("A text prompt is required.", "instances[0].prompt"))
         has_image = instance.get("image") is not None
-        for name in ("image", "lastFrame"):
+        images: list[dict[str, Any]] = []
+        for name, role in (("image", "first_frame"), ("lastFrame", "last_frame")):
             if instance.get(name) is not None:
-                self._check_image(instance[name], f"instances[0].{name}")
+                images.append(self._check_image(instance[name], f"instances[0].{name}", role))
         if instance.get("lastFrame") is not None and not has_image:
             raise _Invalid(_bad("lastFrame must be used together with image.",
                                 "instances[0].lastFrame"))
@@ -265,8 +293,22 @@ class GeminiVeoProtocol(SimulatedAPI):
             if not isinstance(reference, dict) or reference.get("referenceType") != "asset":
                 raise _Invalid(_bad("Each reference image needs referenceType 'asset'.",
                                     f"instances[0].referenceImages[{index}]"))
-            self._check_image(reference.get("image"),
-                              f"instances[0].referenceImages[{index}].image")
+            for key in reference:
+                if key not in ("image", "referenceType"):
+                    raise _Invalid(_bad(f'Unknown name "{key}": Cannot find field.',
+                                        f"instances[0].referenceImages[{index}].{key}"))
+            images.append(self._check_image(reference.get("image"),
+                                            f"instances[0].referenceImages[{index}].image",
+                                            "reference"))
+        source = None
+        if instance.get("video") is not None:
+            if has_image or references:
+                raise _Invalid(_bad("video cannot be combined with image, lastFrame or "
+                                    "referenceImages.", "instances[0].video"))
+            if not spec["extends"]:
+                raise _Invalid(_bad(f"Video extension isn't supported by {model}.",
+                                    "instances[0].video"))
+            source = self._source_video(instance["video"])
 
         parameters = body.get("parameters") or {}
         if not isinstance(parameters, dict):
@@ -294,8 +336,9 @@ class GeminiVeoProtocol(SimulatedAPI):
         if isinstance(duration, bool) or seconds not in (4, 6, 8):
             raise _Invalid(_bad(f"Unsupported duration: {duration}. Supported: 4, 6, 8.",
                                 "parameters.durationSeconds"))
-        if seconds != 8 and (resolution in ("1080p", "4k") or references):
-            why = "reference images" if references else resolution
+        if seconds != 8 and (resolution in ("1080p", "4k") or references or source):
+            why = ("reference images" if references else "video extension" if source
+                   else resolution)
             raise _Invalid(_bad(f"Duration must be 8 seconds with {why}.",
                                 "parameters.durationSeconds"))
         people = parameters.get("personGeneration")
@@ -309,21 +352,65 @@ class GeminiVeoProtocol(SimulatedAPI):
         negative = parameters.get("negativePrompt")
         if negative is not None and not isinstance(negative, str):
             raise _Invalid(_bad("negativePrompt must be a string.", "parameters.negativePrompt"))
+        if source is not None:
+            if resolution != "720p" or source.size != _PIXELS[(aspect, "720p")]:
+                raise _Invalid(_bad("Video extension is supported at 720p only, in the aspect "
+                                    "ratio of the video it extends.", "parameters.resolution"))
+            if self._total_seconds(source) > EXTEND_INPUT_MAX_SECONDS:
+                raise _Invalid(_bad(f"The input video must be at most "
+                                    f"{EXTEND_INPUT_MAX_SECONDS} seconds long to be extended.",
+                                    "instances[0].video"))
+            # Referencing a video for extension resets its two-day retention.
+            source.expires_sim = self.ctx.clock.now() + self.ctx.config.content_ttl_seconds
+            source.expires_wall = self.ctx.clock.wall_at(source.expires_sim)
         return {"prompt": prompt, "aspect_ratio": aspect, "resolution": resolution,
-                "seconds": seconds, "image": has_image, "references": len(references)}
+                "seconds": seconds, "image": has_image, "references": len(references),
+                "images": images, "source": source, "negative_prompt": negative}
 
     @staticmethod
-    def _check_image(image: object, where: str) -> None:
+    def _total_seconds(job: SimJob) -> int:
+        return int(job.extra.get("output_seconds", job.seconds))
+
+    def _source_video(self, video: object) -> SimJob:
+        """The earlier Veo output a ``video {uri}`` names (it must still be stored)."""
+        where = "instances[0].video"
+        if not isinstance(video, dict):
+            raise _Invalid(_bad("video must be an object with a uri.", where))
+        for key in video:
+            if key not in ("uri", "mimeType"):
+                raise _Invalid(_bad(f"`{key}` isn't supported for video in the Gemini API; "
+                                    "pass the uri of a generated video.", f"{where}.{key}"))
+        uri = video.get("uri")
+        match = _FILE_URI.search(uri) if isinstance(uri, str) else None
+        with self.ctx.lock:
+            name = self._files.get(match["id"]) if match else None
+            job = self.book.get(name) if name else None
+            if job is None or self.book.expired(job):
+                raise _Invalid(google_error(404, "NOT_FOUND", "The video to extend was not "
+                                            "found; generated videos are kept for two days."))
+        return job
+
+    @staticmethod
+    def _check_image(image: object, where: str, role: str) -> dict[str, Any]:
         if not isinstance(image, dict):
             raise _Invalid(_bad("An image must be an object with bytesBase64Encoded and "
                                 "mimeType.", where))
         if image.get("gcsUri") is not None:
             raise _Invalid(_bad("gcsUri is not supported in the Gemini API.", where))
+        for key in image:
+            if key not in ("bytesBase64Encoded", "mimeType"):
+                raise _Invalid(_bad(f'Unknown name "{key}": Cannot find field.',
+                                    f"{where}.{key}"))
         data, mime = image.get("bytesBase64Encoded"), image.get("mimeType")
         if not isinstance(data, str) or not data:
             raise _Invalid(_bad("bytesBase64Encoded is required.", where))
         if mime not in ("image/png", "image/jpeg", "image/webp"):
             raise _Invalid(_bad(f"Unsupported mimeType {mime!r}.", where))
+        try:
+            seen = check_image(decode_base64(data), mime, max_bytes=IMAGE_MAX_BYTES)
+        except ImageProblem as problem:
+            raise _Invalid(_bad(f"Unable to process input image: {problem}.", where)) from None
+        return seen.log(role)
 
     # ---- poll and download ------------------------------------------------------------------
 

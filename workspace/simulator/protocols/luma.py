@@ -7,9 +7,11 @@ generation) and ``GET /v1/generations/{id}``, with ``Authorization: Bearer``. St
 ``queued``, ``processing``, ``completed`` (``output: [{"type": "video", "url"}]``, a signed link
 on the simulator's ``/cdn/``) and ``failed`` (``failure_code``, ``failure_reason``). Errors are
 ``{"detail": "..."}`` with Luma's documented status codes (400, 401, 402, 404, 422, 429 with
-``Retry-After``, 502, 503); every answer carries ``X-API-Version``. Image generations and video
-edits/reframes are refused: Reelhouse never sends them. Where the docs are silent, the choices are
-listed in docs/provider-assumptions.md.
+``Retry-After``, 502, 503); every answer carries ``X-API-Version``. ``video.start_frame`` and
+``end_frame`` images are decoded and checked; a ``start_frame`` naming an earlier generation
+extends it (rendered as the stitched clip, billed for the added seconds). Image generations and
+video edits/reframes are refused: Reelhouse never sends them. Where the docs are silent, the
+choices are listed in docs/provider-assumptions.md.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from workspace.simulator.protocols.common import (
     iso_time,
     request_host,
 )
+from workspace.simulator.protocols.inputs import ImageProblem, SeenImage, check_image
 
 API_VERSION: Final = "2026-04-01"
 PROMPT_MAX: Final = 6000
@@ -50,6 +53,8 @@ DURATIONS: Final = {"5s": 5, "10s": 10}
 # US cents per second the simulator bills: Luma's 5-second SDR prices over five where one was
 # found (720p, 1080p), placeholders below that (the catalog does not offer them).
 CENTS_PER_SECOND: Final = {"360p": 2, "540p": 4, "720p": 6, "1080p": 24}
+# An extension's limits are not documented; these are ours (docs/provider-assumptions.md).
+EXTEND_MAX_TOTAL_SECONDS: Final = 30
 _TOP_FIELDS: Final = (
     "prompt",
     "aspect_ratio",
@@ -108,6 +113,10 @@ def pixel_size(aspect_ratio: str, resolution: str) -> str:
     a, b = (int(part) for part in aspect_ratio.split(":"))
     long = round(short * max(a, b) / min(a, b) / 2) * 2
     return f"{long}x{short}" if a >= b else f"{short}x{long}"
+
+
+def _total_seconds(job: SimJob) -> int:
+    return int(job.extra.get("output_seconds", job.seconds))
 
 
 class _Invalid(Exception):
@@ -197,6 +206,19 @@ class SimulatedLumaAPI(SimulatedAPI):
                 402, "Insufficient balance. Add funds to your account at platform.lumalabs.ai."
             )
         outcome, faults = self.book.decide(request.seq, params["prompt"])
+        log_extra: dict[str, Any] = {
+            "aspect_ratio": params["aspect_ratio"],
+            "resolution": params["resolution"],
+            "type": "video",
+            "images": params["images"],
+        }
+        extra: dict[str, Any] = {}
+        source: SimJob | None = params["source"]
+        if source is not None:
+            # Billed for the seconds it adds; it plays the whole stitched clip (ours).
+            extra["output_seconds"] = _total_seconds(source) + params["seconds"]
+            log_extra.update({"operation": "extend", "source_id": source.id,
+                              "output_seconds": extra["output_seconds"]})
         job = self.book.create(
             job_id=str(uuid.uuid4()),
             model=params["model"],
@@ -206,11 +228,8 @@ class SimulatedLumaAPI(SimulatedAPI):
             cents_per_second=CENTS_PER_SECOND[params["resolution"]],
             outcome=outcome,
             input_reference=params["start_frame"],
-            log_extra={
-                "aspect_ratio": params["aspect_ratio"],
-                "resolution": params["resolution"],
-                "type": "video",
-            },
+            log_extra=log_extra,
+            extra=extra,
         )
         with ctx.lock:
             body = self._generation(job, "queued", request)
@@ -273,12 +292,25 @@ class SimulatedLumaAPI(SimulatedAPI):
             if video.get(flag) is not None and not isinstance(video[flag], bool):
                 raise _Invalid(400, f"video.{flag} must be a boolean.")
         frames = [name for name in ("start_frame", "end_frame") if video.get(name) is not None]
+        images: list[dict[str, Any]] = []
+        source: SimJob | None = None
         for name in frames:
-            self._check_ref(f"video.{name}", video[name])
+            seen = self._check_ref(f"video.{name}", video[name])
+            if seen is not None:
+                images.append(seen.log("first_frame" if name == "start_frame" else "last_frame"))
+            elif video[name].get("generation_id"):
+                if name != "start_frame" or len(frames) > 1:
+                    raise _Invalid(422, "The simulator extends a video forwards only: "
+                                   "generation_id in video.start_frame, with no end_frame.")
+                source = self._source(video[name]["generation_id"], aspect_ratio, resolution)
         if duration == "10s" and (frames or video.get("loop") or video.get("hdr")):
             raise _Invalid(
                 422, "10s videos are text-to-video only: no start_frame, end_frame, loop or hdr."
             )
+        if source is not None and _total_seconds(source) + DURATIONS[duration] > (
+                EXTEND_MAX_TOTAL_SECONDS):
+            raise _Invalid(422, f"An extended video may be at most {EXTEND_MAX_TOTAL_SECONDS}s "
+                           "long.")
         if video.get("hdr") and resolution not in ("720p", "1080p"):
             raise _Invalid(422, "hdr requires a resolution of 720p or 1080p.")
         if video.get("exr_export") and not video.get("hdr"):
@@ -289,11 +321,26 @@ class SimulatedLumaAPI(SimulatedAPI):
             "aspect_ratio": aspect_ratio,
             "resolution": resolution,
             "seconds": DURATIONS[duration],
-            "start_frame": "start_frame" in frames,
+            "start_frame": bool(images),
+            "images": images,
+            "source": source,
         }
 
+    def _source(self, generation_id: object, aspect_ratio: str, resolution: str) -> SimJob:
+        """The earlier video generation an extension continues."""
+        with self.ctx.lock:
+            job = self.book.get(generation_id) if isinstance(generation_id, str) else None
+            phase = self.book.observe(job)[0] if job is not None else None
+            if job is None or phase != "completed" or self.book.expired(job):
+                raise _Invalid(422, "video.start_frame.generation_id must name a completed "
+                               "video generation of yours.")
+            if job.size != pixel_size(aspect_ratio, resolution):
+                raise _Invalid(422, "An extension keeps the aspect_ratio and resolution of the "
+                               "video it extends.")
+        return job
+
     @staticmethod
-    def _check_ref(where: str, ref: object) -> None:
+    def _check_ref(where: str, ref: object) -> SeenImage | None:
         if not isinstance(ref, dict):
             raise _Invalid(400, f"{where} must be an object.")
         for name in ref:
@@ -317,10 +364,15 @@ class SimulatedLumaAPI(SimulatedAPI):
                 raise _Invalid(422, f"{where}.data is not valid base64.") from None
             if len(raw) > MEDIA_MAX_BYTES:
                 raise _Invalid(413, f"{where} exceeds the 50 MB size limit.")
+            try:
+                return check_image(raw, media_type, max_bytes=MEDIA_MAX_BYTES)
+            except ImageProblem as problem:
+                raise _Invalid(422, f"{where}: {problem}.") from None
         elif given == ["url"]:
             url = ref["url"]
             if not isinstance(url, str) or not url.startswith(("https://", "http://")):
                 raise _Invalid(422, f"{where}.url must be a publicly accessible URL.")
+        return None
 
     def _retrieve(self, generation_id: str, request: SimRequest) -> SimResponse:
         with self.ctx.lock:

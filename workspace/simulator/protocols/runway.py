@@ -3,7 +3,8 @@ docs.dev.runwayml.com describe it.
 
 Simulated: ``POST /v1/text_to_video``, ``POST /v1/image_to_video``, ``GET /v1/tasks/{id}`` and
 ``DELETE /v1/tasks/{id}`` (cancel or delete), with ``Authorization: Bearer`` and the required
-``X-Runway-Version: 2024-11-06``. Outputs are signed links on the simulator's ``/cdn/``.
+``X-Runway-Version: 2024-11-06``. ``promptImage`` data URIs are decoded and checked (type,
+5 MB, the positions each model takes). Outputs are signed links on the simulator's ``/cdn/``.
 Where the docs are silent, the choices are listed in docs/provider-assumptions.md.
 """
 
@@ -30,6 +31,7 @@ from workspace.simulator.protocols.common import (
     iso_time,
     request_host,
 )
+from workspace.simulator.protocols.inputs import ImageProblem, check_data_uri
 
 API_VERSION: Final = "2024-11-06"
 PROMPT_MAX: Final = 1000
@@ -44,19 +46,24 @@ _VEO: Final = ("1280:720", "720:1280", "1920:1080", "1080:1920")
 MODELS: Final[dict[str, dict[str, Any]]] = {
     "gen4.5": {"endpoints": ("text_to_video", "image_to_video"), "durations": tuple(range(2, 11)),
                "t2v_ratios": _T2V_WIDE, "i2v_ratios": _I2V_GEN4, "seed": True, "audio": False,
-               "negative": False, "duration_required": True, "cents": (12, 12)},
+               "negative": False, "duration_required": True, "cents": (12, 12),
+               "positions": ("first",)},
     "gen4_turbo": {"endpoints": ("image_to_video",), "durations": tuple(range(2, 11)),
                    "t2v_ratios": (), "i2v_ratios": _I2V_GEN4, "seed": True, "audio": False,
-                   "negative": False, "duration_required": False, "cents": (5, 5)},
+                   "negative": False, "duration_required": False, "cents": (5, 5),
+                   "positions": ("first",)},
     "veo3.1": {"endpoints": ("text_to_video", "image_to_video"), "durations": (4, 6, 8),
                "t2v_ratios": _VEO, "i2v_ratios": _VEO, "seed": False, "audio": True,
-               "negative": True, "duration_required": False, "cents": (40, 20)},
+               "negative": True, "duration_required": False, "cents": (40, 20),
+               "positions": ("first", "last")},
     "veo3.1_fast": {"endpoints": ("text_to_video", "image_to_video"), "durations": (4, 6, 8),
                     "t2v_ratios": _VEO, "i2v_ratios": _VEO, "seed": False, "audio": True,
-                    "negative": True, "duration_required": False, "cents": (15, 10)},
+                    "negative": True, "duration_required": False, "cents": (15, 10),
+                    "positions": ("first", "last")},
     "veo3": {"endpoints": ("text_to_video", "image_to_video"), "durations": (8,),
              "t2v_ratios": _VEO, "i2v_ratios": _VEO, "seed": False, "audio": False,
-             "negative": True, "duration_required": True, "cents": (40, 40)},
+             "negative": True, "duration_required": True, "cents": (40, 40),
+             "positions": ("first",)},
 }
 _COMMON_FIELDS: Final = ("model", "promptText", "ratio", "duration", "seed", "audio",
                          "negativePrompt", "contentModeration")
@@ -196,7 +203,9 @@ class RunwayProtocol(SimulatedAPI):
             cents_per_second=cents,
             outcome=outcome,
             input_reference=endpoint == "image_to_video",
-            log_extra={"ratio": ratio, "audio": params["audio"], "endpoint": endpoint},
+            log_extra={"ratio": ratio, "audio": params["audio"], "endpoint": endpoint,
+                       "images": params["images"], "seed": params["seed"],
+                       "negative_prompt": params["negative_prompt"]},
         )
         response = SimResponse.json(200, {"id": job.id})
         response.created_job_id = job.id
@@ -233,8 +242,9 @@ class RunwayProtocol(SimulatedAPI):
             if len(prompt.encode("utf-16-le")) // 2 > PROMPT_MAX:
                 raise _Invalid("promptText", f"promptText must be at most {PROMPT_MAX} "
                                "characters (UTF-16 code units).")
+        images: list[dict[str, Any]] = []
         if endpoint == "image_to_video":
-            self._check_image(body.get("promptImage"))
+            images = self._check_image(body.get("promptImage"), spec["positions"], model)
         ratios = spec["t2v_ratios"] if endpoint == "text_to_video" else spec["i2v_ratios"]
         ratio = body.get("ratio")
         if ratio not in ratios:
@@ -272,11 +282,14 @@ class RunwayProtocol(SimulatedAPI):
         if moderation is not None and not isinstance(moderation, dict):
             raise _Invalid("contentModeration", "contentModeration must be an object.")
         return {"model": model, "prompt": prompt or "", "ratio": ratio, "duration": duration,
-                "audio": bool(spec["audio"] and audio is not False)}
+                "audio": bool(spec["audio"] and audio is not False), "images": images,
+                "seed": seed, "negative_prompt": negative}
 
     @staticmethod
-    def _check_image(image: object) -> None:
-        def check_uri(uri: object) -> None:
+    def _check_image(image: object, positions: tuple[str, ...],
+                     model: str) -> list[dict[str, Any]]:
+        """The frames a ``promptImage`` carries; data URIs are decoded and checked."""
+        def check_uri(uri: object, position: str) -> dict[str, Any]:
             if not isinstance(uri, str) or not uri:
                 raise _Invalid("promptImage", "promptImage must be an HTTPS URL, a runway:// "
                                "upload URI or a data URI.")
@@ -286,19 +299,39 @@ class RunwayProtocol(SimulatedAPI):
                                    "images (image/png, image/jpeg or image/webp).")
                 if len(uri) > DATA_URI_MAX * 4 // 3 + 64:
                     raise _Invalid("promptImage", "promptImage data URIs may be at most 5MB.")
-            elif not uri.startswith(("https://", "runway://")):
+                try:
+                    seen = check_data_uri(uri, max_bytes=DATA_URI_MAX)
+                except ImageProblem as problem:
+                    raise _Invalid("promptImage", f"Invalid promptImage: {problem}.") from None
+                return seen.log(position)
+            if not uri.startswith(("https://", "runway://")):
                 raise _Invalid("promptImage", "promptImage URLs must use HTTPS.")
+            return {"role": position, "url": uri}
 
-        if isinstance(image, list):
-            if not image:
-                raise _Invalid("promptImage", "promptImage must not be empty.")
-            for item in image:
-                if not isinstance(item, dict) or item.get("position") not in ("first", "last"):
-                    raise _Invalid("promptImage", "Each promptImage item needs a uri and a "
-                                   "position of 'first' or 'last'.")
-                check_uri(item.get("uri"))
-        else:
-            check_uri(image)
+        if not isinstance(image, list):
+            return [check_uri(image, "first")]
+        if not image:
+            raise _Invalid("promptImage", "promptImage must not be empty.")
+        seen: list[dict[str, Any]] = []
+        for item in image:
+            if not isinstance(item, dict) or item.get("position") not in ("first", "last"):
+                raise _Invalid("promptImage", "Each promptImage item needs a uri and a "
+                               "position of 'first' or 'last'.")
+            for key in item:
+                if key not in ("uri", "position"):
+                    raise _Invalid("promptImage", f"Unrecognized key '{key}' in a promptImage "
+                                   "item.")
+            position = item["position"]
+            if position not in positions:
+                raise _Invalid("promptImage", f"Model '{model}' accepts promptImage position "
+                               f"{' or '.join(repr(p) for p in positions)} only.")
+            if any(frame["role"] == position for frame in seen):
+                raise _Invalid("promptImage", f"Only one promptImage may have position "
+                               f"'{position}'.")
+            seen.append(check_uri(item.get("uri"), position))
+        if not any(frame["role"] == "first" for frame in seen):
+            raise _Invalid("promptImage", "A promptImage with position 'first' is required.")
+        return seen
 
     def _retrieve(self, task_id: str, request: SimRequest) -> SimResponse:
         with self.ctx.lock:

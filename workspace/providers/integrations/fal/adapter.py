@@ -2,7 +2,9 @@
 describe it, for the Veo 3.1 endpoints in the catalog.
 
 - Every call sends ``Authorization: Key <FAL_KEY>`` (a ``key_id:key_secret`` pair works as is).
-- ``create`` submits ``POST /{endpoint_id}`` with the model's own input JSON.
+- ``create`` submits ``POST /{endpoint_id}`` with the model's own input JSON; a first frame goes
+  to the model's ``…/image-to-video`` endpoint as ``image_url`` (a data URI). ``generate_audio``,
+  ``seed`` and ``negative_prompt`` are sent only where the catalog says the model takes them.
 - **Job ids** are ``{endpoint_id}/requests/{request_id}``, e.g.
   ``fal-ai/veo3.1/requests/5f0e…``: the endpoint gives the model back and the request id the
   queue's URLs. Status and result live under the *app* (``owner/alias``, never an endpoint's
@@ -24,6 +26,7 @@ import httpx
 from workspace.providers.adapters.base import (
     HTTPAdapter,
     JobStatus,
+    Operation,
     ProviderJob,
     VideoRequest,
     classify_status,
@@ -40,6 +43,15 @@ _TRANSIENT_TYPES = ("runner_", "request_timeout", "startup_timeout")
 _CANCELED_TYPES = ("request_cancelled", "request_canceled", "cancelled", "canceled")
 # An account below its balance threshold is locked (status code undocumented).
 _LOCK_WORDS = ("locked", "exhausted balance", "insufficient", "top up", "billing")
+
+
+# The endpoint variant that takes a first frame, under each model's own endpoint id.
+IMAGE_TO_VIDEO = "/image-to-video"
+
+
+def model_of(endpoint_id: str) -> str:
+    """The catalog model an endpoint belongs to (``…/image-to-video`` is a variant of it)."""
+    return endpoint_id.removesuffix(IMAGE_TO_VIDEO)
 
 
 def job_id_for(endpoint_id: str, request_id: str) -> str:
@@ -161,7 +173,12 @@ class FalQueueAdapter(HTTPAdapter):
             "resolution": resolution,
             "duration": f"{request.seconds}s",  # a string enum: "4s", "6s", "8s"
         }
+        body.update(self._options(request))
         endpoint = request.model
+        first = self._first_frame(request)
+        if first is not None:
+            endpoint = request.model + IMAGE_TO_VIDEO
+            body["image_url"] = first
         response = self._http.request("POST", endpoint, creates=True, json=body)
         answer = self._json(response)
         request_id = answer.get("request_id") if isinstance(answer, dict) else None
@@ -179,13 +196,47 @@ class FalQueueAdapter(HTTPAdapter):
             raw=answer,
         )
 
+    def _options(self, request: VideoRequest) -> dict[str, Any]:
+        spec = self.catalog.get(request.model)
+        if request.operation is not Operation.GENERATE:
+            raise self._unsupported(f"{request.operation.value} a video")
+        if request.characters:
+            raise self._unsupported("use characters")
+        options: dict[str, Any] = {}
+        if request.audio is not None:
+            if spec is None or not spec.audio_toggle:
+                raise self._unsupported(f"switch the sound of {request.model}")
+            options["generate_audio"] = request.audio
+        if request.seed is not None:
+            if spec is None or not spec.supports_seed:
+                raise self._unsupported(f"take a seed for {request.model}")
+            options["seed"] = request.seed
+        if request.negative_prompt:
+            if spec is None or not spec.supports_negative_prompt:
+                raise self._unsupported(f"take a negative prompt for {request.model}")
+            options["negative_prompt"] = request.negative_prompt
+        return options
+
+    def _first_frame(self, request: VideoRequest) -> str | None:
+        spec = self.catalog.get(request.model)
+        if request.image("last_frame") is not None:
+            raise self._unsupported(f"end {request.model} on a given frame")
+        if request.images_for("reference"):
+            raise self._unsupported(f"take reference images for {request.model}")
+        first = request.image("first_frame")
+        if first is None:
+            return None
+        if spec is None or not spec.supports_input_reference:
+            raise self._unsupported(f"start {request.model} from an image")
+        return first.data_uri()
+
     def retrieve(self, job_id: str) -> ProviderJob:
         endpoint, path = self._request_path(job_id)
         response = self._http.request("GET", f"{path}/status", params={"logs": "0"})
         body = self._json(response)
         if not isinstance(body, dict):
             raise ProviderError(ErrorClass.PROVIDER_FAILED, "fal's status was not an object.")
-        job = ProviderJob(id=job_id, status=JobStatus.QUEUED, model=endpoint, raw=body)
+        job = ProviderJob(id=job_id, status=JobStatus.QUEUED, model=model_of(endpoint), raw=body)
         status = body.get("status")
         if status == "IN_QUEUE":
             return job

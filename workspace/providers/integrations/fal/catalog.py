@@ -15,7 +15,9 @@ from workspace.providers.catalog import (
 )
 
 # fal.ai queue (fal.ai/models/fal-ai/veo3.1/llms.txt). Each model's image-to-video variant is a
-# sub-endpoint (``…/image-to-video``) for a first frame, which Reelhouse does not send yet.
+# sub-endpoint (``…/image-to-video``) that takes the first frame as ``image_url``. The
+# first/last-frame, reference-to-video and extend-video variants are an unconfirmed list in the
+# reference, so last frames, reference images and extension are not offered here.
 CATALOG = Catalog(
     models=(
         ModelSpec(

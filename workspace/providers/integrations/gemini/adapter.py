@@ -4,7 +4,12 @@ googleapis/python-genai v2.19.0 and the Veo guide describe it.
 - Every call sends ``x-goog-api-key: <GEMINI_API_KEY>``; paths are under ``/v1beta``.
 - ``create`` is ``POST /v1beta/models/{model}:predictLongRunning`` with
   ``instances[0] = {prompt}`` and ``parameters = {aspectRatio, resolution, durationSeconds}``;
-  the answer is an operation.
+  the answer is an operation. A first frame is ``instances[0].image`` and a last frame
+  ``lastFrame`` (``{bytesBase64Encoded, mimeType}``), reference images
+  ``referenceImages[] = {image, referenceType: "asset"}``; ``negativePrompt`` is a parameter.
+- An **extension** sends ``instances[0].video = {uri}``, the file URI of the earlier Veo output:
+  the adapter reads the parent operation (its name is the request's ``source_job_id``) for it.
+  Veo adds 7 s per call at 720p; ``durationSeconds`` must be 8 with an extension.
 - **Job ids** are the operation's name, ``models/{model}/operations/{id}``, which is also the
   path it is polled at (``GET /v1beta/{name}``) and names the model.
 - Operations report no progress: ``done`` absent while running; then an ``error``
@@ -21,6 +26,7 @@ googleapis/python-genai v2.19.0 and the Veo guide describe it.
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any, BinaryIO
 
@@ -28,13 +34,15 @@ import httpx
 
 from workspace.providers.adapters.base import (
     HTTPAdapter,
+    InputImage,
     JobStatus,
+    Operation,
     ProviderJob,
     VideoRequest,
     classify_status,
 )
 from workspace.providers.catalog import size_parts
-from workspace.providers.errors import ErrorClass, ProviderError
+from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
 from workspace.providers.http import classify_file_response, retry_after_seconds
 from workspace.providers.integrations.gemini.catalog import CATALOG
 
@@ -48,6 +56,16 @@ _SAFETY_WORDS = ("safety", "usage guideline", "responsible ai", "blocked", "proh
 _TRANSIENT_CODES = {4, 8, 10, 14}  # DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, UNAVAILABLE
 _INVALID_CODES = {3, 9, 11}  # INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE
 _AUTH_CODES = {7, 16}  # PERMISSION_DENIED, UNAUTHENTICATED
+# "durationSeconds … must be 8 with 1080p, 4k, reference images or extension" (the Veo guide).
+_EXTENSION_DURATION = 8
+
+
+def _image(image: InputImage) -> dict[str, str]:
+    """Google's Image shape as the SDK sends it on the Gemini API (inline bytes)."""
+    return {
+        "bytesBase64Encoded": base64.b64encode(image.content).decode(),
+        "mimeType": image.content_type,
+    }
 
 
 def parse_retry_delay(value: Any) -> float | None:
@@ -208,6 +226,7 @@ class GeminiVeoAdapter(HTTPAdapter):
         return base_url
 
     def create(self, request: VideoRequest) -> ProviderJob:
+        spec = self.catalog.get(request.model)
         aspect_ratio, resolution = size_parts(request.size)
         instance: dict[str, Any] = {"prompt": request.prompt}
         parameters: dict[str, Any] = {
@@ -215,6 +234,27 @@ class GeminiVeoAdapter(HTTPAdapter):
             "resolution": resolution,
             "durationSeconds": request.seconds,
         }
+        if request.seed is not None:
+            raise self._unsupported("take a seed (Vertex AI only)")
+        if request.audio is not None:
+            raise self._unsupported("switch Veo's sound off (Vertex AI only)")
+        if request.characters:
+            raise self._unsupported("use characters")
+        if request.negative_prompt:
+            if spec is None or not spec.supports_negative_prompt:
+                raise self._unsupported(f"take a negative prompt for {request.model}")
+            parameters["negativePrompt"] = request.negative_prompt
+        if request.operation is Operation.EXTEND:
+            if spec is None or not spec.can_extend:
+                raise self._unsupported(f"extend {request.model} videos")
+            if request.images:
+                raise self._unsupported("take images with an extension")
+            instance["video"] = {"uri": self._source_video_uri(request)}
+            parameters["durationSeconds"] = _EXTENSION_DURATION
+        elif request.operation is not Operation.GENERATE:
+            raise self._unsupported(f"{request.operation.value} a video")
+        else:
+            instance.update(self._images(request))
         response = self._http.request(
             "POST",
             f"{API_VERSION}/models/{request.model}:predictLongRunning",
@@ -236,6 +276,49 @@ class GeminiVeoAdapter(HTTPAdapter):
             seconds=request.seconds,
             raw=answer,
         )
+
+    def _images(self, request: VideoRequest) -> dict[str, Any]:
+        spec = self.catalog.get(request.model)
+        first, last = request.image("first_frame"), request.image("last_frame")
+        references = request.images_for("reference")
+        fields: dict[str, Any] = {}
+        if first is not None:
+            if spec is None or not spec.supports_input_reference:
+                raise self._unsupported(f"start {request.model} from an image")
+            fields["image"] = _image(first)
+        if last is not None:
+            # "lastFrame … must be used together with image."
+            if first is None or spec is None or not spec.supports_last_frame:
+                raise self._unsupported(f"end {request.model} on a given frame")
+            fields["lastFrame"] = _image(last)
+        if references:
+            if spec is None or len(references) > spec.max_reference_images:
+                raise self._unsupported(
+                    f"take {len(references)} reference images for {request.model}"
+                )
+            fields["referenceImages"] = [
+                {"image": _image(reference), "referenceType": "asset"} for reference in references
+            ]
+        return fields
+
+    def _source_video_uri(self, request: VideoRequest) -> str:
+        """The file URI of the Veo output an extension continues, from its operation."""
+        if not request.source_job_id:
+            raise ProviderError(ErrorClass.INVALID_REQUEST, "The video to extend is not named.")
+        try:
+            parent = self.retrieve(request.source_job_id)
+        except ProviderError as error:
+            # Only the parent was read: no job can have been created.
+            error.create_outcome = CreateOutcome.NOT_CREATED
+            raise
+        uri = video_uri(parent.raw) if parent.status is JobStatus.COMPLETED else None
+        if uri is None:
+            raise ProviderError(
+                ErrorClass.INVALID_REQUEST,
+                "Google no longer has a finished video for the operation to extend.",
+                create_outcome=CreateOutcome.NOT_CREATED,
+            )
+        return uri
 
     def retrieve(self, job_id: str) -> ProviderJob:
         response = self._http.request("GET", f"{API_VERSION}/{job_id.lstrip('/')}")

@@ -15,7 +15,9 @@ from workspace.providers.catalog import (
 )
 
 # Google Gemini API, Veo 3.1 through :predictLongRunning (python-genai v2.19.0; the Veo guide).
-# Audio is always on and there is no seed on this surface.
+# Audio is always on and there is no seed on this surface. A first frame (``image``), a last
+# frame (``lastFrame``) and up to three reference images (Veo 3.1 and Fast, not Lite; 8 s only)
+# go in the instance; an extension (``video``) adds 7 s to a 720p Veo output, up to 148 s.
 CATALOG = Catalog(
     models=(
         ModelSpec(
@@ -37,7 +39,12 @@ CATALOG = Catalog(
             cents_per_second_by_resolution={"720p": 40, "1080p": 40, "4k": 60},
             supports_audio=True,
             supports_negative_prompt=True,
+            supports_last_frame=True,
             max_reference_images=3,
+            seconds_with_images={"reference": (8,)},
+            extend_seconds=(7,),
+            max_total_seconds=148,
+            extend_sizes=(LANDSCAPE, PORTRAIT),
             seconds_by_resolution=VEO_HIGH_RES_SECONDS,
             note="The preview ids may have been shut down on 2026-10-22 (unconfirmed).",
         ),
@@ -60,7 +67,12 @@ CATALOG = Catalog(
             cents_per_second_by_resolution={"720p": 10, "1080p": 12, "4k": 30},
             supports_audio=True,
             supports_negative_prompt=True,
+            supports_last_frame=True,
             max_reference_images=3,
+            seconds_with_images={"reference": (8,)},
+            extend_seconds=(7,),
+            max_total_seconds=148,
+            extend_sizes=(LANDSCAPE, PORTRAIT),
             seconds_by_resolution=VEO_HIGH_RES_SECONDS,
             note="The preview ids may have been shut down on 2026-10-22 (unconfirmed).",
         ),
@@ -77,7 +89,8 @@ CATALOG = Catalog(
             supports_audio=True,
             supports_negative_prompt=True,
             seconds_by_resolution=VEO_HIGH_RES_SECONDS,
-            note="The preview ids may have been shut down on 2026-10-22 (unconfirmed).",
+            note="The preview ids may have been shut down on 2026-10-22 (unconfirmed); "
+            "a last frame and extension on Lite are not confirmed, so not offered.",
         ),
     )
 )

@@ -6,7 +6,9 @@ the older Dream Machine API (``api.lumalabs.ai/dream-machine/v1``, SDK ``lumaai`
   (``LUMA_BASE_URL`` in the SDK).
 - ``create`` posts ``{"model": "ray-3.2", "type": "video", "prompt", "aspect_ratio",
   "video": {"resolution", "duration"}}`` to ``/generations``; the answer is the generation,
-  whose ``id`` is the job id.
+  whose ``id`` is the job id. A first and last frame go in ``video.start_frame``/``end_frame`` as
+  ``{"data": <base64>, "media_type"}``; an extension names the earlier generation there
+  (``{"generation_id"}``).
 - ``retrieve`` reads ``/generations/{id}``: ``queued``, ``processing``, ``completed`` (with
   ``output[].url``, presigned for one hour) or ``failed`` (with ``failure_code`` and
   ``failure_reason``). Luma reports no progress.
@@ -17,6 +19,7 @@ the older Dream Machine API (``api.lumalabs.ai/dream-machine/v1``, SDK ``lumaai`
 
 from __future__ import annotations
 
+import base64
 from typing import Any, BinaryIO
 
 import httpx
@@ -24,6 +27,7 @@ import httpx
 from workspace.providers.adapters.base import (
     HTTPAdapter,
     JobStatus,
+    Operation,
     ProviderJob,
     VideoRequest,
     classify_status,
@@ -150,12 +154,14 @@ class LumaAdapter(HTTPAdapter):
 
     def create(self, request: VideoRequest) -> ProviderJob:
         aspect_ratio, resolution = size_parts(request.size)
+        video: dict[str, Any] = {"resolution": resolution, "duration": f"{request.seconds}s"}
+        video.update(self._frames(request))
         body = {
             "model": request.model,
             "type": "video",
             "prompt": request.prompt,
             "aspect_ratio": aspect_ratio,
-            "video": {"resolution": resolution, "duration": f"{request.seconds}s"},
+            "video": video,
         }
         response = self._http.request("POST", "generations", creates=True, json=body)
         try:
@@ -167,6 +173,45 @@ class LumaAdapter(HTTPAdapter):
         job.model = job.model or request.model
         job.prompt, job.size, job.seconds = request.prompt, request.size, request.seconds
         return job
+
+    def _frames(self, request: VideoRequest) -> dict[str, Any]:
+        """``start_frame``/``end_frame`` as ``ImageRef``s: inline images, or for an extension the
+        earlier generation's id ("generation_id … on video.start_frame / video.end_frame for
+        video extension", luma-agents ImageRefParam)."""
+        spec = self.catalog.get(request.model)
+        if request.audio is not None or request.seed is not None or request.negative_prompt:
+            raise self._unsupported(f"take sound, seed or negative prompt for {request.model}")
+        if request.characters:
+            raise self._unsupported("use characters")
+        if request.images_for("reference"):
+            raise self._unsupported(f"take reference images for {request.model}")
+        first, last = request.image("first_frame"), request.image("last_frame")
+        if request.operation is Operation.EXTEND:
+            if spec is None or not spec.can_extend or not request.source_job_id:
+                raise self._unsupported(f"extend {request.model} videos")
+            if request.images:
+                raise self._unsupported("take images with an extension")
+            return {"start_frame": {"generation_id": request.source_job_id}}
+        if request.operation is not Operation.GENERATE:
+            raise self._unsupported(f"{request.operation.value} a video")
+        frames: dict[str, Any] = {}
+        for name, image, allowed in (
+            ("start_frame", first, spec is not None and spec.supports_input_reference),
+            ("end_frame", last, spec is not None and spec.supports_last_frame),
+        ):
+            if image is None:
+                continue
+            if not allowed:
+                raise self._unsupported(f"take a {name.replace('_', ' ')} for {request.model}")
+            frames[name] = {
+                "data": base64.b64encode(image.content).decode(),
+                "media_type": image.content_type,
+            }
+        if frames and spec is not None:
+            lengths = spec.seconds_with_images.get("first_frame")
+            if lengths and request.seconds not in lengths:
+                raise self._unsupported(f"make {request.seconds}-second clips from frames")
+        return frames
 
     def retrieve(self, job_id: str) -> ProviderJob:
         response = self._http.request("GET", f"generations/{job_id}")

@@ -3,7 +3,10 @@ docs.dev.runwayml.com describe it.
 
 - Every call sends ``Authorization: Bearer <RUNWAYML_API_SECRET>`` and the required
   ``X-Runway-Version: 2024-11-06``.
-- ``create`` posts to ``/v1/text_to_video`` and gets back a task id, which is the job id as is.
+- ``create`` posts to ``/v1/text_to_video``, or with a first frame to ``/v1/image_to_video``
+  (``promptImage``: a data URI of at most 5 MB, or ``[{uri, position}]`` with a last frame), and
+  gets back a task id, which is the job id as is. ``seed``, ``audio`` and ``negativePrompt`` go
+  on the wire only where the catalog says the model takes them.
 - ``retrieve`` reads ``/v1/tasks/{id}``: PENDING and THROTTLED are queued, RUNNING has a 0-1
   ``progress`` (reported 0-100), SUCCEEDED has output URLs, FAILED a ``failureCode``.
 - ``download`` reads the task again for a fresh output URL (they expire within 24-48 hours) and
@@ -20,6 +23,7 @@ import httpx
 from workspace.providers.adapters.base import (
     HTTPAdapter,
     JobStatus,
+    Operation,
     ProviderJob,
     VideoRequest,
     classify_status,
@@ -41,6 +45,8 @@ _STATUSES = {
 }
 # The insufficient-credit answer's shape is undocumented; its words are what is known.
 _CREDIT_WORDS = ("enough credits", "insufficient credit", "credit balance", "spend limit")
+# A data URI in promptImage may carry at most 5 MB [O: runwayml/skills rw-api-reference].
+DATA_URI_MAX_BYTES = 5 * 1024 * 1024
 
 
 def _message(response: httpx.Response) -> str:
@@ -155,7 +161,13 @@ class RunwayAdapter(HTTPAdapter):
             "ratio": request.size.replace("x", ":"),
             "duration": request.seconds,
         }
-        response = self._http.request("POST", "v1/text_to_video", creates=True, json=body)
+        body.update(self._options(request))
+        endpoint = "v1/text_to_video"
+        prompt_image = self._prompt_image(request)
+        if prompt_image is not None:
+            endpoint = "v1/image_to_video"
+            body["promptImage"] = prompt_image
+        response = self._http.request("POST", endpoint, creates=True, json=body)
         answer = self._json(response)
         if not isinstance(answer, dict) or not isinstance(answer.get("id"), str):
             raise ProviderError(
@@ -170,6 +182,52 @@ class RunwayAdapter(HTTPAdapter):
             seconds=request.seconds,
             raw=answer,
         )
+
+    def _options(self, request: VideoRequest) -> dict[str, Any]:
+        spec = self.catalog.get(request.model)
+        if request.operation is not Operation.GENERATE:
+            raise self._unsupported(f"{request.operation.value} a video")
+        if request.characters:
+            raise self._unsupported("use characters")
+        options: dict[str, Any] = {}
+        if request.seed is not None:
+            if spec is None or not spec.supports_seed:
+                raise self._unsupported(f"take a seed for {request.model}")
+            options["seed"] = request.seed
+        if request.audio is not None:
+            if spec is None or not spec.audio_toggle:
+                raise self._unsupported(f"switch the sound of {request.model}")
+            options["audio"] = request.audio
+        if request.negative_prompt:
+            if spec is None or not spec.supports_negative_prompt:
+                raise self._unsupported(f"take a negative prompt for {request.model}")
+            options["negativePrompt"] = request.negative_prompt
+        return options
+
+    def _prompt_image(self, request: VideoRequest) -> str | list[dict[str, str]] | None:
+        spec = self.catalog.get(request.model)
+        first, last = request.image("first_frame"), request.image("last_frame")
+        if request.images_for("reference"):
+            raise self._unsupported("take reference images")
+        if last is not None and (first is None or spec is None or not spec.supports_last_frame):
+            raise self._unsupported(f"end {request.model} on a given frame")
+        if first is None:
+            return None
+        if spec is None or not spec.supports_input_reference:
+            raise self._unsupported(f"start {request.model} from an image")
+        for frame in (first, last):
+            if frame is not None and len(frame.content) > DATA_URI_MAX_BYTES:
+                raise ProviderError(
+                    ErrorClass.INVALID_REQUEST,
+                    f"Runway takes images of at most 5 MB inline; this one is "
+                    f"{len(frame.content) / 1024 / 1024:.1f} MB.",
+                )
+        if last is None:
+            return first.data_uri()
+        return [
+            {"uri": first.data_uri(), "position": "first"},
+            {"uri": last.data_uri(), "position": "last"},
+        ]
 
     def retrieve(self, job_id: str) -> ProviderJob:
         response = self._http.request("GET", f"v1/tasks/{job_id}")
