@@ -156,3 +156,29 @@ def test_the_pages_offer_the_form_and_list_characters_and_keep_refused_input(
     assert Character.objects.get().name == "Mira"
     panel = client.get(reverse("projects:detail", args=[project.pk])).content.decode()
     assert "Characters" in panel and "Mira" in panel and "Being made" in panel
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_recovery_sweep_resumes_a_stalled_character_and_gives_up_after_an_hour(
+    project, teammate, channel, simulator, run_workers, redis_conn
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from workspace.core.rq import get_queue
+    from workspace.generations.characters import characters_resume_stalled
+
+    source = video(project, teammate, channel)
+    stalled = character_create(
+        project=project, user=teammate, name="Mira", source_generation=source
+    )
+    forgotten = character_create(
+        project=project, user=teammate, name="Ben", source_generation=source
+    )
+    get_queue("default").empty()  # Redis lost both jobs
+    Character.objects.filter(pk=stalled.pk).update(created_at=timezone.now() - timedelta(minutes=5))
+    Character.objects.filter(pk=forgotten.pk).update(created_at=timezone.now() - timedelta(hours=2))
+    assert characters_resume_stalled(stale_after=timedelta(minutes=2)) == 1
+    run_workers(lambda: Character.objects.get(pk=stalled.pk).status != CharacterStatus.PENDING)
+    assert Character.objects.get(pk=stalled.pk).status == CharacterStatus.READY
+    forgotten.refresh_from_db()
+    assert forgotten.status == CharacterStatus.FAILED and "an hour" in forgotten.error_message

@@ -11,14 +11,17 @@ says, so nothing is reserved (docs/provider-assumptions.md).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Sequence
+from datetime import timedelta
 
 from django.contrib.auth.models import User
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
+from django.utils import timezone
+from redis.exceptions import LockError
 
 from workspace.core.rq import enqueue_on_commit, get_redis
 from workspace.generations import jobs
@@ -42,6 +45,8 @@ logger = logging.getLogger(__name__)
 
 # Transient provider trouble is retried this many times before the character is failed.
 MAX_ATTEMPTS = 6
+# A character still pending after this long is failed by the recovery sweep.
+GIVE_UP_AFTER = timedelta(hours=1)
 # One run at a time per character: a duplicated job waits its turn instead of making a second
 # character at the provider. Longer than any upload may take (the HTTP layer's timeouts).
 _LOCK_SECONDS = 300
@@ -153,7 +158,9 @@ def character_make(*, character_id: int, attempt: int = 0) -> None:
     try:
         _make(character_id=character_id, attempt=attempt)
     finally:
-        lock.release()
+        # Past its timeout the lock may be gone or another run's; that run is unharmed.
+        with contextlib.suppress(LockError):
+            lock.release()
 
 
 def _make(*, character_id: int, attempt: int) -> None:
@@ -211,14 +218,27 @@ def _make(*, character_id: int, attempt: int) -> None:
         logger.info("character %s ready as %s", character_id, made.id)
 
 
+def characters_resume_stalled(*, stale_after: timedelta, jobs_lost: bool = False) -> int:
+    """Send again the job of every character pending longer than ``stale_after`` (all pending
+    ones when Redis lost its jobs); give up on one pending past ``GIVE_UP_AFTER``.
+
+    The job is idempotent (one run per character, conditional updates), so resuming one that
+    was not stalled costs at most an early retry.
+    """
+    now = timezone.now()
+    pending = Character.objects.filter(status=CharacterStatus.PENDING)
+    for character in pending.filter(created_at__lt=now - GIVE_UP_AFTER):
+        _fail(character, "The provider could not be reached for an hour; nothing was made.")
+    if not jobs_lost:
+        pending = pending.filter(created_at__lt=now - stale_after)
+    ids = list(pending.values_list("pk", flat=True))
+    for character_id in ids:
+        enqueue_on_commit(jobs.character_make_job, character_id)
+    return len(ids)
+
+
 def _fail(character: Character, message: str) -> None:
     Character.objects.filter(pk=character.pk, status=CharacterStatus.PENDING).update(
         status=CharacterStatus.FAILED, error_message=message[:ERROR_MESSAGE_MAX_LENGTH]
     )
     logger.warning("character %s failed: %s", character.pk, message)
-
-
-def characters_named(characters: Sequence[Character]) -> str:
-    """"Mira and Ben": for messages that list the characters a prompt picked up."""
-    names = [c.name for c in characters]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
