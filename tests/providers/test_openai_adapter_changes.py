@@ -179,7 +179,8 @@ def test_faults_apply_to_changes_like_to_creates(openai, simulator) -> None:  # 
         openai, openai.create(change(Operation.EDIT, source, prompt="[moderation]")).id
     )
     assert moderated.error is not None and moderated.error.error_class is ErrorClass.MODERATION
-    simulator.update_config(rpm_limit=1, rpm_scope="create")
+    # A real-time minute, so the window cannot pass between the two creates.
+    simulator.update_config(time_scale=1.0, rpm_limit=1, rpm_scope="create")
     openai.create(change(Operation.EDIT, source))
     limited = raises(lambda: openai.create(change(Operation.EDIT, source)), ErrorClass.RATE_LIMITED)
     assert limited.create_outcome is CreateOutcome.NOT_CREATED and limited.retry_after
