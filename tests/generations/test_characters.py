@@ -103,6 +103,17 @@ def test_the_provider_refusing_or_failing_ends_the_character_as_failed(
     # Neither is offered to prompts.
     assert characters_mentioned(project=project, channel=channel, prompt="Ben and Mira") == []
 
+    # A failed name can be tried again: the same row, pending, then ready.
+    simulator.update_config(fail_5xx_rate=0.0)
+    retried = character_create(project=project, user=teammate, name="Ben", source_generation=source)
+    assert retried.pk == troubled.pk and retried.status == CharacterStatus.PENDING
+    assert not retried.error_message
+    run_workers(lambda: Character.objects.get(pk=retried.pk).status != CharacterStatus.PENDING)
+    assert Character.objects.get(pk=retried.pk).status == CharacterStatus.READY
+    assert [
+        c.name for c in characters_mentioned(project=project, channel=channel, prompt="Ben")
+    ] == ["Ben"]
+
 
 @pytest.mark.django_db
 def test_names_are_matched_verbatim_on_whole_words_in_order_of_mention(

@@ -123,12 +123,28 @@ def character_create(
             f"{source_generation.model} on {source_generation.channel.name} cannot make "
             "characters."
         )
-    if "name" not in errors and Character.objects.filter(
-        project=project, channel=source_generation.channel, name=name
-    ).exists():
+    # A name that failed before may be tried again (from this video); a live one is taken.
+    taken = Character.objects.filter(project=project, channel=source_generation.channel, name=name)
+    if "name" not in errors and taken.exclude(status=CharacterStatus.FAILED).exists():
         errors["name"] = f"This project already has a character named {name!r}."
     if errors:
         raise ValidationError(errors)
+    with transaction.atomic():
+        retried = taken.filter(status=CharacterStatus.FAILED).first()
+        if retried is not None and Character.objects.filter(
+            pk=retried.pk, status=CharacterStatus.FAILED
+        ).update(
+            status=CharacterStatus.PENDING,
+            source_generation=source_generation,
+            created_by=user,
+            error_message="",
+            provider_character_id=None,
+            created_at=timezone.now(),
+        ):
+            enqueue_on_commit(jobs.character_make_job, retried.pk)
+            retried.refresh_from_db()
+            logger.info("character %s (%r) tried again by user %s", retried.pk, name, user.pk)
+            return retried
     try:
         with transaction.atomic():
             character = Character.objects.create(
