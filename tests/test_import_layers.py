@@ -253,6 +253,14 @@ def test_the_graph_sees_the_generation_stages() -> None:
     assert ("workspace.generations.lanes", "workspace.generations.jobs") in edges
     assert ("workspace.billing.services", "workspace.generations.models") in edges
     assert not any(source == "workspace.generations.jobs" for source, _ in edges)
+    # Characters: a generations stage of its own (docs/architecture.md), enqueuing its job and
+    # calling the providers layer, shown by the web layer's template tags.
+    assert ("workspace.generations.characters", "workspace.generations.jobs") in edges
+    assert ("workspace.generations.characters", "workspace.providers.services") in edges
+    assert (
+        "workspace.generations.templatetags.character_tags",
+        "workspace.generations.characters",
+    ) in edges
 
 
 # --- The checker on small made-up graphs ------------------------------------------------------

@@ -31,6 +31,11 @@ urlpatterns = [
         name="cancel",
     ),
     path(
+        "projects/<id:project_id>/generations/<uuid:generation_id>/character/",
+        views.character_create_view,
+        name="character_create",
+    ),
+    path(
         "projects/<id:project_id>/generations/<uuid:generation_id>/files/<slug:variant>",
         views.generation_file,
         name="file",

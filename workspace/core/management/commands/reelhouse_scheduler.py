@@ -24,6 +24,7 @@ from django.db import connections
 
 from workspace.billing.services import reservations_close_orphans
 from workspace.core.rq import enqueue_overdue_scheduled, redis_data_lost, redis_mark
+from workspace.generations.characters import characters_resume_stalled
 from workspace.generations.recovery import generations_resume_stalled
 
 logger = logging.getLogger(__name__)
@@ -89,6 +90,11 @@ def _sweep(*, stale_after: timedelta, redis_lost: bool) -> bool:
         resumed = generations_resume_stalled(stale_after=stale_after, jobs_lost=redis_lost)
         if resumed:
             logger.info("resumed %d stalled generations", resumed)
+        resumed_characters = characters_resume_stalled(
+            stale_after=stale_after, jobs_lost=redis_lost
+        )
+        if resumed_characters:
+            logger.info("resumed %d stalled characters", resumed_characters)
         # A worker that died between a final state and its settle/release leaves a
         # reservation open; close it from the generation's outcome.
         closed = reservations_close_orphans()
