@@ -167,11 +167,10 @@ def test_changing_a_video_checks_the_source_before_reserving_anything(
     project, teammate, outsider, owner, redis_conn
 ) -> None:  # type: ignore[no-untyped-def]
     source = _finished(project, teammate)
-    # The catalog on this branch says Sora videos cannot be changed at the provider yet.
     errors = refused(
-        lambda: submit(project, teammate, operation=Operation.EXTEND, parent=source, seconds=4)
+        lambda: submit(project, teammate, operation=Operation.EXTEND, parent=source, seconds=5)
     )
-    assert errors["operation"] == ["Sora 2 videos cannot be extended at the provider."]
+    assert "can add 4, 8, 12 seconds, not 5 (at most 120 seconds in all)" in errors["seconds"][0]
 
     running = submit(project, teammate)
     errors = refused(lambda: submit(project, teammate, operation=Operation.EDIT, parent=running))
@@ -189,3 +188,38 @@ def test_changing_a_video_checks_the_source_before_reserving_anything(
     hidden = _finished(elsewhere, outsider)
     with pytest.raises(Generation.DoesNotExist):
         submit(project, owner, operation=Operation.EDIT, parent=hidden)
+
+
+def test_an_unanswered_remix_is_matched_only_to_a_job_made_from_its_source(
+    project, teammate, redis_conn
+) -> None:  # type: ignore[no-untyped-def]
+    from workspace.generations.sending import _match_candidate
+    from workspace.providers.adapters.base import JobStatus, ProviderJob
+
+    source = _finished(project, teammate)
+    other = _finished(project, teammate)
+    remix = submit(project, teammate, prompt="Same words")
+    Generation.objects.filter(pk=remix.pk).update(
+        operation=Operation.REMIX,
+        parent=source,
+        status=Status.SUBMITTING,
+        submit_started_at=timezone.now(),
+    )
+    remix.refresh_from_db()
+
+    def job(job_id: str, made_from: str) -> ProviderJob:
+        return ProviderJob(
+            id=job_id,
+            status=JobStatus.QUEUED,
+            model="sora-2",
+            prompt="Same words",
+            size="1280x720",
+            seconds=4,
+            created_at=timezone.now(),
+            source_id=made_from,
+        )
+
+    wrong = job("video_other", other.provider_job_id)
+    right = job("video_right", source.provider_job_id)
+    assert _match_candidate(remix, [wrong]) is None
+    assert _match_candidate(remix, [wrong, right]) is right

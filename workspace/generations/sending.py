@@ -297,6 +297,7 @@ def _match_candidate(generation: Generation, candidates: list[ProviderJob]) -> P
         .values_list("provider_job_id", flat=True)
     )
     taken.update(job_id for job_id in linked if job_id)
+    source_job_id = generation.parent.provider_job_id if generation.parent is not None else None
     matches = [
         c
         for c in candidates
@@ -307,6 +308,8 @@ def _match_candidate(generation: Generation, candidates: list[ProviderJob]) -> P
         and c.seconds in (generation.seconds, generation.total_seconds)
         and (c.prompt is None or c.prompt == generation.prompt)
         and (c.created_at is None or c.created_at >= earliest)
+        # A job that names its source (a remix) must name this generation's source.
+        and (c.source_id is None or c.source_id == source_job_id)
     ]
     # Closest to this attempt's send: clock skew aside, that is the one it created.
     started = generation.submit_started_at
