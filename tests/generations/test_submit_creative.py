@@ -223,3 +223,23 @@ def test_an_unanswered_remix_is_matched_only_to_a_job_made_from_its_source(
     right = job("video_right", source.provider_job_id)
     assert _match_candidate(remix, [wrong]) is None
     assert _match_candidate(remix, [wrong, right]) is right
+
+
+def test_a_video_is_extended_at_most_as_often_as_the_provider_allows(
+    project, teammate, redis_conn
+) -> None:  # type: ignore[no-untyped-def]
+    video = _finished(project, teammate)
+    for _ in range(6):
+        extension = submit(project, teammate, operation=Operation.EXTEND, parent=video, seconds=4)
+        Generation.objects.filter(pk=extension.pk).update(
+            status=Status.COMPLETED,
+            provider_job_id=f"video_{extension.pk.hex}",
+            provider_expires_at=timezone.now() + timedelta(hours=1),
+        )
+        extension.refresh_from_db()
+        assert extension.total_seconds == video.total_seconds + 4
+        video = extension
+    errors = refused(
+        lambda: submit(project, teammate, operation=Operation.EXTEND, parent=video, seconds=4)
+    )
+    assert "extended 6 times already" in errors["seconds"][0]

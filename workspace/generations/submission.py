@@ -357,6 +357,12 @@ def _change_errors(
         if not spec.can_extend:
             return {"operation": f"{spec.label} videos cannot be extended at the provider."}
         allowed = spec.extendable(size=source.size, total_seconds=source.total_seconds)
+        done = _extensions_in_chain(source)
+        if spec.max_extensions and done >= spec.max_extensions:
+            return {
+                "seconds": f"This video has been extended {done} times already, the most "
+                f"{spec.label} allows; start a new video from its last frame instead."
+            }
         if not allowed:
             if spec.extend_sizes and source.size not in spec.extend_sizes:
                 return {
@@ -374,6 +380,17 @@ def _change_errors(
                 f"{spec.max_total_seconds} seconds in all)."
             }
     return {}
+
+
+def _extensions_in_chain(source: Generation) -> int:
+    """How many extensions made ``source`` (its chain of parents, each an extension)."""
+    count, seen = 0, set()
+    current: Generation | None = source
+    while current is not None and current.operation == Operation.EXTEND and current.pk not in seen:
+        seen.add(current.pk)
+        count += 1
+        current = current.parent
+    return count
 
 
 def _options_errors(spec: ModelSpec, options: dict[str, Any]) -> dict[str, str]:

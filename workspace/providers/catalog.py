@@ -61,6 +61,8 @@ class ModelSpec:
     can_remix: bool = False
     extend_seconds: tuple[int, ...] = ()
     max_total_seconds: int = 0
+    # How many times one video may be extended in a chain (0: only the length limits it).
+    max_extensions: int = 0
     # Sizes an extension keeps (Veo extends 720p only); empty means every size of the model.
     extend_sizes: tuple[str, ...] = ()
     # Roughly how long a render takes, which paces polling and estimates waits.
@@ -143,6 +145,7 @@ class ModelSpec:
             "remix": self.can_remix,
             "extend_seconds": list(self.extend_seconds),
             "max_total_seconds": self.max_total_seconds,
+            "max_extensions": self.max_extensions,
             "seconds_with_images": {
                 role: list(lengths) for role, lengths in self.seconds_with_images.items()
             },

@@ -44,6 +44,8 @@ CATALOG = Catalog(
             seconds_with_images={"reference": (8,)},
             extend_seconds=(7,),
             max_total_seconds=148,
+            # Google's Veo guide: "+7 s per call, up to 20 times".
+            max_extensions=20,
             extend_sizes=(LANDSCAPE, PORTRAIT),
             seconds_by_resolution=VEO_HIGH_RES_SECONDS,
             note="The preview ids may have been shut down on 2026-10-22 (unconfirmed).",
@@ -72,6 +74,8 @@ CATALOG = Catalog(
             seconds_with_images={"reference": (8,)},
             extend_seconds=(7,),
             max_total_seconds=148,
+            # Google's Veo guide: "+7 s per call, up to 20 times".
+            max_extensions=20,
             extend_sizes=(LANDSCAPE, PORTRAIT),
             seconds_by_resolution=VEO_HIGH_RES_SECONDS,
             note="The preview ids may have been shut down on 2026-10-22 (unconfirmed).",

@@ -37,6 +37,8 @@ CATALOG = Catalog(
             can_remix=True,
             extend_seconds=EXTEND_SECONDS,
             max_total_seconds=MAX_TOTAL_SECONDS,
+            # The guide: "A single video can be extended up to six times".
+            max_extensions=6,
             max_characters=MAX_CHARACTERS,
         ),
         ModelSpec(
@@ -54,6 +56,8 @@ CATALOG = Catalog(
             can_remix=True,
             extend_seconds=EXTEND_SECONDS,
             max_total_seconds=MAX_TOTAL_SECONDS,
+            # The guide: "A single video can be extended up to six times".
+            max_extensions=6,
             max_characters=MAX_CHARACTERS,
         ),
     )
