@@ -10,6 +10,12 @@ answers 10 % of calls with a 5xx and fails 10 % of jobs with processing_error, r
 connections after a create, answers 5 % of calls slower than the client timeout, blocks 2 % of
 jobs for moderation, and throws bursts of 429s. Then the faults stop and the system must settle
 by itself. Exit status 0 only when every target holds.
+
+With ``--mix creative`` (the default) the work is what a creative team sends, not only text:
+one video in ten starts from an image, one request in twenty asks for three takes, and while
+the faults run, finished videos are edited, remixed and extended (``--changes`` of them), each
+through the same pipeline, limits and ledger. A paid duplicate is a job the simulator billed
+that no generation holds as its own.
 """
 
 from __future__ import annotations
@@ -88,6 +94,25 @@ class Workers:
                 process.kill()
 
 
+def solid_png(width: int, height: int) -> bytes:
+    """A valid PNG of one colour, made without an imaging library."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    row = b"\x00" + b"\x30\x60\x90" * width
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(row * height, 9))
+        + chunk(b"IEND", b"")
+    )
+
+
 def chaos_database_url() -> str:
     """CHAOS_DATABASE_URL as given, else ``<name>_chaos`` beside the configured database."""
     return os.environ.get("CHAOS_DATABASE_URL") or scratch_database_url("chaos", fresh=False)
@@ -122,7 +147,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
     from workspace.billing.models import LedgerEntry
     from workspace.core.rq import get_redis
-    from workspace.generations.models import Generation, Status
+    from workspace.generations.images import PreparedImage
+    from workspace.generations.models import Generation, InputRole, Operation, Status
     from workspace.generations.submission import generation_submit
     from workspace.projects.models import Role
     from workspace.projects.services import membership_add, project_create
@@ -165,7 +191,19 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     for n in range(1, args.members):
         members.append(User.objects.create_user(f"member{n}"))
         membership_add(project=project, username=f"member{n}", role=Role.EDITOR, actor=None)
+    creative = args.mix == "creative"
+    still = PreparedImage(
+        role=InputRole.FIRST_FRAME,
+        content=solid_png(1280, 720),
+        content_type="image/png",
+        width=1280,
+        height=720,
+        original_name="still.png",
+    )
+    requests = Counter[str]()
     for n in range(args.generations):
+        takes = 3 if creative and n % 20 == 7 else 1
+        image = creative and n % 10 == 3
         generation_submit(
             project=project,
             user=members[n % len(members)],
@@ -174,7 +212,34 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             prompt=f"chaos video {n}",
             size="1280x720",
             seconds=4,
+            images=[still] if image else [],
+            takes=takes,
         )
+        requests["takes" if takes > 1 else "image" if image else "text"] += takes
+    changes_left = args.changes if creative else 0
+    change_kinds = [Operation.EDIT, Operation.EXTEND, Operation.REMIX]
+
+    def send_changes() -> None:
+        nonlocal changes_left
+        if changes_left <= 0:
+            return
+        sources = Generation.objects.filter(
+            status=Status.COMPLETED, operation=Operation.GENERATE, derivatives__isnull=True
+        )[:changes_left]
+        for source in sources:
+            operation = change_kinds[changes_left % len(change_kinds)]
+            generation_submit(
+                project=project,
+                user=source.created_by,
+                model=source.model,
+                prompt=f"chaos {operation} {changes_left} of {source.prompt}",
+                size=source.size,
+                seconds=4,
+                operation=operation,
+                parent=source,
+            )
+            requests[str(operation)] += 1
+            changes_left -= 1
     workers = Workers(env, ["default", "default", "dispatch", "dispatch"])
     scheduler = subprocess.Popen(
         [
@@ -213,11 +278,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
                 redis_process = embedded_redis.start(socket_path)
                 redis_restarted = True
             workers.revive()
+            send_changes()
             if scheduler.poll() is not None:
                 scheduler = subprocess.Popen(
                     scheduler.args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
                 )
-            if not Generation.objects.filter(status__in=active).exists():
+            if not Generation.objects.filter(status__in=active).exists() and changes_left <= 0:
                 break
             time.sleep(0.5)
         fault_time = time.monotonic() - started
@@ -225,7 +291,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         settle_deadline = time.monotonic() + args.settle_seconds
         while time.monotonic() < settle_deadline:
             workers.revive()
-            if not Generation.objects.filter(status__in=active).exists():
+            send_changes()
+            if not Generation.objects.filter(status__in=active).exists() and changes_left <= 0:
                 break
             time.sleep(1)
         # Give the scheduler one more sweep for reservations of jobs that ended under a kill.
@@ -237,8 +304,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     settle_time = time.monotonic() - started - fault_time
     sim_log = sim.creates()
     counters = sim.counters()
-    billed_per_prompt = Counter(c["prompt"] for c in sim_log if c["billed"])
-    duplicates = sum(n - 1 for n in billed_per_prompt.values() if n > 1)
+    # Every billed job must be some generation's own: takes share a prompt, so prompts alone
+    # cannot tell a duplicate.
+    held = set(
+        Generation.objects.exclude(provider_job_id=None).values_list("provider_job_id", flat=True)
+    )
+    unheld = [c for c in sim_log if c["billed"] and c["id"] not in held]
+    duplicates = len(unheld)
+    billed_per_prompt = Counter(c["prompt"] for c in unheld)
     statuses = Counter(Generation.objects.values_list("status", flat=True))
     by_class = Counter(
         Generation.objects.filter(status=Status.FAILED).values_list("error_class", flat=True)
@@ -277,7 +350,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "redis_restarted": redis_restarted,
         "fault_seconds": round(fault_time, 1),
         "settle_seconds": round(settle_time, 1),
-        "lost": args.generations - Generation.objects.count() + stuck,
+        "requests": dict(requests),
+        "lost": sum(requests.values()) - Generation.objects.count() + stuck,
         "duplicate_paid_creations": duplicates,
         "stuck_after_run": stuck,
         "ledger_spent_cents": ledger_spent,
@@ -319,6 +393,8 @@ def main() -> None:
     parser.add_argument("--fault-seconds", type=float, default=120.0)
     parser.add_argument("--settle-seconds", type=float, default=180.0)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--mix", choices=["creative", "text"], default="creative")
+    parser.add_argument("--changes", type=int, default=30, help="edits, remixes, extensions")
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args()
     report = run(args)
