@@ -114,7 +114,9 @@ def analyse(
     return report
 
 
-def run_reelhouse(sim: Any, rpm: int, scale: float, env: dict[str, str]) -> Report:
+def run_reelhouse(
+    sim: Any, rpm: int, scale: float, env: dict[str, str], *, mix: str = "text"
+) -> Report:
     from django.contrib.auth.models import User
     from django.core.management import call_command
 
@@ -145,10 +147,28 @@ def run_reelhouse(sim: Any, rpm: int, scale: float, env: dict[str, str]) -> Repo
         users[name] = User.objects.create_user(name)
         membership_add(project=project, username=name, role=Role.EDITOR, actor=None)
     owners: dict[str, str] = {}
+    from chaos import solid_png
+
+    from workspace.generations.images import PreparedImage
+    from workspace.generations.models import InputRole
+
+    still = PreparedImage(
+        role=InputRole.FIRST_FRAME,
+        content=solid_png(1280, 720),
+        content_type="image/png",
+        width=1280,
+        height=720,
+    )
+    made = 0
 
     def submit(name: str, n: int) -> None:
+        # The creative mix: the mid members start one video in five from an image and ask
+        # for two takes in one request in ten (the heavy member floods with plain text).
+        nonlocal made
         prompt = f"{name} job {n}"
         owners[prompt] = name
+        creative = mix == "creative" and name.startswith("mid")
+        takes = 2 if creative and n % 10 == 7 else 1
         generation_submit(
             project=project,
             user=users[name],
@@ -157,7 +177,10 @@ def run_reelhouse(sim: Any, rpm: int, scale: float, env: dict[str, str]) -> Repo
             prompt=prompt,
             size="1280x720",
             seconds=4,
+            images=[still] if creative and n % 5 == 2 else [],
+            takes=takes,
         )
+        made += takes
 
     sim.reset()
     workers = start_workers(env, default=2, dispatch=2)
@@ -177,7 +200,7 @@ def run_reelhouse(sim: Any, rpm: int, scale: float, env: dict[str, str]) -> Repo
         light_submitted = time.time()
         submit("light", 0)
         channel_kick(channel_id=channel.pk)
-        total = HEAVY_JOBS + MID_MEMBERS * MID_JOBS + 1
+        total = made
         expected = total / rpm * 60 / scale
         def progress() -> bool:
             if os.environ.get("BENCH_TIMELINE"):
@@ -293,8 +316,15 @@ def main() -> None:
         default=[6.0, 1.5],
         help="simulated seconds per real second, one per --rpm (keeps the 2-core machine unsaturated)",
     )
+    parser.add_argument(
+        "--mix",
+        choices=["text", "creative"],
+        default="text",
+        help="creative: the mid members also send images and two-take requests",
+    )
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
+    os.environ["BENCH_MIX"] = args.mix
     if len(args.time_scale) != len(args.rpm):
         parser.error("give one --time-scale per --rpm")
     results = []
@@ -351,9 +381,14 @@ def measure(rpm: int, scale: float) -> list[Report]:
     results = []
     random.seed(7)
     sim.update_config(rpm_limit=rpm, rpm_scope="create")
-    for run in (lambda: run_reelhouse(sim, rpm, scale, env), lambda: run_naive(sim, rpm, scale)):
+    mix = os.environ.get("BENCH_MIX", "text")
+    for run in (
+        lambda: run_reelhouse(sim, rpm, scale, env, mix=mix),
+        lambda: run_naive(sim, rpm, scale),
+    ):
         report = run()
         report.extra["limit_rpm"] = rpm
+        report.extra["mix"] = mix
         report.extra["time_scale"] = scale
         results.append(report)
         if os.environ.get("BENCH_TIMELINE"):
