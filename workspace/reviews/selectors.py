@@ -55,7 +55,7 @@ def reviews_attach(
 
 
 def comments_for(generation: Generation) -> list[Comment]:
-    # Timed ones in the order of the video , then the rest.
+    # Timed ones in the order of the video, then the rest.
     return list(
         Comment.objects.filter(generation=generation)
         .select_related("author")
