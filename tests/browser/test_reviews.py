@@ -53,7 +53,7 @@ def test_a_viewer_comments_at_the_players_time_and_the_timecode_seeks_the_player
     player, handle = _ready_player(page)
     player.evaluate("v => { v.pause(); v.currentTime = 2.5; }")
     page.wait_for_function("v => !v.seeking && Math.abs(v.currentTime - 2.5) < 0.1", arg=handle)
-    page.get_by_role("button", name="Use the player’s time").click()
+    page.get_by_role("button", name="Use the player").click()
     expect(page.get_by_label("At (optional)")).to_have_value("0:02.5")
     page.get_by_label("Comment", exact=True).fill(f"@{teammate.username} the boat tilts here")
     page.get_by_role("button", name="Comment", exact=True).click()

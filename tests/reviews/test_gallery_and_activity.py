@@ -108,9 +108,11 @@ def test_the_activity_feed_tells_what_happened_newest_first(  # type: ignore[no-
         "to \u2068Spring film\u2069",
         "from \u2068B-roll\u2069 to \u2068Spring film\u2069",
         "asked for a video",
+        "created the project",
     ):
         assert text in page, text
     assert page.index("moved") < page.index("renamed") < page.index("commented")
+    assert "from \u2068None" not in page
     assert (
         signed_in(outsider).get(reverse("reviews:activity", args=[project.pk])).status_code == 404
     )

@@ -248,12 +248,12 @@ def _describe_events(items: list[FeedItem]) -> None:
                 "target": event.target_repr,
             }
         elif event.target_type == "project":
-            if "name" in changes:
+            if event.action == "created":
+                detail = {"what": "created", "target": event.target_repr}
+            elif "name" in changes:
                 detail = {"what": "renamed", "from": changes["name"][0], "to": changes["name"][1]}
             elif "archived_at" in changes:
                 detail = {"what": "archived" if changes["archived_at"][1] else "unarchived"}
             elif "review_deciders" in changes:
                 detail = {"what": "deciders", "to": changes["review_deciders"][1]}
-            elif event.action == "created":
-                detail = {"what": "created", "target": event.target_repr}
         item.detail = detail
