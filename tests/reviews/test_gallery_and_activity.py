@@ -6,6 +6,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from workspace.generations.models import Generation
+from workspace.generations.selectors import LIVE_OVERLAP
 from workspace.projects.services import generation_move, project_create, project_rename
 from workspace.reviews.models import ReviewState
 from workspace.reviews.selectors import FeedCursor, activity_page
@@ -149,3 +151,19 @@ def test_a_forged_feed_cursor_is_ignored(signed_in, project, viewer) -> None:  #
     for forged in ("x", "1_video_notauuid", "99999999999999999999999_audit_1", "1_nope_1"):
         answer = client.get(reverse("reviews:activity", args=[project.pk]), {"before": forged})
         assert answer.status_code == 200
+
+
+def test_a_decision_reaches_open_project_pages_through_the_live_updates(  # type: ignore[no-untyped-def]
+    signed_in, project, owner, viewer, make_video
+) -> None:
+    video = make_video(project, owner)
+    client = signed_in(viewer)
+    live = reverse("generations:live", args=[project.pk])
+    cursor = client.get(live, {"since": "0"}).json()["cursor"]
+    # Nothing changed: after the overlap window the finished card is not sent again.
+    Generation.objects.filter(pk=video.pk).update(updated_at=video.updated_at - LIVE_OVERLAP * 2)
+    assert client.get(live, {"since": cursor}).json()["cards"] == []
+    review_decide(generation=video, actor=owner, state=ReviewState.APPROVED)
+    cards = client.get(live, {"since": cursor}).json()["cards"]
+    assert [card["id"] for card in cards] == [str(video.pk)]
+    assert ":approved" in cards[0]["html"] and 'data-review-state="approved"' in cards[0]["html"]

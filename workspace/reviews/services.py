@@ -199,6 +199,8 @@ def review_decide(*, generation: Generation, actor: User, state: str) -> ReviewD
         decision = ReviewDecision.objects.create(
             generation=locked, state=state, decided_by=actor, is_current=True
         )
+        # Open project pages redraw the cards whose row changed: this one shows the decision.
+        Generation.objects.filter(pk=locked.pk).update(updated_at=decision.decided_at)
         _audit(
             actor=actor,
             target_type=str(Generation._meta.verbose_name),
