@@ -168,3 +168,12 @@ def test_a_comment_of_another_project_is_not_found_through_this_one(  # type: ig
     delete = reverse("reviews:comment_delete", args=[video.project_id, other.pk])
     assert client.post(delete).status_code == 404
     assert Comment.objects.filter(pk=other.pk).exists()
+
+
+def test_a_huge_post_is_not_kept_whole_in_the_session(signed_in, video, viewer) -> None:  # type: ignore[no-untyped-def]
+    client = signed_in(viewer)
+    client.post(_add_url(video), {"text": "y" * 1_000_000, "at": "1" * 1000})
+    page = client.get(_detail_url(video)).content.decode()
+    assert "at most 2,000 characters" in page
+    assert "y" * (COMMENT_MAX_LENGTH * 4) in page and "y" * (COMMENT_MAX_LENGTH * 4 + 1) not in page
+    assert not Comment.objects.exists()

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST, require_safe
 from workspace.generations.selectors import generation_get_or_404
 from workspace.projects.selectors import membership_get_or_404
 from workspace.reviews.forms import CommentForm, DecisionForm, ReviewPolicyForm
-from workspace.reviews.models import Comment, ReviewState
+from workspace.reviews.models import COMMENT_MAX_LENGTH, Comment, ReviewState
 from workspace.reviews.selectors import FeedCursor, activity_page
 from workspace.reviews.services import (
     favourite_toggle,
@@ -22,6 +22,8 @@ from workspace.reviews.services import (
     review_decide,
     review_policy_set,
 )
+
+KEPT_TEXT_MAX = COMMENT_MAX_LENGTH * 4
 
 
 def refused_comment_key(generation_id: object) -> str:
@@ -60,7 +62,12 @@ def comment_add(request: HttpRequest, project_id: int, generation_id: str) -> Ht
     # Post/redirect/get even when refused: the video page shows the text as it was written and
     # the errors beside it, and a reload sends nothing again.
     request.session[refused_comment_key(generation.pk)] = {
-        "data": {name: request.POST.get(name, "") for name in ("text", "at")},
+        # Bounded: enough to give back a comment a little over the limit to be shortened, not
+        # megabytes into the session store.
+        "data": {
+            "text": request.POST.get("text", "")[:KEPT_TEXT_MAX],
+            "at": request.POST.get("at", "")[:20],
+        },
         "errors": errors,
     }
     return redirect(_detail_url(project_id, generation.pk, "comment-form"))
