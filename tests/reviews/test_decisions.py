@@ -128,3 +128,16 @@ def test_an_outsider_cannot_star_or_decide(signed_in, video, outsider) -> None: 
     assert client.post(_decide_url(video), {"state": "approved"}).status_code == 404
     with pytest.raises(PermissionDenied):
         favourite_toggle(generation=video, user=outsider)
+
+
+def test_without_the_script_a_star_returns_to_the_gallery_page_it_was_on(  # type: ignore[no-untyped-def]
+    signed_in, video, viewer
+) -> None:
+    client = signed_in(viewer)
+    url = reverse("reviews:favourite", args=[video.project_id, video.pk])
+    gallery = (
+        "http://testserver" + reverse("projects:detail", args=[video.project_id]) + "?review=none"
+    )
+    answer = client.post(url, headers={"Referer": gallery})
+    assert answer["Location"] == gallery
+    assert Favourite.objects.filter(user=viewer, generation=video).exists()

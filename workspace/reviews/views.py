@@ -119,7 +119,9 @@ def favourite(request: HttpRequest, project_id: int, generation_id: str) -> Http
     starred = favourite_toggle(generation=generation, user=request.user)  # type: ignore[arg-type]
     if request.headers.get("X-Requested-With") == "fetch":  # the page's script toggles in place
         return JsonResponse({"favourite": starred})
-    back = request.POST.get("next", "")
+    # Without the script: back to the page the star was on (a gallery page with its filters),
+    # which a card cannot name itself when it was drawn by a live update.
+    back = request.POST.get("next") or request.headers.get("Referer", "")
     if not url_has_allowed_host_and_scheme(
         back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
