@@ -177,3 +177,18 @@ def test_a_huge_post_is_not_kept_whole_in_the_session(signed_in, video, viewer) 
     assert "at most 2,000 characters" in page
     assert "y" * (COMMENT_MAX_LENGTH * 4) in page and "y" * (COMMENT_MAX_LENGTH * 4 + 1) not in page
     assert not Comment.objects.exists()
+
+
+def test_comment_text_is_escaped_with_mentions_marked_and_line_breaks_kept(  # type: ignore[no-untyped-def]
+    signed_in, video, viewer, teammate
+) -> None:
+    review_comment_add(
+        generation=video,
+        author=viewer,
+        text=f'<script>alert(1)</script> "@{teammate.username}"\nsecond line \u202eevil',
+    )
+    page = signed_in(viewer).get(_detail_url(video)).content.decode()
+    assert "<script>alert(1)" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert f'&quot;<span class="mention">@{teammate.username}</span>&quot;<br>second line' in page
+    assert "\u202eevil\u2069" in page  # the override ends with the comment

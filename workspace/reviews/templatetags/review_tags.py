@@ -7,16 +7,28 @@ from typing import Any
 
 from django import template
 from django.core.exceptions import NON_FIELD_ERRORS
+from django.utils.html import conditional_escape
+from django.utils.safestring import mark_safe
 
 from workspace.generations.models import Generation, Status
 from workspace.projects.models import Membership
 from workspace.reviews.forms import CommentForm, ReviewPolicyForm, format_timecode
 from workspace.reviews.models import Deciders, ReviewState
 from workspace.reviews.selectors import comments_for, decisions_for, reviews_attach
-from workspace.reviews.services import review_deciders, review_may_decide
+from workspace.reviews.services import MENTION, review_deciders, review_may_decide
 from workspace.reviews.views import refused_comment_key
 
 register = template.Library()
+
+
+@register.filter
+def comment_html(text: str) -> str:
+    """A comment's text for the page: escaped, line breaks kept, @mentions marked, and wrapped
+    in a bidi isolate so a right-to-left override cannot flip what follows it."""
+    escaped = str(conditional_escape(text))
+    # Usernames hold no character that escaping changes, so matching the escaped text is safe.
+    marked = MENTION.sub(r'<span class="mention">@\1</span>', escaped)
+    return mark_safe("\u2068" + marked.replace("\n", "<br>") + "\u2069")  # noqa: S308
 
 
 @register.filter
