@@ -101,9 +101,7 @@ class GalleryFilterForm(forms.Form):
     )
     favourite = forms.BooleanField(required=False, label="My favourites only")
 
-    FIELDS = (
-        "q", "member", "model", "status", "first_day", "last_day", "review", "favourite"
-    )
+    FIELDS = ("q", "member", "model", "status", "first_day", "last_day", "review", "favourite")
 
     def __init__(
         self,
