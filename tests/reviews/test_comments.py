@@ -56,6 +56,11 @@ def test_a_viewer_comments_at_a_timecode_and_the_page_links_it_to_the_player(  #
 ) -> None:
     client = signed_in(viewer)
     answer = client.post(_add_url(video), {"text": "The boat tilts here", "at": "0:02.5"})
+    # No stored file: the time is said, not linked to a file that is not there.
+    page = client.get(_detail_url(video)).content.decode()
+    assert "at 0:02.5" in page and "data-seek-ms" not in page
+    video.video.name = f"generations/{video.project_id}/{video.pk}/video.mp4"
+    video.save(update_fields=["video"])
     comment = Comment.objects.get()
     assert answer.status_code == 302
     assert answer["Location"] == f"{_detail_url(video)}#comment-{comment.pk}"
