@@ -78,6 +78,8 @@ from workspace.generations.submission import generation_submit
 from workspace.projects.models import Membership, Project, Role
 from workspace.projects.services import membership_add, project_create
 from workspace.providers.models import Channel, FailoverRoute
+from workspace.reviews.models import Comment, ReviewState
+from workspace.reviews.services import review_comment_add, review_decide
 
 # --- Outcomes ---------------------------------------------------------------------------------
 
@@ -236,6 +238,30 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
         "GET": cells(L, 405, 405, 405, 405, 405, 405),
         "POST": cells(L, 404, 403, REDIRECT, REDIRECT, 404, 404),
     },
+    # --- Reviews: every member comments and stars; deciding follows the project's setting
+    # (owners and editors by default); a comment is deleted by its author (the editor's here)
+    # or an owner.
+    "reviews:comment_add": {
+        "GET": cells(L, 405, 405, 405, 405, 405, 405),
+        "POST": cells(L, 404, REDIRECT, REDIRECT, REDIRECT, 404, 404),
+    },
+    "reviews:comment_delete": {
+        "GET": cells(L, 405, 405, 405, 405, 405, 405),
+        "POST": cells(L, 404, 403, REDIRECT, REDIRECT, 404, 404),
+    },
+    "reviews:decide": {
+        "GET": cells(L, 405, 405, 405, 405, 405, 405),
+        "POST": cells(L, 404, 403, REDIRECT, REDIRECT, 404, 404),
+    },
+    "reviews:favourite": {
+        "GET": cells(L, 405, 405, 405, 405, 405, 405),
+        "POST": cells(L, 404, REDIRECT, REDIRECT, REDIRECT, 404, 404),
+    },
+    "reviews:policy": {
+        "GET": cells(L, 405, 405, 405, 405, 405, 405),
+        "POST": cells(L, 404, 403, 403, REDIRECT, 404, 404),
+    },
+    "reviews:activity": _MEMBER_READ,
     "billing:usage": _SIGNED_IN_READ,
     "billing:notifications": _SIGNED_IN_READ,
     "billing:notifications_read": {
@@ -329,6 +355,12 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
     "admin:core_auditevent_change": _ADMIN_READ_ONLY,  # the audit log is written by the app
     "admin:core_auditevent_add": _ADMIN_REFUSED,
     "admin:core_auditevent_delete": _ADMIN_REFUSED,
+    # Review history is written by members' decisions; comments are written in the app (an
+    # admin may moderate them).
+    "admin:reviews_reviewdecision_change": _ADMIN_READ_ONLY,
+    "admin:reviews_reviewdecision_add": _ADMIN_REFUSED,
+    "admin:reviews_reviewdecision_delete": _ADMIN_REFUSED,
+    "admin:reviews_comment_add": _ADMIN_REFUSED,
     # Tokens are issued to their owner only, and revoked rather than deleted.
     "admin:api_apitoken_add": _ADMIN_REFUSED,
     "admin:api_apitoken_delete": _ADMIN_REFUSED,
@@ -522,6 +554,10 @@ def _build_world() -> World:
         channel=channel,
         newcomer=newcomer,
     )
+    review_comment_add(
+        generation=world.completed, author=users["editor"], text="Too dark", at_ms=1000
+    )
+    review_decide(generation=world.completed, actor=users["owner"], state=ReviewState.APPROVED)
     assert LedgerEntry.objects.exists() and AuditEvent.objects.exists()
     return world
 
@@ -654,6 +690,7 @@ def _param(name: str, pattern: Pattern, world: World, live: Live) -> str:
         "video_id": world.completed.pk,
         "character_id": "char_123",
         "token_id": ApiToken.objects.get(name="matrix").pk,
+        "comment_id": Comment.objects.get(text="Too dark").pk,
     }
     if name in {"job_id", "result_id", "key", "scheduler_name", "cron_job_name"}:
         return live.rq(name)
@@ -693,6 +730,9 @@ POST_DATA: dict[str, dict[str, str]] = {
     "projects:generation_move": {"to_project": "0"},
     "projects:settings": {"action": "rename", "name": "Matrix film renamed"},
     "generations:character_create": {"name": "Mira"},
+    "reviews:comment_add": {"text": "Lovely", "at": "0:01"},
+    "reviews:decide": {"state": "changes"},
+    "reviews:policy": {"deciders": "owners"},
     "generations:create": {
         "prompt": "Waves at dawn",
         "model": "sora-2",
@@ -826,6 +866,7 @@ HEAD_PAGES = [
     "generations:live",
     "generations:detail",
     "generations:file",
+    "reviews:activity",
     "billing:usage",
     "billing:notifications",
 ]
@@ -863,6 +904,9 @@ def test_ids_from_another_project_are_404(world: World, live: Live, shared_clien
         assert response.status_code == 404, f"{name} {args}: {describe(response)}"
     for name, args in [
         ("generations:cancel", [project, other_generation]),
+        ("reviews:comment_add", [project, other_generation]),
+        ("reviews:decide", [project, other_generation]),
+        ("reviews:favourite", [project, other_generation]),
         ("projects:member_change", [project, world.other_member.pk]),
     ]:
         response = client.post(reverse(name, args=args), {"role": Role.VIEWER})

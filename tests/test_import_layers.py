@@ -22,6 +22,8 @@ LAYERS: list[tuple[int, str, str]] = [
     (5, "web and commands", r"workspace\.\w+\.(views|urls|admin|forms|apps)"),
     (5, "web and commands", r"workspace\.\w+\.(templatetags|management)(\..+)?"),
     (4, "generations", r"workspace\.generations(\..+)?"),
+    # Comments, decisions and favourites on generations; generations' selectors read its models.
+    (4, "reviews", r"workspace\.reviews(\..+)?"),
     # The API's services speak for members through the same submission service as the web form.
     (4, "the API's services", r"workspace\.api(\..+)?"),
     (3, "providers and billing", r"workspace\.(providers|billing)(\..+)?"),

@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "workspace.generations",
     "workspace.billing",
     "workspace.api",
+    "workspace.reviews",
     "workspace.simulator",
 ]
 

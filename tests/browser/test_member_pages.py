@@ -168,18 +168,21 @@ def test_a_viewer_watches_the_gallery_but_finds_nothing_that_writes(
         expect(page.get_by_text("You are a viewer here")).to_be_visible()
         expect(page.get_by_role("button", name="Generate")).to_have_count(0)
         expect(page.get_by_role("button", name="Cancel")).to_have_count(0)
-        # Nothing in the page sends anything: its only form is the videos search (a GET).
-        expect(page.locator("main form:not([method=get])")).to_have_count(0)
+        # Nothing in the page changes a video: besides the videos search (a GET), its only
+        # forms are the viewer's own stars (viewers may star and comment, issue 13).
+        expect(page.locator("main form:not([method=get]):not([data-favourite-form])")).to_have_count(0)
         tab.assert_no_horizontal_overflow()
 
-        for path in (
-            f"/projects/{project.pk}/members/",
-            f"/projects/{project.pk}/generations/{done.pk}/",
-        ):
-            page = tab.visit(path)
-            expect(page.locator("main form")).to_have_count(0)
-            expect(page.locator("main select, main textarea, main input")).to_have_count(0)
-            tab.assert_no_horizontal_overflow()
+        page = tab.visit(f"/projects/{project.pk}/members/")
+        expect(page.locator("main form")).to_have_count(0)
+        expect(page.locator("main select, main textarea, main input")).to_have_count(0)
+        tab.assert_no_horizontal_overflow()
+        page = tab.visit(f"/projects/{project.pk}/generations/{done.pk}/")
+        # The star and the comment form, nothing else: no Move, no Approve.
+        expect(page.locator("main form:not([data-favourite-form]):not(#comment-form)")).to_have_count(0)
+        expect(page.locator("main form")).to_have_count(2)
+        expect(page.get_by_role("button", name="Approve")).to_have_count(0)
+        tab.assert_no_horizontal_overflow()
         expect(page.locator("main video")).to_be_visible()
         tab.watch.check()
 

@@ -46,3 +46,21 @@ def admins_notify(*, subject: str, message: str, url: str = "") -> int:
         logger.exception("could not email the admins about: %s", subject)
         return 0
     return len(recipients)
+
+
+def users_notify(*, user_ids: list[int], title: str, message: str = "", url: str = "") -> int:
+    """Put a notification in each given user's bell (the page header); returns how many.
+
+    In-app only: mentions and the like are frequent and not urgent, unlike admins' alerts.
+    """
+    Notification.objects.bulk_create(
+        Notification(
+            user_id=user_id,
+            level=Notification.Level.INFO,
+            title=title[:200],
+            message=message[:NOTIFICATION_MESSAGE_MAX_LENGTH],
+            url=url[:300],
+        )
+        for user_id in dict.fromkeys(user_ids)  # each person once, in the given order
+    )
+    return len(dict.fromkeys(user_ids))

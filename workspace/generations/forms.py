@@ -9,6 +9,7 @@ from workspace.billing.services import price_table
 from workspace.generations.models import PROMPT_MAX_LENGTH, Status
 from workspace.generations.selectors import GalleryFilters
 from workspace.providers.models import Channel
+from workspace.reviews.models import ReviewState
 
 
 class GenerationForm(forms.Form):
@@ -92,13 +93,30 @@ class GalleryFilterForm(forms.Form):
     last_day = forms.DateField(
         required=False, label="To", widget=forms.DateInput(attrs={"type": "date"})
     )
+    review = forms.ChoiceField(
+        required=False,
+        label="Review",
+        choices=[
+            ("", "Any review"),
+            (ReviewState.APPROVED, "Approved"),
+            (ReviewState.CHANGES_REQUESTED, "Changes requested"),
+            (ReviewState.NONE, "Not decided"),
+        ],
+    )
+    favourite = forms.BooleanField(required=False, label="My favourites only")
 
-    FIELDS = ("q", "member", "model", "status", "first_day", "last_day")
+    FIELDS = ("q", "member", "model", "status", "first_day", "last_day", "review", "favourite")
 
     def __init__(
-        self, *args: Any, usernames: list[str], models: list[tuple[str, str]], **kwargs: Any
+        self,
+        *args: Any,
+        usernames: list[str],
+        models: list[tuple[str, str]],
+        user_id: int | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self.user_id = user_id  # whose favourites "My favourites only" means
         member_field: forms.ChoiceField = self.fields["member"]  # type: ignore[assignment]
         model_field: forms.ChoiceField = self.fields["model"]  # type: ignore[assignment]
         member_field.choices = [("", "Anyone"), *((name, name) for name in usernames)]
@@ -115,4 +133,6 @@ class GalleryFilterForm(forms.Form):
             status=data.get("status") or "",
             first_day=data.get("first_day"),
             last_day=data.get("last_day"),
+            review=data.get("review") or "",
+            favourites_of=self.user_id if data.get("favourite") else None,
         )

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -14,6 +14,7 @@ from workspace.generations.models import ACTIVE_STATUSES, Generation, Status
 from workspace.generations.render_times import render_seconds_estimate
 from workspace.generations.standings import queue_standings
 from workspace.projects.models import Project
+from workspace.reviews.models import Favourite, ReviewDecision, ReviewState
 
 
 def _attach_progress_clock(generations: list[Generation]) -> None:
@@ -129,10 +130,23 @@ class GalleryFilters:
     status: str = ""
     first_day: date | None = None
     last_day: date | None = None
+    review: str = ""  # a ReviewState value; "none" is every video without a decision
+    favourites_of: int | None = None  # a user id: only the videos that member starred
 
     @property
     def active(self) -> bool:
-        return any((self.q, self.member, self.model, self.status, self.first_day, self.last_day))
+        return any(
+            (
+                self.q,
+                self.member,
+                self.model,
+                self.status,
+                self.first_day,
+                self.last_day,
+                self.review,
+                self.favourites_of,
+            )
+        )
 
 
 @dataclass(frozen=True)
@@ -197,6 +211,16 @@ def gallery_queryset(*, project: Project, filters: GalleryFilters) -> QuerySet[G
     if filters.last_day:
         end = datetime.combine(filters.last_day + timedelta(days=1), time.min, tzinfo=zone)
         queryset = queryset.filter(created_at__lt=end)
+    if filters.review:
+        # Semi-joins on the partial index of current decisions, not a join per card.
+        decided = ReviewDecision.objects.filter(generation=OuterRef("pk"), is_current=True)
+        if filters.review == ReviewState.NONE:
+            queryset = queryset.exclude(Exists(decided.exclude(state=ReviewState.NONE)))
+        else:
+            queryset = queryset.filter(Exists(decided.filter(state=filters.review)))
+    if filters.favourites_of is not None:
+        starred = Favourite.objects.filter(generation=OuterRef("pk"), user_id=filters.favourites_of)
+        queryset = queryset.filter(Exists(starred))
     return prompt_search(queryset, filters.q, vendor=connection.vendor)
 
 

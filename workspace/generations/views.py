@@ -34,6 +34,7 @@ from workspace.projects.models import Membership, Project
 from workspace.projects.selectors import membership_get_or_404
 from workspace.providers.models import Channel
 from workspace.providers.services import channel_get_default
+from workspace.reviews.selectors import reviews_attach
 
 VARIANT_FIELDS = {"video": "video", "thumbnail": "thumbnail", "spritesheet": "spritesheet"}
 FILENAME_PROMPT_CHARS = 48
@@ -119,7 +120,9 @@ def generation_gallery(request: HttpRequest, project_id: int) -> HttpResponse:
         {
             "project": membership.project,
             "membership": membership,
-            "generations": generations_for_project(project=membership.project),
+            "generations": reviews_attach(
+                generations_for_project(project=membership.project), user=request.user
+            ),
         },
     )
 
@@ -131,7 +134,9 @@ def gallery_filter_form(
         project.memberships.order_by("user__username").values_list("user__username", flat=True)
     )
     models = [(spec.id, spec.label) for spec in channel.catalog.models]
-    return GalleryFilterForm(request.GET or None, usernames=usernames, models=models)
+    return GalleryFilterForm(
+        request.GET or None, usernames=usernames, models=models, user_id=request.user.pk
+    )
 
 
 def gallery_context(
@@ -147,6 +152,7 @@ def gallery_context(
     )
     after = GalleryCursor.decode(request.GET.get("after", "")) if "after" in request.GET else None
     page = gallery_page(project=project, filters=filters, before=before, after=after)
+    reviews_attach(page.generations, user=request.user)
     kept = {name: request.GET[name] for name in GalleryFilterForm.FIELDS if request.GET.get(name)}
 
     def link(**cursor: str) -> str:
@@ -209,6 +215,7 @@ def generation_live(request: HttpRequest, project_id: int) -> HttpResponse:
         filters=form.filters(),
         generation_id=generation_id,
     )
+    reviews_attach(generations, user=request.user)
     context = {"project": membership.project, "membership": membership}
     cards = [
         {
