@@ -224,8 +224,12 @@ class JobBook:
             self._commit(job, phase)
         return phase, 1.0 if phase == "completed" else job.progress_at(end)
 
-    def cancel(self, job: SimJob) -> bool:
-        """Stop a queued or running job (never billed); False if it had already finished."""
+    def cancel(self, job: SimJob, *, bill_if_running: bool = False) -> bool:
+        """Stop a queued or running job; False if it had already finished.
+
+        Not billed, unless ``bill_if_running`` (the provider keeps the charge of a job it had
+        started, as Runway does) and the job was already running.
+        """
         now = self.ctx.clock.now()
         phase, _ = self.observe(job, now)
         if phase not in ("queued", "running"):
@@ -234,6 +238,8 @@ class JobBook:
         job.committed = True
         job.finished_wall = time.time()
         job.log["status"] = "canceled"
+        if bill_if_running and phase == "running":
+            self._bill(job)
         return True
 
     def expired(self, job: SimJob, now: float | None = None) -> bool:
@@ -255,6 +261,14 @@ class JobBook:
         with self.ctx.lock:
             self.jobs = {}
 
+    def _bill(self, job: SimJob) -> None:
+        ctx = self.ctx
+        ctx.inc("jobs_billed")
+        ctx.inc("billed_seconds", job.seconds)
+        ctx.inc("billed_cents", job.cents)
+        job.log["billed"] = True
+        job.log["billed_cents"] = job.cents
+
     def _commit(self, job: SimJob, phase: Phase) -> None:
         ctx = self.ctx
         job.committed = True
@@ -267,11 +281,7 @@ class JobBook:
             job.expires_sim = end_sim + ctx.config.content_ttl_seconds
             job.expires_wall = max(job.finished_wall, ctx.clock.wall_at(job.expires_sim))
             ctx.inc("jobs_completed")
-            ctx.inc("jobs_billed")
-            ctx.inc("billed_seconds", job.seconds)
-            ctx.inc("billed_cents", job.cents)
-            job.log["billed"] = True
-            job.log["billed_cents"] = job.cents
+            self._bill(job)
         else:
             ctx.inc("jobs_failed")
             job.log["error_code"] = self.error_codes.get(job.outcome, job.outcome)
