@@ -6,6 +6,7 @@ import logging
 import tempfile
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.files import File
@@ -185,7 +186,12 @@ def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
     if job.status is not JobStatus.COMPLETED:
         adapter.close()  # only a finished job needs it again, for its files
     now = timezone.now()
-    polled = {"poll_count": F("poll_count") + 1, "last_polled_at": now}
+    polled: dict[str, Any] = {"poll_count": F("poll_count") + 1, "last_polled_at": now}
+    if job.reported_cost_cents is not None:
+        # Written with the job's final transition, before its reservation is closed: the
+        # ledger then settles on the provider's own figure.
+        polled["provider_reported_cost_cents"] = job.reported_cost_cents
+        generation.provider_reported_cost_cents = job.reported_cost_cents
     generation.poll_count += 1
     if job.status is JobStatus.COMPLETED:
         try:
