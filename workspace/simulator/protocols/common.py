@@ -62,6 +62,12 @@ def request_host(request: SimRequest) -> str:
     return request.header("host") or "127.0.0.1"
 
 
+def request_origin(request: SimRequest) -> str:
+    """``scheme://host`` as the client reached us: a job URL handed out over HTTPS stays HTTPS
+    (fal-client, for one, speaks only TLS to the queue host)."""
+    return f"{request.scheme}://{request_host(request)}"
+
+
 def single(request: SimRequest, name: str) -> str | None:
     values = request.query.get(name)
     return values[-1] if values else None
@@ -314,14 +320,15 @@ class MediaHost(SimulatedAPI):
         # Requests that reached a signed URL with a key header: a leak, which tests assert on.
         self.credentialed_requests = 0
 
-    def link(self, book: JobBook, job: SimJob, host: str, filename: str = "output.mp4") -> str:
+    def link(self, book: JobBook, job: SimJob, origin: str, filename: str = "output.mp4") -> str:
+        """A signed URL for the job's output under ``origin`` (``request_origin``)."""
         with self.ctx.lock:
             token = job.extra.get("cdn_token")
             if token is None:
                 token = secrets.token_urlsafe(24)
                 job.extra["cdn_token"] = token
                 self._links[token] = _Link(book, job.id)
-        return f"http://{host}/cdn/{token}/{filename}"
+        return f"{origin}/cdn/{token}/{filename}"
 
     def _token(self, request: SimRequest) -> str | None:
         parts = request.path.split("/")

@@ -34,7 +34,7 @@ from workspace.simulator.protocols.common import (
     MediaHost,
     SimJob,
     iso_time,
-    request_host,
+    request_origin,
 )
 from workspace.simulator.protocols.inputs import ImageProblem, check_data_uri
 
@@ -391,7 +391,7 @@ class RunwayProtocol(SimulatedAPI):
         if phase == "running":
             body["progress"] = round(progress, 4)
         elif phase == "completed":
-            body["output"] = [self.cdn.link(self.book, job, request_host(request),
+            body["output"] = [self.cdn.link(self.book, job, request_origin(request),
                                             f"{job.id}.mp4")]
         elif phase == "failed":
             code, message = FAILURES[job.outcome]
