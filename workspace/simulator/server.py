@@ -318,20 +318,24 @@ class SimulatorServer:
             self._thread = threading.Thread(target=self.serve_forever,
                                             name=f"simulator-{self.port}", daemon=True)
             self._thread.start()
-        if self._httpsd is not None and self._tls_thread is None:
-            httpsd = self._httpsd
-            self._tls_thread = threading.Thread(
-                target=lambda: httpsd.serve_forever(poll_interval=0.02),
-                name=f"simulator-tls-{self.tls_port}", daemon=True)
-            self._tls_thread.start()
+        self._start_tls()
         return self
 
     @property
     def ca_file(self) -> Path | None:
         return self.tls.ca_file if self.tls else None
 
+    def _start_tls(self) -> None:
+        if self._httpsd is not None and self._tls_thread is None:
+            httpsd = self._httpsd
+            self._tls_thread = threading.Thread(
+                target=lambda: httpsd.serve_forever(poll_interval=0.02),
+                name=f"simulator-tls-{self.tls_port}", daemon=True)
+            self._tls_thread.start()
+
     def serve_forever(self) -> None:
         """Serve until ``stop()`` (from another thread) or KeyboardInterrupt."""
+        self._start_tls()
         self._serving = True
         try:
             # A short poll keeps stop() fast (it waits one poll); 50 wake-ups/s cost nothing.
