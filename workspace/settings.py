@@ -14,6 +14,7 @@ import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -295,6 +296,22 @@ USE_TZ = True
 # When a channel's key variable (e.g. OPENAI_API_KEY) is unset, the channel talks to the
 # provider simulator at this address instead: the simulator is the default provider.
 SIMULATOR_URL = env_url("REELHOUSE_SIMULATOR_URL", "http://127.0.0.1:8765", schemes={"http"})
+# The simulator's HTTPS port (the same APIs, for clients that speak only TLS, as fal-client does
+# to its queue host) and the certificate authority it writes there at every start. The app trusts
+# that authority for this one origin only (providers/http.py ``trust_for_origin``), so a channel
+# whose base URL is on it works over TLS; no other host is ever vouched for by it.
+# By default the port after the plain one (8766 beside 8765).
+_simulator = urlparse(str(SIMULATOR_URL))
+SIMULATOR_TLS_URL = env_url(
+    "REELHOUSE_SIMULATOR_TLS_URL",
+    f"https://{_simulator.netloc.rsplit(':', 1)[0]}:{(_simulator.port or 80) + 1}",
+    schemes={"https"},
+)
+SIMULATOR_TLS_DIR = Path(
+    env_str("REELHOUSE_SIMULATOR_TLS_DIR", str(VAR_DIR / "simulator-tls"))
+    or VAR_DIR / "simulator-tls"
+).resolve()
+SIMULATOR_CA_FILE = SIMULATOR_TLS_DIR / "ca.pem"
 # Benchmarks only: run limiter periods and scheduled waits this many times faster, matching a
 # simulator started with the same --time-scale. 1 everywhere else.
 REELHOUSE_TIME_SCALE = env_float("REELHOUSE_TIME_SCALE", 1.0, minimum=1.0, maximum=1000.0)

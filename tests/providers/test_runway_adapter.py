@@ -223,3 +223,32 @@ def test_parse_task_maps_every_status() -> None:
     assert classify_failure("ASSET.INVALID", "x").error_class is ErrorClass.INVALID_REQUEST
     assert classify_failure(None, None).error_class is ErrorClass.PROVIDER_FAILED
 
+
+
+@pytest.mark.parametrize(
+    ("body", "cents"),
+    [
+        ({"status": "SUCCEEDED", "output": ["https://cdn/x.mp4"], "cost": {"credits": 60}}, 60),
+        ({"status": "FAILED", "failure": "no", "cost": {"credits": 0}}, 0),
+        ({"status": "CANCELLED", "cost": {"credits": 120}}, 120),
+        # Only a finished task's cost is final; an estimate is not a charge.
+        ({"status": "RUNNING", "progress": 0.5, "estimatedCost": {"credits": 60.0}}, None),
+        ({"status": "SUCCEEDED", "output": ["https://cdn/x.mp4"]}, None),
+        ({"status": "SUCCEEDED", "output": ["https://cdn/x.mp4"], "cost": {"credits": -5}}, None),
+        ({"status": "SUCCEEDED", "output": ["https://cdn/x.mp4"], "cost": {"credits": 1.5}}, None),
+        ({"status": "SUCCEEDED", "output": ["https://cdn/x.mp4"], "cost": {"credits": True}}, None),
+        ({"status": "SUCCEEDED", "output": ["https://cdn/x.mp4"], "cost": "60"}, None),
+        ({"status": "SUCCEEDED", "output": ["https://cdn/x.mp4"], "cost": {"credits": 10**12}},
+         None),
+    ],
+)
+def test_parse_task_reads_the_final_cost_in_cents(body: dict[str, object],
+                                                  cents: int | None) -> None:
+    job = parse_task({"id": "t", "createdAt": "2026-01-01T00:00:00Z", **body})
+    assert job.reported_cost_cents == cents
+
+
+def test_a_task_canceled_at_runway_is_a_provider_failure() -> None:
+    job = parse_task({"id": "t", "status": "CANCELLED", "cost": {"credits": 0}})
+    assert job.status is JobStatus.CANCELED
+    assert job.error is not None and job.error.error_class is ErrorClass.PROVIDER_FAILED

@@ -33,7 +33,7 @@ def create(client: httpx.Client, endpoint: str = "text_to_video", **fields: Any)
     response = client.post(f"/v1/{endpoint}", json={**T2V, **fields})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"id"}
+    assert set(body) == {"id", "estimatedCost"}
     return str(body["id"])
 
 
@@ -68,7 +68,9 @@ def test_a_task_goes_pending_running_succeeded(
         task_id = create(runway)
         assert uuid.UUID(task_id)
         first = runway.get(f"/v1/tasks/{task_id}").json()
-        assert first["status"] == "PENDING" and set(first) == {"id", "createdAt", "status"}
+        assert first["status"] == "PENDING"
+        assert set(first) == {"id", "createdAt", "status", "estimatedCost"}
+        assert first["estimatedCost"] == {"credits": 60.0}
         assert datetime.fromisoformat(first["createdAt"].replace("Z", "+00:00"))
         running = task_until(runway, task_id, ("RUNNING",))
         assert isinstance(running["progress"], float) and 0 <= running["progress"] < 1
@@ -76,6 +78,7 @@ def test_a_task_goes_pending_running_succeeded(
         [url] = done["output"]
         assert re.fullmatch(rf"{re.escape(sim.url)}/cdn/[\w-]+/{task_id}\.mp4", url)
         assert "progress" not in done and "failure" not in done
+        assert done["cost"] == {"credits": 60} and "estimatedCost" not in done
         video = httpx.get(url, verify=SSL_CONTEXT)
         assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
         assert video.content[4:8] == b"ftyp"
@@ -114,7 +117,11 @@ def test_bearer_auth(sim: SimulatorServer) -> None:
         ({"promptText": "x" * 1001}, "text_to_video", "1000"),
         ({"size": "1280x720"}, "text_to_video", "Unrecognized key"),
         ({"audio": True}, "text_to_video", "audio"),
-        ({"model": "veo3.1", "duration": 8, "seed": 3}, "text_to_video", "seed"),
+        ({"model": "veo3.1", "duration": 8, "seed": -1}, "text_to_video", "seed"),
+        ({"model": "veo3.1", "duration": 8, "outputFormat": "mp4"}, "text_to_video",
+         "outputFormat"),
+        ({"outputFormat": "webm"}, "text_to_video", "outputFormat"),
+        ({"outputFormat": "hdr10", "proresProfile": "422"}, "text_to_video", "proresProfile"),
         ({"promptImage": "http://example.com/a.png"}, "image_to_video", "HTTPS"),
         ({}, "image_to_video", "promptImage"),
     ],

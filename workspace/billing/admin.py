@@ -31,6 +31,7 @@ from workspace.billing.selectors import (
     channel_states,
     ledger_rows,
     panel_usage,
+    reported_costs,
 )
 from workspace.billing.services import adjustment_create, counters_recount, money, prices_seed
 from workspace.providers.models import Channel
@@ -315,6 +316,7 @@ class UsagePanelAdmin(admin.ModelAdmin):
                 height=180,
             ),
             "pace": budget_pace(),
+            "reported_costs": reported_costs(first=first, last=last),
             "channels": channel_states(),
             "export_url": reverse("admin:billing_usagepanel_export")
             + f"?first={first.isoformat()}&last={last.isoformat()}",

@@ -12,6 +12,11 @@ Every provider's policy counts as charged:
   counted rather than risk an overspend; an admin refunds it with an adjustment if the
   provider's invoice shows no such job.
 
+Where the provider reports what a finished job cost (``Generation.provider_reported_cost_cents``,
+Runway's ``cost.credits``), that figure decides instead: a failure reported at 0 is released, any
+other is settled at the reported amount (``billing.services.reservation_close_failed``). The
+policies below are for the providers and jobs that report nothing.
+
 Every registered provider has a policy: the spec cannot be built without one. Only a kind no
 provider is registered under (a channel row left from a removed provider) has none; its failures
 after acceptance are then counted, never assumed free, and the log says so.

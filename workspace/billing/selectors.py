@@ -21,7 +21,14 @@ from django.db.models import Count, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from workspace.billing.models import Budget, DailyUsage, Dimension, LedgerEntry, Scope
+from workspace.billing.models import (
+    CLOSING_KINDS,
+    Budget,
+    DailyUsage,
+    Dimension,
+    LedgerEntry,
+    Scope,
+)
 from workspace.billing.periods import (
     Bounds,
     Period,
@@ -647,3 +654,50 @@ def ledger_rows(*, first: date, last: date) -> Iterator[tuple[object, ...]]:
         .values_list(*(lookup for _, lookup in LEDGER_EXPORT_COLUMNS))
         .iterator(chunk_size=5000)
     )
+
+
+@dataclass(frozen=True)
+class ReportedCostRow:
+    """Jobs of one model whose provider reported their cost: its figure beside our list price."""
+
+    label: str
+    jobs: int
+    list_cents: int
+    reported_cents: int
+
+    @property
+    def difference_cents(self) -> int:
+        return self.reported_cents - self.list_cents
+
+
+def reported_costs(*, first: date, last: date) -> list[ReportedCostRow]:
+    """Per model, the closed generations of a day range that carry a provider-reported cost.
+
+    The list price is what was reserved (a closing entry gives it back as ``-reserved_cents``);
+    the reported cost is the provider's own figure on the generation. A generation deleted since
+    has no figure left and is not counted.
+    """
+    rows = (
+        LedgerEntry.objects.filter(
+            kind__in=CLOSING_KINDS,
+            accounted_at__gte=local_midnight(first),
+            accounted_at__lt=local_midnight(last + timedelta(days=1)),
+            generation__provider_reported_cost_cents__isnull=False,
+        )
+        .values("model")
+        .annotate(
+            jobs=Count("id"),
+            reserved=Sum("reserved_cents"),
+            reported=Sum("generation__provider_reported_cost_cents"),
+        )
+        .order_by("model")
+    )
+    return [
+        ReportedCostRow(
+            label=model_label(row["model"]),
+            jobs=row["jobs"],
+            list_cents=-(row["reserved"] or 0),
+            reported_cents=row["reported"] or 0,
+        )
+        for row in rows
+    ]

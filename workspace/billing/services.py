@@ -594,13 +594,22 @@ def _close(generation_id: UUID, kind: str, *, reason: str = "") -> LedgerEntry |
         if LedgerEntry.objects.filter(generation_id=generation_id, kind__in=CLOSING_KINDS).exists():
             return None
         state = (
-            Generation.objects.filter(pk=generation_id).values_list("status", "error_class").first()
+            Generation.objects.filter(pk=generation_id)
+            .values_list("status", "error_class", "provider_reported_cost_cents")
+            .first()
         )
-        status, error_class = state if state else ("deleted", "")
+        status, error_class, reported = state if state else ("deleted", "", None)
         budgets = budgets_applicable(user_id=reserve.user_id, project_id=reserve.project_id)
         slots = _lock_counters(_slots(budgets, user_id=reserve.user_id, at=reserve.accounted_at))
         cost, seconds = reserve.reserved_cents, reserve.reserved_seconds
         settle = kind == Kind.SETTLE
+        spent = cost
+        if settle and reported is not None:
+            # The provider's own figure for this job replaces the list price it was reserved at.
+            spent = reported
+            if reported != cost:
+                note = f"Provider reported {money(reported)}; list price {money(cost)}."
+                reason = f"{reason} {note}".strip()
         return _write(
             LedgerEntry(
                 kind=kind,
@@ -613,7 +622,7 @@ def _close(generation_id: UUID, kind: str, *, reason: str = "") -> LedgerEntry |
                 seconds=reserve.seconds,
                 price_id=reserve.price_id,
                 usd_per_second=reserve.usd_per_second,
-                spent_cents=cost if settle else 0,
+                spent_cents=spent if settle else 0,
                 reserved_cents=-cost,
                 spent_seconds=seconds if settle else 0,
                 reserved_seconds=-seconds,
@@ -641,12 +650,30 @@ def reservation_close_failed(*, generation: Generation) -> LedgerEntry | None:
     """Settle or release a failed generation, as its provider's billing policy says."""
     row = (
         Generation.objects.filter(pk=generation.pk)
-        .values_list("error_class", "provider_finished_at", "provider_job_id", "channel__protocol")
+        .values_list(
+            "error_class",
+            "provider_finished_at",
+            "provider_job_id",
+            "channel__protocol",
+            "provider_reported_cost_cents",
+        )
         .first()
     )
     if row is None:
         return _close(generation.pk, Kind.RELEASE, reason="The generation was deleted.")
-    error_class, finished_at, provider_job_id, kind = row
+    error_class, finished_at, provider_job_id, kind, reported = row
+    if reported is not None:
+        # The provider said what this failed job cost: that decides, not the policy's guess.
+        if reported == 0:
+            return _close(
+                generation.pk,
+                Kind.RELEASE,
+                reason=f"Failed ({error_class or 'unknown'}); {kind} reported no charge.",
+            )
+        return _close(
+            generation.pk, Kind.SETTLE, reason=f"Failed ({error_class or 'unknown'}); {kind} "
+            "reported a charge."
+        )
     if failure_is_charged(
         kind=kind,
         error_class=error_class,

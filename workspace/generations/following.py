@@ -6,6 +6,7 @@ import logging
 import tempfile
 import time
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.files import File
@@ -185,7 +186,15 @@ def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
     if job.status is not JobStatus.COMPLETED:
         adapter.close()  # only a finished job needs it again, for its files
     now = timezone.now()
-    polled = {"poll_count": F("poll_count") + 1, "last_polled_at": now}
+    polled: dict[str, Any] = {"poll_count": F("poll_count") + 1, "last_polled_at": now}
+    # The provider's own figure for a finished job, written with the job's final transition and
+    # before its reservation is closed, so the ledger settles on it. Not for a job that is about
+    # to be replaced by a new one (sent again): the new job's figure is the one that counts.
+    reported = (
+        {"provider_reported_cost_cents": job.reported_cost_cents}
+        if job.reported_cost_cents is not None
+        else {}
+    )
     generation.poll_count += 1
     if job.status is JobStatus.COMPLETED:
         try:
@@ -198,6 +207,7 @@ def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
                 provider_finished_at=finished_at or now,
                 render_seconds=render,
                 **polled,
+                **reported,
             ):
                 channel_kick_on_commit(channel_id=generation.channel_id)
                 # Fetch the files in this same job, with the job this check just read and its
@@ -215,6 +225,10 @@ def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
         if reason.transient and may_send_again(generation):
             send_again(generation, reason)
         else:
+            if reported:
+                Generation.objects.filter(pk=generation.pk, status=Status.IN_PROGRESS).update(
+                    **reported
+                )
             fail(generation, reason, from_=Status.IN_PROGRESS)
         return
     delay = poll_delay(generation, job)

@@ -102,6 +102,10 @@ class Generation(models.Model):
     size = models.CharField(max_length=20)
     seconds = models.PositiveSmallIntegerField()
     estimated_cost_cents = models.PositiveIntegerField(default=0)
+    # What the provider itself says the finished job cost, in US cents, where its protocol reports
+    # one (Runway's ``cost.credits``, 1 credit = 1 cent); NULL when it does not. The ledger settles
+    # on it; the list price stays what was reserved.
+    provider_reported_cost_cents = models.PositiveIntegerField(null=True, blank=True)
 
     status = models.CharField(
         max_length=20, choices=Status.choices, default=Status.QUEUED, db_index=True

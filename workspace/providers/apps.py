@@ -11,9 +11,13 @@ class ProvidersConfig(AppConfig):
     label = "providers"
 
     def ready(self) -> None:
-        from workspace.providers.http import shared_ssl_context
+        from django.conf import settings
+
+        from workspace.providers.http import shared_ssl_context, trust_for_origin
 
         shared_ssl_context()
+        if settings.SIMULATOR_TLS_URL:
+            trust_for_origin(settings.SIMULATOR_TLS_URL, settings.SIMULATOR_CA_FILE)
         checks.register(check_simulated_apis)
 
 

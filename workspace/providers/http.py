@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import os
 import re
 import ssl
 import time
@@ -127,15 +128,75 @@ def shared_ssl_context() -> ssl.SSLContext:
     return _ssl_context
 
 
-def _vetted_transport(policy: OutputPolicy) -> httpx.HTTPTransport:
+# origin ("https://host:port") -> a CA file trusted for that origin only, beside the public
+# roots. Set for the simulator's HTTPS port (settings.SIMULATOR_TLS_URL / SIMULATOR_CA_FILE), whose
+# authority it generates at every start: no other host is ever vouched for by that authority.
+_origin_ca_files: dict[str, str] = {}
+_origin_contexts: dict[tuple[str, float], ssl.SSLContext] = {}
+
+
+def _origin_key(url: httpx.URL) -> str:
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host}:{url.port or _DEFAULT_PORTS.get(url.scheme, 0)}"
+
+
+def trust_for_origin(origin: str, ca_file: str | os.PathLike[str] | None) -> None:
+    """Trust ``ca_file`` for connections to ``origin`` only (None forgets the origin)."""
+    key = _origin_key(httpx.URL(origin))
+    if ca_file is None:
+        _origin_ca_files.pop(key, None)
+    else:
+        _origin_ca_files[key] = os.fspath(ca_file)
+
+
+def _origin_context(ca_file: str) -> ssl.SSLContext | None:
+    """The public roots plus ``ca_file``; rebuilt when the file changes (a restarted simulator
+    makes a new authority). None while the file does not exist yet: the simulator may start
+    after the app, and until then its origin is simply not trusted."""
+    try:
+        changed = os.stat(ca_file).st_mtime
+    except OSError:
+        return None
+    context = _origin_contexts.get((ca_file, changed))
+    if context is None:
+        import certifi
+
+        context = ssl.create_default_context(cafile=certifi.where())
+        try:
+            context.load_verify_locations(cafile=ca_file)
+        except (OSError, ssl.SSLError):
+            return None
+        _origin_contexts[(ca_file, changed)] = context
+    return context
+
+
+def _origin_mounts(policy: OutputPolicy | None) -> dict[str, httpx.BaseTransport]:
+    """httpx mounts that use the extra authority for its origin and nowhere else."""
+    mounts: dict[str, httpx.BaseTransport] = {}
+    for origin, ca_file in _origin_ca_files.items():
+        context = _origin_context(ca_file)
+        if context is None:
+            continue
+        mounts[origin] = (
+            _vetted_transport(policy, context)
+            if policy is not None
+            else httpx.HTTPTransport(retries=0, verify=context)
+        )
+    return mounts
+
+
+def _vetted_transport(
+    policy: OutputPolicy, context: ssl.SSLContext | None = None
+) -> httpx.HTTPTransport:
     """An httpx transport whose every connection goes through ``VettedBackend``.
 
     httpx has no argument for httpcore's network backend, so the pool is rebuilt with one; its
     other settings are httpx's defaults (100 connections, 20 kept alive for 5 s).
     """
-    transport = httpx.HTTPTransport(retries=0, verify=shared_ssl_context())
+    context = context or shared_ssl_context()
+    transport = httpx.HTTPTransport(retries=0, verify=context)
     transport._pool = httpcore.ConnectionPool(
-        ssl_context=shared_ssl_context(),
+        ssl_context=context,
         max_connections=100,
         max_keepalive_connections=20,
         keepalive_expiry=5.0,
@@ -174,6 +235,7 @@ class ProviderHTTP:
             headers=dict(headers),
             timeout=self._timeout,
             transport=transport or httpx.HTTPTransport(retries=0, verify=shared_ssl_context()),
+            mounts=None if transport else _origin_mounts(None),
             follow_redirects=False,
         )
         # For URLs outside the base URL (CDNs, storage): no header that carries the key. Built
@@ -200,6 +262,7 @@ class ProviderHTTP:
                 headers=self._bare_headers,
                 timeout=self._timeout,
                 transport=self._transport or _vetted_transport(self._output_policy),
+                mounts=None if self._transport else _origin_mounts(self._output_policy),
                 follow_redirects=False,
             )
         return self._bare

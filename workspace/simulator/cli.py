@@ -62,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-reference-size-check", dest="reference_size_check",
                         action="store_false", default=None,
                         help="accept input_reference images of any dimensions")
+    parser.add_argument("--tls-port", type=int, default=None,
+                        help="HTTPS port for the same APIs, 0 for any free one, -1 for none "
+                             "(default: the port after --port, any free one with --port 0)")
+    parser.add_argument("--tls-dir", default=None,
+                        help="directory the generated certificate authority (ca.pem) is written "
+                             "to; default: a fresh temporary directory")
     parser.add_argument("--media-cache-dir", default=None,
                         help="directory that keeps rendered media between runs")
     parser.add_argument("--prewarm", action="store_true",
@@ -90,8 +96,14 @@ def run(options: Mapping[str, Any], write: Callable[[str], object] = print) -> N
     port = options.get("port")
     port = DEFAULT_PORT if port is None else int(port)
     try:
+        tls_port = options.get("tls_port")
+        if tls_port is None:
+            tls_port = port + 1 if port else 0
         server = SimulatorServer(host, port, config,
-                                 media_cache_dir=options.get("media_cache_dir"))
+                                 media_cache_dir=options.get("media_cache_dir"),
+                                 tls_port=None if tls_port is not None and tls_port < 0
+                                 else tls_port,
+                                 tls_dir=options.get("tls_dir"))
     except OSError as exc:
         raise StartError(f"cannot listen on {host}:{port}: {exc}") from None
     if options.get("prewarm"):
@@ -108,7 +120,9 @@ def run(options: Mapping[str, Any], write: Callable[[str], object] = print) -> N
         f"Reelhouse provider simulator listening on {url} (accepts {keys})\n"
         f"{apis}"
         f"  {'Output files:':<30}{url}/cdn/...   (signed links, no key)\n"
-        f"  switches set:     {json.dumps(changed) if changed else 'defaults'}\n"
+        + (f"  {'HTTPS (same APIs):':<30}{server.tls_url}   (trust {server.ca_file})\n"
+           if server.tls_url else "")
+        + f"  switches set:     {json.dumps(changed) if changed else 'defaults'}\n"
         f"  state/counters:   curl {url}/_sim/state\n"
         f"  change switches:  curl -X POST {url}/_sim/config "
         "-H 'Content-Type: application/json' -d '{\"fail_5xx_rate\": 0.1, \"rpm_limit\": 30}'\n"

@@ -330,6 +330,8 @@ class SimRequest:
     body: bytes
     # Position of this API request since the last reset; keys the fault dice.
     seq: int = 0
+    # "https" on the simulator's TLS port: URLs handed out keep the scheme the client used.
+    scheme: str = "http"
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)

@@ -14,12 +14,15 @@ after-create faults -> slow answer. The control endpoints under ``/_sim/`` skip 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
+import io
 import json
 import logging
 import math
 import secrets
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -44,6 +47,8 @@ from workspace.simulator.core import (
 from workspace.simulator.media import MediaCache, media_cache
 from workspace.simulator.protocols.common import MediaHost
 from workspace.simulator.protocols.openai_videos import SECONDS, SIZES, error_response
+from workspace.simulator.tls import SimulatorTLS
+from workspace.simulator.tls import generate as generate_tls
 
 __all__ = ["SimulatorConfig", "SimulatorServer"]
 
@@ -76,6 +81,12 @@ def simulated_api_class(spec: ProviderSpec) -> APIFactory:
     return cast("APIFactory", api_class)
 
 
+@functools.cache
+def _process_tls() -> SimulatorTLS:
+    """One authority per process: every server of a test run is trusted through one CA file."""
+    return generate_tls()
+
+
 class _BodyError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
@@ -89,11 +100,31 @@ class _HTTPServer(ThreadingHTTPServer):
     # Benchmarks open many connections at once; the default backlog of 5 refuses some.
     request_queue_size = 256
 
+    scheme = "http"
+
     def __init__(self, address: tuple[str, int], sim: SimulatorServer) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.sim = sim
         super().__init__(address, _Handler)
+
+
+class _HTTPSServer(_HTTPServer):
+    """The same simulator over TLS; the handshake runs in the handler's thread, never in the
+    accept loop, so one stalled client cannot hold up the others."""
+
+    scheme = "https"
+
+    def __init__(self, address: tuple[str, int], sim: SimulatorServer,
+                 context: ssl.SSLContext) -> None:
+        self.context = context
+        super().__init__(address, sim)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        connection, address = self.socket.accept()
+        wrapped = self.context.wrap_socket(connection, server_side=True,
+                                           do_handshake_on_connect=False)
+        return wrapped, address
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -106,7 +137,14 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
 
     def setup(self) -> None:
-        super().setup()
+        super().setup()  # sets the idle timeout, which also bounds the TLS handshake
+        if isinstance(self.connection, ssl.SSLSocket):
+            try:
+                self.connection.do_handshake()
+            except (OSError, ssl.SSLError):
+                # A client that does not trust the certificate hangs up here: nothing to serve.
+                self.close_connection = True
+                self.rfile = io.BytesIO()
         # Without this, Nagle plus the client's delayed ACK adds ~40 ms to every answer.
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -158,6 +196,7 @@ class _Handler(BaseHTTPRequestHandler):
             query=parse_qs(split.query, keep_blank_values=True),
             headers={name.lower(): value for name, value in self.headers.items()},
             body=body,
+            scheme=self.server.scheme,
         )
         try:
             response = self.server.sim._respond(request)
@@ -237,7 +276,8 @@ class SimulatorServer:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0,
                  config: SimulatorConfig | None = None, *,
-                 media_cache_dir: str | Path | None = None) -> None:
+                 media_cache_dir: str | Path | None = None,
+                 tls_port: int | None = 0, tls_dir: str | Path | None = None) -> None:
         self._ctx = SimContext(config if config is not None else SimulatorConfig())
         self._media = media_cache(Path(media_cache_dir) if media_cache_dir else None)
         # Output files that providers hand out as URLs (Runway, fal, Gemini) live on the
@@ -257,6 +297,18 @@ class SimulatorServer:
         self.port = int(self._httpd.server_address[1])
         url_host = f"[{host}]" if ":" in host else host
         self.url = f"http://{url_host}:{self.port}"
+        # The same API over HTTPS on a second port (None: plain HTTP only), for clients that
+        # speak only TLS to the real service. ``ca_file`` is the authority to trust.
+        self.tls: SimulatorTLS | None = None
+        self._httpsd: _HTTPSServer | None = None
+        self.tls_port: int | None = None
+        self.tls_url: str | None = None
+        if tls_port is not None:
+            self.tls = generate_tls(Path(tls_dir)) if tls_dir else _process_tls()
+            self._httpsd = _HTTPSServer((host, tls_port), self, self.tls.server_context())
+            self.tls_port = int(self._httpsd.server_address[1])
+            self.tls_url = f"https://{url_host}:{self.tls_port}"
+        self._tls_thread: threading.Thread | None = None
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -266,10 +318,24 @@ class SimulatorServer:
             self._thread = threading.Thread(target=self.serve_forever,
                                             name=f"simulator-{self.port}", daemon=True)
             self._thread.start()
+        self._start_tls()
         return self
+
+    @property
+    def ca_file(self) -> Path | None:
+        return self.tls.ca_file if self.tls else None
+
+    def _start_tls(self) -> None:
+        if self._httpsd is not None and self._tls_thread is None:
+            httpsd = self._httpsd
+            self._tls_thread = threading.Thread(
+                target=lambda: httpsd.serve_forever(poll_interval=0.02),
+                name=f"simulator-tls-{self.tls_port}", daemon=True)
+            self._tls_thread.start()
 
     def serve_forever(self) -> None:
         """Serve until ``stop()`` (from another thread) or KeyboardInterrupt."""
+        self._start_tls()
         self._serving = True
         try:
             # A short poll keeps stop() fast (it waits one poll); 50 wake-ups/s cost nothing.
@@ -288,6 +354,11 @@ class SimulatorServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
         self._httpd.server_close()
+        if self._httpsd is not None:
+            if self._tls_thread is not None:
+                self._httpsd.shutdown()
+                self._tls_thread.join(timeout=5)
+            self._httpsd.server_close()
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:

@@ -97,6 +97,9 @@ class ProviderJob:
     error: ProviderError | None = None
     # The provider's own hint for when to look again, in seconds.
     poll_after: float | None = None
+    # What the provider says a finished job was charged, in US cents (Runway's final
+    # ``cost.credits``); None where the protocol reports no cost or the job is not finished.
+    reported_cost_cents: int | None = None
     raw: dict[str, object] = field(default_factory=dict)
     # The video this one was made from, where the provider says (OpenAI's remixed_from_video_id).
     source_id: str | None = None

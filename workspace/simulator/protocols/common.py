@@ -62,6 +62,12 @@ def request_host(request: SimRequest) -> str:
     return request.header("host") or "127.0.0.1"
 
 
+def request_origin(request: SimRequest) -> str:
+    """``scheme://host`` as the client reached us: a job URL handed out over HTTPS stays HTTPS
+    (fal-client, for one, speaks only TLS to the queue host)."""
+    return f"{request.scheme}://{request_host(request)}"
+
+
 def single(request: SimRequest, name: str) -> str | None:
     values = request.query.get(name)
     return values[-1] if values else None
@@ -231,8 +237,12 @@ class JobBook:
             self._commit(job, phase)
         return phase, 1.0 if phase == "completed" else job.progress_at(end)
 
-    def cancel(self, job: SimJob) -> bool:
-        """Stop a queued or running job (never billed); False if it had already finished."""
+    def cancel(self, job: SimJob, *, bill_if_running: bool = False) -> bool:
+        """Stop a queued or running job; False if it had already finished.
+
+        Not billed, unless ``bill_if_running`` (the provider keeps the charge of a job it had
+        started, as Runway does) and the job was already running.
+        """
         now = self.ctx.clock.now()
         phase, _ = self.observe(job, now)
         if phase not in ("queued", "running"):
@@ -241,6 +251,8 @@ class JobBook:
         job.committed = True
         job.finished_wall = time.time()
         job.log["status"] = "canceled"
+        if bill_if_running and phase == "running":
+            self._bill(job)
         return True
 
     def expired(self, job: SimJob, now: float | None = None) -> bool:
@@ -262,6 +274,14 @@ class JobBook:
         with self.ctx.lock:
             self.jobs = {}
 
+    def _bill(self, job: SimJob) -> None:
+        ctx = self.ctx
+        ctx.inc("jobs_billed")
+        ctx.inc("billed_seconds", job.billed_seconds)
+        ctx.inc("billed_cents", job.cents)
+        job.log["billed"] = True
+        job.log["billed_cents"] = job.cents
+
     def _commit(self, job: SimJob, phase: Phase) -> None:
         ctx = self.ctx
         job.committed = True
@@ -274,11 +294,7 @@ class JobBook:
             job.expires_sim = end_sim + ctx.config.content_ttl_seconds
             job.expires_wall = max(job.finished_wall, ctx.clock.wall_at(job.expires_sim))
             ctx.inc("jobs_completed")
-            ctx.inc("jobs_billed")
-            ctx.inc("billed_seconds", job.billed_seconds)
-            ctx.inc("billed_cents", job.cents)
-            job.log["billed"] = True
-            job.log["billed_cents"] = job.cents
+            self._bill(job)
         else:
             ctx.inc("jobs_failed")
             job.log["error_code"] = self.error_codes.get(job.outcome, job.outcome)
@@ -311,14 +327,15 @@ class MediaHost(SimulatedAPI):
         # Requests that reached a signed URL with a key header: a leak, which tests assert on.
         self.credentialed_requests = 0
 
-    def link(self, book: JobBook, job: SimJob, host: str, filename: str = "output.mp4") -> str:
+    def link(self, book: JobBook, job: SimJob, origin: str, filename: str = "output.mp4") -> str:
+        """A signed URL for the job's output under ``origin`` (``request_origin``)."""
         with self.ctx.lock:
             token = job.extra.get("cdn_token")
             if token is None:
                 token = secrets.token_urlsafe(24)
                 job.extra["cdn_token"] = token
                 self._links[token] = _Link(book, job.id)
-        return f"http://{host}/cdn/{token}/{filename}"
+        return f"{origin}/cdn/{token}/{filename}"
 
     def _token(self, request: SimRequest) -> str | None:
         parts = request.path.split("/")

@@ -29,7 +29,7 @@ from workspace.simulator.protocols.common import (
     JobBook,
     MediaHost,
     SimJob,
-    request_host,
+    request_origin,
     single,
 )
 from workspace.simulator.protocols.inputs import ImageProblem, check_data_uri
@@ -171,8 +171,8 @@ class FalQueueProtocol(SimulatedAPI):
 
     # ---- endpoints --------------------------------------------------------------------------
 
-    def _urls(self, host: str, app: str, request_id: str) -> dict[str, str]:
-        base = f"http://{host}/fal/{app}/requests/{request_id}"
+    def _urls(self, origin: str, app: str, request_id: str) -> dict[str, str]:
+        base = f"{origin}/fal/{app}/requests/{request_id}"
         return {"response_url": base, "status_url": base + "/status",
                 "cancel_url": base + "/cancel"}
 
@@ -210,7 +210,7 @@ class FalQueueProtocol(SimulatedAPI):
                        "seed": values["seed"], "negative_prompt": values["negative_prompt"]},
             extra={"app": app},
         )
-        body = {"request_id": request_id, **self._urls(request_host(request), app, request_id),
+        body = {"request_id": request_id, **self._urls(request_origin(request), app, request_id),
                 "queue_position": 0}
         response = SimResponse.json(200, body)
         response.created_job_id = job.id
@@ -299,7 +299,7 @@ class FalQueueProtocol(SimulatedAPI):
             if job is None:
                 return detail_error(404, f"Request '{request_id}' not found.")
             phase, progress = self.book.observe(job)
-            urls = self._urls(request_host(request), app, request_id)
+            urls = self._urls(request_origin(request), app, request_id)
             body: dict[str, Any] = {"request_id": request_id,
                                     "response_url": urls["response_url"],
                                     "status_url": urls["status_url"],
@@ -357,7 +357,7 @@ class FalQueueProtocol(SimulatedAPI):
                 return detail_error(500, [{"loc": ["body"],
                                            "msg": "The model failed to generate a video.",
                                            "type": "internal_server_error"}])
-            url = self.cdn.link(self.book, job, request_host(request), "output.mp4")
+            url = self.cdn.link(self.book, job, request_origin(request), "output.mp4")
         return SimResponse.json(200, {"video": {"url": url, "content_type": "video/mp4",
                                                 "file_name": "output.mp4"}})
 

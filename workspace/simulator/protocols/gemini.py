@@ -35,7 +35,7 @@ from workspace.simulator.protocols.common import (
     JobBook,
     MediaHost,
     SimJob,
-    request_host,
+    request_origin,
     single,
 )
 from workspace.simulator.protocols.inputs import ImageProblem, check_image, decode_base64
@@ -431,7 +431,7 @@ class GeminiVeoProtocol(SimulatedAPI):
                     "raiMediaFilteredCount": 1, "raiMediaFilteredReasons": [_RAI_REASON]}}
             else:
                 file_id = self._file_id(job)
-                uri = (f"http://{request_host(request)}/gemini/v1beta/files/{file_id}:download"
+                uri = (f"{request_origin(request)}/gemini/v1beta/files/{file_id}:download"
                        "?alt=media")
                 body["response"] = {"@type": _RESPONSE_TYPE, "generateVideoResponse": {
                     "generatedSamples": [{"video": {"uri": uri}}]}}
@@ -454,6 +454,6 @@ class GeminiVeoProtocol(SimulatedAPI):
             # Generated files are deleted when their retention ends.
             if job is None or self.book.expired(job):
                 return google_error(404, "NOT_FOUND", "Requested entity was not found.")
-            link = self.cdn.link(self.book, job, request_host(request), f"{file_id}.mp4")
+            link = self.cdn.link(self.book, job, request_origin(request), f"{file_id}.mp4")
         return SimResponse(status=302, body=b"", content_type="text/html; charset=UTF-8",
                            headers={"location": link})

@@ -37,7 +37,7 @@ from workspace.simulator.protocols.common import (
     MediaHost,
     SimJob,
     iso_time,
-    request_host,
+    request_origin,
 )
 from workspace.simulator.protocols.inputs import ImageProblem, SeenImage, check_image
 
@@ -395,7 +395,7 @@ class SimulatedLumaAPI(SimulatedAPI):
             "output": None,
         }
         if phase == "completed":
-            link = self.cdn.link(self.book, job, request_host(request), f"{job.id}.mp4")
+            link = self.cdn.link(self.book, job, request_origin(request), f"{job.id}.mp4")
             body["output"] = [{"type": "video", "url": link}]
         elif phase == "failed":
             body["failure_code"], body["failure_reason"] = FAILURES[job.outcome]

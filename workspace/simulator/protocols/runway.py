@@ -1,10 +1,15 @@
-"""The Runway API (``/v1/...`` under ``/runway``), as runwayml/sdk-python v5.13.0 and
-docs.dev.runwayml.com describe it.
+"""The Runway API (``/v1/...`` under ``/runway``), as runwayml/sdk-python v5.24.0 (its
+``types/``, driven unmodified in tests/simulator/test_runway_sdk.py) and docs.dev.runwayml.com
+describe it.
 
 Simulated: ``POST /v1/text_to_video``, ``POST /v1/image_to_video``, ``GET /v1/tasks/{id}`` and
 ``DELETE /v1/tasks/{id}`` (cancel or delete), with ``Authorization: Bearer`` and the required
 ``X-Runway-Version: 2024-11-06``. ``promptImage`` data URIs are decoded and checked (type,
 5 MB, the positions each model takes). Outputs are signed links on the simulator's ``/cdn/``.
+Costs are in credits (1 credit = 1 US cent): the create answer and unfinished tasks carry
+``estimatedCost.credits``, finished ones ``cost.credits``, what the task was finally charged (0
+for a failure, which the simulator never bills). A task canceled while RUNNING keeps its charge
+("if that check observes RUNNING, cancellation does not refund credits", ``tasks.delete``).
 Where the docs are silent, the choices are listed in docs/provider-assumptions.md.
 """
 
@@ -29,7 +34,7 @@ from workspace.simulator.protocols.common import (
     MediaHost,
     SimJob,
     iso_time,
-    request_host,
+    request_origin,
 )
 from workspace.simulator.protocols.inputs import ImageProblem, check_data_uri
 
@@ -47,17 +52,17 @@ MODELS: Final[dict[str, dict[str, Any]]] = {
     "gen4.5": {"endpoints": ("text_to_video", "image_to_video"), "durations": tuple(range(2, 11)),
                "t2v_ratios": _T2V_WIDE, "i2v_ratios": _I2V_GEN4, "seed": True, "audio": False,
                "negative": False, "duration_required": True, "cents": (12, 12),
-               "positions": ("first",)},
+               "positions": ("first",), "formats": True},
     "gen4_turbo": {"endpoints": ("image_to_video",), "durations": tuple(range(2, 11)),
                    "t2v_ratios": (), "i2v_ratios": _I2V_GEN4, "seed": True, "audio": False,
                    "negative": False, "duration_required": False, "cents": (5, 5),
                    "positions": ("first",)},
     "veo3.1": {"endpoints": ("text_to_video", "image_to_video"), "durations": (4, 6, 8),
-               "t2v_ratios": _VEO, "i2v_ratios": _VEO, "seed": False, "audio": True,
+               "t2v_ratios": _VEO, "i2v_ratios": _VEO, "seed": True, "audio": True,
                "negative": True, "duration_required": False, "cents": (40, 20),
                "positions": ("first", "last")},
     "veo3.1_fast": {"endpoints": ("text_to_video", "image_to_video"), "durations": (4, 6, 8),
-                    "t2v_ratios": _VEO, "i2v_ratios": _VEO, "seed": False, "audio": True,
+                    "t2v_ratios": _VEO, "i2v_ratios": _VEO, "seed": True, "audio": True,
                     "negative": True, "duration_required": False, "cents": (15, 10),
                     "positions": ("first", "last")},
     "veo3": {"endpoints": ("text_to_video", "image_to_video"), "durations": (8,),
@@ -66,7 +71,20 @@ MODELS: Final[dict[str, dict[str, Any]]] = {
              "positions": ("first",)},
 }
 _COMMON_FIELDS: Final = ("model", "promptText", "ratio", "duration", "seed", "audio",
-                         "negativePrompt", "contentModeration")
+                         "negativePrompt", "contentModeration", "outputFormat", "proresProfile")
+# gen4.5's ``outputFormat`` (SDK 5.24 ``Gen4_5``): credits per second added to the model's price.
+# "5 credits per second for prores and png_sequence, and 20 credits per second for every 10-bit
+# and deeper profile", 40 above 4 megapixels (no size here is). The simulator still renders an
+# MP4 whatever the format: it checks and bills the choice, it does not encode ProRes or EXR.
+OUTPUT_FORMATS: Final[dict[str, int]] = {
+    "mp4": 0, "prores": 5, "png_sequence": 5, "hdr10": 20, "hlg": 20, "sdr_rec709_10bit": 20,
+    "hdr_pq_12bit_master": 20, "hdr_prores": 20, "hdr_png_sequence": 20, "hdr_exr_sequence": 20,
+    "hdr_exr_acescg_sequence_1_3": 20, "hdr_exr_acescg_sequence_2_0": 20,
+}
+PRORES_PROFILES: Final[dict[str, tuple[str, ...]]] = {
+    "prores": ("422", "4444", "422 Proxy", "422 LT", "422 HQ", "4444 XQ"),
+    "hdr_prores": ("422", "422 HQ", "4444"),
+}
 
 FAILURES: Final[dict[str, tuple[str, str]]] = {
     "moderation": ("SAFETY.INPUT.TEXT",
@@ -193,6 +211,7 @@ class RunwayProtocol(SimulatedAPI):
         outcome, faults = self.book.decide(request.seq, params["prompt"])
         spec = MODELS[params["model"]]
         cents = spec["cents"][0] if params["audio"] else spec["cents"][1]
+        cents += OUTPUT_FORMATS[params["output_format"]]
         ratio: str = params["ratio"]
         job = self.book.create(
             job_id=str(uuid.uuid4()),
@@ -205,9 +224,12 @@ class RunwayProtocol(SimulatedAPI):
             input_reference=endpoint == "image_to_video",
             log_extra={"ratio": ratio, "audio": params["audio"], "endpoint": endpoint,
                        "images": params["images"], "seed": params["seed"],
-                       "negative_prompt": params["negative_prompt"]},
+                       "negative_prompt": params["negative_prompt"],
+                       "output_format": params["output_format"]},
         )
-        response = SimResponse.json(200, {"id": job.id})
+        # "The maximum credits this task may charge" (SDK TextToVideoCreateResponse).
+        response = SimResponse.json(200, {"id": job.id,
+                                          "estimatedCost": {"credits": float(job.cents)}})
         response.created_job_id = job.id
         response.forced_faults = faults
         return response
@@ -281,9 +303,21 @@ class RunwayProtocol(SimulatedAPI):
         moderation = body.get("contentModeration")
         if moderation is not None and not isinstance(moderation, dict):
             raise _Invalid("contentModeration", "contentModeration must be an object.")
+        output_format = body.get("outputFormat", "mp4")
+        profile = body.get("proresProfile")
+        if "outputFormat" in body or profile is not None:
+            if not spec.get("formats"):
+                name = "outputFormat" if "outputFormat" in body else "proresProfile"
+                raise _Invalid(name, f"Model '{model}' does not accept {name}.")
+            if output_format not in OUTPUT_FORMATS:
+                raise _Invalid("outputFormat", f"Invalid outputFormat {output_format!r}; "
+                               f"expected one of {', '.join(OUTPUT_FORMATS)}.")
+            if profile is not None and profile not in PRORES_PROFILES.get(output_format, ()):
+                raise _Invalid("proresProfile", f"proresProfile {profile!r} is not valid with "
+                               f"outputFormat {output_format!r}.")
         return {"model": model, "prompt": prompt or "", "ratio": ratio, "duration": duration,
                 "audio": bool(spec["audio"] and audio is not False), "images": images,
-                "seed": seed, "negative_prompt": negative}
+                "seed": seed, "negative_prompt": negative, "output_format": output_format}
 
     @staticmethod
     def _check_image(image: object, positions: tuple[str, ...],
@@ -349,10 +383,15 @@ class RunwayProtocol(SimulatedAPI):
             "createdAt": iso_time(job.created_wall),
             "status": _STATUS[phase],
         }
+        if phase in ("queued", "running"):
+            body["estimatedCost"] = {"credits": float(job.cents)}
+        else:
+            # Final, in whole credits: what the book charged (a failure is never billed here).
+            body["cost"] = {"credits": int(job.log.get("billed_cents", 0))}
         if phase == "running":
             body["progress"] = round(progress, 4)
         elif phase == "completed":
-            body["output"] = [self.cdn.link(self.book, job, request_host(request),
+            body["output"] = [self.cdn.link(self.book, job, request_origin(request),
                                             f"{job.id}.mp4")]
         elif phase == "failed":
             code, message = FAILURES[job.outcome]
@@ -366,7 +405,8 @@ class RunwayProtocol(SimulatedAPI):
             if job is None:
                 return error_response(404, "Task not found.")
             # Running, pending or throttled tasks are canceled; others deleted. Either way the
-            # task can no longer be fetched (sdk-python resources/tasks.py).
-            self.book.cancel(job)
+            # task can no longer be fetched. A cancel that finds the task RUNNING refunds
+            # nothing (sdk-python 5.24 resources/tasks.py), so the book bills it.
+            self.book.cancel(job, bill_if_running=True)
             self.book.delete(job)
         return SimResponse(status=204, body=b"", content_type="application/json")

@@ -69,12 +69,16 @@ class Command(BaseCommand):
         if not simulated or options["no_simulator"]:
             processes.pop("simulator", None)
         sim = urlparse(str(settings.SIMULATOR_URL))
+        tls = urlparse(settings.SIMULATOR_TLS_URL) if settings.SIMULATOR_TLS_URL else None
         variables = {
             **os.environ,
             "HOST": options["host"],
             "PORT": str(options["port"]),
             "SIMULATOR_HOST": sim.hostname or "127.0.0.1",
             "SIMULATOR_PORT": str(sim.port or 80),
+            # The HTTPS port writes its authority where the app trusts it (settings).
+            "SIMULATOR_TLS_PORT": str(tls.port or 443) if tls else "-1",
+            "SIMULATOR_TLS_DIR": str(settings.SIMULATOR_TLS_DIR),
         }
         try:
             specs = procfile_specs(

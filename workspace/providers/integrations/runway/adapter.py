@@ -43,6 +43,11 @@ _STATUSES = {
     "FAILED": JobStatus.FAILED,
     "CANCELLED": JobStatus.CANCELED,
 }
+# Statuses whose ``cost`` is final (the others carry only ``estimatedCost``).
+_FINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
+# A hostile or broken answer must not write an absurd figure into the ledger: no single task
+# costs more than this ($100,000).
+_COST_MAX_CREDITS = 10_000_000
 # The insufficient-credit answer's shape is undocumented; its words are what is known.
 _CREDIT_WORDS = ("enough credits", "insufficient credit", "credit balance", "spend limit")
 # A data URI in promptImage may carry at most 5 MB [O: runwayml/skills rw-api-reference].
@@ -117,6 +122,13 @@ def parse_task(body: Any) -> ProviderJob:
         failure = classify_failure(
             code if isinstance(code, str) else None, text if isinstance(text, str) else None
         )
+    elif status is JobStatus.CANCELED:
+        # Reelhouse never cancels a sent task, so someone else did with the key. Runway keeps
+        # the charge when the cancel found it RUNNING (SDK 5.24 ``tasks.delete``): a provider
+        # failure, which Runway's billing policy counts unless ``cost`` says otherwise.
+        failure = ProviderError(
+            ErrorClass.PROVIDER_FAILED, "The task was canceled at Runway, outside Reelhouse."
+        )
     elif status is JobStatus.COMPLETED and not _output_url(body):
         status = JobStatus.FAILED
         failure = ProviderError(
@@ -133,8 +145,24 @@ def parse_task(body: Any) -> ProviderJob:
         progress=progress,
         created_at=iso_timestamp(body.get("createdAt")),
         error=failure,
+        reported_cost_cents=_final_cost(body) if status_text in _FINAL else None,
         raw=body,
     )
+
+
+def _final_cost(body: dict[str, Any]) -> int | None:
+    """A finished task's ``cost.credits`` in cents (1 credit = $0.01), if it is a sane figure.
+
+    SDK 5.24 types it as a whole number of credits, "Fully refunded tasks report 0". Anything
+    else (missing, negative, fractional, absurd) is ignored: the list price then stands.
+    """
+    cost = body.get("cost")
+    credits = cost.get("credits") if isinstance(cost, dict) else None
+    if isinstance(credits, bool) or not isinstance(credits, int | float):
+        return None
+    if credits != int(credits) or not 0 <= credits <= _COST_MAX_CREDITS:
+        return None
+    return int(credits)
 
 
 def _output_url(body: dict[str, Any]) -> str | None:

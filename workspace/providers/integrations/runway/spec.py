@@ -14,9 +14,11 @@ SPEC = ProviderSpec(
     base_url_env="RUNWAYML_BASE_URL",
     # The host's root: the adapter adds /v1.
     official_base_url="https://api.dev.runwayml.com",
-    # "Whether a failed or moderated task is charged is not documented", so moderation and
-    # provider failures of accepted tasks are counted until someone checks the organisation's
-    # usage endpoint; budgets then never overspend.
+    # A finished task reports its final ``cost.credits`` (SDK 5.24; "fully refunded tasks report
+    # 0"), and that figure settles the ledger whenever it is there (billing/services.py). Only
+    # without it does this policy decide: moderation and provider failures of accepted tasks,
+    # including a task canceled at Runway (a cancel that finds it RUNNING is not refunded,
+    # ``tasks.delete``), are counted, so budgets never overspend.
     billing=BillingPolicy(
         charged_failures=frozenset({ErrorClass.AMBIGUOUS_CREATE.value}),
         charged_after_acceptance=frozenset(
