@@ -247,6 +247,10 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
         "GET": cells(L, 405, 405, 405, 405, 405, 405),
         "POST": cells(L, 404, 404, REDIRECT, 404, 404, 404),
     },
+    "api:token_webhook": {  # the editor's token; an empty form turns its webhook off
+        "GET": cells(L, 405, 405, 405, 405, 405, 405),
+        "POST": cells(L, 404, 404, REDIRECT, 404, 404, 404),
+    },
     # --- /v1: Bearer tokens only; a session authenticates nothing (401 for every persona)
     "api:openapi": {"GET": same(200), "POST": same(405)},  # public, like OpenAI's document
     "api:videos": {"GET": same(401), "POST": same(401)},

@@ -306,6 +306,17 @@ PROVIDER_CONNECT_TIMEOUT = float(env_int("PROVIDER_CONNECT_TIMEOUT", 10, minimum
 PROVIDER_READ_TIMEOUT = float(env_int("PROVIDER_READ_TIMEOUT", 60, minimum=1))
 PROVIDER_DOWNLOAD_TIMEOUT = float(env_int("PROVIDER_DOWNLOAD_TIMEOUT", 300, minimum=1))
 
+# --- The API's outgoing webhooks -------------------------------------------------------------
+# Members' webhook URLs must reach public addresses; an operator may allow these private hosts
+# too (host names, addresses or CIDR ranges, comma- or space-separated), e.g. a receiver on the
+# office network. Plain http is accepted only for them.
+REELHOUSE_WEBHOOK_PRIVATE_HOSTS = env_str("REELHOUSE_WEBHOOK_PRIVATE_HOSTS", "") or ""
+# Seconds a member's receiver has to connect and to answer one delivery.
+REELHOUSE_WEBHOOK_CONNECT_TIMEOUT = float(
+    env_int("REELHOUSE_WEBHOOK_CONNECT_TIMEOUT", 5, minimum=1)
+)
+REELHOUSE_WEBHOOK_TIMEOUT = float(env_int("REELHOUSE_WEBHOOK_TIMEOUT", 15, minimum=1))
+
 # --- Logging --------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

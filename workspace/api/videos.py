@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from workspace.api.errors import ApiError, not_found
 from workspace.api.models import ApiToken
+from workspace.api.webhooks import video_link_token
 from workspace.billing.selectors import BudgetStatus, budget_statuses
 from workspace.billing.services import price_current
 from workspace.core.converters import MAX_ID
@@ -294,15 +295,20 @@ def video_create(
             headers={"Retry-After": str(spec.typical_render_seconds if spec else 60)},
         )
     try:
-        return generation_submit(
-            project=target,
-            user=token.owner,
-            channel=channel,
-            model=model,
-            prompt=prompt,
-            size=size or "",
-            seconds=seconds or 0,
-        )
+        # One transaction: the video is never queued (and so never ends) without the record of
+        # the token that made it, which its webhook events go by.
+        with transaction.atomic():
+            generation = generation_submit(
+                project=target,
+                user=token.owner,
+                channel=channel,
+                model=model,
+                prompt=prompt,
+                size=size or "",
+                seconds=seconds or 0,
+            )
+            video_link_token(generation=generation, token=token)
+        return generation
     except PermissionDenied as refusal:
         raise ApiError(403, str(refusal)) from None
     except ValidationError as refusal:
