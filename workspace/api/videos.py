@@ -181,8 +181,9 @@ class Allowance:
 
     def headers(self) -> dict[str, str]:
         headers = {
-            "x-ratelimit-limit-requests": str(self.queue_limit),
-            "x-ratelimit-remaining-requests": str(self.queue_remaining),
+            # "-requests" is the key's request rate (api/ratelimit.py), as at OpenAI.
+            "x-ratelimit-limit-queued": str(self.queue_limit),
+            "x-ratelimit-remaining-queued": str(self.queue_remaining),
         }
         for unit, status, limit, remaining in (
             ("cents", self.cents, "limit_cents", "remaining_cents"),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, ValidationError
@@ -30,6 +31,7 @@ from workspace.api.errors import ApiError, not_found
 from workspace.api.forms import TokenForm, WebhookForm
 from workspace.api.models import ApiToken
 from workspace.api.openapi import openapi_document
+from workspace.api.ratelimit import RateDecision, retry_after_header, token_rate_check
 from workspace.api.services import (
     IssuedToken,
     token_authenticate,
@@ -90,6 +92,8 @@ def _tokens_page(
             "tokens": owned,
             "projects": Project.objects.filter(memberships__user_id=user.pk or 0).order_by("name"),
             "base_url": request.build_absolute_uri("/v1"),
+            "requests_per_minute": settings.REELHOUSE_API_REQUESTS_PER_MINUTE,
+            "request_burst": settings.REELHOUSE_API_REQUEST_BURST,
         },
         status=status,
     )
@@ -206,6 +210,17 @@ def _authenticate(request: HttpRequest) -> ApiToken:
     return token
 
 
+def _too_many_requests(rate: RateDecision) -> ApiError:
+    wait = retry_after_header(rate.retry_after)
+    return ApiError(
+        429,
+        f"Too many requests with this API key: it may make {rate.limit} a minute (after a "
+        f"first burst); try again in {wait} s. Videos you created are not affected.",
+        code="rate_limit_exceeded",
+        headers={"Retry-After": wait},
+    )
+
+
 def api_endpoint(*methods: str) -> Callable[[ApiView], Callable[..., HttpResponseBase]]:
     """Token authentication, the project in scope, OpenAI's error envelope and the caller's
     remaining allowance in ``x-ratelimit-*`` headers, around a view answering a dict or a
@@ -217,6 +232,7 @@ def api_endpoint(*methods: str) -> Callable[[ApiView], Callable[..., HttpRespons
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             token: ApiToken | None = None
             project: Project | None = None
+            rate = None
             try:
                 if request.method not in methods:
                     raise ApiError(
@@ -225,12 +241,19 @@ def api_endpoint(*methods: str) -> Callable[[ApiView], Callable[..., HttpRespons
                         headers={"Allow": ", ".join(methods)},
                     )
                 token = _authenticate(request)
+                rate = token_rate_check(token_id=token.pk)
+                if rate is not None and not rate.allowed:
+                    raise _too_many_requests(rate)
                 project = request_project(token=token, header=request.headers.get(PROJECT_HEADER))
                 answer = view(request, token, project, *args, **kwargs)
                 response = answer if isinstance(answer, HttpResponseBase) else JsonResponse(answer)
             except ApiError as error:
                 response = _error_response(error)
-            if token is not None:
+            if rate is not None:
+                for name, value in rate.headers().items():
+                    response[name] = value
+            if token is not None and (rate is None or rate.allowed):
+                # A refused flood costs one Redis call per request, not the allowance's queries.
                 for name, value in allowance_for(token=token, project=project).headers().items():
                     response[name] = value
             return response
