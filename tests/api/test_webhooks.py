@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
+from openai import OpenAI
 from standardwebhooks import Webhook
 
 from workspace.api import webhooks
@@ -250,6 +251,11 @@ def test_a_finished_video_is_delivered_signed_to_the_tokens_receiver(
     }
     assert request.headers["webhook-id"] == event.event_id
     assert Generation.objects.get(pk=video_id).status == Status.COMPLETED
+    # The openai SDK's own check of OpenAI's webhooks accepts it too, and parses the event.
+    unwrapped = OpenAI(api_key="unused").webhooks.unwrap(
+        request.body, request.headers, secret=hook_secret
+    )
+    assert (unwrapped.type, unwrapped.data.id) == ("video.completed", video_id)
     # A wrong secret does not verify: the signature is really checked.
     with pytest.raises(Exception, match="No matching signature"):
         Webhook("whsec_" + "A" * 43 + "=").verify(request.body.decode(), request.headers)

@@ -94,6 +94,7 @@ def _tokens_page(
             "base_url": request.build_absolute_uri("/v1"),
             "requests_per_minute": settings.REELHOUSE_API_REQUESTS_PER_MINUTE,
             "request_burst": settings.REELHOUSE_API_REQUEST_BURST,
+            "webhook_timeout": f"{settings.REELHOUSE_WEBHOOK_TIMEOUT:g}",
         },
         status=status,
     )
