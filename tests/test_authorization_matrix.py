@@ -47,6 +47,7 @@ import fnmatch
 import os
 import re
 import traceback
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -68,7 +69,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
 
-from workspace.api.models import ApiToken
+from workspace.api.models import ApiToken, WebhookEvent
 from workspace.api.services import token_create
 from workspace.billing.models import Budget, LedgerEntry, Scope
 from workspace.billing.services import prices_seed
@@ -336,6 +337,10 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
         "GET": cells(A, A, A, A, A, 403, 200),
         "POST": cells(A, A, A, A, A, 403, Redirect("/admin/api/apitoken/")),
     },
+    # A token's webhook deliveries are a log written by the workers.
+    "admin:api_webhookevent_change": _ADMIN_READ_ONLY,
+    "admin:api_webhookevent_add": _ADMIN_REFUSED,
+    "admin:api_webhookevent_delete": _ADMIN_REFUSED,
     # --- The RQ dashboard, at admin/rq/ and as the admin's "Django RQ" entry
     **_rq_pages("django_rq:", "/admin/rq/"),
     "admin/rq/stats.json/?$": _rq_stats_json(),
@@ -501,8 +506,11 @@ def _build_world() -> World:
     AccessAttempt.objects.create(username="oscar", ip_address="192.0.2.7", failures_since_start=3)
     AccessLog.objects.create(username="oscar", ip_address="192.0.2.7")
     AccessFailureLog.objects.create(username="oscar", ip_address="192.0.2.7")
-    token_create(
+    issued = token_create(
         owner=users["editor"], name="matrix", project=project, can_write=True, expires_at=None
+    )
+    WebhookEvent.objects.create(
+        token=issued.token, event_id="evt_matrix", event_type="video.failed", video_id=uuid.uuid4()
     )
     sessions = {}
     for persona, user in users.items():
