@@ -363,7 +363,7 @@ def test_a_duplicate_job_sends_nothing_twice(teammate, project, receiver) -> Non
     receiver.release.set()
     sender.join()
     event.refresh_from_db()
-    assert event.state == "pending"  # the held attempt timed out, so a retry is due
+    assert event.state == "pending"  # the held attempt got no answer, so a retry is due
 
     webhook_deliver(event_id=event.pk)
     event.refresh_from_db()
