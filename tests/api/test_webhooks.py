@@ -407,3 +407,27 @@ def test_the_recovery_sweep_re_enqueues_a_lost_delivery(teammate, project, recei
     assert job.func_name.endswith("webhook_deliver_job") and job.args == (event.pk,)
     job.perform()
     assert json.loads(receiver.next().body)["id"] == event.event_id
+
+
+def test_redis_down_when_a_video_ends_breaks_nothing_and_the_sweep_catches_up(
+    teammate, project, receiver, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import redis
+
+    from workspace.core import rq
+
+    token = hooked_token(teammate, project, receiver.url).token
+
+    def down(name: str = "default") -> None:
+        raise redis.ConnectionError("Redis is down")
+
+    # Every enqueue fails (this module's get_queue is the real one, imported before).
+    monkeypatch.setattr(rq, "get_queue", down)
+    event = make_event(token, project, teammate)  # the cancel itself succeeds
+    assert Generation.objects.get(pk=event.video_id).status == Status.CANCELED
+    assert not get_queue().jobs
+    monkeypatch.undo()
+    assert webhook_events_resume(stale_after=webhooks.timedelta(0)) == 1
+    get_queue().jobs[0].perform()
+    assert json.loads(receiver.next().body)["id"] == event.event_id
+

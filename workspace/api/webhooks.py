@@ -53,7 +53,7 @@ logger = logging.getLogger(__name__)
 
 COMPLETED = "video.completed"
 FAILED = "video.failed"
-# Ten tries over about seven hours: 10 s, 40 s, 3 min, 11 min, 43 min, then every 3 hours.
+# Ten tries over about 13 hours: pauses of 10 s, 40 s, 3 min, 11 min, 43 min, 2.8 h, then 3 h.
 MAX_ATTEMPTS = 10
 _FIRST_RETRY_SECONDS = 10.0
 _RETRY_CAP_SECONDS = 3 * 3600.0
@@ -192,7 +192,14 @@ def webhook_event_record(*, generation: Generation) -> Event | None:
             )
     except IntegrityError:
         return None  # already recorded: the same end reported twice
-    enqueue_on_commit(jobs.webhook_deliver_job, event.pk)
+    event_pk = event.pk
+
+    def enqueue_webhook_delivery() -> None:  # named: Django logs a failing callback by its name
+        enqueue_on_commit(jobs.webhook_deliver_job, event_pk)
+
+    # Robust: Redis unreachable at commit must not raise into the workflow that ended the video
+    # (the event is committed; the recovery sweep enqueues it later).
+    transaction.on_commit(enqueue_webhook_delivery, robust=True)
     return event
 
 
