@@ -47,6 +47,7 @@ import fnmatch
 import os
 import re
 import traceback
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
@@ -68,7 +69,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
 
-from workspace.api.models import ApiToken
+from workspace.api.models import ApiToken, WebhookEvent
 from workspace.api.services import token_create
 from workspace.billing.models import Budget, LedgerEntry, Scope
 from workspace.billing.services import prices_seed
@@ -277,6 +278,10 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
         "GET": cells(L, 405, 405, 405, 405, 405, 405),
         "POST": cells(L, 404, 404, REDIRECT, 404, 404, 404),
     },
+    "api:token_webhook": {  # the editor's token; an empty form turns its webhook off
+        "GET": cells(L, 405, 405, 405, 405, 405, 405),
+        "POST": cells(L, 404, 404, REDIRECT, 404, 404, 404),
+    },
     # --- /v1: Bearer tokens only; a session authenticates nothing (401 for every persona)
     "api:openapi": {"GET": same(200), "POST": same(405)},  # public, like OpenAI's document
     "api:videos": {"GET": same(401), "POST": same(401)},
@@ -368,6 +373,10 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
         "GET": cells(A, A, A, A, A, 403, 200),
         "POST": cells(A, A, A, A, A, 403, Redirect("/admin/api/apitoken/")),
     },
+    # A token's webhook deliveries are a log written by the workers.
+    "admin:api_webhookevent_change": _ADMIN_READ_ONLY,
+    "admin:api_webhookevent_add": _ADMIN_REFUSED,
+    "admin:api_webhookevent_delete": _ADMIN_REFUSED,
     # --- The RQ dashboard, at admin/rq/ and as the admin's "Django RQ" entry
     **_rq_pages("django_rq:", "/admin/rq/"),
     "admin/rq/stats.json/?$": _rq_stats_json(),
@@ -533,8 +542,11 @@ def _build_world() -> World:
     AccessAttempt.objects.create(username="oscar", ip_address="192.0.2.7", failures_since_start=3)
     AccessLog.objects.create(username="oscar", ip_address="192.0.2.7")
     AccessFailureLog.objects.create(username="oscar", ip_address="192.0.2.7")
-    token_create(
+    issued = token_create(
         owner=users["editor"], name="matrix", project=project, can_write=True, expires_at=None
+    )
+    WebhookEvent.objects.create(
+        token=issued.token, event_id="evt_matrix", event_type="video.failed", video_id=uuid.uuid4()
     )
     sessions = {}
     for persona, user in users.items():

@@ -324,6 +324,23 @@ PROVIDER_CONNECT_TIMEOUT = float(env_int("PROVIDER_CONNECT_TIMEOUT", 10, minimum
 PROVIDER_READ_TIMEOUT = float(env_int("PROVIDER_READ_TIMEOUT", 60, minimum=1))
 PROVIDER_DOWNLOAD_TIMEOUT = float(env_int("PROVIDER_DOWNLOAD_TIMEOUT", 300, minimum=1))
 
+# --- The API ------------------------------------------------------------------------------------
+# Requests one API token may make to /v1 per minute, after a first burst of this many; more get
+# a 429 with Retry-After. 0: no limit. (Budgets, queue caps and the fair queue apply regardless.)
+REELHOUSE_API_REQUESTS_PER_MINUTE = env_int("REELHOUSE_API_REQUESTS_PER_MINUTE", 300, minimum=0)
+REELHOUSE_API_REQUEST_BURST = env_int("REELHOUSE_API_REQUEST_BURST", 60, minimum=1)
+
+# --- The API's outgoing webhooks -------------------------------------------------------------
+# Members' webhook URLs must reach public addresses; an operator may allow these private hosts
+# too (host names, addresses or CIDR ranges, comma- or space-separated), e.g. a receiver on the
+# office network. Plain http is accepted only for them.
+REELHOUSE_WEBHOOK_PRIVATE_HOSTS = env_str("REELHOUSE_WEBHOOK_PRIVATE_HOSTS", "") or ""
+# Seconds a member's receiver has to connect and to answer one delivery.
+REELHOUSE_WEBHOOK_CONNECT_TIMEOUT = float(
+    env_int("REELHOUSE_WEBHOOK_CONNECT_TIMEOUT", 5, minimum=1)
+)
+REELHOUSE_WEBHOOK_TIMEOUT = float(env_int("REELHOUSE_WEBHOOK_TIMEOUT", 15, minimum=1))
+
 # --- Logging --------------------------------------------------------------------------------
 LOGGING = {
     "version": 1,

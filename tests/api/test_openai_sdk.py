@@ -33,6 +33,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
 
 
+@pytest.fixture(autouse=True)
+def _no_request_rate(settings) -> None:  # type: ignore[no-untyped-def]
+    # create_and_poll below polls every 20 ms while forking workers run, which a loaded machine
+    # can stretch past the default burst; the rate limit has tests of its own (test_rate_limit).
+    settings.REELHOUSE_API_REQUESTS_PER_MINUTE = 0
+
+
 def sdk(live_server: Any, secret: str, **options: Any) -> OpenAI:
     # No retries: a test must see the first answer (the SDK retries 429s and 5xx by default).
     return OpenAI(base_url=f"{live_server.url}/v1", api_key=secret, max_retries=0, **options)

@@ -308,7 +308,7 @@ def test_a_full_queue_is_a_429(api, issue, teammate, project, channel) -> None: 
     channel.save()
     client = api(issue(teammate, project))
     first = client.post("/videos", CREATE)
-    assert first["x-ratelimit-remaining-requests"] == "0"
+    assert first["x-ratelimit-remaining-queued"] == "0"
     refused = client.post("/videos", CREATE)
     assert envelope(refused, 429)["code"] == "queue_full" and int(refused["Retry-After"]) > 0
     assert Generation.objects.count() == 1

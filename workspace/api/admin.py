@@ -4,8 +4,21 @@ from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from workspace.api.models import ApiToken
+from workspace.api.models import ApiToken, WebhookAttempt, WebhookEvent
 from workspace.api.services import token_revoke
+
+_HIDDEN = ("secret_sha256", "webhook_secret_encrypted")
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    fields = ("number", "started_at", "duration_ms", "status_code", "error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
 
 
 @admin.register(ApiToken)
@@ -21,12 +34,14 @@ class ApiTokenAdmin(admin.ModelAdmin):
         "expires_at",
         "last_used_at",
         "last_used_ip",
+        "webhook_url",
     ]
     list_filter = ["can_write", ("revoked_at", admin.EmptyFieldListFilter)]
     search_fields = ["name", "owner__username", "prefix"]
-    # The digest is useless to read and there is nothing else worth editing by hand.
-    readonly_fields = [f.name for f in ApiToken._meta.concrete_fields if f.name != "secret_sha256"]
-    exclude = ["secret_sha256"]
+    # The digest is useless to read, the webhook's signing secret is its owner's alone (even
+    # encrypted), and there is nothing else worth editing by hand.
+    readonly_fields = [f.name for f in ApiToken._meta.concrete_fields if f.name not in _HIDDEN]
+    exclude = list(_HIDDEN)
     actions = ["revoke"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -44,3 +59,24 @@ class ApiTokenAdmin(admin.ModelAdmin):
             for token in queryset
         )
         messages.success(request, f"Revoked {revoked} token{'s' if revoked != 1 else ''}.")
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):
+    """The delivery log of every token's webhook, read-only: what was sent where, and answered."""
+
+    list_display = ["event_type", "video_id", "token", "state", "attempts", "created_at"]
+    list_filter = ["state", "event_type"]
+    search_fields = ["event_id", "video_id", "token__name", "token__owner__username"]
+    readonly_fields = [f.name for f in WebhookEvent._meta.concrete_fields]
+    inlines = [WebhookAttemptInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        # History, like the audit log; it goes with its token's owner.
+        return False

@@ -6,7 +6,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.models import User
 
-from workspace.api.models import TOKEN_NAME_MAX_LENGTH
+from workspace.api.models import TOKEN_NAME_MAX_LENGTH, WEBHOOK_URL_MAX_LENGTH
 from workspace.projects.models import Project
 
 EXPIRY_CHOICES = [
@@ -45,3 +45,24 @@ class TokenForm(forms.Form):
     def expires_after(self) -> timedelta | None:
         value = self.cleaned_data["expires"]
         return None if value == "never" else timedelta(days=int(value))
+
+
+class WebhookForm(forms.Form):
+    url = forms.CharField(
+        label="Webhook URL",
+        required=False,
+        max_length=WEBHOOK_URL_MAX_LENGTH,
+        help_text=(
+            "Reelhouse POSTs video.completed and video.failed here for the videos this token "
+            "creates, signed the Standard Webhooks way. Empty: no webhooks."
+        ),
+        widget=forms.URLInput(attrs={"placeholder": "https://example.com/reelhouse-hook"}),
+    )
+    new_secret = forms.BooleanField(
+        label="Make a new signing secret (the current one stops working)", required=False
+    )
+
+    def __init__(self, *args: Any, token_id: int, **kwargs: Any) -> None:
+        # Each token's form on the page needs its own field ids.
+        kwargs["prefix"] = f"hook{token_id}"
+        super().__init__(*args, **kwargs)

@@ -34,17 +34,26 @@ _ERRORS = {
     "404": "No such video among those the key may see.",
     "405": "The method is not allowed on this path.",
 }
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": (
+            "Seconds until the request would pass: the key's request rate allows another, or the "
+            "refusing budget resets (absent if it never does)."
+        ),
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+_TOO_MANY_REQUESTS = {
+    "description": "The key sent more requests than its rate allows; see the x-ratelimit headers.",
+    "headers": _RETRY_AFTER,
+    "content": _ERROR,
+}
 _RATE_LIMITED = {
     "description": (
-        "A budget or the member's queue cap refuses the video; the message names the budget "
-        "and when it resets."
+        "A budget or the member's queue cap refuses the video (the message names the budget "
+        "and when it resets), or the key sent more requests than its rate allows."
     ),
-    "headers": {
-        "Retry-After": {
-            "description": "Seconds until the refusing budget resets (absent if it never does).",
-            "schema": {"type": "integer", "minimum": 1},
-        }
-    },
+    "headers": _RETRY_AFTER,
     "content": _ERROR,
 }
 _PROJECT_HEADER = {
@@ -83,8 +92,7 @@ def derive(reference: dict[str, Any]) -> dict[str, Any]:
             responses = operation["responses"]
             for status, description in _ERRORS.items():
                 responses[status] = {"description": description, "content": _ERROR}
-            if method == "post":
-                responses["429"] = _RATE_LIMITED
+            responses["429"] = _RATE_LIMITED if method == "post" else _TOO_MANY_REQUESTS
             if path.endswith("/content"):
                 # Thumbnails and spritesheets are served as the provider made them.
                 binary = {"schema": {"type": "string", "format": "binary"}}

@@ -7,6 +7,7 @@ app_name = "api"
 urlpatterns = [
     path("api-tokens/", views.tokens, name="tokens"),
     path("api-tokens/<id:token_id>/revoke/", views.token_revoke_view, name="token_revoke"),
+    path("api-tokens/<id:token_id>/webhook/", views.token_webhook, name="token_webhook"),
     path("v1/openapi.json", views.openapi_json, name="openapi"),
     # The OpenAI Videos contract. No trailing slashes: the SDKs append none.
     path("v1/videos", views.videos, name="videos"),

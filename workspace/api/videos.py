@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from workspace.api.errors import ApiError, not_found
 from workspace.api.models import ApiToken
+from workspace.api.webhooks import video_link_token
 from workspace.billing.selectors import BudgetStatus, budget_statuses
 from workspace.billing.services import price_current
 from workspace.core.converters import MAX_ID
@@ -180,8 +181,9 @@ class Allowance:
 
     def headers(self) -> dict[str, str]:
         headers = {
-            "x-ratelimit-limit-requests": str(self.queue_limit),
-            "x-ratelimit-remaining-requests": str(self.queue_remaining),
+            # "-requests" is the key's request rate (api/ratelimit.py), as at OpenAI.
+            "x-ratelimit-limit-queued": str(self.queue_limit),
+            "x-ratelimit-remaining-queued": str(self.queue_remaining),
         }
         for unit, status, limit, remaining in (
             ("cents", self.cents, "limit_cents", "remaining_cents"),
@@ -286,15 +288,20 @@ def video_create(
         size = size if size is not None else spec.default_size
         seconds = seconds if seconds is not None else spec.default_seconds
     try:
-        return generation_submit(
-            project=target,
-            user=token.owner,
-            channel=channel,
-            model=model,
-            prompt=prompt,
-            size=size or "",
-            seconds=seconds or 0,
-        )
+        # One transaction: the video is never queued (and so never ends) without the record of
+        # the token that made it, which its webhook events go by.
+        with transaction.atomic():
+            generation = generation_submit(
+                project=target,
+                user=token.owner,
+                channel=channel,
+                model=model,
+                prompt=prompt,
+                size=size or "",
+                seconds=seconds or 0,
+            )
+            video_link_token(generation=generation, token=token)
+        return generation
     except PermissionDenied as refusal:
         raise ApiError(403, str(refusal)) from None
     except QueueFull as refusal:

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.http.response import HttpResponseBase
@@ -27,10 +28,12 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 
 from workspace.accounts.throttle import client_address
 from workspace.api.errors import ApiError, not_found
-from workspace.api.forms import TokenForm
+from workspace.api.forms import TokenForm, WebhookForm
 from workspace.api.models import ApiToken
 from workspace.api.openapi import openapi_document
+from workspace.api.ratelimit import RateDecision, retry_after_header, token_rate_check
 from workspace.api.services import (
+    IssuedToken,
     token_authenticate,
     token_create,
     token_failure_reason,
@@ -50,6 +53,7 @@ from workspace.api.videos import (
     video_payload,
     videos_list,
 )
+from workspace.api.webhooks import token_webhook_set, webhook_log
 from workspace.core.files import file_response
 from workspace.projects.models import Project
 
@@ -58,39 +62,93 @@ logger = logging.getLogger(__name__)
 # --- The member's tokens page -------------------------------------------------------------------
 
 
-@login_required
-@require_http_methods(["GET", "HEAD", "POST"])
-def tokens(request: HttpRequest) -> HttpResponse:
+def _tokens_page(
+    request: HttpRequest,
+    *,
+    form: TokenForm,
+    status: int = 200,
+    issued: IssuedToken | None = None,
+    webhook_secret: tuple[ApiToken, str] | None = None,
+    bound_webhook_form: tuple[int, WebhookForm] | None = None,
+) -> HttpResponse:
     user = request.user
-    form = TokenForm(request.POST or None, owner=user)  # type: ignore[arg-type]
-    issued = None
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            after = form.expires_after()
-            issued = token_create(
-                owner=user,  # type: ignore[arg-type]
-                name=form.cleaned_data["name"],
-                project=form.cleaned_data["project"],
-                can_write=form.cleaned_data["access"] == "write",
-                expires_at=timezone.now() + after if after else None,
-            )
-            # The secret is on this answer only; nothing stores it to show it again.
-            form = TokenForm(owner=user)  # type: ignore[arg-type]
-        else:
-            status = 400
+    owned = tokens_for_owner(owner=user)  # type: ignore[arg-type]
+    rows = []
+    for token in owned:
+        hook_form = (
+            bound_webhook_form[1]
+            if bound_webhook_form and bound_webhook_form[0] == token.pk
+            else WebhookForm(initial={"url": token.webhook_url}, token_id=token.pk)
+        )
+        rows.append({"token": token, "webhook_form": hook_form, "log": webhook_log(token=token)})
     return render(
         request,
         "api/tokens.html",
         {
             "form": form,
             "issued": issued,
-            "tokens": tokens_for_owner(owner=user),  # type: ignore[arg-type]
+            "webhook_secret": webhook_secret,
+            "rows": rows,
+            "tokens": owned,
             "projects": Project.objects.filter(memberships__user_id=user.pk or 0).order_by("name"),
             "base_url": request.build_absolute_uri("/v1"),
+            "requests_per_minute": settings.REELHOUSE_API_REQUESTS_PER_MINUTE,
+            "request_burst": settings.REELHOUSE_API_REQUEST_BURST,
+            "webhook_timeout": f"{settings.REELHOUSE_WEBHOOK_TIMEOUT:g}",
         },
         status=status,
     )
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def tokens(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    form = TokenForm(request.POST or None, owner=user)  # type: ignore[arg-type]
+    if request.method != "POST":
+        return _tokens_page(request, form=form)
+    if not form.is_valid():
+        return _tokens_page(request, form=form, status=400)
+    after = form.expires_after()
+    issued = token_create(
+        owner=user,  # type: ignore[arg-type]
+        name=form.cleaned_data["name"],
+        project=form.cleaned_data["project"],
+        can_write=form.cleaned_data["access"] == "write",
+        expires_at=timezone.now() + after if after else None,
+    )
+    # The secret is on this answer only; nothing stores it to show it again.
+    return _tokens_page(request, form=TokenForm(owner=user), issued=issued)  # type: ignore[arg-type]
+
+
+@login_required
+@require_POST
+def token_webhook(request: HttpRequest, token_id: int) -> HttpResponse:
+    token = ApiToken.objects.filter(pk=token_id, owner_id=request.user.pk or 0).first()
+    if token is None or token.revoked_at is not None:
+        raise Http404("No such token.")
+    form = WebhookForm(request.POST, token_id=token.pk)
+    blank = TokenForm(owner=request.user)  # type: ignore[arg-type]
+    if form.is_valid():
+        try:
+            secret = token_webhook_set(
+                token=token,
+                actor=request.user,  # type: ignore[arg-type]
+                url=form.cleaned_data["url"],
+                new_secret=form.cleaned_data["new_secret"],
+            )
+        except ValidationError as refusal:
+            form.add_error("url", refusal)
+        else:
+            if secret is not None:
+                # Shown on this answer only, like the token itself.
+                return _tokens_page(request, form=blank, webhook_secret=(token, secret))
+            if token.webhook_url:
+                messages.success(request, f"Webhooks of “{token.name}” go to {token.webhook_url}.")
+            else:
+                messages.success(request, f"“{token.name}” sends no webhooks any more.")
+            return redirect("api:tokens")
+    return _tokens_page(request, form=blank, status=400, bound_webhook_form=(token.pk, form))
 
 
 @login_required
@@ -153,6 +211,17 @@ def _authenticate(request: HttpRequest) -> ApiToken:
     return token
 
 
+def _too_many_requests(rate: RateDecision) -> ApiError:
+    wait = retry_after_header(rate.retry_after)
+    return ApiError(
+        429,
+        f"Too many requests with this API key: it may make {rate.limit} a minute (after a "
+        f"first burst); try again in {wait} s. Videos you created are not affected.",
+        code="rate_limit_exceeded",
+        headers={"Retry-After": wait},
+    )
+
+
 def api_endpoint(*methods: str) -> Callable[[ApiView], Callable[..., HttpResponseBase]]:
     """Token authentication, the project in scope, OpenAI's error envelope and the caller's
     remaining allowance in ``x-ratelimit-*`` headers, around a view answering a dict or a
@@ -164,6 +233,7 @@ def api_endpoint(*methods: str) -> Callable[[ApiView], Callable[..., HttpRespons
         def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             token: ApiToken | None = None
             project: Project | None = None
+            rate = None
             try:
                 if request.method not in methods:
                     raise ApiError(
@@ -172,12 +242,19 @@ def api_endpoint(*methods: str) -> Callable[[ApiView], Callable[..., HttpRespons
                         headers={"Allow": ", ".join(methods)},
                     )
                 token = _authenticate(request)
+                rate = token_rate_check(token_id=token.pk)
+                if rate is not None and not rate.allowed:
+                    raise _too_many_requests(rate)
                 project = request_project(token=token, header=request.headers.get(PROJECT_HEADER))
                 answer = view(request, token, project, *args, **kwargs)
                 response = answer if isinstance(answer, HttpResponseBase) else JsonResponse(answer)
             except ApiError as error:
                 response = _error_response(error)
-            if token is not None:
+            if rate is not None:
+                for name, value in rate.headers().items():
+                    response[name] = value
+            if token is not None and (rate is None or rate.allowed):
+                # A refused flood costs one Redis call per request, not the allowance's queries.
                 for name, value in allowance_for(token=token, project=project).headers().items():
                     response[name] = value
             return response

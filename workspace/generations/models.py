@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
 from django.db import models
+from django.dispatch import Signal
 from django.utils import timezone
 
 PROMPT_MAX_LENGTH = 32000
@@ -75,6 +76,10 @@ class Operation(models.TextChoices):
 
 
 CHANGING_OPERATIONS = frozenset({Operation.EDIT, Operation.REMIX, Operation.EXTEND})
+# Sent (``generation=``) by the call whose transition made a generation completed, failed or
+# canceled, once per generation. Apps above this one that react to the end (the API's outgoing
+# webhooks) listen here instead of every place a generation can end calling them.
+generation_finished = Signal()
 
 
 def _file_path(generation: Generation, filename: str) -> str:
@@ -236,6 +241,8 @@ class Generation(models.Model):
             self.updated_at = now
             for name, value in fields.items():
                 setattr(self, name, value)
+            if to in TERMINAL_STATUSES:
+                generation_finished.send(sender=Generation, generation=self)
         return bool(changed)
 
 

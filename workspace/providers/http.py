@@ -206,6 +206,19 @@ def _vetted_transport(
     return transport
 
 
+def public_client(*, private_hosts: str, timeout: httpx.Timeout) -> httpx.Client:
+    """A client that connects only to public addresses (and ``private_hosts``, an operator's
+    list in ``private_output_hosts``' syntax), judged when connecting like provider outputs;
+    it follows no redirects. A refused address raises ``addresses.OutputRefused``.
+
+    For requests Reelhouse makes to URLs a member chose (the API's outgoing webhooks).
+    """
+    policy = OutputPolicy.for_channel(trusted=(), private_output_hosts=private_hosts)
+    return httpx.Client(
+        timeout=timeout, transport=_vetted_transport(policy), follow_redirects=False
+    )
+
+
 class ProviderHTTP:
     def __init__(
         self,

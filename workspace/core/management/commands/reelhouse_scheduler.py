@@ -22,6 +22,7 @@ import redis
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
+from workspace.api.webhooks import webhook_events_resume
 from workspace.billing.services import reservations_close_orphans
 from workspace.core.rq import enqueue_overdue_scheduled, redis_data_lost, redis_mark
 from workspace.generations.characters import characters_resume_stalled
@@ -95,6 +96,10 @@ def _sweep(*, stale_after: timedelta, redis_lost: bool) -> bool:
         )
         if resumed_characters:
             logger.info("resumed %d stalled characters", resumed_characters)
+        # Webhook deliveries whose job went with Redis or with a killed worker.
+        redelivered = webhook_events_resume(stale_after=timedelta(0) if redis_lost else stale_after)
+        if redelivered:
+            logger.info("re-enqueued %d webhook deliveries", redelivered)
         # A worker that died between a final state and its settle/release leaves a
         # reservation open; close it from the generation's outcome.
         closed = reservations_close_orphans()
