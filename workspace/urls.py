@@ -51,4 +51,5 @@ urlpatterns = [
     path("", include("workspace.generations.urls")),
     path("", include("workspace.billing.urls")),
     path("", include("workspace.api.urls")),
+    path("", include("workspace.sharing.urls")),
 ]
