@@ -26,8 +26,10 @@ def _words(text: str, limit: int) -> str:
     slug = slugify(text)
     if len(slug) <= limit:
         return slug
-    cut = slug[:limit].rstrip("-")
-    return cut.rsplit("-", 1)[0] if "-" in cut else cut  # no half word at the cut
+    cut = slug[:limit]
+    if slug[limit] != "-" and "-" in cut:  # no half word at the cut
+        cut = cut.rsplit("-", 1)[0]
+    return cut.rstrip("-")
 
 
 def zip_entry_name(*, generation: Generation, project_name: str) -> str:
