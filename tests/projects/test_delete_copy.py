@@ -185,3 +185,17 @@ def test_copy_only_into_a_project_the_member_can_edit(  # type: ignore[no-untype
     with pytest.raises(ValidationError, match="Only a ready video"):
         generation_copy(generation=original, to_project=project, actor=owner)
     assert not Generation.objects.filter(copied_from=original).exists()
+
+
+def test_the_api_hides_a_deleted_project_too(client, project, owner, teammate, make_video) -> None:  # type: ignore[no-untyped-def]
+    from workspace.api.services import token_create
+
+    video = make_video(project, teammate)
+    secret = token_create(
+        owner=teammate, name="script", project=None, can_write=False, expires_at=None
+    ).secret
+    headers = {"Authorization": f"Bearer {secret}"}
+    listed = client.get("/v1/videos", headers=headers).json()
+    assert len(listed["data"]) == 1 and str(video.pk) in listed["data"][0]["id"]
+    project_delete(project=project, actor=owner, confirm_name="Launch film")
+    assert client.get("/v1/videos", headers=headers).json()["data"] == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from workspace.generations.models import Generation, Status
 from workspace.projects.models import Membership, Project, Role
 from workspace.sharing.models import LIFETIME_DAYS, MAX_VIDEOS_PER_LINK, ShareLink
 
+logger = logging.getLogger(__name__)
 _TOKEN = re.compile(r"^([a-f0-9]{12})_([A-Za-z0-9_-]{43})$")
 EDITORS_ONLY = "Only owners and editors can share videos; viewers can watch and download them."
 
@@ -152,3 +154,5 @@ def share_link_record_open(*, link: ShareLink) -> None:
     ShareLink.objects.filter(pk=link.pk).update(open_count=F("open_count") + 1, last_opened_at=now)
     link.open_count += 1
     link.last_opened_at = now
+    # The prefix only: the whole token is the credential and never goes to a log.
+    logger.info("share link %s… of project %s opened", link.prefix, link.project_id)
