@@ -199,3 +199,9 @@ def test_the_api_hides_a_deleted_project_too(client, project, owner, teammate, m
     assert len(listed["data"]) == 1 and str(video.pk) in listed["data"][0]["id"]
     project_delete(project=project, actor=owner, confirm_name="Launch film")
     assert client.get("/v1/videos", headers=headers).json()["data"] == []
+
+
+def test_a_deleted_projects_name_is_refused_with_the_reason(project, owner) -> None:  # type: ignore[no-untyped-def]
+    project_delete(project=project, actor=owner, confirm_name="Launch film")
+    with pytest.raises(ValidationError, match="recently deleted project"):
+        project_create(name="launch FILM", owner=owner)

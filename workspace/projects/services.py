@@ -26,6 +26,19 @@ from workspace.projects.models import Membership, Project, Role
 logger = logging.getLogger(__name__)
 
 
+def _name_taken(name: str, *, excluding: int | None = None) -> ValidationError:
+    """The refusal for a name in use; a deleted project keeps its name until it is purged."""
+    holder = Project.objects.filter(name__iexact=name).exclude(pk=excluding or 0).first()
+    if holder is not None and holder.is_deleted:
+        return ValidationError(
+            {
+                "name": f"A recently deleted project is called “{holder.name}”: an owner can "
+                "restore it, or the name is free once it is purged."
+            }
+        )
+    return ValidationError({"name": f"There is already a project called “{name}”."})
+
+
 def project_create(*, name: str, owner: User, description: str = "") -> Project:
     name = name.strip()
     if not name:
@@ -33,7 +46,7 @@ def project_create(*, name: str, owner: User, description: str = "") -> Project:
     project = Project(name=name, description=description, created_by=owner)
     # The model's bounds hold for every caller, not only for the form (a 2 MB description).
     project.full_clean(exclude=["created_by"], validate_constraints=False)
-    taken = ValidationError({"name": f"There is already a project called “{name}”."})
+    taken = _name_taken(name)
     if Project.objects.filter(name__iexact=name).exists():
         raise taken
     try:
@@ -78,7 +91,7 @@ def project_rename(*, project: Project, name: str, actor: User | None) -> Projec
     name = name.strip()
     if not name:
         raise ValidationError({"name": "A project needs a name."})
-    taken = ValidationError({"name": f"There is already a project called “{name}”."})
+    taken = _name_taken(name, excluding=project.pk)
     try:
         with transaction.atomic():
             locked = _locked(project)
