@@ -81,6 +81,8 @@ from workspace.projects.services import membership_add, project_create
 from workspace.providers.models import Channel, FailoverRoute
 from workspace.reviews.models import Comment, ReviewState
 from workspace.reviews.services import review_comment_add, review_decide
+from workspace.sharing.models import ShareLink
+from workspace.sharing.services import share_link_create
 
 # --- Outcomes ---------------------------------------------------------------------------------
 
@@ -223,6 +225,32 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
         "GET": cells(L, 405, 405, 405, 405, 405, 405),
         "POST": cells(L, 404, 404, 404, REDIRECT, 404, 404),
     },
+    "projects:generation_copy": {
+        "GET": cells(L, 404, 200, 200, 200, 404, 404),
+        # Any member may copy out (into a project they edit); the world has no such project,
+        # so the form answers again with its error (copies: tests/projects/test_delete_copy.py).
+        "POST": cells(L, 404, 200, 200, 200, 404, 404),
+    },
+    "projects:restore": {
+        "GET": cells(L, 405, 405, 405, 405, 405, 405),
+        "POST": cells(L, 404, 403, 403, REDIRECT, 404, 404),
+    },
+    # --- Share links and selection ZIPs
+    "sharing:create": {
+        "GET": cells(L, 404, 200, 200, 200, 404, 404),  # a viewer is told who may share
+        "POST": cells(L, 404, 403, 200, 200, 404, 404),  # no video chosen: the form's error
+    },
+    "sharing:revoke": {
+        "GET": cells(L, 405, 405, 405, 405, 405, 405),
+        "POST": cells(L, 404, 403, REDIRECT, REDIRECT, 404, 404),
+    },
+    "sharing:zip": {
+        "GET": cells(L, 404, 400, 400, 400, 404, 404),  # no video chosen: a page that says so
+        "POST": cells(L, 405, 405, 405, 405, 405, 405),
+    },
+    # The link itself is the credential: the same answer for everyone, signed in or not.
+    "sharing:public": {"GET": same(200), "POST": same(405)},
+    "sharing:public_file": {"GET": same(200), "POST": same(405)},
     "generations:create": {
         "GET": cells(L, 405, 405, 405, 405, 405, 405),
         "POST": cells(L, 404, 403, REDIRECT, REDIRECT, 404, 404),
@@ -366,6 +394,13 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
     "admin:reviews_reviewdecision_add": _ADMIN_REFUSED,
     "admin:reviews_reviewdecision_delete": _ADMIN_REFUSED,
     "admin:reviews_comment_add": _ADMIN_REFUSED,
+    # Share links are made by members and revoked rather than deleted.
+    "admin:sharing_sharelink_add": _ADMIN_REFUSED,
+    "admin:sharing_sharelink_delete": _ADMIN_REFUSED,
+    "admin:sharing_sharelink_change": {
+        "GET": cells(A, A, A, A, A, 403, 200),
+        "POST": cells(A, A, A, A, A, 403, Redirect("/admin/sharing/sharelink/")),
+    },
     # Tokens are issued to their owner only, and revoked rather than deleted.
     "admin:api_apitoken_add": _ADMIN_REFUSED,
     "admin:api_apitoken_delete": _ADMIN_REFUSED,
@@ -474,6 +509,8 @@ class World:
     other_generation: Generation  # in ``other_project``
     channel: Channel
     newcomer: User  # belongs to nothing; the owner adds them
+    share_link: ShareLink  # of ``completed``, made by the owner
+    share_token: str
     sessions: dict[str, str]  # persona → session key, signed in once for the whole module
 
 
@@ -548,6 +585,14 @@ def _build_world() -> World:
     WebhookEvent.objects.create(
         token=issued.token, event_id="evt_matrix", event_type="video.failed", video_id=uuid.uuid4()
     )
+    completed = _completed(project, users["editor"], channel)
+    issued = share_link_create(
+        project=project,
+        generation_ids=[str(completed.pk)],
+        actor=users["owner"],
+        lifetime_days=7,
+        show_prompt=False,
+    )
     sessions = {}
     for persona, user in users.items():
         signer = Client()
@@ -560,11 +605,13 @@ def _build_world() -> World:
         other_project=other_project,
         member=member,
         other_member=other_member,
-        completed=_completed(project, users["editor"], channel),
+        completed=completed,
         queued=queued,
         other_generation=_completed(other_project, users["outsider"], channel),
         channel=channel,
         newcomer=newcomer,
+        share_link=issued.link,
+        share_token=issued.token,
     )
     review_comment_add(
         generation=world.completed, author=users["editor"], text="Too dark", at_ms=1000
@@ -703,6 +750,8 @@ def _param(name: str, pattern: Pattern, world: World, live: Live) -> str:
         "character_id": "char_123",
         "token_id": ApiToken.objects.get(name="matrix").pk,
         "comment_id": Comment.objects.get(text="Too dark").pk,
+        "share_token": world.share_token,
+        "link_id": world.share_link.pk,
     }
     if name in {"job_id", "result_id", "key", "scheduler_name", "cron_job_name"}:
         return live.rq(name)
@@ -740,6 +789,7 @@ POST_DATA: dict[str, dict[str, str]] = {
     "projects:members": {"username": "nina", "role": Role.VIEWER},  # the world's newcomer
     "projects:member_change": {"role": Role.EDITOR},
     "projects:generation_move": {"to_project": "0"},
+    "projects:generation_copy": {"to_project": "0"},
     "projects:settings": {"action": "rename", "name": "Matrix film renamed"},
     "generations:character_create": {"name": "Mira"},
     "reviews:comment_add": {"text": "Lovely", "at": "0:01"},

@@ -26,6 +26,8 @@ LAYERS: list[tuple[int, str, str]] = [
     (4, "reviews", r"workspace\.reviews(\..+)?"),
     # The API's services speak for members through the same submission service as the web form.
     (4, "the API's services", r"workspace\.api(\..+)?"),
+    # Share links and selection ZIPs: read generations' rows, never call their workflows.
+    (4, "sharing", r"workspace\.sharing(\..+)?"),
     (3, "providers and billing", r"workspace\.(providers|billing)(\..+)?"),
     (2, "projects and accounts", r"workspace\.(projects|accounts)(\..+)?"),
     (1, "core", r"workspace(\.core(\..+)?|\.env|\.settings)?"),

@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "workspace.billing",
     "workspace.api",
     "workspace.reviews",
+    "workspace.sharing",
     "workspace.simulator",
 ]
 
@@ -175,6 +176,10 @@ RQ_QUEUES = {
 }
 # How many dispatch lanes send creates for one channel at once; more lanes reach high limits
 # when a provider is slow to answer a create.
+# Days a deleted project stays restorable (hidden) before the scheduler's sweep purges it.
+REELHOUSE_PROJECT_DELETE_GRACE_DAYS = env_int(
+    "REELHOUSE_PROJECT_DELETE_GRACE_DAYS", 7, minimum=0, maximum=365
+)
 REELHOUSE_DISPATCH_LANES = env_int("REELHOUSE_DISPATCH_LANES", 2, minimum=1, maximum=32)
 # How RQ workers run a job: in a forked work horse (default: isolation from a job that leaks or
 # crashes) or in the worker process (no fork and no new database connection per job: half the

@@ -52,4 +52,5 @@ urlpatterns = [
     path("", include("workspace.billing.urls")),
     path("", include("workspace.api.urls")),
     path("", include("workspace.reviews.urls")),
+    path("", include("workspace.sharing.urls")),
 ]

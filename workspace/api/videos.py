@@ -106,7 +106,9 @@ def request_project(*, token: ApiToken, header: str | None) -> Project | None:
         return token.project
     membership = (
         Membership.objects.select_related("project")
-        .filter(user_id=token.owner_id, project_id=project_id or 0)
+        .filter(
+            user_id=token.owner_id, project_id=project_id or 0, project__deleted_at__isnull=True
+        )
         .first()
         if project_id is not None and 0 < project_id <= MAX_ID
         else None
@@ -124,7 +126,10 @@ def request_project(*, token: ApiToken, header: str | None) -> Project | None:
 
 def videos_visible(*, token: ApiToken, project: Project | None) -> QuerySet[Generation]:
     """Every generation the token may see: in projects its owner belongs to, within its scope."""
-    generations = Generation.objects.filter(project__memberships__user_id=token.owner_id)
+    # A deleted project (in its grace period) is hidden here as in the app.
+    generations = Generation.objects.filter(
+        project__memberships__user_id=token.owner_id, project__deleted_at__isnull=True
+    )
     if project is not None:
         generations = generations.filter(project=project)
     return generations
@@ -232,7 +237,7 @@ def _project_for_create(*, token: ApiToken, project: Project | None) -> Project:
         return project
     writable = list(
         Membership.objects.select_related("project").filter(
-            user_id=token.owner_id, role__in=("owner", "editor")
+            user_id=token.owner_id, role__in=("owner", "editor"), project__deleted_at__isnull=True
         )[:2]
     )
     if len(writable) == 1:

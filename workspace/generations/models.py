@@ -161,6 +161,11 @@ class Generation(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="derivatives"
     )
+    # Set on a copy made in another project (``projects.services.generation_copy``): the
+    # video it copied. A copy was never sent to a provider and cost nothing.
+    copied_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="copies"
+    )
     # For an extension: the length of the video it extends. ``seconds`` is always what this
     # request makes and is billed for; the finished clip is ``total_seconds`` long.
     source_seconds = models.PositiveSmallIntegerField(null=True, blank=True)

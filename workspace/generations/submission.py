@@ -70,6 +70,10 @@ def generation_submit(
     membership = Membership.objects.filter(project=project, user_id=user.pk).first()
     if membership is None or not membership.can_generate:
         raise PermissionDenied("Only owners and editors of this project can generate videos.")
+    if Project.objects.filter(pk=project.pk, deleted_at__isnull=False).exists():
+        raise ValidationError(
+            {NON_FIELD_ERRORS: "This project was deleted: it takes no new videos."}
+        )
     if Project.objects.filter(pk=project.pk, archived_at__isnull=False).exists():
         raise ValidationError(
             {

@@ -33,3 +33,19 @@ class GenerationMoveForm(forms.Form):
     def __init__(self, *args: object, choices: list[tuple[int, str]], **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.fields["to_project"].choices = choices  # type: ignore[attr-defined]
+
+
+class ProjectDeleteForm(forms.Form):
+    confirm_name = forms.CharField(
+        max_length=120,
+        label="Type the project's name to confirm",
+        help_text="The project disappears for every member at once.",
+    )
+
+
+class GenerationCopyForm(forms.Form):
+    to_project = forms.TypedChoiceField(coerce=int, label="Copy to project")
+
+    def __init__(self, *args: object, choices: list[tuple[int, str]], **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.fields["to_project"].choices = choices  # type: ignore[attr-defined]

@@ -31,6 +31,16 @@ class Project(models.Model):
     # Set while the project is archived: read-only (no generations, no membership changes) and
     # left off the project list unless asked for. Null for a project in use.
     archived_at = models.DateTimeField(null=True, blank=True)
+    # Set when an owner deletes the project: hidden from everyone at once, restorable by an
+    # owner until the scheduler's sweep purges it (REELHOUSE_PROJECT_DELETE_GRACE_DAYS later).
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
     )
@@ -53,6 +63,10 @@ class Project(models.Model):
     @property
     def is_archived(self) -> bool:
         return self.archived_at is not None
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
 
 
 class Membership(models.Model):

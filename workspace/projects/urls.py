@@ -15,6 +15,12 @@ urlpatterns = [
         name="generation_move",
     ),
     path(
+        "projects/<id:project_id>/generations/<uuid:generation_id>/copy/",
+        views.generation_copy_view,
+        name="generation_copy",
+    ),
+    path("projects/<id:project_id>/restore/", views.project_restore_view, name="restore"),
+    path(
         "projects/<id:project_id>/members/<id:member_id>/",
         views.project_member_change,
         name="member_change",

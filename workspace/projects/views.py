@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -13,30 +14,47 @@ from workspace.generations.forms import GenerationForm
 from workspace.generations.selectors import generation_get_or_404
 from workspace.generations.views import gallery_context, refused_form_pop
 from workspace.projects.forms import (
+    GenerationCopyForm,
     GenerationMoveForm,
     MemberAddForm,
     MemberRoleForm,
+    ProjectDeleteForm,
     ProjectForm,
     ProjectRenameForm,
 )
 from workspace.projects.models import Membership, Project, Role
-from workspace.projects.selectors import membership_get_or_404, projects_for_user
+from workspace.projects.selectors import (
+    membership_get_or_404,
+    projects_for_user,
+    projects_recently_deleted,
+)
 from workspace.projects.services import (
+    generation_copy,
     generation_move,
     membership_add,
     membership_remove,
     membership_set_role,
     project_archive,
     project_create,
+    project_delete,
+    project_purge_at,
     project_rename,
+    project_restore,
     project_unarchive,
     projects_to_move_into,
 )
 from workspace.providers.services import channel_get_default
+from workspace.sharing.views import share_links_context
 
 
 def _form_errors(
-    form: ProjectForm | MemberAddForm | MemberRoleForm | ProjectRenameForm | GenerationMoveForm,
+    form: ProjectForm
+    | MemberAddForm
+    | MemberRoleForm
+    | ProjectRenameForm
+    | GenerationMoveForm
+    | GenerationCopyForm
+    | ProjectDeleteForm,
     error: ValidationError,
 ) -> None:
     if hasattr(error, "error_dict"):
@@ -79,6 +97,9 @@ def project_list(request: HttpRequest) -> HttpResponse:
             "form": form,
             "show_archived": show_archived,
             "archived_count": archived_count,
+            "recently_deleted": [
+                (p, project_purge_at(p)) for p in projects_recently_deleted(user=request.user)
+            ],
         },
     )
 
@@ -185,7 +206,7 @@ def project_member_change(request: HttpRequest, project_id: int, member_id: int)
 
 @login_required
 def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
-    """Rename, archive and unarchive: every member may look, only an owner may change."""
+    """Rename, archive, unarchive and delete (owners); share links (owners and editors)."""
     membership = membership_get_or_404(user=request.user, project_id=project_id)
     project = membership.project
     action = request.POST.get("action", "rename")
@@ -193,9 +214,12 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
         request.POST if request.method == "POST" and action == "rename" else None,
         initial={"name": project.name},
     )
+    delete_form = ProjectDeleteForm(
+        request.POST if request.method == "POST" and action == "delete" else None
+    )
     if request.method == "POST":
         if not membership.can_manage:
-            raise PermissionDenied("Only a project owner can rename or archive it.")
+            raise PermissionDenied("Only a project owner can rename, archive or delete it.")
         actor: User = request.user  # type: ignore[assignment]
         try:
             if action == "archive":
@@ -206,17 +230,59 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
                 project_unarchive(project=project, actor=actor)
                 messages.success(request, f"“{project.name}” is back in use.")
                 return redirect("projects:settings", project_id=project.pk)
-            if rename_form.is_valid():
+            if action == "delete":
+                if delete_form.is_valid():
+                    project_delete(
+                        project=project,
+                        actor=actor,
+                        confirm_name=delete_form.cleaned_data["confirm_name"],
+                    )
+                    messages.success(
+                        request,
+                        f"“{project.name}” is deleted. An owner can restore it from "
+                        f"“Recently deleted” below until {project_purge_at(project):%-d %b %Y}.",
+                    )
+                    return redirect("projects:list")
+            elif rename_form.is_valid():
                 project_rename(project=project, name=rename_form.cleaned_data["name"], actor=actor)
                 messages.success(request, f"The project is now called “{project.name}”.")
                 return redirect("projects:settings", project_id=project.pk)
         except ValidationError as error:
-            _form_errors(rename_form, error)
+            _form_errors(delete_form if action == "delete" else rename_form, error)
     return render(
         request,
         "projects/settings.html",
-        {"project": project, "membership": membership, "rename_form": rename_form},
+        {
+            "project": project,
+            "membership": membership,
+            "rename_form": rename_form,
+            "delete_form": delete_form,
+            "grace_days": settings.REELHOUSE_PROJECT_DELETE_GRACE_DAYS,
+            **share_links_context(request, membership=membership),
+        },
     )
+
+
+@login_required
+@require_POST
+def project_restore_view(request: HttpRequest, project_id: int) -> HttpResponse:
+    """Bring back a deleted project (owners); its members see it again at once."""
+    membership = (
+        Membership.objects.select_related("project")
+        .filter(user_id=request.user.pk or 0, project_id=project_id)
+        .first()
+    )
+    if membership is None:
+        raise Http404("No such project.")
+    if not membership.can_manage:
+        raise PermissionDenied("Only a project owner can restore it.")
+    project = membership.project
+    if project.is_deleted:
+        project_restore(project=project, actor=request.user)  # type: ignore[arg-type]
+        messages.success(request, f"“{project.name}” is restored.")
+    else:
+        messages.info(request, f"“{project.name}” is not deleted.")
+    return redirect("projects:detail", project_id=project.pk)
 
 
 @login_required
@@ -246,6 +312,39 @@ def generation_move_view(request: HttpRequest, project_id: int, generation_id: s
     return render(
         request,
         "projects/generation_move.html",
+        {
+            "project": membership.project,
+            "membership": membership,
+            "generation": generation,
+            "form": form,
+            "targets": targets,
+        },
+    )
+
+
+@login_required
+def generation_copy_view(request: HttpRequest, project_id: int, generation_id: str) -> HttpResponse:
+    """Copy a ready video into another project the member can edit (any member may copy out)."""
+    membership = membership_get_or_404(user=request.user, project_id=project_id)
+    generation = generation_get_or_404(project=membership.project, generation_id=generation_id)
+    actor: User = request.user  # type: ignore[assignment]
+    targets = projects_to_move_into(user=actor, source=membership.project)
+    form = GenerationCopyForm(
+        request.POST if request.method == "POST" else None,
+        choices=[(p.pk, p.name) for p in targets],
+    )
+    if request.method == "POST" and form.is_valid():
+        target = Project.objects.get(pk=form.cleaned_data["to_project"])
+        try:
+            copy = generation_copy(generation=generation, to_project=target, actor=actor)
+        except ValidationError as error:
+            _form_errors(form, error)
+        else:
+            messages.success(request, f"Copied to “{target.name}”: nothing was charged.")
+            return redirect("generations:detail", project_id=target.pk, generation_id=copy.pk)
+    return render(
+        request,
+        "projects/generation_copy.html",
         {
             "project": membership.project,
             "membership": membership,

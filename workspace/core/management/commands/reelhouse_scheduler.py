@@ -1,4 +1,5 @@
-"""The periodic side of Reelhouse: resumes generations whose queued job was lost.
+"""The periodic side of Reelhouse: resumes generations whose queued job was lost, and purges
+projects deleted longer ago than their grace period.
 
 Runs as one process next to the workers. Safe to run more than one: every step it enqueues is
 a conditional update, so a duplicate does nothing.
@@ -27,6 +28,7 @@ from workspace.billing.services import reservations_close_orphans
 from workspace.core.rq import enqueue_overdue_scheduled, redis_data_lost, redis_mark
 from workspace.generations.characters import characters_resume_stalled
 from workspace.generations.recovery import generations_resume_stalled
+from workspace.projects.services import projects_purge_due
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +107,10 @@ def _sweep(*, stale_after: timedelta, redis_lost: bool) -> bool:
         closed = reservations_close_orphans()
         if closed:
             logger.info("closed %d orphaned reservations", closed)
+        # Projects deleted longer ago than their grace period: rows, then files.
+        purged = projects_purge_due()
+        if purged:
+            logger.info("purged %d deleted projects", purged)
         return True
     except Exception:
         # A database or Redis outage must not kill the loop; the next sweep tries again.

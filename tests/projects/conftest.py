@@ -1,0 +1,3 @@
+from tests.sharing.conftest import make_video
+
+__all__ = ["make_video"]
