@@ -82,9 +82,9 @@ def test_a_file_over_the_byte_limit_is_refused_before_it_is_opened(monkeypatch) 
 
 
 def test_too_small_and_too_large_dimensions_are_refused() -> None:
-    with pytest.raises(ImageRefused, match=r"100×80 pixels, too small .* at least 128"):
+    with pytest.raises(ImageRefused, match=r"100x80 pixels, too small .* at least 128"):
         image_check(picture(100, 80))
-    with pytest.raises(ImageRefused, match=r"13000×200 pixels; the limit is 12000"):
+    with pytest.raises(ImageRefused, match=r"13000x200 pixels; the limit is 12000"):
         image_check(picture(13000, 200))
 
 
@@ -200,7 +200,7 @@ def test_an_aspect_too_far_from_the_frame_is_refused() -> None:
         with pytest.raises(ImageRefused, match=r"10:1 and the video 9:16: it is 17.8 times wider"):
             image_fit(checked, role=InputRole.FIRST_FRAME, size="720x1280", fit=fit)
     # 10:1 into 16:9 is 5.6 times off: refused; 3:1 into 16:9 fits.
-    with pytest.raises(ImageRefused, match="5.6 times wider"):
+    with pytest.raises(ImageRefused, match=r"5\.6 times wider"):
         image_fit(checked, role=InputRole.FIRST_FRAME, size="1280x720", fit=Fit.CROP)
     image_fit(image_check(picture(900, 300)), role="first_frame", size="1280x720", fit=Fit.PAD)
 

@@ -162,12 +162,12 @@ def _pillow_errors() -> Iterator[None]:
 def _check_dimensions(width: int, height: int, *, min_side: int) -> None:
     if width * height > MAX_IMAGE_PIXELS or max(width, height) > MAX_IMAGE_SIDE:
         raise ImageRefused(
-            f"The image is {width}×{height} pixels; the limit is {MAX_IMAGE_SIDE} pixels a side "
+            f"The image is {width}x{height} pixels; the limit is {MAX_IMAGE_SIDE} pixels a side "
             f"and {MAX_IMAGE_PIXELS // 1_000_000} megapixels in all."
         )
     if min(width, height) < min_side:
         raise ImageRefused(
-            f"The image is {width}×{height} pixels, too small to start a video from: "
+            f"The image is {width}x{height} pixels, too small to start a video from: "
             f"at least {min_side} pixels a side."
         )
 
@@ -374,7 +374,7 @@ def _ffmpeg_frame(path: str, *, at_ms: int) -> bytes:
         "-f", "image2pipe", "-c:v", "png", "pipe:1",
     ]  # fmt: skip
     try:
-        done = subprocess.run(  # noqa: S603 - a fixed binary and arguments, no shell
+        done = subprocess.run(
             command, capture_output=True, timeout=FRAME_TIMEOUT_SECONDS, check=False
         )
     except subprocess.TimeoutExpired as error:
