@@ -240,3 +240,15 @@ def gallery_page(
         older=GalleryCursor.of(rows[-1]) if has_older else None,
         newer=GalleryCursor.of(rows[0]) if before is not None and rows else None,
     )
+
+
+FRAME_SOURCES_LIMIT = 30
+
+
+def frame_sources(*, project: Project) -> list[Generation]:
+    """The project's latest finished videos, which a new video may start from a frame of."""
+    return list(
+        Generation.objects.filter(project=project, status=Status.COMPLETED)
+        .exclude(video="")
+        .order_by("-created_at")[:FRAME_SOURCES_LIMIT]
+    )
