@@ -129,7 +129,15 @@ class GenerationForm(forms.Form):
         max_length=NEGATIVE_PROMPT_MAX_LENGTH,
         widget=forms.TextInput(attrs={"placeholder": "blurry, text, watermark"}),
     )
-    takes = forms.IntegerField(label="Takes", min_value=1, initial=1)
+    # Not required: a form without the field (an older page, a script) asks for one take.
+    takes = forms.IntegerField(
+        label="Takes",
+        initial=1,
+        required=False,
+        widget=forms.NumberInput(attrs={"min": 1}),
+        error_messages={"invalid": "Takes is a whole number."},
+    )
+    max_image_bytes = MAX_IMAGE_BYTES
 
     def __init__(
         self,
@@ -152,8 +160,7 @@ class GenerationForm(forms.Form):
         # Drafts this submission stashed or used, by field: kept on refusal, deleted on success.
         self.kept: dict[str, list[str]] = {}
         takes_field: forms.IntegerField = self.fields["takes"]  # type: ignore[assignment]
-        takes_field.max_value = channel.max_takes
-        takes_field.widget.attrs.update({"min": 1, "max": channel.max_takes})
+        takes_field.widget.attrs["max"] = channel.max_takes
         takes_field.validators.append(_takes_validator(channel.max_takes))
         takes_field.help_text = (
             f"1 to {channel.max_takes} versions of one request, reserved together; keep the best."
@@ -326,6 +333,9 @@ class GenerationForm(forms.Form):
 
     # --- What the service takes --------------------------------------------------------------
 
+    def clean_takes(self) -> int:
+        return self.cleaned_data.get("takes") or 1
+
     def options(self) -> dict[str, Any]:
         """The model options the member set; a field the model does not take is left to the
         service to refuse (the form hides it, so only a hand-made request sends one)."""
@@ -359,6 +369,13 @@ class GenerationForm(forms.Form):
                 if info is not None:
                     shown.append({"field": field, "token": token, **info})
         return shown
+
+    @property
+    def kept_by_field(self) -> dict[str, list[dict[str, Any]]]:
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for draft in self.kept_drafts():
+            grouped.setdefault(draft["field"], []).append(draft)
+        return grouped
 
     def frame_label(self) -> str:
         at = self.data.get("frame_at") if self.is_bound else None

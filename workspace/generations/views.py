@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from datetime import UTC, datetime
@@ -106,14 +107,27 @@ def generation_form_for_page(
     videos = frame_sources(project=project)
     refused = refused_form_pop(request, project_id=project.pk)
     if refused is None:
-        return GenerationForm(channel=channel, stash=stash, videos=videos)
-    data, service_errors = refused
-    # Images are not checked again here: their errors came with the refusal.
-    form = GenerationForm(data, channel=channel, stash=stash, videos=videos, check_inputs=False)
-    form.is_valid()  # the field errors again, beside the input as it was sent
-    for field, field_errors in service_errors.items():
-        for message in field_errors:
-            form.add_error(None if field == NON_FIELD_ERRORS else field, message)
+        form = GenerationForm(channel=channel, stash=stash, videos=videos)
+    else:
+        data, service_errors = refused
+        # Images are not checked again here: their errors came with the refusal.
+        form = GenerationForm(
+            data, channel=channel, stash=stash, videos=videos, check_inputs=False
+        )
+        form.is_valid()  # the field errors again, beside the input as it was sent
+        for field, field_errors in service_errors.items():
+            for message in field_errors:
+                form.add_error(None if field == NON_FIELD_ERRORS else field, message)
+    # The frame picker's player plays the chosen video from its access-checked URL.
+    form.fields["frame_video"].widget.attrs["data-sources"] = json.dumps(
+        {
+            str(video.pk): {
+                "src": reverse("generations:file", args=[project.pk, video.pk, "video"]),
+                "seconds": video.total_seconds,
+            }
+            for video in videos
+        }
+    )
     return form
 
 
@@ -394,7 +408,7 @@ def generation_input_file(
     item = generation.inputs.filter(pk=input_id).first()
     if item is None or not item.image:
         raise Http404("No such image.")
-    extension = item.image.name.rsplit(".", 1)[-1]
+    extension = str(item.image.name).rsplit(".", 1)[-1]
     filename = download_filename(
         generation=generation, variant=f"{item.role}-{item.position}", extension=extension
     )
