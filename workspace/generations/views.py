@@ -150,7 +150,7 @@ def _body_refusal(request: HttpRequest) -> str | None:
         length = 0
     if length > MAX_FORM_BYTES:
         return (
-            f"The form sent {length / (1024 * 1024):.0f} MB; it takes at most "
+            f"The form sent {length / (1024 * 1024):.1f} MB; it takes at most "
             f"{MAX_FORM_BYTES // (1024 * 1024)} MB in all (each image up to "
             f"{MAX_IMAGE_BYTES // (1024 * 1024)} MB). Nothing was queued: choose smaller images."
         )
