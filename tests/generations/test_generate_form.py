@@ -252,3 +252,16 @@ def test_the_form_offers_only_what_the_model_takes(editor, project) -> None:  # 
     assert '"capabilities": {"first_frame": true' in page.replace("&quot;", '"')
     assert "Landscape 16:9 · 720p (1280x720)" in page
     assert 'enctype="multipart/form-data"' in page
+
+
+def test_a_draft_is_served_to_its_own_session_only(editor, project, owner) -> None:  # type: ignore[no-untyped-def]
+    from django.test import Client
+
+    body = post(editor, project, form(prompt="", start="image", first_frame=png())).content.decode()
+    token = re.search(r'name="first_frame_kept" value="([\w-]+)"', body)
+    assert token
+    draft = reverse("generations:draft", args=[project.pk, token[1]])
+    assert editor.get(draft).status_code == 200
+    other = Client()
+    assert other.login(username=owner.username, password=PASSWORD)  # same project, other member
+    assert other.get(draft).status_code == 404
