@@ -265,3 +265,21 @@ def test_a_draft_is_served_to_its_own_session_only(editor, project, owner) -> No
     other = Client()
     assert other.login(username=owner.username, password=PASSWORD)  # same project, other member
     assert other.get(draft).status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_image_to_video_runs_to_completion_on_the_simulator(
+    editor, project, simulator, run_workers
+) -> None:  # type: ignore[no-untyped-def]
+    answer = post(editor, project, form(start="image", first_frame=png(640, 640), fit="pad"))
+    assert "Queued." in answer.content.decode()
+    generation = Generation.objects.get()
+    run_workers(lambda: Generation.objects.get(pk=generation.pk).is_terminal)
+    generation.refresh_from_db()
+    assert generation.status == Status.COMPLETED, generation.error_message
+    assert simulator.counters()["creates"] == 1
+    # The card shows the image it started from, served to members.
+    page = editor.get(reverse("projects:detail", args=[project.pk])).content.decode()
+    item = generation.inputs.get()
+    assert reverse("generations:input", args=[project.pk, generation.pk, item.pk]) in page
+    assert "First frame · pad to fit" in page
