@@ -79,7 +79,6 @@
     function toggle(el, on) {
       el.hidden = !on;
       Array.prototype.forEach.call(el.querySelectorAll("input, select, textarea, button"), function (input) {
-        if (input.hasAttribute("data-js-only") && on) return;
         input.disabled = !on;
       });
     }

@@ -71,7 +71,7 @@ class GenerationForm(forms.Form):
         required=False,
         initial="text",
         choices=[
-            ("text", "The prompt only"),
+            ("text", "Text alone"),
             ("image", "An image"),
             ("frame", "A frame of a video"),
         ],
@@ -124,7 +124,9 @@ class GenerationForm(forms.Form):
         error_messages={"invalid": f"A seed is a whole number from 0 to {MAX_SEED:,}."},
     )
     negative_prompt = forms.CharField(
-        label="Avoid (negative prompt)",
+        # Not "negative prompt" in the label: "Prompt" must name one field only.
+        label="Avoid",
+        help_text="What the video should not show (a negative prompt).",
         required=False,
         max_length=NEGATIVE_PROMPT_MAX_LENGTH,
         widget=forms.TextInput(attrs={"placeholder": "blurry, text, watermark"}),
