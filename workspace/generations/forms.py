@@ -12,7 +12,6 @@ from workspace.generations.images import (
     CheckedImage,
     ImageRefused,
     PreparedImage,
-    format_time,
     frame_extract,
     image_check,
     image_fit,
@@ -219,7 +218,7 @@ class GenerationForm(forms.Form):
         if start == "image":
             first = self._checked_upload("first_frame", cleaned)
             if first is not None:
-                wanted.append(("first_frame", InputRole.FIRST_FRAME, 0, first[0], {}))
+                wanted.append(("first_frame", InputRole.FIRST_FRAME, 0, first, {}))
             elif "first_frame" not in self.errors:
                 self._refuse("first_frame", "Choose the image the video starts from.")
         elif start == "frame":
@@ -228,7 +227,7 @@ class GenerationForm(forms.Form):
                 wanted.append(("frame_at", InputRole.FIRST_FRAME, 0, frame[0], frame[1]))
         last = self._checked_upload("last_frame", cleaned)
         if last is not None:
-            wanted.append(("last_frame", InputRole.LAST_FRAME, 0, last[0], {}))
+            wanted.append(("last_frame", InputRole.LAST_FRAME, 0, last, {}))
         for position, checked in enumerate(self._checked_references(cleaned)):
             wanted.append(("references", InputRole.REFERENCE, position, checked, {}))
         if size is None:
@@ -273,13 +272,12 @@ class GenerationForm(forms.Form):
 
     def _checked_upload(
         self, field: str, cleaned: dict[str, Any]
-    ) -> tuple[CheckedImage, str] | None:
+    ) -> CheckedImage | None:
         """A new upload, else the draft kept from the member's last try."""
         assert self.stash is not None
         upload = cleaned.get(field)
         if upload:
-            checked = self._check_and_stash(field, upload)
-            return (checked, "upload") if checked else None
+            return self._check_and_stash(field, upload)
         token = cleaned.get(f"{field}_kept") or ""
         if token:
             kept = self.stash.get(token)
@@ -289,7 +287,7 @@ class GenerationForm(forms.Form):
                 )
                 return None
             self.kept.setdefault(field, []).append(token)
-            return kept, "kept"
+            return kept
         return None
 
     def _checked_references(self, cleaned: dict[str, Any]) -> list[CheckedImage]:
@@ -378,13 +376,6 @@ class GenerationForm(forms.Form):
         for draft in self.kept_drafts():
             grouped.setdefault(draft["field"], []).append(draft)
         return grouped
-
-    def frame_label(self) -> str:
-        at = self.data.get("frame_at") if self.is_bound else None
-        try:
-            return format_time(int(float(at) * 1000)) if at not in (None, "") else ""
-        except ValueError:
-            return ""
 
 
 def _takes_validator(most: int) -> Any:

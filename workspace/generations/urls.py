@@ -36,7 +36,7 @@ urlpatterns = [
         name="file",
     ),
     path(
-        "projects/<id:project_id>/generations/<uuid:generation_id>/inputs/<int:input_id>",
+        "projects/<id:project_id>/generations/<uuid:generation_id>/inputs/<id:input_id>",
         views.generation_input_file,
         name="input",
     ),
