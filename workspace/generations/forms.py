@@ -85,9 +85,13 @@ class GenerationForm(forms.Form):
             "gives its first frame."
         ),
     )
-    first_frame_kept = forms.CharField(required=False, widget=forms.HiddenInput)
+    # Draft tokens (drafts.py): 16 characters each.
+    first_frame_kept = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
     frame_video = forms.CharField(
-        label="Video", required=False, widget=forms.Select(choices=[("", "Choose a video")])
+        label="Video",
+        required=False,
+        max_length=36,  # a video's id; the view finds it in the project (else 404)
+        widget=forms.Select(choices=[("", "Choose a video")]),
     )
     frame_at = forms.DecimalField(
         label="At (seconds)",
@@ -102,9 +106,9 @@ class GenerationForm(forms.Form):
         required=False,
         widget=forms.ClearableFileInput(attrs={"accept": IMAGE_ACCEPT}),
     )
-    last_frame_kept = forms.CharField(required=False, widget=forms.HiddenInput)
+    last_frame_kept = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
     references = MultipleImageField(label="Reference images", required=False)
-    references_kept = forms.CharField(required=False, widget=forms.HiddenInput)
+    references_kept = forms.CharField(required=False, max_length=512, widget=forms.HiddenInput)
     fit = forms.ChoiceField(
         label="Fit the image", choices=FIT_CHOICES, initial="crop", required=False
     )
