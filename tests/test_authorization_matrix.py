@@ -44,6 +44,7 @@ never changes what another case sees.
 from __future__ import annotations
 
 import fnmatch
+import io
 import os
 import re
 import traceback
@@ -68,13 +69,14 @@ from django.http import HttpResponse
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
+from PIL import Image
 
 from workspace.api.models import ApiToken, WebhookEvent
 from workspace.api.services import token_create
 from workspace.billing.models import Budget, LedgerEntry, Scope
 from workspace.billing.services import prices_seed
 from workspace.core.models import AuditEvent
-from workspace.generations.models import Generation, Status
+from workspace.generations.models import Generation, GenerationInput, InputRole, Status
 from workspace.generations.submission import generation_submit
 from workspace.projects.models import Membership, Project, Role
 from workspace.projects.services import membership_add, project_create
@@ -259,6 +261,13 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
     "generations:live": _MEMBER_READ,
     "generations:detail": _MEMBER_READ,
     "generations:file": _MEMBER_READ,
+    "generations:input": _MEMBER_READ,
+    # A draft is the signed-in session's own upload: a token no session stashed is nobody's.
+    # (A member's own draft, served to that session only: tests/generations/test_generate_form.)
+    "generations:draft": {
+        "GET": cells(L, 404, 404, 404, 404, 404, 404),
+        "POST": cells(L, 405, 405, 405, 405, 405, 405),
+    },
     "generations:cancel": {
         "GET": cells(L, 405, 405, 405, 405, 405, 405),
         "POST": cells(L, 404, 403, REDIRECT, REDIRECT, 404, 404),
@@ -497,6 +506,15 @@ def expected_row(label: str) -> dict[str, dict[str, Outcome]] | None:
 VIDEO_BYTES_NAME = "video.mp4"
 
 
+def _png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (16, 9), (0, 0, 0)).save(out, format="PNG")
+    return out.getvalue()
+
+
+INPUT_PNG = _png()
+
+
 @dataclass
 class World:
     users: dict[str, User]
@@ -534,6 +552,16 @@ def _completed(project: Project, author: User, channel: Channel) -> Generation:
     )
     generation.video.name = f"generations/{project.pk}/{generation.pk}/{VIDEO_BYTES_NAME}"
     generation.save(update_fields=["video"])
+    # The image it was made from (image to video); its file is stored per case with the video.
+    GenerationInput.objects.create(
+        generation=generation,
+        role=InputRole.FIRST_FRAME,
+        image=f"generations/{project.pk}/{generation.pk}/inputs/first_frame-0.png",
+        content_type="image/png",
+        width=1280,
+        height=720,
+        byte_size=len(INPUT_PNG),
+    )
     return generation
 
 
@@ -655,6 +683,8 @@ class Live:
         if not self._files:
             for generation in (self.world.completed, self.world.other_generation):
                 default_storage.save(generation.video.name, ContentFile(self.video_bytes))
+                for item in generation.inputs.all():
+                    default_storage.save(item.image.name, ContentFile(INPUT_PNG))
             self._files = True
 
     def rq(self, name: str) -> str:
@@ -747,6 +777,7 @@ def _param(name: str, pattern: Pattern, world: World, live: Live) -> str:
         "url": "no-such-page/",
         "id": world.users["owner"].pk,
         "video_id": world.completed.pk,
+        "input_id": world.completed.inputs.get().pk,
         "character_id": "char_123",
         "token_id": ApiToken.objects.get(name="matrix").pk,
         "comment_id": Comment.objects.get(text="Too dark").pk,
@@ -755,7 +786,7 @@ def _param(name: str, pattern: Pattern, world: World, live: Live) -> str:
     }
     if name in {"job_id", "result_id", "key", "scheduler_name", "cron_job_name"}:
         return live.rq(name)
-    if name == "generation_id":
+    if name in {"generation_id", "input_id"}:
         live.store_files()
     if name == "object_id":
         if pattern.label == "admin:view_on_site":
@@ -929,6 +960,7 @@ HEAD_PAGES = [
     "generations:detail",
     "generations:file",
     "reviews:activity",
+    "generations:input",
     "billing:usage",
     "billing:notifications",
 ]
@@ -960,6 +992,10 @@ def test_ids_from_another_project_are_404(world: World, live: Live, shared_clien
     for name, args in [
         ("generations:detail", [project, other_generation]),
         ("generations:file", [project, other_generation, "video"]),
+        (
+            "generations:input",
+            [project, other_generation, world.other_generation.inputs.get().pk],
+        ),
         ("projects:detail", [world.other_project.pk]),
     ]:
         response = client.get(reverse(name, args=args))

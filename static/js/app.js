@@ -77,8 +77,9 @@
     function centsPerSecond() {
       var bySize = prices[model.value] && prices[model.value][size.value];
       if (!bySize) return 0;
-      var audio = form.querySelector("input[name=audio]");
-      var silent = audio && !audio.disabled && !audio.checked;
+      var audio = form.querySelector("[name=audio]");
+      var silent = audio && !audio.disabled &&
+        (audio.type === "checkbox" ? !audio.checked : audio.value === "off");
       if (silent && bySize.silent !== undefined) return bySize.silent;
       return bySize[""] || 0;
     }
@@ -101,8 +102,12 @@
       // Some models make only certain lengths at a given size (e.g. 8 s at 1080p).
       var lengths = (spec.seconds_by_size && spec.seconds_by_size[size.value]) || spec.seconds;
       restrict(seconds, lengths.map(String));
-      var cents = Math.round(centsPerSecond() * Number(seconds.value));
-      if (estimate) estimate.textContent = cents ? "About $" + (cents / 100).toFixed(2) + " at list price" : "";
+      // N takes are N videos, each reserved at the full price.
+      var takesInput = form.querySelector("input[name=takes]");
+      var takes = Math.max(1, Math.floor(Number(takesInput && takesInput.value) || 1));
+      var cents = Math.round(centsPerSecond() * Number(seconds.value)) * takes;
+      var each = takes > 1 ? " (" + takes + " takes)" : "";
+      if (estimate) estimate.textContent = cents ? "About $" + (cents / 100).toFixed(2) + " at list price" + each : "";
     }
 
     // “Use this prompt again” links carry the request in the query string (with_* names: the
@@ -161,6 +166,14 @@
     }
 
     [model, size, seconds].forEach(function (el) { el.addEventListener("change", update); });
+    // Sound on/off and the takes count change the estimate too (generate.js shows those fields).
+    form.addEventListener("change", function (event) {
+      var name = event.target && event.target.name;
+      if (name === "audio" || name === "takes") update();
+    });
+    form.addEventListener("input", function (event) {
+      if (event.target && event.target.name === "takes") update();
+    });
     update();
     prefillFromUrl();
   }

@@ -193,3 +193,33 @@ def test_the_recovery_sweep_resumes_a_stalled_character_and_gives_up_after_an_ho
     assert Character.objects.get(pk=stalled.pk).status == CharacterStatus.READY
     forgotten.refresh_from_db()
     assert forgotten.status == CharacterStatus.FAILED and "an hour" in forgotten.error_message
+
+
+@pytest.mark.django_db
+def test_the_generate_form_sends_the_ready_characters_its_prompt_names(
+    project, teammate, channel, signed_in, redis_conn
+) -> None:  # type: ignore[no-untyped-def]
+    source = video(project, teammate, channel)
+    mira = Character.objects.create(
+        project=project,
+        channel=channel,
+        created_by=teammate,
+        name="Mira",
+        source_generation=source,
+        status=CharacterStatus.READY,
+        provider_character_id="char_mira",
+    )
+    client = signed_in(teammate)
+    answer = client.post(
+        reverse("generations:create", args=[project.pk]),
+        {
+            "prompt": "Mira crosses a rope bridge at dawn",
+            "model": "sora-2",
+            "size": "1280x720",
+            "seconds": 4,
+            "takes": 1,
+        },
+    )
+    assert answer.status_code == 302
+    made = Generation.objects.exclude(pk=source.pk).get()
+    assert list(made.characters.all()) == [mira]

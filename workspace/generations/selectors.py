@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet, prefetch_related_objects
 from django.http import Http404
 from django.utils import timezone
 
@@ -45,6 +45,8 @@ def generations_decorate(generations: list[Generation]) -> list[Generation]:
 
     Queued ones carry ``standing`` (position, reason, ETA); one standings call per channel.
     """
+    # The images each card shows it was made from: two queries for the whole page.
+    prefetch_related_objects(generations, "inputs__source_generation")
     queued_by_channel: dict[int, list[Generation]] = {}
     for generation in generations:
         generation.standing = None  # type: ignore[attr-defined]
@@ -263,4 +265,16 @@ def gallery_page(
         generations_decorate(rows),
         older=GalleryCursor.of(rows[-1]) if has_older else None,
         newer=GalleryCursor.of(rows[0]) if before is not None and rows else None,
+    )
+
+
+FRAME_SOURCES_LIMIT = 30
+
+
+def frame_sources(*, project: Project) -> list[Generation]:
+    """The project's latest finished videos, which a new video may start from a frame of."""
+    return list(
+        Generation.objects.filter(project=project, status=Status.COMPLETED)
+        .exclude(video="")
+        .order_by("-created_at")[:FRAME_SOURCES_LIMIT]
     )

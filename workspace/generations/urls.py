@@ -40,4 +40,14 @@ urlpatterns = [
         views.generation_file,
         name="file",
     ),
+    path(
+        "projects/<id:project_id>/generations/<uuid:generation_id>/inputs/<id:input_id>",
+        views.generation_input_file,
+        name="input",
+    ),
+    path(
+        "projects/<id:project_id>/generations/drafts/<slug:token>",
+        views.generation_draft_file,
+        name="draft",
+    ),
 ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import math
 import uuid
 from datetime import UTC, datetime
@@ -8,7 +9,14 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.core.exceptions import (
+    NON_FIELD_ERRORS,
+    PermissionDenied,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    ValidationError,
+)
+from django.core.files.storage import default_storage
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
@@ -19,11 +27,14 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from workspace.core.files import file_response
-from workspace.generations.characters import character_create
+from workspace.generations.characters import character_create, characters_mentioned
+from workspace.generations.drafts import DraftStash
 from workspace.generations.forms import GalleryFilterForm, GenerationForm
+from workspace.generations.images import MAX_IMAGE_BYTES
 from workspace.generations.models import Generation
 from workspace.generations.selectors import (
     GalleryCursor,
+    frame_sources,
     gallery_page,
     generation_get_or_404,
     generations_changed_since,
@@ -54,7 +65,25 @@ def download_filename(*, generation: Generation, variant: str, extension: str) -
     return f"{stem}{suffix}.{extension}"
 
 
-FORM_FIELDS = ("prompt", "model", "size", "seconds")
+FORM_FIELDS = (
+    "prompt",
+    "model",
+    "size",
+    "seconds",
+    "start",
+    "frame_video",
+    "frame_at",
+    "fit",
+    "audio",
+    "seed",
+    "negative_prompt",
+    "takes",
+)
+# A first frame, a last frame and three references at the image limit, plus the text fields:
+# anything larger is refused before its body is read.
+MAX_FORM_BYTES = 5 * MAX_IMAGE_BYTES + 1024 * 1024
+# Service errors about fields the form shows under another name.
+SERVICE_FIELDS = {"images": "first_frame"}
 
 
 def _refused_form_key(project_id: int) -> str:
@@ -71,6 +100,69 @@ def refused_form_pop(
     return stored.get("data", {}), stored.get("errors", {})
 
 
+def generation_form_for_page(
+    request: HttpRequest, *, project: Project, channel: Channel
+) -> GenerationForm:
+    """The generate form on the project page: empty, or as the member last sent it with every
+    error beside its field and the uploaded images kept."""
+    stash = DraftStash(request.session, user_id=request.user.pk)  # type: ignore[arg-type]
+    videos = frame_sources(project=project)
+    refused = refused_form_pop(request, project_id=project.pk)
+    if refused is None:
+        form = GenerationForm(channel=channel, stash=stash, videos=videos)
+    else:
+        data, service_errors = refused
+        # Images are not checked again here: their errors came with the refusal.
+        form = GenerationForm(
+            data, channel=channel, stash=stash, videos=videos, check_inputs=False
+        )
+        form.is_valid()  # the field errors again, beside the input as it was sent
+        for field, field_errors in service_errors.items():
+            for message in field_errors:
+                form.add_error(None if field == NON_FIELD_ERRORS else field, message)
+    # The frame picker's player plays the chosen video from its access-checked URL.
+    form.fields["frame_video"].widget.attrs["data-sources"] = json.dumps(
+        {
+            str(video.pk): {
+                "src": reverse("generations:file", args=[project.pk, video.pk, "video"]),
+                "seconds": video.total_seconds,
+            }
+            for video in videos
+        }
+    )
+    return form
+
+
+def _frame_source(request: HttpRequest, *, project: Project) -> Generation | None:
+    """The video a first frame is taken from; one the member cannot see is a 404."""
+    if request.POST.get("start") != "frame" or not request.POST.get("frame_video"):
+        return None
+    try:
+        generation_id = str(uuid.UUID(request.POST["frame_video"]))
+    except ValueError as error:
+        raise Http404("No such video.") from error
+    return generation_get_or_404(project=project, generation_id=generation_id)
+
+
+def _body_refusal(request: HttpRequest) -> str | None:
+    """Why the request's body is refused before it is read, if it is."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > MAX_FORM_BYTES:
+        return (
+            f"The form sent {length / (1024 * 1024):.1f} MB; it takes at most "
+            f"{MAX_FORM_BYTES // (1024 * 1024)} MB in all (each image up to "
+            f"{MAX_IMAGE_BYTES // (1024 * 1024)} MB). Nothing was queued: choose smaller images."
+        )
+    try:
+        request.POST  # noqa: B018 - parses the body, which may be refused
+    except (RequestDataTooBig, TooManyFieldsSent):
+        return "The form sent more text than it takes. Nothing was queued: shorten it."
+    return None
+
+
 @login_required
 @require_POST
 def generation_create(request: HttpRequest, project_id: int) -> HttpResponse:
@@ -78,8 +170,20 @@ def generation_create(request: HttpRequest, project_id: int) -> HttpResponse:
     project = membership.project
     if not membership.can_generate:
         raise PermissionDenied("Viewers can watch and download, but not generate.")
+    back = f"{reverse('projects:detail', args=[project.pk])}#generate-title"
+    refusal = _body_refusal(request)
+    if refusal is not None:
+        messages.error(request, refusal)
+        return redirect(back)
     channel = channel_get_default()
-    form = GenerationForm(request.POST, channel=channel)
+    stash = DraftStash(request.session, user_id=request.user.pk)  # type: ignore[arg-type]
+    form = GenerationForm(
+        request.POST,
+        request.FILES,
+        channel=channel,
+        stash=stash,
+        frame_source=_frame_source(request, project=project),
+    )
     service_errors: dict[str, list[str]] = {}
     if form.is_valid():
         try:
@@ -91,22 +195,42 @@ def generation_create(request: HttpRequest, project_id: int) -> HttpResponse:
                 prompt=form.cleaned_data["prompt"],
                 size=form.cleaned_data["size"],
                 seconds=form.cleaned_data["seconds"],
+                images=form.images,
+                options=form.options(),
+                # A ready character named in the prompt goes with it (the provider's way).
+                characters=characters_mentioned(
+                    project=project, channel=channel, prompt=form.cleaned_data["prompt"]
+                ),
+                takes=form.cleaned_data["takes"],
             )
         except ValidationError as error:
-            service_errors = {
-                (field if field in form.fields else NON_FIELD_ERRORS): list(messages_)
-                for field, messages_ in error.message_dict.items()
-            }
+            for field, messages_ in error.message_dict.items():
+                field = SERVICE_FIELDS.get(field, field)
+                key = field if field in form.fields else NON_FIELD_ERRORS
+                service_errors.setdefault(key, []).extend(messages_)
         else:
-            messages.success(request, "Queued. Watch its progress below.")
+            stash.discard([token for tokens in form.kept.values() for token in tokens])
+            count = form.cleaned_data["takes"]
+            messages.success(
+                request,
+                f"Queued {count} takes. Watch their progress below."
+                if count > 1
+                else "Queued. Watch its progress below.",
+            )
             return redirect("projects:detail", project_id=project.pk)
+    # Errors found only with the images (not recomputed on the page) travel with the refusal.
+    for field, field_errors in form.input_errors.items():
+        service_errors.setdefault(field, []).extend(field_errors)
     # Post/redirect/get even when refused: the page shows the member's input and the errors
     # beside the fields, and a reload does not send the form again.
     request.session[_refused_form_key(project.pk)] = {
-        "data": {name: request.POST.get(name, "") for name in FORM_FIELDS},
+        "data": {
+            **{name: request.POST.get(name, "") for name in FORM_FIELDS},
+            **form.kept_data(),
+        },
         "errors": service_errors,
     }
-    return redirect(f"{reverse('projects:detail', args=[project.pk])}#generate-title")
+    return redirect(back)
 
 
 @login_required
@@ -327,3 +451,40 @@ def character_create_view(
         "prompt to put them in the video.",
     )
     return redirect(f"{detail}#character-title")
+
+
+@login_required
+@require_safe
+def generation_input_file(
+    request: HttpRequest, project_id: int, generation_id: str, input_id: int
+) -> HttpResponseBase:
+    """An image a video was made from, to the project's members only."""
+    membership = membership_get_or_404(user=request.user, project_id=project_id)
+    generation = generation_get_or_404(project=membership.project, generation_id=generation_id)
+    item = generation.inputs.filter(pk=input_id).first()
+    if item is None or not item.image:
+        raise Http404("No such image.")
+    extension = str(item.image.name).rsplit(".", 1)[-1]
+    filename = download_filename(
+        generation=generation, variant=f"{item.role}-{item.position}", extension=extension
+    )
+    response = file_response(request, item.image, filename=filename, as_attachment=False)
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@require_safe
+def generation_draft_file(request: HttpRequest, project_id: int, token: str) -> HttpResponseBase:
+    """An image kept from the member's refused form, to that member's session only."""
+    membership_get_or_404(user=request.user, project_id=project_id)
+    stash = DraftStash(request.session, user_id=request.user.pk)  # type: ignore[arg-type]
+    name = stash.path_of(token)
+    if name is None or not default_storage.exists(name):
+        raise Http404("No such image.")
+    stored = default_storage.open(name, "rb")
+    response = file_response(
+        request, stored, filename=name.rsplit("/", 1)[-1], as_attachment=False
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -4,15 +4,18 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from workspace.generations.forms import GenerationForm
 from workspace.generations.selectors import generation_get_or_404
-from workspace.generations.views import gallery_context, refused_form_pop
+from workspace.generations.views import (
+    gallery_context,
+    generation_form_for_page,
+    refused_form_pop,
+)
 from workspace.projects.forms import (
     GenerationCopyForm,
     GenerationMoveForm,
@@ -110,19 +113,11 @@ def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
     channel = channel_get_default()
     form = None
     if membership.can_generate:
-        refused = refused_form_pop(request, project_id=membership.project.pk)
         if membership.project.is_archived:
             # No form to fill in only to be refused; the page's banner says why.
-            pass
-        elif refused is None:
-            form = GenerationForm(channel=channel)
+            refused_form_pop(request, project_id=membership.project.pk)
         else:
-            data, service_errors = refused
-            form = GenerationForm(data, channel=channel)
-            form.is_valid()  # the field errors again, beside the input as it was sent
-            for field, field_errors in service_errors.items():
-                for message in field_errors:
-                    form.add_error(None if field == NON_FIELD_ERRORS else field, message)
+            form = generation_form_for_page(request, project=membership.project, channel=channel)
     return render(
         request,
         "projects/detail.html",

@@ -1,5 +1,6 @@
 from django import template
 
+from workspace.generations.images import format_time
 from workspace.generations.models import Generation
 from workspace.providers.errors import MEMBER_MESSAGES, ErrorClass
 
@@ -48,3 +49,9 @@ def isolate(text: str) -> str:
     Autoescaping still applies (the input is not marked safe).
     """
     return f"\u2068{text}\u2069"
+
+
+@register.filter
+def player_time(milliseconds: int | None) -> str:
+    """3200 -> "0:03.2", as a player shows a time."""
+    return "" if milliseconds is None else format_time(milliseconds)
