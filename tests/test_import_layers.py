@@ -24,6 +24,8 @@ LAYERS: list[tuple[int, str, str]] = [
     (4, "generations", r"workspace\.generations(\..+)?"),
     # The API's services speak for members through the same submission service as the web form.
     (4, "the API's services", r"workspace\.api(\..+)?"),
+    # Health and metrics read every app's state (rows, limiter, RQ registries) for operators.
+    (4, "operations", r"workspace\.ops(\..+)?"),
     (3, "providers and billing", r"workspace\.(providers|billing)(\..+)?"),
     (2, "projects and accounts", r"workspace\.(projects|accounts)(\..+)?"),
     (1, "core", r"workspace(\.core(\..+)?|\.env|\.settings)?"),

@@ -11,6 +11,7 @@ the work looks stale.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -23,7 +24,12 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import connections
 
 from workspace.billing.services import reservations_close_orphans
-from workspace.core.rq import enqueue_overdue_scheduled, redis_data_lost, redis_mark
+from workspace.core.rq import (
+    enqueue_overdue_scheduled,
+    redis_data_lost,
+    redis_mark,
+    scheduler_beat,
+)
 from workspace.generations.recovery import generations_resume_stalled
 
 logger = logging.getLogger(__name__)
@@ -58,6 +64,7 @@ class Command(BaseCommand):
         stale_after = timedelta(seconds=options["stale_after"])
         next_sweep = time.monotonic()
         while not stop.is_set():
+            self._beat()
             if self._redis_lost():
                 logger.warning(
                     "Redis holds none of Reelhouse's jobs (a fresh start, or it restarted "
@@ -72,6 +79,11 @@ class Command(BaseCommand):
             if options["once"]:
                 return
             stop.wait(max(0.0, min(options["watch"], next_sweep - time.monotonic())))
+
+    def _beat(self) -> None:
+        # The health check reads this to tell a live scheduler from a stopped one.
+        with contextlib.suppress(redis.RedisError):  # down: the health check says so itself
+            scheduler_beat()
 
     def _redis_lost(self) -> bool:
         try:
