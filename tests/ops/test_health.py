@@ -198,3 +198,17 @@ def test_the_storage_probe_leaves_no_file(client, everything_running, tmp_path) 
 def test_only_get_and_head(client) -> None:  # type: ignore[no-untyped-def]
     assert client.post("/healthz").status_code == 405
     assert client.head("/healthz").status_code == 200
+
+
+# The scheduler closes its database connections after each sweep: not inside a test transaction.
+@pytest.mark.django_db(transaction=True)
+def test_the_scheduler_leaves_its_heartbeat_at_every_loop(client, redis_conn) -> None:  # type: ignore[no-untyped-def]
+    from django.core.management import call_command
+
+    worker_on("default", redis_conn)
+    worker_on("dispatch", redis_conn)
+    assert readyz(client)[0] == 503
+    call_command("reelhouse_scheduler", "--once")
+    status, body = readyz(client)
+    assert status == 200, body
+    assert states(body)["scheduler"] == "ok"
