@@ -30,6 +30,7 @@ from django.core.files.storage import default_storage
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 from rq import Queue, Worker
+from rq.worker import BaseWorker
 
 from workspace.core.rq import DISPATCH_QUEUE, QUEUE_NAME, scheduler_heartbeat_age
 
@@ -144,15 +145,28 @@ def _storage() -> tuple[str, str]:
     return OK, ""
 
 
+def live_workers(connection: redis.Redis, queue: str) -> list[BaseWorker]:
+    """The queue's workers that beat lately, or are in a job and still registered.
+
+    An in-process worker (``REELHOUSE_RQ_WORKER=in-process``) does not beat during a long job
+    (a large download); RQ extends its registration to cover the job's timeout instead.
+    """
+    seen_within = settings.REELHOUSE_HEALTH_WORKER_SEEN_SECONDS
+    now = time.time()
+    alive = []
+    for worker in Worker.all(connection=connection, queue=Queue(queue, connection=connection)):
+        beat = worker.last_heartbeat
+        if (beat is not None and now - beat.timestamp() <= seen_within) or (
+            worker.get_current_job_id() is not None
+        ):
+            alive.append(worker)
+    return alive
+
+
 def _workers(connection: redis.Redis, queue: str) -> Callable[[], tuple[str, str]]:
     def probe() -> tuple[str, str]:
         seen_within = settings.REELHOUSE_HEALTH_WORKER_SEEN_SECONDS
-        now = time.time()
-        alive = 0
-        for worker in Worker.all(connection=connection, queue=Queue(queue, connection=connection)):
-            beat = worker.last_heartbeat
-            if beat is not None and now - beat.timestamp() <= seen_within:
-                alive += 1
+        alive = len(live_workers(connection, queue))
         if not alive:
             return NOT_READY, f"no worker on the {queue} queue seen in the last {seen_within} s"
         return OK, f"{alive} worker(s)"

@@ -14,7 +14,6 @@ The metric names, labels and the alerts worth setting are listed in docs/operati
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
@@ -32,12 +31,12 @@ from prometheus_client.core import (
 )
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
-from rq import Queue, Worker
+from rq import Queue
 
 from workspace.billing.models import BudgetCounter
 from workspace.core.rq import DISPATCH_QUEUE, QUEUE_NAME, scheduler_heartbeat_age
 from workspace.generations.models import Generation, Status
-from workspace.ops.health import health_redis
+from workspace.ops.health import health_redis, live_workers
 from workspace.providers.call_counts import provider_call_counts
 from workspace.providers.circuit import ChannelCircuit
 from workspace.providers.limiter import ChannelLimiter
@@ -314,11 +313,9 @@ def _budgets(context: Context) -> Iterator[Metric]:
 
 
 def _workers(context: Context) -> Iterator[Metric]:
-    seen_within = settings.REELHOUSE_HEALTH_WORKER_SEEN_SECONDS
-    now = time.time()
     workers = _gauge(
         "reelhouse_rq_workers",
-        f"RQ workers listening on the queue and seen within {seen_within} s, by state "
+        "RQ workers listening on the queue that beat lately or are in a job, by state "
         "(busy: running a job).",
         ["queue", "state"],
     )
@@ -328,10 +325,7 @@ def _workers(context: Context) -> Iterator[Metric]:
     for name in (QUEUE_NAME, DISPATCH_QUEUE):
         queue = Queue(name, connection=context.redis)
         states: dict[str, int] = {"busy": 0, "idle": 0}
-        for worker in Worker.all(connection=context.redis, queue=queue):
-            beat = worker.last_heartbeat
-            if beat is None or now - beat.timestamp() > seen_within:
-                continue
+        for worker in live_workers(context.redis, name):
             states["busy" if worker.get_current_job_id() else "idle"] += 1
         for state, n in states.items():
             workers.add_metric([name, state], n)

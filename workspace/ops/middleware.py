@@ -45,7 +45,13 @@ def _plain(status: int, text: str, **headers: str) -> HttpResponse:
     response = HttpResponse(text + "\n", status=status, content_type="text/plain; charset=utf-8")
     for name, value in headers.items():
         response[name.replace("_", "-")] = value
+    return _finish(response)
+
+
+def _finish(response: HttpResponse) -> HttpResponse:
+    # Answered before SecurityMiddleware, so its nosniff is set here.
     response["Cache-Control"] = "no-store"
+    response["X-Content-Type-Options"] = "nosniff"
     return response
 
 
@@ -59,7 +65,7 @@ def _health(request: HttpRequest, check: Callable[[], health.Report]) -> HttpRes
         status=report.http_status,
         content_type="application/json",
     )
-    response["Cache-Control"] = "no-store"
+    _finish(response)
     # Probes come every few seconds from every balancer: Django would log each 503 as an
     # error; _log_change says it once per change instead.
     response._has_been_logged = True  # type: ignore[attr-defined]
@@ -103,9 +109,7 @@ def _metrics(request: HttpRequest) -> HttpResponse:
             )
     if request.method not in ("GET", "HEAD"):
         return _plain(405, "Method not allowed.", Allow="GET, HEAD")
-    response = HttpResponse(metrics.metrics_text(), content_type=metrics.CONTENT_TYPE)
-    response["Cache-Control"] = "no-store"
-    return response
+    return _finish(HttpResponse(metrics.metrics_text(), content_type=metrics.CONTENT_TYPE))
 
 
 def _address_allowed(
