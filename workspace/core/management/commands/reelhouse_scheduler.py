@@ -7,6 +7,9 @@ Every --watch seconds it asks Redis whether it lost its data (a restart of a Red
 nothing on disk, a flush, a failover to an empty server): if so, every job and schedule is
 gone, so it re-enqueues the next step of everything in flight at once instead of waiting until
 the work looks stale.
+
+Every loop also leaves a heartbeat in Redis (``core.rq.scheduler_beat``): ``/readyz`` and
+``/metrics`` on any machine read it to tell a live scheduler from one that stopped.
 """
 
 from __future__ import annotations
