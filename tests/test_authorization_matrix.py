@@ -425,6 +425,9 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
     **_rq_pages("django_rq:", "/admin/rq/"),
     "admin/rq/stats.json/?$": _rq_stats_json(),
     "admin/rq/stats.json/(?P<token>[\\w]+)?/?$": _rq_stats_json(),
+    # django-rq's own Prometheus page, there since prometheus-client is installed (for
+    # Reelhouse's /metrics); wrapped like the dashboard, which links to it.
+    "django_rq:metrics": _rq_stats_json(),
     # --- Sign-in throttling (django-axes): its records are written by failed sign-ins only
     "admin:axes_accessattempt_add": _ADMIN_REFUSED,
     "admin:axes_accesslog_add": _ADMIN_REFUSED,

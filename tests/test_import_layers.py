@@ -28,6 +28,8 @@ LAYERS: list[tuple[int, str, str]] = [
     (4, "the API's services", r"workspace\.api(\..+)?"),
     # Share links and selection ZIPs: read generations' rows, never call their workflows.
     (4, "sharing", r"workspace\.sharing(\..+)?"),
+    # Health and metrics read every app's state (rows, limiter, RQ registries) for operators.
+    (4, "operations", r"workspace\.ops(\..+)?"),
     (3, "providers and billing", r"workspace\.(providers|billing)(\..+)?"),
     (2, "projects and accounts", r"workspace\.(projects|accounts)(\..+)?"),
     (1, "core", r"workspace(\.core(\..+)?|\.env|\.settings)?"),

@@ -9,6 +9,7 @@ process with a message that names the variable (see ``workspace/env.py``).
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import secrets
@@ -93,10 +94,14 @@ INSTALLED_APPS = [
     "workspace.api",
     "workspace.reviews",
     "workspace.sharing",
+    "workspace.ops",
     "workspace.simulator",
 ]
 
 MIDDLEWARE = [
+    # First: load balancers and Prometheus reach /healthz, /readyz and /metrics by address over
+    # plain HTTP, so these answer before the host check, the HTTPS redirect and the session.
+    "workspace.ops.middleware.OperationsEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -158,6 +163,11 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
 else:
     _db["CONN_MAX_AGE"] = env_int("DATABASE_CONN_MAX_AGE", 0, minimum=0)
     _db["CONN_HEALTH_CHECKS"] = True
+    # libpq waits for ever on an unreachable server by default; a bounded connect lets the
+    # readiness check (and every request) answer "database unreachable" instead of hanging.
+    _db.setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1, maximum=300)
+    )
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -345,13 +355,65 @@ REELHOUSE_WEBHOOK_CONNECT_TIMEOUT = float(
     env_int("REELHOUSE_WEBHOOK_CONNECT_TIMEOUT", 5, minimum=1)
 )
 REELHOUSE_WEBHOOK_TIMEOUT = float(env_int("REELHOUSE_WEBHOOK_TIMEOUT", 15, minimum=1))
+# --- Health and metrics ---------------------------------------------------------------------
+# /readyz counts an RQ worker (per queue) and the recovery scheduler as alive when they were
+# seen within these many seconds (workers beat every --worker-ttl, 60 s in the Procfile; the
+# scheduler every --watch, 2 s, but not during a long sweep).
+REELHOUSE_HEALTH_WORKER_SEEN_SECONDS = env_int(
+    "REELHOUSE_HEALTH_WORKER_SEEN_SECONDS", 120, minimum=10, maximum=3600
+)
+REELHOUSE_HEALTH_SCHEDULER_SEEN_SECONDS = env_int(
+    "REELHOUSE_HEALTH_SCHEDULER_SEEN_SECONDS", 120, minimum=10, maximum=3600
+)
+
+
+def _metrics_token() -> str | None:
+    token = env_str("REELHOUSE_METRICS_TOKEN")
+    if token is None:
+        return None
+    if len(token) < 32 or not re.fullmatch(r"[A-Za-z0-9._~+/=-]+", token):
+        raise ImproperlyConfigured(
+            "REELHOUSE_METRICS_TOKEN must be at least 32 characters of letters, digits and "
+            ". _ ~ + / = - (for example the output of `openssl rand -hex 32`)."
+        )
+    return token
+
+
+def _metrics_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    networks = []
+    for item in env_list("REELHOUSE_METRICS_ALLOWED_NETWORKS", []):
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError as error:
+            raise ImproperlyConfigured(
+                f"REELHOUSE_METRICS_ALLOWED_NETWORKS: {item!r} is not an address or network "
+                f"such as 10.0.0.0/8 or 2001:db8::/32 ({error})."
+            ) from None
+    return networks
+
+
+# /metrics answers only when at least one of these is set (404 otherwise): a bearer token the
+# scraper sends, and/or the networks the scraper's address must be in (both when both are set).
+REELHOUSE_METRICS_TOKEN = _metrics_token()
+REELHOUSE_METRICS_ALLOWED_NETWORKS = _metrics_networks()
+# How far back the latency histograms of /metrics look (finished generations in that window).
+REELHOUSE_METRICS_WINDOW_SECONDS = env_int(
+    "REELHOUSE_METRICS_WINDOW_SECONDS", 3600, minimum=60, maximum=7 * 24 * 3600
+)
 
 # --- Logging --------------------------------------------------------------------------------
+# "json": one JSON object per line, for a log shipper (Loki, Elasticsearch, CloudWatch).
+REELHOUSE_LOG_FORMAT = env_choice("REELHOUSE_LOG_FORMAT", "plain", {"plain", "json"})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "workspace.core.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": REELHOUSE_LOG_FORMAT},
+    },
     "filters": {
         "forbidden_without_traceback": {
             "()": "workspace.core.logging.ForbiddenWithoutTraceback",

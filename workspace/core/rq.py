@@ -138,3 +138,29 @@ def redis_data_lost() -> bool:
 def redis_mark() -> None:
     """Record that the work in flight has been re-enqueued into this Redis."""
     get_redis().set(REDIS_MARK_KEY, "1")
+
+
+# The recovery scheduler's heartbeat: Redis's own time of its last loop, so the health check
+# on any machine can tell a live scheduler from one that stopped, whatever the clocks say.
+SCHEDULER_HEARTBEAT_KEY = "reelhouse:scheduler:heartbeat"
+# Outlives a few missed beats; a key that expired means no scheduler has looped for this long.
+SCHEDULER_HEARTBEAT_TTL = 300
+
+
+def scheduler_beat() -> None:
+    connection = get_redis()
+    seconds, micros = connection.time()
+    beat = f"{seconds + micros / 1e6:.3f}"
+    connection.set(SCHEDULER_HEARTBEAT_KEY, beat, ex=SCHEDULER_HEARTBEAT_TTL)
+
+
+def scheduler_heartbeat_age(connection: redis.Redis | None = None) -> float | None:
+    """Seconds since any scheduler last looped, on Redis's clock; None when none ever did."""
+    connection = connection or get_redis()
+    with connection.pipeline() as pipeline:
+        pipeline.get(SCHEDULER_HEARTBEAT_KEY)
+        pipeline.time()
+        beat, (seconds, micros) = pipeline.execute()
+    if beat is None:
+        return None
+    return max(0.0, seconds + micros / 1e6 - float(beat))

@@ -57,6 +57,12 @@ class Pacer(Protocol):
     def pushback(self, seconds: float) -> None: ...
 
 
+class CallCounter(Protocol):
+    """Counts every call that reached the provider, by outcome (see call_counts.py)."""
+
+    def count(self, *, outcome: str, error_class: str) -> None: ...
+
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
@@ -235,8 +241,10 @@ class ProviderHTTP:
         max_wait: float = 10.0,
         transport: httpx.BaseTransport | None = None,
         private_output_hosts: str = "",
+        counter: CallCounter | None = None,
     ) -> None:
         self._pacer = pacer
+        self._counter = counter
         self._circuit = circuit
         self._on_circuit_change = on_circuit_change
         self._max_wait = max_wait
@@ -321,6 +329,7 @@ class ProviderHTTP:
         if response.is_success:
             self._observe(response)
             self._record(ok=True)
+            self._count("ok")
             return response
         raise self._outcome(self._http_error(response, creates=creates))
 
@@ -342,6 +351,7 @@ class ProviderHTTP:
         except ProviderError as error:
             raise self._outcome(error) from None
         self._record(ok=True)
+        self._count("ok")
         return content_type
 
     def download_url(
@@ -371,6 +381,7 @@ class ProviderHTTP:
         except ProviderError as error:
             raise self._outcome(error) from None
         self._record(ok=True)
+        self._count("ok")
         return content_type
 
     def _stream_url(
@@ -471,7 +482,12 @@ class ProviderHTTP:
         if transition in ("opened", "reopened", "closed") and self._on_circuit_change:
             self._on_circuit_change(transition)
 
+    def _count(self, outcome: str, error_class: str = "") -> None:
+        if self._counter is not None:
+            self._counter.count(outcome=outcome, error_class=error_class)
+
     def _outcome(self, error: ProviderError) -> ProviderError:
+        self._count("error", str(error.error_class))
         # Only the provider's own trouble counts against its health; a rate limit or a
         # member's invalid prompt says nothing about whether the provider works.
         if error.error_class in (ErrorClass.OVERLOADED, ErrorClass.NETWORK):

@@ -10,6 +10,7 @@ from django.utils import timezone
 from workspace.core.notify import admins_notify
 from workspace.core.rq import get_redis
 from workspace.providers.adapters.base import VideoAdapter
+from workspace.providers.call_counts import ChannelCallCounter
 from workspace.providers.circuit import ChannelCircuit
 from workspace.providers.errors import ErrorClass, ProviderError
 from workspace.providers.limiter import ChannelLimiter, Throttled
@@ -124,6 +125,7 @@ def adapter_for_channel(*, channel: Channel, limiter: ChannelLimiter | None = No
             channel=channel, transition=transition
         ),
         private_output_hosts=channel.private_output_hosts,
+        counter=ChannelCallCounter(get_redis(), channel_id=channel.pk),
     )
 
 

@@ -14,7 +14,7 @@ import httpx
 
 from workspace.providers.catalog import Catalog
 from workspace.providers.errors import ErrorClass, ProviderError
-from workspace.providers.http import Circuit, Pacer, ProviderHTTP
+from workspace.providers.http import CallCounter, Circuit, Pacer, ProviderHTTP
 
 # The largest file taken from a provider; a larger answer is refused, never stored.
 MAX_DOWNLOAD_BYTES = 2 * 1024**3
@@ -192,6 +192,7 @@ class HTTPAdapter(ABC):
         on_circuit_change: Callable[[str], None] | None = None,
         transport: httpx.BaseTransport | None = None,
         private_output_hosts: str = "",
+        counter: CallCounter | None = None,
     ) -> None:
         self._download_timeout = download_timeout
         self._http = ProviderHTTP(
@@ -206,6 +207,7 @@ class HTTPAdapter(ABC):
             on_circuit_change=on_circuit_change,
             transport=transport,
             private_output_hosts=private_output_hosts,
+            counter=counter,
         )
 
     @staticmethod

@@ -8,10 +8,14 @@ Every --watch seconds it asks Redis whether it lost its data (a restart of a Red
 nothing on disk, a flush, a failover to an empty server): if so, every job and schedule is
 gone, so it re-enqueues the next step of everything in flight at once instead of waiting until
 the work looks stale.
+
+Every loop also leaves a heartbeat in Redis (``core.rq.scheduler_beat``): ``/readyz`` and
+``/metrics`` on any machine read it to tell a live scheduler from one that stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import threading
@@ -25,7 +29,12 @@ from django.db import connections
 
 from workspace.api.webhooks import webhook_events_resume
 from workspace.billing.services import reservations_close_orphans
-from workspace.core.rq import enqueue_overdue_scheduled, redis_data_lost, redis_mark
+from workspace.core.rq import (
+    enqueue_overdue_scheduled,
+    redis_data_lost,
+    redis_mark,
+    scheduler_beat,
+)
 from workspace.generations.characters import characters_resume_stalled
 from workspace.generations.recovery import generations_resume_stalled
 from workspace.projects.services import projects_purge_due
@@ -62,6 +71,7 @@ class Command(BaseCommand):
         stale_after = timedelta(seconds=options["stale_after"])
         next_sweep = time.monotonic()
         while not stop.is_set():
+            self._beat()
             if self._redis_lost():
                 logger.warning(
                     "Redis holds none of Reelhouse's jobs (a fresh start, or it restarted "
@@ -76,6 +86,11 @@ class Command(BaseCommand):
             if options["once"]:
                 return
             stop.wait(max(0.0, min(options["watch"], next_sweep - time.monotonic())))
+
+    def _beat(self) -> None:
+        # The health check reads this to tell a live scheduler from a stopped one.
+        with contextlib.suppress(redis.RedisError):  # down: the health check says so itself
+            scheduler_beat()
 
     def _redis_lost(self) -> bool:
         try:
