@@ -6,7 +6,12 @@ from typing import Any
 from django import forms
 
 from workspace.billing.services import price_table
-from workspace.generations.models import PROMPT_MAX_LENGTH, Status
+from workspace.generations.models import (
+    CHANGING_OPERATIONS,
+    PROMPT_MAX_LENGTH,
+    Operation,
+    Status,
+)
 from workspace.generations.selectors import GalleryFilters
 from workspace.providers.models import Channel
 
@@ -68,6 +73,36 @@ def _size_label(size: str) -> str:
     width, height = (int(part) for part in size.split("x"))
     shape = "landscape" if width > height else "portrait"
     return f"{size} ({shape})"
+
+
+class ChangeForm(forms.Form):
+    """Edit, remix or extend a finished video: a new prompt, and for an extension the seconds
+    to add. What the model allows (and the price) is checked by ``generation_submit``."""
+
+    operation = forms.ChoiceField(
+        choices=[(op.value, op.label) for op in CHANGING_OPERATIONS],
+        error_messages={"invalid_choice": "Choose edit, remix or extend."},
+    )
+    prompt = forms.CharField(
+        max_length=PROMPT_MAX_LENGTH,
+        label="Prompt",
+        error_messages={"required": "Say what should change: the prompt is empty."},
+    )
+    seconds = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Seconds to add",
+        error_messages={"invalid": "Choose how many seconds to add."},
+    )
+
+    FIELDS = ("operation", "prompt", "seconds")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        extending = cleaned.get("operation") == Operation.EXTEND
+        if extending and cleaned.get("seconds") is None and "seconds" not in self.errors:
+            self.add_error("seconds", "Choose how many seconds to add.")
+        return cleaned
 
 
 class GalleryFilterForm(forms.Form):
