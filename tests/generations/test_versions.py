@@ -40,8 +40,9 @@ def takes_of(first: Generation) -> list[Generation]:
     return list(Generation.objects.filter(take_set=first.take_set).order_by("created_at", "id"))
 
 
+@pytest.mark.usefixtures("changeable")
 def test_an_extension_becomes_the_head_and_the_stack_reads_both_ways(
-    changeable, project, teammate, channel
+    project, teammate, channel
 ) -> None:  # type: ignore[no-untyped-def]
     source = finished(project, teammate, channel)
     extension = submit(
@@ -66,8 +67,9 @@ def test_an_extension_becomes_the_head_and_the_stack_reads_both_ways(
     assert stack_for(source).previous is None and stack_for(edit).next is None
 
 
+@pytest.mark.usefixtures("changeable")
 def test_the_stack_is_read_in_one_query_however_deep(
-    changeable, project, teammate, channel, django_assert_num_queries
+    project, teammate, channel, django_assert_num_queries
 ) -> None:  # type: ignore[no-untyped-def]
     top = finished(project, teammate, channel)
     for _ in range(3):
@@ -79,9 +81,7 @@ def test_the_stack_is_read_in_one_query_however_deep(
         assert len(stack.ancestors) == 3 and stack.members[0].created_by.username
 
 
-def test_takes_share_a_set_the_first_is_the_head_until_one_is_picked(
-    project, teammate
-) -> None:  # type: ignore[no-untyped-def]
+def test_takes_share_a_set_the_first_is_the_head_until_one_is_picked(project, teammate) -> None:  # type: ignore[no-untyped-def]
     first = submit(project, teammate, takes=4)
     takes = takes_of(first)
     assert len(takes) == 4 and {t.take_count for t in takes} == {4}
@@ -109,9 +109,8 @@ def test_takes_share_a_set_the_first_is_the_head_until_one_is_picked(
     assert AuditEvent.objects.filter(target_id=str(second.pk)).count() == 1
 
 
-def test_picking_in_an_older_set_leaves_a_newer_version_the_head(
-    changeable, project, teammate
-) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.usefixtures("changeable")
+def test_picking_in_an_older_set_leaves_a_newer_version_the_head(project, teammate) -> None:  # type: ignore[no-untyped-def]
     first = submit(project, teammate, takes=2)
     takes = [complete(t) for t in takes_of(first)]
     extension = submit(project, teammate, operation=Operation.EXTEND, parent=takes[1], prompt="On")
@@ -136,11 +135,12 @@ def test_who_and_what_can_be_picked(project, teammate, viewer, outsider, channel
     assert not Generation.objects.filter(is_pick=True).exists()
 
 
-def test_offers_follow_the_catalog_and_price_table(changeable, project, teammate, channel) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.usefixtures("changeable")
+def test_offers_follow_the_catalog_and_price_table(project, teammate, channel) -> None:  # type: ignore[no-untyped-def]
     source = finished(project, teammate, channel, seconds=8)
     offers = change_offers(source)
     assert offers.edit and offers.remix and not offers.expired
-    assert (offers.change_seconds, offers.change_cents) == (8, 80)  # 10 c/s × 8 s
+    assert (offers.change_seconds, offers.change_cents) == (8, 80)  # 10 c/s for 8 s
     # 20 s at most in all: 8 + 12 fits, nothing longer is offered.
     assert [(c.added, c.total, c.cents) for c in offers.extend] == [
         (4, 12, 40),
@@ -153,7 +153,8 @@ def test_offers_follow_the_catalog_and_price_table(changeable, project, teammate
     assert "20 seconds" in change_offers(longest).extend_refusal
 
 
-def test_offers_say_when_the_provider_copy_is_gone(changeable, project, teammate, channel) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.usefixtures("changeable")
+def test_offers_say_when_the_provider_copy_is_gone(project, teammate, channel) -> None:  # type: ignore[no-untyped-def]
     gone = finished(project, teammate, channel, expires_in=-timedelta(minutes=1))
     offers = change_offers(gone)
     assert offers.expired and not offers.any
@@ -170,13 +171,9 @@ def test_a_model_that_cannot_change_videos_offers_nothing(project, teammate, cha
 # ---- Takes in the ledger -----------------------------------------------------------------------
 
 
-def test_at_the_budget_edge_four_takes_are_refused_whole_and_one_passes(
-    project, teammate
-) -> None:  # type: ignore[no-untyped-def]
+def test_at_the_budget_edge_four_takes_are_refused_whole_and_one_passes(project, teammate) -> None:  # type: ignore[no-untyped-def]
     # 40 cents a take (4 s at 10 c/s): one fits in 100, four (160) do not.
-    Budget.objects.create(
-        scope=Scope.MEMBER, user=teammate, period=Period.MONTH, limit_cents=100
-    )
+    Budget.objects.create(scope=Scope.MEMBER, user=teammate, period=Period.MONTH, limit_cents=100)
     with pytest.raises(ValidationError, match="budget"):
         submit(project, teammate, takes=4)
     assert not Generation.objects.exists()
@@ -195,9 +192,7 @@ def test_at_the_budget_edge_four_takes_are_refused_whole_and_one_passes(
 @pytest.mark.django_db(transaction=True)
 def test_take_requests_at_once_never_overspend(project, teammate) -> None:  # type: ignore[no-untyped-def]
     limit = 200  # room for five takes of 40 cents
-    Budget.objects.create(
-        scope=Scope.MEMBER, user=teammate, period=Period.MONTH, limit_cents=limit
-    )
+    Budget.objects.create(scope=Scope.MEMBER, user=teammate, period=Period.MONTH, limit_cents=limit)
     requests = 6  # of two takes each: 480 cents asked for
     start = threading.Barrier(requests)
     outcomes: list[str] = []
