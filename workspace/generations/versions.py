@@ -167,6 +167,11 @@ class Stack:
         return self.members[index + 1] if index + 1 < len(self.members) else None
 
     @property
+    def only_takes(self) -> bool:
+        """The stack is this one request's takes (the takes strip then says it all)."""
+        return bool(self.takes) and len(self.takes) == len(self.members)
+
+    @property
     def pick(self) -> Generation | None:
         return next((g for g in self.takes if g.is_pick), None)
 
