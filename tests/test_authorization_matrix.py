@@ -242,6 +242,10 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
         "GET": cells(L, 405, 405, 405, 405, 405, 405),
         "POST": cells(L, 404, 403, REDIRECT, REDIRECT, 404, 404),
     },
+    "generations:character_create": {
+        "GET": cells(L, 405, 405, 405, 405, 405, 405),
+        "POST": cells(L, 404, 403, REDIRECT, REDIRECT, 404, 404),
+    },
     "billing:usage": _SIGNED_IN_READ,
     "billing:notifications": _SIGNED_IN_READ,
     "billing:notifications_read": {
@@ -698,6 +702,7 @@ POST_DATA: dict[str, dict[str, str]] = {
     "projects:member_change": {"role": Role.EDITOR},
     "projects:generation_move": {"to_project": "0"},
     "projects:settings": {"action": "rename", "name": "Matrix film renamed"},
+    "generations:character_create": {"name": "Mira"},
     "generations:create": {
         "prompt": "Waves at dawn",
         "model": "sora-2",

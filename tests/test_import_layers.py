@@ -255,6 +255,14 @@ def test_the_graph_sees_the_generation_stages() -> None:
     # Versions (stack heads, picks) sit above submission, which keeps the head as it submits.
     assert ("workspace.generations.submission", "workspace.generations.versions") in edges
     assert not any(source == "workspace.generations.jobs" for source, _ in edges)
+    # Characters: a generations stage of its own (docs/architecture.md), enqueuing its job and
+    # calling the providers layer, shown by the web layer's template tags.
+    assert ("workspace.generations.characters", "workspace.generations.jobs") in edges
+    assert ("workspace.generations.characters", "workspace.providers.services") in edges
+    assert (
+        "workspace.generations.templatetags.character_tags",
+        "workspace.generations.characters",
+    ) in edges
 
 
 # --- The checker on small made-up graphs ------------------------------------------------------

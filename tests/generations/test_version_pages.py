@@ -18,7 +18,7 @@ from workspace.generations.models import Generation, Operation
 from workspace.generations.submission import generation_submit
 
 from ..conftest import PASSWORD
-from .versions_helpers import changeable, complete, finished  # noqa: F401
+from .versions_helpers import changeable, complete, finished, unchangeable  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -130,6 +130,7 @@ def test_an_expired_copy_is_explained_instead_of_the_forms(
     assert Generation.objects.count() == 1
 
 
+@pytest.mark.usefixtures("unchangeable")
 def test_no_change_forms_where_the_catalog_has_none(editor, project, teammate, channel) -> None:  # type: ignore[no-untyped-def]
     page = text(editor.get(detail(project, finished(project, teammate, channel))))
     assert "Change this video" not in page

@@ -22,7 +22,7 @@ from workspace.generations.versions import (
     stacks_attach,
 )
 
-from .versions_helpers import changeable, complete, finished  # noqa: F401
+from .versions_helpers import changeable, complete, finished, unchangeable  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
@@ -163,6 +163,7 @@ def test_offers_say_when_the_provider_copy_is_gone(project, teammate, channel) -
     assert Generation.objects.count() == 1
 
 
+@pytest.mark.usefixtures("unchangeable")
 def test_a_model_that_cannot_change_videos_offers_nothing(project, teammate, channel) -> None:  # type: ignore[no-untyped-def]
     offers = change_offers(finished(project, teammate, channel))
     assert not offers.offered and not offers.any

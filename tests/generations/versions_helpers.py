@@ -18,30 +18,40 @@ from workspace.providers.integrations.openai_videos.adapter import OpenAIVideosA
 from workspace.providers.models import Channel
 
 # Lengths one extension adds and the most a clip may have in all, for these tests only (the
-# "openai" helper records the provider's real facts in the catalog).
+# catalog holds the provider's real facts: 120 s in all, past what a test can reach cheaply).
 EXTEND_SECONDS = (4, 8, 12)
 MAX_TOTAL_SECONDS = 20
 
 
-@pytest.fixture
-def changeable(monkeypatch: pytest.MonkeyPatch) -> Catalog:
-    """Sora 2 edits, remixes and extends (as the catalog will say once the provider side is in)."""
+def _sora_2(monkeypatch: pytest.MonkeyPatch, **facts: Any) -> Catalog:
     base = OpenAIVideosAdapter.catalog
-    models = tuple(
-        replace(
-            spec,
-            can_edit=True,
-            can_remix=True,
-            extend_seconds=EXTEND_SECONDS,
-            max_total_seconds=MAX_TOTAL_SECONDS,
+    catalog = Catalog(
+        models=tuple(
+            replace(spec, **facts) if spec.id == "sora-2" else spec for spec in base.models
         )
-        if spec.id == "sora-2"
-        else spec
-        for spec in base.models
     )
-    catalog = Catalog(models=models)
     monkeypatch.setattr(OpenAIVideosAdapter, "catalog", catalog)
     return catalog
+
+
+@pytest.fixture
+def changeable(monkeypatch: pytest.MonkeyPatch) -> Catalog:
+    """Sora 2 edits, remixes and extends, up to a short maximum the tests can reach."""
+    return _sora_2(
+        monkeypatch,
+        can_edit=True,
+        can_remix=True,
+        extend_seconds=EXTEND_SECONDS,
+        max_total_seconds=MAX_TOTAL_SECONDS,
+    )
+
+
+@pytest.fixture
+def unchangeable(monkeypatch: pytest.MonkeyPatch) -> Catalog:
+    """Sora 2 as a model whose videos cannot be changed at the provider."""
+    return _sora_2(
+        monkeypatch, can_edit=False, can_remix=False, extend_seconds=(), max_total_seconds=0
+    )
 
 
 def finished(

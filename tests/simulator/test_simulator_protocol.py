@@ -202,7 +202,10 @@ def test_unknown_ids_and_urls_answer_404_envelopes(client: httpx.Client) -> None
     for response in (client.get("/videos/video_missing"), client.delete("/videos/video_missing"),
                      client.get("/videos/video_missing/content")):
         assert_error(response, 404, param="video_id", code="video_not_found")
-    error = assert_error(client.post("/videos/video_x/remix", json={"prompt": "p"}), 404)
+    # Remix is simulated now: an unknown source is a missing video, an unknown path a bad URL.
+    assert_error(client.post("/videos/video_x/remix", json={"prompt": "p"}), 404,
+                 param="video_id", code="video_not_found")
+    error = assert_error(client.post("/videos/video_x/rewind", json={"prompt": "p"}), 404)
     assert "Invalid URL" in error["message"]
 
 

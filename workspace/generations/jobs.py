@@ -31,3 +31,9 @@ def generation_download_job(generation_id: str) -> None:
     from workspace.generations.following import generation_download
 
     generation_download(generation_id=generation_id)
+
+
+def character_make_job(character_id: int, attempt: int = 0) -> None:
+    from workspace.generations.characters import character_make
+
+    character_make(character_id=character_id, attempt=attempt)

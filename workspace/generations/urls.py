@@ -41,6 +41,11 @@ urlpatterns = [
         name="pick",
     ),
     path(
+        "projects/<id:project_id>/generations/<uuid:generation_id>/character/",
+        views.character_create_view,
+        name="character_create",
+    ),
+    path(
         "projects/<id:project_id>/generations/<uuid:generation_id>/files/<slug:variant>",
         views.generation_file,
         name="file",

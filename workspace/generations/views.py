@@ -19,6 +19,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from workspace.core.files import file_response
+from workspace.generations.characters import character_create
 from workspace.generations.forms import ChangeForm, GalleryFilterForm, GenerationForm
 from workspace.generations.models import Generation, Operation
 from workspace.generations.selectors import (
@@ -362,3 +363,47 @@ def generation_file(
     response = file_response(request, stored, filename=filename, as_attachment=download)
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+def _refused_character_key(generation_id: object) -> str:
+    return f"generations:refused-character:{generation_id}"
+
+
+def refused_character_pop(request: HttpRequest, *, generation_id: object) -> dict[str, Any]:
+    """The name and errors of a refused "make a character" form, once, for the page it
+    redirected to (empty when there was none)."""
+    stored = request.session.pop(_refused_character_key(generation_id), None)
+    return stored if isinstance(stored, dict) else {}
+
+
+@login_required
+@require_POST
+def character_create_view(
+    request: HttpRequest, project_id: int, generation_id: str
+) -> HttpResponse:
+    membership = membership_get_or_404(user=request.user, project_id=project_id)
+    generation = generation_get_or_404(project=membership.project, generation_id=generation_id)
+    if not membership.can_generate:
+        raise PermissionDenied("Viewers can watch and download, but not make characters.")
+    name = request.POST.get("name", "")
+    detail = reverse("generations:detail", args=[membership.project.pk, generation.pk])
+    try:
+        character = character_create(
+            project=membership.project,
+            user=request.user,  # type: ignore[arg-type]
+            name=name,
+            source_generation=generation,
+        )
+    except ValidationError as error:
+        # Post/redirect/get: the page shows the name as typed and why it was refused.
+        request.session[_refused_character_key(generation.pk)] = {
+            "name": name[:500],
+            "errors": error.messages,
+        }
+        return redirect(f"{detail}#character-title")
+    messages.success(
+        request,
+        f"{character.name} is being made. Once it is ready, mention {character.name} in a "
+        "prompt to put them in the video.",
+    )
+    return redirect(f"{detail}#character-title")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, BinaryIO, ClassVar, Protocol
+from typing import Any, BinaryIO, ClassVar, Protocol, runtime_checkable
 
 import httpx
 
@@ -98,6 +98,28 @@ class ProviderJob:
     # The provider's own hint for when to look again, in seconds.
     poll_after: float | None = None
     raw: dict[str, object] = field(default_factory=dict)
+    # The video this one was made from, where the provider says (OpenAI's remixed_from_video_id).
+    source_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ProviderCharacter:
+    """A named character the provider made from a short video (the OpenAI protocol's)."""
+
+    id: str
+    name: str
+    created_at: datetime | None = None
+
+
+@runtime_checkable
+class CharacterMaker(Protocol):
+    """An adapter whose provider makes named characters from a video, reused in prompts."""
+
+    def create_character(
+        self, *, name: str, video: bytes, filename: str
+    ) -> ProviderCharacter: ...
+
+    def retrieve_character(self, character_id: str) -> ProviderCharacter: ...
 
 
 class VideoAdapter(Protocol):

@@ -89,6 +89,9 @@ class SimJob:
     # What the job bills when it completes.
     cents: int
     log: dict[str, Any]
+    # The seconds it bills: its own length, except an extension's (the segment it adds, while
+    # ``seconds`` is the stitched total the finished video is long).
+    billed_seconds: int = 0
     # Protocol-specific facts (fal's endpoint, Gemini's file id, ...).
     extra: dict[str, Any] = field(default_factory=dict)
     committed: bool = False
@@ -163,8 +166,10 @@ class JobBook:
         input_reference: bool,
         log_extra: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
+        billed_seconds: int | None = None,
     ) -> SimJob:
         ctx = self.ctx
+        billed = seconds if billed_seconds is None else billed_seconds
         with ctx.lock:
             created_wall = time.time()
             log: dict[str, Any] = {
@@ -183,6 +188,7 @@ class JobBook:
                 "slow": False,
                 "deleted": False,
                 "input_reference": input_reference,
+                "billed_seconds": billed,
                 **(log_extra or {}),
             }
             job = SimJob(
@@ -193,9 +199,10 @@ class JobBook:
                 seconds=seconds,
                 created_wall=created_wall,
                 created_sim=ctx.clock.now(),
-                render_sim=render_seconds_for(ctx.config, int(seconds)),
+                render_sim=render_seconds_for(ctx.config, int(billed)),
                 outcome=outcome,
-                cents=cents_per_second * seconds,
+                cents=cents_per_second * billed,
+                billed_seconds=billed,
                 log=log,
                 extra=dict(extra or {}),
             )
@@ -268,7 +275,7 @@ class JobBook:
             job.expires_wall = max(job.finished_wall, ctx.clock.wall_at(job.expires_sim))
             ctx.inc("jobs_completed")
             ctx.inc("jobs_billed")
-            ctx.inc("billed_seconds", job.seconds)
+            ctx.inc("billed_seconds", job.billed_seconds)
             ctx.inc("billed_cents", job.cents)
             job.log["billed"] = True
             job.log["billed_cents"] = job.cents

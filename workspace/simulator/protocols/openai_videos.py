@@ -1,9 +1,10 @@
 """The OpenAI Videos protocol (``/v1/videos``), faithful to the OpenAPI excerpt in
 ``workspace/providers/specs/openai-videos-openapi.yaml``.
 
-Simulated: create (multipart and JSON), retrieve, list, delete and content download. Not
-simulated (answered like any unknown URL): remix, edits, extensions and characters.
-Where the spec is silent the choices are written down in ``docs/simulator.md``.
+Simulated: create (multipart and JSON, with ``input_reference`` and the guide's
+``characters``), retrieve, list, delete, content download, remix, edits, extensions and
+characters (create and retrieve). Where the spec is silent the choices are written down in
+``docs/simulator.md`` and ``docs/provider-assumptions.md``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,17 @@ SIZES: Final = ("720x1280", "1280x720", "1024x1792", "1792x1024")
 PRO_ONLY_SIZES: Final = ("1024x1792", "1792x1024")
 SECONDS: Final = ("4", "8", "12")
 REFERENCE_TYPES: Final = ("image/jpeg", "image/png", "image/webp")
-CREATE_FIELDS: Final = ("prompt", "model", "seconds", "size", "input_reference")
+CREATE_FIELDS: Final = ("prompt", "model", "seconds", "size", "input_reference", "characters")
+EDIT_FIELDS: Final = ("prompt", "video")
+EXTEND_FIELDS: Final = ("prompt", "video", "seconds")
+REMIX_FIELDS: Final = ("prompt",)
+CHARACTER_FIELDS: Final = ("name", "video")
+# The guide: "A single video can be extended up to six times, for a maximum total length of
+# 120 seconds", and "A video can include up to two characters".
+MAX_TOTAL_SECONDS: Final = 120
+MAX_EXTENSIONS: Final = 6
+MAX_CHARACTERS: Final = 2
+CHARACTER_NAME_MAX: Final = 80
 PROMPT_MAX: Final = 32000
 IMAGE_URL_MAX: Final = 20971520
 LIST_DEFAULT_LIMIT: Final = 20
@@ -68,6 +79,13 @@ _STATUS: Final[dict[str, str]] = {
 }
 
 _VIDEO_PATH = re.compile(r"^/v1/videos/(?P<id>[^/]+)$")
+_REMIX_PATH = re.compile(r"^/v1/videos/(?P<id>[^/]+)/remix$")
+_CHARACTER_PATH = re.compile(r"^/v1/videos/characters/(?P<id>[^/]+)$")
+_EDITS_PATH: Final = "/v1/videos/edits"
+_EXTENSIONS_PATH: Final = "/v1/videos/extensions"
+_CHARACTERS_PATH: Final = "/v1/videos/characters"
+# A multipart field name the SDK's form encoding nests: video[id], characters[][id].
+_NESTED = re.compile(r"(?P<base>\w+)(?P<keys>(?:\[\w*\])+)")
 _CONTENT_PATH = re.compile(r"^/v1/videos/(?P<id>[^/]+)/content$")
 
 
@@ -109,6 +127,14 @@ def error_response(status: int, message: str, *, param: str | None = None,
     """OpenAI's error envelope; all four keys are always present (the spec requires them)."""
     envelope = {"error": {"message": message, "type": type_, "param": param, "code": code}}
     return SimResponse.json(status, envelope, headers)
+
+
+class _Answer(Exception):
+    """An answer other than 400 decided while validating (a 404 for a source), sent as is."""
+
+    def __init__(self, response: SimResponse) -> None:
+        super().__init__(response.status)
+        self.response = response
 
 
 class _Invalid(Exception):
@@ -213,6 +239,52 @@ def image_dimensions(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def looks_like_video(data: bytes) -> bool:
+    """MP4/MOV (an ISO base media ``ftyp`` box) or WebM/Matroska (EBML), judged by the bytes."""
+    return data[4:8] == b"ftyp" or data.startswith(b"\x1a\x45\xdf\xa3")
+
+
+def _put_nested(values: dict[str, object], name: str, base: str, keys: list[str],
+                text: str) -> None:
+    """Store ``base[k]`` as an object and ``base[][k]`` / ``base[0][k]`` as a list of them."""
+    conflict = _Invalid(f"Invalid '{name}': it does not fit the other '{base}' fields.", base,
+                        "invalid_value")
+    duplicate = _Invalid(f"Duplicate parameter: '{name}'.", name, "duplicate_parameter")
+    listed = keys[0] == "" or keys[0].isdigit()
+    container = values.setdefault(base, [] if listed else {})
+    if len(keys) > 2 or (not listed and len(keys) > 1):
+        raise _Invalid(f"Invalid '{name}': nested too deeply.", base, "invalid_value")
+    if not listed:
+        if not isinstance(container, dict):
+            raise conflict
+        if keys[0] in container:
+            raise duplicate
+        container[keys[0]] = text
+        return
+    if not isinstance(container, list):
+        raise conflict
+    if len(keys) == 1:
+        container.append(text)
+        return
+    if keys[0] == "":
+        # The brackets format has no index: a key seen again starts the next object.
+        if not container or not isinstance(container[-1], dict) or keys[1] in container[-1]:
+            container.append({})
+        item = container[-1]
+    else:
+        index = int(keys[0])
+        if index > 100:
+            raise _Invalid(f"Invalid '{name}': index too large.", base, "invalid_value")
+        while len(container) <= index:
+            container.append({})
+        item = container[index]
+    if not isinstance(item, dict):
+        raise conflict
+    if keys[1] in item:
+        raise duplicate
+    item[keys[1]] = text
+
+
 @dataclass
 class _CreateParams:
     prompt: str
@@ -220,6 +292,15 @@ class _CreateParams:
     seconds: int
     size: str
     has_reference: bool
+    characters: list[str]
+
+
+@dataclass
+class _Character:
+    id: str
+    name: str
+    created_at: int
+    key: str | None
 
 
 class OpenAIVideosProtocol(SimulatedAPI):
@@ -233,6 +314,8 @@ class OpenAIVideosProtocol(SimulatedAPI):
         self.media = media
         self.book = JobBook(ctx, "openai_videos",
                             error_codes={outcome: code for outcome, (code, _) in FAILURES.items()})
+        # Characters by id; each belongs to the key that made it, like its videos.
+        self.characters: dict[str, _Character] = {}
 
     # ---- core hooks -------------------------------------------------------------------------
 
@@ -243,6 +326,11 @@ class OpenAIVideosProtocol(SimulatedAPI):
                 return "create", None
             if method == "GET":
                 return "list", None
+        elif path in (_EDITS_PATH, _EXTENSIONS_PATH, _CHARACTERS_PATH) or _REMIX_PATH.match(path):
+            # Characters count as creates too: a POST that makes something at the provider.
+            return ("create", None) if method == "POST" else (None, None)
+        elif _CHARACTER_PATH.match(path):
+            return ("status", None) if method == "GET" else (None, None)
         elif _CONTENT_PATH.match(path):
             if method == "GET":
                 variant = single(request, "variant") or "video"
@@ -302,6 +390,8 @@ class OpenAIVideosProtocol(SimulatedAPI):
 
     def reset(self) -> None:
         self.book.reset()
+        with self.ctx.lock:
+            self.characters = {}
 
     def handle(self, request: SimRequest) -> SimResponse:
         path, method = request.path, request.method
@@ -311,6 +401,21 @@ class OpenAIVideosProtocol(SimulatedAPI):
                     return self._create(request)
                 if method == "GET":
                     return self._list(request)
+            elif path == _EDITS_PATH:
+                if method == "POST":
+                    return self._edit(request)
+            elif path == _EXTENSIONS_PATH:
+                if method == "POST":
+                    return self._extend(request)
+            elif path == _CHARACTERS_PATH:
+                if method == "POST":
+                    return self._create_character(request)
+            elif match := _CHARACTER_PATH.match(path):
+                if method == "GET":
+                    return self._retrieve_character(match["id"], request)
+            elif match := _REMIX_PATH.match(path):
+                if method == "POST":
+                    return self._remix(match["id"], request)
             elif match := _CONTENT_PATH.match(path):
                 if method == "GET":
                     return self._content(match["id"], request)
@@ -321,6 +426,8 @@ class OpenAIVideosProtocol(SimulatedAPI):
                     return self._delete(match["id"])
         except _Invalid as invalid:
             return error_response(400, invalid.message, param=invalid.param, code=invalid.code)
+        except _Answer as answer:
+            return answer.response
         return self.invalid_url(request)
 
     def invalid_url(self, request: SimRequest) -> SimResponse:
@@ -359,7 +466,7 @@ class OpenAIVideosProtocol(SimulatedAPI):
             "prompt": job.prompt,
             "size": job.size,
             "seconds": str(job.seconds),
-            "remixed_from_video_id": None,
+            "remixed_from_video_id": job.extra.get("remixed_from"),
             "error": error,
         }
 
@@ -478,26 +585,53 @@ class OpenAIVideosProtocol(SimulatedAPI):
 
     # ---- create -----------------------------------------------------------------------------
 
+    def _quota_refusal(self) -> SimResponse | None:
+        if not self.ctx.config.insufficient_quota:
+            return None
+        self.ctx.inc("quota_rejected_429")
+        return error_response(
+            429, "You exceeded your current quota, please check your plan and billing "
+            "details. For more information on this error, read the docs: "
+            "https://platform.openai.com/docs/guides/error-codes/api-errors.",
+            type_="insufficient_quota", code="credit_balance_exhausted")
+
     def _create(self, request: SimRequest) -> SimResponse:
-        ctx = self.ctx
-        if ctx.config.insufficient_quota:
-            ctx.inc("quota_rejected_429")
-            return error_response(
-                429, "You exceeded your current quota, please check your plan and billing "
-                "details. For more information on this error, read the docs: "
-                "https://platform.openai.com/docs/guides/error-codes/api-errors.",
-                type_="insufficient_quota", code="credit_balance_exhausted")
+        if refusal := self._quota_refusal():
+            return refusal
         params = self._parse_create(request)
-        outcome, faults = self.book.decide(request.seq, params.prompt)
+        return self._start_job(
+            request, prompt=params.prompt, model=params.model, size=params.size,
+            seconds=params.seconds, operation="generate",
+            input_reference=params.has_reference, characters=params.characters)
+
+    def _start_job(self, request: SimRequest, *, prompt: str, model: str, size: str,
+                   seconds: int, operation: str, billed_seconds: int | None = None,
+                   source: SimJob | None = None, input_reference: bool = False,
+                   characters: list[str] | None = None) -> SimResponse:
+        """Create a job of any kind; the fault switches and prompt triggers apply alike."""
+        ctx = self.ctx
+        outcome, faults = self.book.decide(request.seq, prompt)
+        extra: dict[str, Any] = {"key": self.api_key(request), "operation": operation}
+        if source is not None:
+            extra["source_id"] = source.id
+            if operation == "remix":
+                extra["remixed_from"] = source.id
+            # How many extensions this video is made of, for the guide's "up to six times".
+            extra["extensions"] = source.extra.get("extensions", 0) + (
+                1 if operation == "extend" else 0)
         job = self.book.create(
             job_id="video_" + secrets.token_hex(24),
-            model=params.model,
-            prompt=params.prompt,
-            size=params.size,
-            seconds=params.seconds,
-            cents_per_second=cents_per_second(params.model, params.size),
+            model=model,
+            prompt=prompt,
+            size=size,
+            seconds=seconds,
+            billed_seconds=billed_seconds,
+            cents_per_second=cents_per_second(model, size),
             outcome=outcome,
-            input_reference=params.has_reference,
+            input_reference=input_reference,
+            log_extra={"operation": operation, "source_id": source.id if source else None,
+                       "characters": list(characters or [])},
+            extra=extra,
         )
         with ctx.lock:
             # A create always answers "queued", even when render_seconds is 0.
@@ -508,12 +642,13 @@ class OpenAIVideosProtocol(SimulatedAPI):
         response.forced_faults = faults
         return response
 
-    def _parse_create(self, request: SimRequest) -> _CreateParams:
+    @staticmethod
+    def _read_body(request: SimRequest, *, files: tuple[str, ...] = (),
+                   multipart_only: bool = False) -> tuple[dict[str, object], dict[str, _Part]]:
+        """The body's fields (JSON or multipart, objects nested) and its file uploads."""
         content_type = request.header("content-type") or ""
         media_type = content_type.split(";", 1)[0].strip().lower()
-        upload: _Part | None = None
-        values: dict[str, object]
-        if media_type == "application/json":
+        if media_type == "application/json" and not multipart_only:
             try:
                 parsed = json.loads(request.body or b"null")
             except (ValueError, UnicodeDecodeError):
@@ -523,18 +658,23 @@ class OpenAIVideosProtocol(SimulatedAPI):
                     "payload, but what was sent was not valid JSON.)", None, None) from None
             if not isinstance(parsed, dict):
                 raise _Invalid("The request body must be a JSON object.", None, "invalid_type")
-            values = parsed
-        elif media_type == "multipart/form-data":
-            values, upload = self._multipart_values(request.body, content_type)
-        else:
-            raise _Invalid(
-                f"Unsupported Content-Type '{media_type or '(none)'}'. Send "
-                "'multipart/form-data' or 'application/json'.", None, "unsupported_content_type")
+            return parsed, {}
+        if media_type == "multipart/form-data":
+            return OpenAIVideosProtocol._multipart_values(request.body, content_type, files)
+        expected = ("'multipart/form-data'" if multipart_only
+                    else "'multipart/form-data' or 'application/json'")
+        raise _Invalid(f"Unsupported Content-Type '{media_type or '(none)'}'. Send {expected}.",
+                       None, "unsupported_content_type")
 
-        for name in values:
-            if name not in CREATE_FIELDS:
+    @staticmethod
+    def _check_fields(values: dict[str, object], uploads: dict[str, _Part],
+                      allowed: tuple[str, ...]) -> None:
+        for name in [*values, *uploads]:
+            if name not in allowed:
                 raise _Invalid(f"Unknown parameter: '{name}'.", name, "unknown_parameter")
 
+    @staticmethod
+    def _prompt(values: dict[str, object]) -> str:
         prompt = values.get("prompt")
         if "prompt" not in values:
             raise _Invalid("Missing required parameter: 'prompt'.", "prompt",
@@ -549,6 +689,12 @@ class OpenAIVideosProtocol(SimulatedAPI):
             raise _Invalid(f"Invalid 'prompt': string too long. Expected a string with maximum "
                            f"length {PROMPT_MAX}, but got a string with length {len(prompt)} "
                            "instead.", "prompt", "string_above_max_length")
+        return prompt
+
+    def _parse_create(self, request: SimRequest) -> _CreateParams:
+        values, uploads = self._read_body(request, files=("input_reference",))
+        self._check_fields(values, uploads, CREATE_FIELDS)
+        prompt = self._prompt(values)
 
         model = self._enum(values, "model", MODELS, "sora-2")
         seconds = self._enum(values, "seconds", SECONDS, "4")
@@ -561,14 +707,16 @@ class OpenAIVideosProtocol(SimulatedAPI):
                 "invalid_value")
 
         has_reference = False
+        upload = uploads.get("input_reference")
         if upload is not None:
             self._check_upload(upload, size)
             has_reference = True
         elif values.get("input_reference") is not None:
             self._check_reference_object(values["input_reference"])
             has_reference = True
+        characters = self._characters(self.api_key(request), values.get("characters"))
         return _CreateParams(prompt=prompt, model=model, seconds=int(seconds), size=size,
-                             has_reference=has_reference)
+                             has_reference=has_reference, characters=characters)
 
     @staticmethod
     def _enum(values: dict[str, object], name: str, allowed: tuple[str, ...], default: str,
@@ -585,39 +733,42 @@ class OpenAIVideosProtocol(SimulatedAPI):
         return value
 
     @staticmethod
-    def _multipart_values(body: bytes, content_type: str) -> tuple[dict[str, object],
-                                                                   _Part | None]:
+    def _multipart_values(body: bytes, content_type: str, files: tuple[str, ...] = (),
+                          ) -> tuple[dict[str, object], dict[str, _Part]]:
         values: dict[str, object] = {}
-        reference: dict[str, object] = {}
-        upload: _Part | None = None
+        uploads: dict[str, _Part] = {}
         for part in parse_multipart(body, content_type):
-            if part.name in values or (part.name == "input_reference" and upload is not None):
+            if part.name in values or part.name in uploads:
                 raise _Invalid(f"Duplicate parameter: '{part.name}'.", part.name,
                                "duplicate_parameter")
-            if part.name == "input_reference" and part.filename is not None:
-                upload = part
+            if part.name in files and part.filename is not None:
+                uploads[part.name] = part
                 continue
             try:
                 text = part.data.decode("utf-8")
             except UnicodeDecodeError:
                 raise _Invalid(f"Invalid '{part.name}': the value is not valid UTF-8 text.",
                                part.name, "invalid_value") from None
-            # The SDK's form encoding writes an object field as input_reference[image_url].
-            nested = re.fullmatch(r"input_reference\[(\w+)\]", part.name)
+            # The SDK's form encoding writes an object field as input_reference[image_url] or
+            # video[id], and a list of objects as characters[][id].
+            nested = _NESTED.fullmatch(part.name)
             if nested:
-                reference[nested.group(1)] = text
+                keys = re.findall(r"\[(\w*)\]", nested["keys"])
+                _put_nested(values, part.name, nested["base"], keys, text)
             elif part.name == "input_reference":
                 raise _Invalid("Invalid 'input_reference': expected a file upload (image/jpeg, "
                                "image/png or image/webp) or an object with 'image_url' or "
                                "'file_id'.", "input_reference", "invalid_type")
+            elif part.name in files:
+                raise _Invalid(f"Invalid '{part.name}': expected a file upload or an object "
+                               "with 'id'.", part.name, "invalid_type")
             else:
                 values[part.name] = text
-        if reference:
-            if upload is not None:
-                raise _Invalid("Invalid 'input_reference': send either a file or an object, "
-                               "not both.", "input_reference", "invalid_value")
-            values["input_reference"] = reference
-        return values, upload
+        for name in uploads:
+            if name in values:
+                raise _Invalid(f"Invalid '{name}': send either a file or an object, not both.",
+                               name, "invalid_value")
+        return values, uploads
 
     def _check_upload(self, upload: _Part, size: str) -> None:
         mimetype = (upload.content_type or "application/octet-stream").split(";")[0]
@@ -668,6 +819,184 @@ class OpenAIVideosProtocol(SimulatedAPI):
                 raise _Invalid(f"Invalid '{param}': expected a fully qualified http(s) URL or a "
                                "base64 data URL of an image/jpeg, image/png or image/webp.",
                                param, "invalid_url")
+
+
+    # ---- changing a finished video ----------------------------------------------------------
+
+    def _source(self, request: SimRequest, values: dict[str, object],
+                uploads: dict[str, _Part], verb: str) -> SimJob:
+        """The completed video of this key that ``video`` names, or the refusal."""
+        if "video" in uploads:
+            raise _Invalid(f"Invalid 'video': uploading a video to {verb} is only available to "
+                           "eligible customers; refer to a completed video by its id "
+                           "({'id': 'video_...'}).", "video", "unsupported_video_upload")
+        if values.get("video") is None:
+            raise _Invalid("Missing required parameter: 'video'.", "video",
+                           "missing_required_parameter")
+        reference = values["video"]
+        if not isinstance(reference, dict):
+            raise _Invalid(f"Invalid type for 'video': expected an object with 'id', but got "
+                           f"{_json_type(reference)} instead.", "video", "invalid_type")
+        for key in reference:
+            if key != "id":
+                raise _Invalid(f"Unknown parameter: 'video.{key}'.", f"video.{key}",
+                               "unknown_parameter")
+        video_id = reference.get("id")
+        if not isinstance(video_id, str) or not video_id:
+            raise _Invalid(f"Invalid type for 'video.id': expected a non-empty string, but got "
+                           f"{_json_type(video_id)} instead.", "video.id", "invalid_type")
+        return self._source_job(request, video_id, verb)
+
+    def _source_job(self, request: SimRequest, video_id: str, verb: str) -> SimJob:
+        with self.ctx.lock:
+            job = self.book.get(video_id)
+            # Another key's (project's) video is as unknown as one that never existed.
+            if job is None or job.extra.get("key") != self.api_key(request):
+                raise _Answer(_not_found(video_id))
+            now = self.ctx.clock.now()
+            status, _ = self._observe(job, now)
+            if status != "completed":
+                raise _Invalid(f"Video '{video_id}' is {status}; only a completed video can be "
+                               f"used to {verb}.", "video", "invalid_video_status")
+            if self.book.expired(job, now):
+                stamp = datetime.fromtimestamp(job.expires_wall or time.time(), tz=UTC)
+                raise _Answer(error_response(
+                    404, f"Video '{video_id}' expired at {stamp.isoformat(timespec='seconds')} "
+                    f"and can no longer be used to {verb}.", param="video",
+                    code="video_expired"))
+            return job
+
+    def _edit(self, request: SimRequest) -> SimResponse:
+        if refusal := self._quota_refusal():
+            return refusal
+        values, uploads = self._read_body(request, files=("video",))
+        self._check_fields(values, uploads, EDIT_FIELDS)
+        prompt = self._prompt(values)
+        source = self._source(request, values, uploads, "edit")
+        # The guide: "the API infers the model from the source video"; it keeps size and length.
+        return self._start_job(request, prompt=prompt, model=source.model, size=source.size,
+                               seconds=source.seconds, operation="edit", source=source)
+
+    def _remix(self, video_id: str, request: SimRequest) -> SimResponse:
+        if refusal := self._quota_refusal():
+            return refusal
+        values, uploads = self._read_body(request)
+        self._check_fields(values, uploads, REMIX_FIELDS)
+        prompt = self._prompt(values)
+        source = self._source_job(request, video_id, "remix")
+        return self._start_job(request, prompt=prompt, model=source.model, size=source.size,
+                               seconds=source.seconds, operation="remix", source=source)
+
+    def _extend(self, request: SimRequest) -> SimResponse:
+        if refusal := self._quota_refusal():
+            return refusal
+        values, uploads = self._read_body(request, files=("video",))
+        for name in ("characters", "input_reference"):
+            if name in values or name in uploads:
+                raise _Invalid(f"Invalid '{name}': extensions don't support characters or "
+                               "image references.", name, "unsupported_parameter")
+        self._check_fields(values, uploads, EXTEND_FIELDS)
+        prompt = self._prompt(values)
+        if values.get("seconds") is None:
+            raise _Invalid("Missing required parameter: 'seconds'.", "seconds",
+                           "missing_required_parameter")
+        added = int(self._enum(values, "seconds", SECONDS, "4"))
+        source = self._source(request, values, uploads, "extend")
+        if source.extra.get("extensions", 0) >= MAX_EXTENSIONS:
+            raise _Invalid(f"Video '{source.id}' has already been extended {MAX_EXTENSIONS} "
+                           "times, the most a single video can be.", "video",
+                           "extension_limit_reached")
+        total = source.seconds + added
+        if total > MAX_TOTAL_SECONDS:
+            raise _Invalid(f"Invalid 'seconds': extending the {source.seconds}-second video "
+                           f"'{source.id}' by {added} seconds would make it {total} seconds "
+                           f"long; a video can be extended to at most {MAX_TOTAL_SECONDS} "
+                           "seconds.", "seconds", "invalid_value")
+        # The result is the stitched video ("seconds": the total); only the segment is made.
+        return self._start_job(request, prompt=prompt, model=source.model, size=source.size,
+                               seconds=total, billed_seconds=added, operation="extend",
+                               source=source)
+
+    # ---- characters -------------------------------------------------------------------------
+
+    def _characters(self, key: str | None, value: object) -> list[str]:
+        """The guide's ``characters: [{"id": ...}]`` on create: at most two, all this key's."""
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise _Invalid(f"Invalid type for 'characters': expected an array of objects with "
+                           f"'id', but got {_json_type(value)} instead.", "characters",
+                           "invalid_type")
+        if len(value) > MAX_CHARACTERS:
+            raise _Invalid(f"Invalid 'characters': a video can include at most "
+                           f"{MAX_CHARACTERS} characters, but {len(value)} were given.",
+                           "characters", "array_above_max_length")
+        ids: list[str] = []
+        for index, item in enumerate(value):
+            param = f"characters[{index}]"
+            if not isinstance(item, dict) or set(item) != {"id"}:
+                raise _Invalid(f"Invalid '{param}': expected an object with exactly 'id'.",
+                               param, "invalid_type")
+            character_id = item["id"]
+            if not isinstance(character_id, str) or not character_id:
+                raise _Invalid(f"Invalid type for '{param}.id': expected a non-empty string, "
+                               f"but got {_json_type(character_id)} instead.", f"{param}.id",
+                               "invalid_type")
+            with self.ctx.lock:
+                character = self.characters.get(character_id)
+            if character is None or character.key != key:
+                raise _Invalid(f"Invalid '{param}.id': no character with id "
+                               f"'{character_id}'.", f"{param}.id", "character_not_found")
+            if character_id in ids:
+                raise _Invalid(f"Invalid 'characters': '{character_id}' is given twice.",
+                               "characters", "invalid_value")
+            ids.append(character_id)
+        return ids
+
+    def _create_character(self, request: SimRequest) -> SimResponse:
+        values, uploads = self._read_body(request, files=("video",), multipart_only=True)
+        self._check_fields(values, uploads, CHARACTER_FIELDS)
+        name = values.get("name")
+        if "name" not in values:
+            raise _Invalid("Missing required parameter: 'name'.", "name",
+                           "missing_required_parameter")
+        if not isinstance(name, str) or not name.strip():
+            raise _Invalid("Invalid 'name': empty string. Expected a string with minimum "
+                           "length 1, but got an empty string instead.", "name", "empty_string")
+        if len(name) > CHARACTER_NAME_MAX:
+            raise _Invalid(f"Invalid 'name': string too long. Expected a string with maximum "
+                           f"length {CHARACTER_NAME_MAX}, but got a string with length "
+                           f"{len(name)} instead.", "name", "string_above_max_length")
+        upload = uploads.get("video")
+        if upload is None:
+            raise _Invalid("Missing required parameter: 'video'.", "video",
+                           "missing_required_parameter")
+        if not looks_like_video(upload.data):
+            raise _Invalid("Invalid file 'video': the file is not a video. Upload a short MP4, "
+                           "MOV or WebM clip.", "video", "invalid_video")
+        ctx = self.ctx
+        # Moderation refuses at once here: there is no job to fail later.
+        if "[moderation]" in name.lower() or ctx.dice.hit(ctx.config.moderation_rate,
+                                                          request.seq, "moderation"):
+            raise _Invalid("Your request was blocked by our moderation system.", "video",
+                           "moderation_blocked")
+        character = _Character(id="char_" + secrets.token_hex(16), name=name,
+                               created_at=int(time.time()), key=self.api_key(request))
+        with ctx.lock:
+            self.characters[character.id] = character
+        return SimResponse.json(200, _character_object(character))
+
+    def _retrieve_character(self, character_id: str, request: SimRequest) -> SimResponse:
+        with self.ctx.lock:
+            character = self.characters.get(character_id)
+        if character is None or character.key != self.api_key(request):
+            return error_response(404, f"Character with id '{character_id}' not found.",
+                                  param="character_id", code="character_not_found")
+        return SimResponse.json(200, _character_object(character))
+
+
+def _character_object(character: _Character) -> dict[str, Any]:
+    return {"id": character.id, "name": character.name, "created_at": character.created_at}
 
 
 def _not_found(video_id: str) -> SimResponse:

@@ -11,6 +11,14 @@ from workspace.providers.catalog import (
     ModelSpec,
 )
 
+# Changing a finished video, per the guide (openai-videos-api.md 1.6-1.9): edits and the older
+# remix; an extension adds one of the ``VideoSeconds`` enum's lengths (the field's description
+# also names 16 and 20, which the enum it refers to lacks: the enum is taken) up to 120 s in
+# all; a video includes at most two characters. docs/provider-assumptions.md has the details.
+EXTEND_SECONDS = (4, 8, 12)
+MAX_TOTAL_SECONDS = 120
+MAX_CHARACTERS = 2
+
 # From the OpenAI Videos OpenAPI excerpt (VideoSize, VideoSeconds) and the model pages' prices.
 CATALOG = Catalog(
     models=(
@@ -25,6 +33,11 @@ CATALOG = Catalog(
             supports_input_reference=True,
             typical_render_seconds=60,
             supports_audio=True,
+            can_edit=True,
+            can_remix=True,
+            extend_seconds=EXTEND_SECONDS,
+            max_total_seconds=MAX_TOTAL_SECONDS,
+            max_characters=MAX_CHARACTERS,
         ),
         ModelSpec(
             id="sora-2-pro",
@@ -37,6 +50,11 @@ CATALOG = Catalog(
             supports_input_reference=True,
             typical_render_seconds=180,
             supports_audio=True,
+            can_edit=True,
+            can_remix=True,
+            extend_seconds=EXTEND_SECONDS,
+            max_total_seconds=MAX_TOTAL_SECONDS,
+            max_characters=MAX_CHARACTERS,
         ),
     )
 )
