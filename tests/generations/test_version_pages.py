@@ -245,3 +245,35 @@ def test_gallery_and_live_queries_do_not_grow_with_stacks(
     ))  # fmt: skip
     grow(stacks)
     assert counts() == before
+
+
+@pytest.mark.usefixtures("changeable")
+def test_moving_a_version_gives_each_project_its_card_of_the_stack(
+    client, project, owner, channel
+) -> None:  # type: ignore[no-untyped-def]
+    from workspace.projects.services import project_create
+
+    elsewhere = project_create(name="B-roll", owner=owner)
+    source = finished(project, owner, channel, prompt="Source")
+    extension = complete(
+        generation_submit(
+            project=project, user=owner, model="sora-2", prompt="Further", size="1280x720",
+            seconds=4, operation=Operation.EXTEND, parent=source,
+        )
+    )  # fmt: skip
+    assert client.login(username=owner.username, password=PASSWORD)
+    answer = client.post(
+        reverse("projects:generation_move", args=[project.pk, extension.pk]),
+        {"to_project": elsewhere.pk},
+    )
+    assert answer.status_code == 302
+
+    def cards(where) -> list[str]:  # type: ignore[no-untyped-def]
+        page = text(client.get(reverse("projects:detail", args=[where.pk])))
+        return re.findall(r'<li class="gen-card[^"]*" id="gen-([0-9a-f-]+)"', page)
+
+    assert cards(project) == [str(source.pk)]
+    assert cards(elsewhere) == [str(extension.pk)]
+    # The moved version's page says where it came from without showing it.
+    page = text(client.get(detail(elsewhere, extension)))
+    assert "of a video that is no longer in this project" in page

@@ -58,10 +58,44 @@ def stack_head_claim(*, made: Sequence[Generation]) -> None:
     if first.parent_id is None:
         return  # a new stack: nothing else is in it
     _stack_lock(first.stack_id)
-    # The old head's card leaves the gallery: its row changed for the live endpoint.
-    Generation.objects.filter(stack_id=first.stack_id, is_stack_head=True).exclude(
-        pk__in=[g.pk for g in made]
-    ).update(is_stack_head=False, updated_at=timezone.now())
+    # The old head's card leaves the gallery: its row changed for the live endpoint. Heads are
+    # per project (a video moved to another project leads its stack there).
+    Generation.objects.filter(
+        stack_id=first.stack_id, project_id=first.project_id, is_stack_head=True
+    ).exclude(pk__in=[g.pk for g in made]).update(is_stack_head=False, updated_at=timezone.now())
+
+
+def stack_heads_repair(*, stack_id: uuid.UUID) -> None:
+    """Elect the stack's head in every project it has versions in, from scratch.
+
+    For a video moved to another project: the stack it left needs a new head there if it was
+    the head, and it leads its stack in the new project. The same rule as everywhere: the newest
+    request, or the pick (else the first) of that request's takes.
+    """
+    with transaction.atomic():
+        _stack_lock(stack_id)
+        members = list(
+            Generation.objects.filter(stack_id=stack_id)
+            .order_by("created_at", "id")
+            .only("pk", "project_id", "take_set", "is_pick", "created_at")
+        )
+        by_project: dict[int, list[Generation]] = {}
+        for member in members:
+            by_project.setdefault(member.project_id, []).append(member)
+        heads = set()
+        for rows in by_project.values():
+            head = rows[-1]
+            if head.take_set is not None:
+                takes = [g for g in rows if g.take_set == head.take_set]
+                head = next((g for g in takes if g.is_pick), takes[0])
+            heads.add(head.pk)
+        now = timezone.now()
+        Generation.objects.filter(stack_id=stack_id, is_stack_head=True).exclude(
+            pk__in=heads
+        ).update(is_stack_head=False, updated_at=now)
+        Generation.objects.filter(pk__in=heads, is_stack_head=False).update(
+            is_stack_head=True, updated_at=now
+        )
 
 
 def generation_pick(*, generation: Generation, user: User) -> Generation:
