@@ -272,6 +272,16 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
         "GET": cells(L, 405, 405, 405, 405, 405, 405),
         "POST": cells(L, 404, 403, REDIRECT, REDIRECT, 404, 404),
     },
+    # Editing, remixing or extending a video, and picking a take: editors and owners; a refused
+    # change (the world's video cannot be changed) or pick (it is no take) redirects with why.
+    "generations:change": {
+        "GET": cells(L, 405, 405, 405, 405, 405, 405),
+        "POST": cells(L, 404, 403, REDIRECT, REDIRECT, 404, 404),
+    },
+    "generations:pick": {
+        "GET": cells(L, 405, 405, 405, 405, 405, 405),
+        "POST": cells(L, 404, 403, REDIRECT, REDIRECT, 404, 404),
+    },
     "generations:character_create": {
         "GET": cells(L, 405, 405, 405, 405, 405, 405),
         "POST": cells(L, 404, 403, REDIRECT, REDIRECT, 404, 404),
@@ -835,6 +845,7 @@ POST_DATA: dict[str, dict[str, str]] = {
         "size": "1280x720",
         "seconds": "4",
     },
+    "generations:change": {"operation": "extend", "prompt": "The waves calm", "seconds": "4"},
 }
 # Query strings a GET needs to reach its real work.
 QUERY: dict[str, dict[str, str]] = {
@@ -1008,6 +1019,8 @@ def test_ids_from_another_project_are_404(world: World, live: Live, shared_clien
         ("reviews:comment_add", [project, other_generation]),
         ("reviews:decide", [project, other_generation]),
         ("reviews:favourite", [project, other_generation]),
+        ("generations:change", [project, other_generation]),
+        ("generations:pick", [project, other_generation]),
         ("projects:member_change", [project, world.other_member.pk]),
     ]:
         response = client.post(reverse(name, args=args), {"role": Role.VIEWER})

@@ -258,6 +258,8 @@ def test_the_graph_sees_the_generation_stages() -> None:
     assert ("workspace.generations.dispatch", "workspace.generations.sending") in edges
     assert ("workspace.generations.lanes", "workspace.generations.jobs") in edges
     assert ("workspace.billing.services", "workspace.generations.models") in edges
+    # Versions (stack heads, picks) sit above submission, which keeps the head as it submits.
+    assert ("workspace.generations.submission", "workspace.generations.versions") in edges
     assert not any(source == "workspace.generations.jobs" for source, _ in edges)
     # Characters: a generations stage of its own (docs/architecture.md), enqueuing its job and
     # calling the providers layer, shown by the web layer's template tags.

@@ -16,7 +16,15 @@ from workspace.generations.images import (
     image_check,
     image_fit,
 )
-from workspace.generations.models import PROMPT_MAX_LENGTH, Fit, Generation, InputRole, Status
+from workspace.generations.models import (
+    CHANGING_OPERATIONS,
+    PROMPT_MAX_LENGTH,
+    Fit,
+    Generation,
+    InputRole,
+    Operation,
+    Status,
+)
 from workspace.generations.selectors import GalleryFilters
 from workspace.generations.submission import MAX_SEED, NEGATIVE_PROMPT_MAX_LENGTH
 from workspace.providers.catalog import size_parts
@@ -399,6 +407,36 @@ def _size_label(size: str) -> str:
     if ratio not in {"16:9", "9:16", "1:1", "4:3", "3:4", "21:9"}:
         ratio = f"{width / height:.2f}:1" if width > height else f"1:{height / width:.2f}"
     return f"{shape} {ratio} · {resolution} ({size})"
+
+
+class ChangeForm(forms.Form):
+    """Edit, remix or extend a finished video: a new prompt, and for an extension the seconds
+    to add. What the model allows (and the price) is checked by ``generation_submit``."""
+
+    operation = forms.ChoiceField(
+        choices=[(op.value, op.label) for op in CHANGING_OPERATIONS],
+        error_messages={"invalid_choice": "Choose edit, remix or extend."},
+    )
+    prompt = forms.CharField(
+        max_length=PROMPT_MAX_LENGTH,
+        label="Prompt",
+        error_messages={"required": "Say what should change: the prompt is empty."},
+    )
+    seconds = forms.IntegerField(
+        required=False,
+        min_value=1,
+        label="Seconds to add",
+        error_messages={"invalid": "Choose how many seconds to add."},
+    )
+
+    FIELDS = ("operation", "prompt", "seconds")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        extending = cleaned.get("operation") == Operation.EXTEND
+        if extending and cleaned.get("seconds") is None and "seconds" not in self.errors:
+            self.add_error("seconds", "Choose how many seconds to add.")
+        return cleaned
 
 
 class GalleryFilterForm(forms.Form):

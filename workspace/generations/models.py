@@ -176,6 +176,10 @@ class Generation(models.Model):
     take_set = models.UUIDField(null=True, blank=True, db_index=True)
     take_count = models.PositiveSmallIntegerField(default=1)
     is_pick = models.BooleanField(default=False)
+    # The one member the gallery shows for the whole stack (its newest request, or the pick of
+    # that request's takes), kept by ``versions`` in the transaction that changes the stack, so
+    # a gallery page reads one row per stack from an index instead of grouping every version.
+    is_stack_head = models.BooleanField(default=True)
     # Model options the catalog says this model takes: ``audio`` (bool), ``seed`` (int),
     # ``negative_prompt`` (str). Absent means the provider's default.
     options = models.JSONField(default=dict, blank=True)
@@ -201,6 +205,12 @@ class Generation(models.Model):
             models.Index(fields=["channel", "status", "created_by", "created_at"]),
             # How long this model's renders took lately (adaptive polling).
             models.Index(fields=["channel", "model", "-provider_finished_at"]),
+            # The gallery's keyset pages of stack heads (one card per stack).
+            models.Index(
+                fields=["project", "-created_at", "-id"],
+                condition=models.Q(is_stack_head=True),
+                name="gallery_stack_heads",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -13,6 +13,7 @@ from django.utils import timezone
 from workspace.generations.models import ACTIVE_STATUSES, Generation, Status
 from workspace.generations.render_times import render_seconds_estimate
 from workspace.generations.standings import queue_standings
+from workspace.generations.versions import stacks_attach
 from workspace.projects.models import Project
 from workspace.reviews.models import Favourite, ReviewDecision, ReviewState
 
@@ -53,6 +54,7 @@ def generations_decorate(generations: list[Generation]) -> list[Generation]:
         if generation.status == Status.QUEUED:
             queued_by_channel.setdefault(generation.channel_id, []).append(generation)
     _attach_progress_clock(generations)
+    stacks_attach(generations)
     for waiting in queued_by_channel.values():
         standings = queue_standings(
             channel=waiting[0].channel, generation_ids={str(g.pk) for g in waiting}
@@ -66,7 +68,7 @@ def generations_for_project(*, project: Project, limit: int = 60) -> list[Genera
     """The project's latest generations, ready for cards."""
     return generations_decorate(
         list(
-            Generation.objects.filter(project=project)
+            Generation.objects.filter(project=project, is_stack_head=True)
             .select_related("created_by", "channel")
             .order_by("-created_at")[:limit]
         )
@@ -92,9 +94,12 @@ def generations_changed_since(
     in flight (its progress clock and queue position move without the row changing), newest
     first, at most ``limit``, narrowed like the page; the same few queries however many videos
     the project has."""
-    queryset = gallery_queryset(project=project, filters=filters or GalleryFilters())
+    filters = filters or GalleryFilters()
+    queryset = gallery_queryset(project=project, filters=filters)
     if generation_id is not None:  # a video's own page follows only that video
         queryset = queryset.filter(pk=generation_id)
+    else:
+        queryset = one_card_per_stack(queryset, filters)
     return generations_decorate(
         list(
             queryset.filter(Q(updated_at__gte=since - LIVE_OVERLAP) | Q(status__in=ACTIVE_STATUSES))
@@ -226,6 +231,15 @@ def gallery_queryset(*, project: Project, filters: GalleryFilters) -> QuerySet[G
     return prompt_search(queryset, filters.q, vendor=connection.vendor)
 
 
+def one_card_per_stack(
+    queryset: QuerySet[Generation], filters: GalleryFilters
+) -> QuerySet[Generation]:
+    """The unfiltered gallery shows each stack once, as its head (the pick of a take set, or
+    its newest version), from the partial index of heads; a search or filter shows every
+    version that matches, since the one it matched may not be the head."""
+    return queryset if filters.active else queryset.filter(is_stack_head=True)
+
+
 def gallery_page(
     *,
     project: Project,
@@ -237,9 +251,9 @@ def gallery_page(
     """One page of the gallery, newest first, from a keyset cursor: the same few queries on the
     first page and the thousandth (no OFFSET), and a page never repeats or skips a video when
     new ones arrive meanwhile."""
-    queryset = gallery_queryset(project=project, filters=filters).select_related(
-        "created_by", "channel"
-    )
+    queryset = one_card_per_stack(
+        gallery_queryset(project=project, filters=filters), filters
+    ).select_related("created_by", "channel")
     if after is not None:  # the page just newer than ``after``
         rows = list(
             queryset.filter(

@@ -32,6 +32,7 @@ from workspace.generations.models import (
     Operation,
     Status,
 )
+from workspace.generations.versions import stack_head_claim
 from workspace.projects.models import Membership, Project
 from workspace.providers.catalog import ModelSpec
 from workspace.providers.models import Channel
@@ -152,6 +153,7 @@ def generation_submit(
             # back every row of the request.
             reservation_create(generation=generation)
             made.append(generation)
+        stack_head_claim(made=made)
         channel_kick_on_commit(channel_id=channel.pk)
     first = made[0]
     logger.info(

@@ -31,6 +31,16 @@ urlpatterns = [
         name="cancel",
     ),
     path(
+        "projects/<id:project_id>/generations/<uuid:generation_id>/change/",
+        views.generation_change,
+        name="change",
+    ),
+    path(
+        "projects/<id:project_id>/generations/<uuid:generation_id>/pick/",
+        views.generation_pick_view,
+        name="pick",
+    ),
+    path(
         "projects/<id:project_id>/generations/<uuid:generation_id>/character/",
         views.character_create_view,
         name="character_create",

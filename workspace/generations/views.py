@@ -29,9 +29,9 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 from workspace.core.files import file_response
 from workspace.generations.characters import character_create, characters_mentioned
 from workspace.generations.drafts import DraftStash
-from workspace.generations.forms import GalleryFilterForm, GenerationForm
+from workspace.generations.forms import ChangeForm, GalleryFilterForm, GenerationForm
 from workspace.generations.images import MAX_IMAGE_BYTES
-from workspace.generations.models import Generation
+from workspace.generations.models import Generation, Operation
 from workspace.generations.selectors import (
     GalleryCursor,
     frame_sources,
@@ -41,6 +41,7 @@ from workspace.generations.selectors import (
     generations_for_project,
 )
 from workspace.generations.submission import generation_cancel, generation_submit
+from workspace.generations.versions import change_offers, generation_pick, stack_for
 from workspace.projects.models import Membership, Project
 from workspace.projects.selectors import membership_get_or_404
 from workspace.providers.models import Channel
@@ -361,6 +362,9 @@ def generation_live(request: HttpRequest, project_id: int) -> HttpResponse:
 def generation_detail(request: HttpRequest, project_id: int, generation_id: str) -> HttpResponse:
     membership = membership_get_or_404(user=request.user, project_id=project_id)
     generation = generation_get_or_404(project=membership.project, generation_id=generation_id)
+    refused = request.session.pop(_refused_change_key(generation.pk), None)
+    if not isinstance(refused, dict):
+        refused = None
     return render(
         request,
         "generations/detail.html",
@@ -369,8 +373,91 @@ def generation_detail(request: HttpRequest, project_id: int, generation_id: str)
             "membership": membership,
             "generation": generation,
             "live_cursor": f"{timezone.now().timestamp():.6f}",
+            "stack": stack_for(generation),
+            "offers": change_offers(generation),
+            # A refused change: which form, what was typed, and the errors by field.
+            "refused": refused,
         },
     )
+
+
+def _refused_change_key(generation_id: uuid.UUID) -> str:
+    return f"generations:refused-change:{generation_id}"
+
+
+@login_required
+@require_POST
+def generation_change(request: HttpRequest, project_id: int, generation_id: str) -> HttpResponse:
+    """Edit, remix or extend a finished video: a new version in its stack."""
+    membership = membership_get_or_404(user=request.user, project_id=project_id)
+    generation = generation_get_or_404(project=membership.project, generation_id=generation_id)
+    if not membership.can_generate:
+        raise PermissionDenied("Viewers can watch and download, but not change videos.")
+    form = ChangeForm(request.POST)
+    errors: dict[str, list[str]] = {}
+    if form.is_valid():
+        operation = form.cleaned_data["operation"]
+        try:
+            made = generation_submit(
+                project=membership.project,
+                user=request.user,  # type: ignore[arg-type]
+                model=generation.model,
+                prompt=form.cleaned_data["prompt"],
+                size=generation.size,
+                seconds=form.cleaned_data["seconds"] or generation.total_seconds,
+                operation=operation,
+                parent=generation,
+            )
+        except Generation.DoesNotExist as missing:
+            raise Http404("No such video.") from missing
+        except ValidationError as error:
+            errors = {
+                (field if field in ("prompt", "seconds") else NON_FIELD_ERRORS): list(found)
+                for field, found in error.message_dict.items()
+            }
+        else:
+            verb = Operation(operation).label.lower()
+            messages.success(request, f"Queued: the {verb} is the newest version of this video.")
+            return redirect("generations:detail", project_id=project_id, generation_id=made.pk)
+    else:
+        errors = {
+            field if field in form.fields else NON_FIELD_ERRORS: [str(m) for m in found]
+            for field, found in form.errors.items()
+        }
+    # Post/redirect/get, as the generate form: the page shows the input and errors once.
+    request.session[_refused_change_key(generation.pk)] = {
+        "operation": request.POST.get("operation", ""),
+        "data": {name: request.POST.get(name, "") for name in ChangeForm.FIELDS},
+        # "general": templates cannot read NON_FIELD_ERRORS' "__all__".
+        "errors": {
+            ("general" if field == NON_FIELD_ERRORS else field): found
+            for field, found in errors.items()
+        },
+    }
+    operation = request.POST.get("operation", "")
+    anchor = f"change-{operation}" if operation in Operation.values else "change-title"
+    url = reverse("generations:detail", args=[project_id, generation.pk])
+    return redirect(f"{url}#{anchor}")
+
+
+@login_required
+@require_POST
+def generation_pick_view(request: HttpRequest, project_id: int, generation_id: str) -> HttpResponse:
+    """Mark this take as the pick of its set."""
+    membership = membership_get_or_404(user=request.user, project_id=project_id)
+    generation = generation_get_or_404(project=membership.project, generation_id=generation_id)
+    if not membership.can_generate:
+        raise PermissionDenied("Viewers can watch and download, but not pick a take.")
+    try:
+        generation_pick(generation=generation, user=request.user)  # type: ignore[arg-type]
+    except Generation.DoesNotExist as missing:
+        raise Http404("No such video.") from missing
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, "Picked: the gallery shows this take for its set.")
+    url = reverse("generations:detail", args=[project_id, generation.pk])
+    return redirect(f"{url}#takes-title")
 
 
 @login_required

@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from workspace.generations.selectors import generation_get_or_404
+from workspace.generations.versions import stack_heads_repair
 from workspace.generations.views import (
     gallery_context,
     generation_form_for_page,
@@ -300,6 +301,8 @@ def generation_move_view(request: HttpRequest, project_id: int, generation_id: s
             except ValidationError as error:
                 _form_errors(form, error)
             else:
+                # Its stack's gallery card in each project: the one it left, the one it joined.
+                stack_heads_repair(stack_id=generation.stack_id)
                 messages.success(request, f"Moved to “{target.name}”.")
                 return redirect(
                     "generations:detail", project_id=target.pk, generation_id=generation.pk
