@@ -108,7 +108,7 @@ def test_an_approval_shows_on_the_card_and_stars_toggle_in_place(
     tab.assert_no_horizontal_overflow()
 
     # The filters find it, in the URL.
-    page.get_by_label("Review").select_option("approved")
+    page.get_by_label("Review", exact=True).select_option("approved")
     page.get_by_label("My favourites only").check()
     page.get_by_role("button", name="Find").click()
     expect(page.locator(f"#gen-{video.pk}")).to_be_visible()
