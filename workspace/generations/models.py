@@ -205,6 +205,19 @@ class Generation(models.Model):
             models.Index(fields=["channel", "status", "created_by", "created_at"]),
             # How long this model's renders took lately (adaptive polling).
             models.Index(fields=["channel", "model", "-provider_finished_at"]),
+            # The same, skipping rows without a render time: at a million rows, reading past the
+            # NULLs at the head of the index above cost 170 ms per card page and per dispatch.
+            models.Index(
+                fields=["channel", "model", "-provider_finished_at"],
+                condition=models.Q(render_seconds__isnull=False),
+                name="recent_render_samples",
+            ),
+            # Follow-up calls per video lately (dispatch's pacing, the queue's ETAs).
+            models.Index(
+                fields=["channel", "-completed_at"],
+                condition=models.Q(status="completed"),
+                name="recent_completions",
+            ),
             # The gallery's keyset pages of stack heads (one card per stack).
             models.Index(
                 fields=["project", "-created_at", "-id"],
