@@ -353,6 +353,8 @@ def run_limit(rpm: int, scale: float) -> list[Report]:
                 str(scale),
                 "--json",
                 "/dev/stdout",
+                "--mix",
+                os.environ.get("BENCH_MIX", "text"),
             ],
             env={**os.environ, "BENCH_CHILD": "1"},
             capture_output=True,

@@ -134,7 +134,9 @@ def _claim_next(channel: Channel, limiter: ChannelLimiter) -> tuple[Generation |
     now = timezone.now()
     with transaction.atomic():
         # One dispatcher at a time per channel decides; the in-flight count cannot be raced.
-        Channel.objects.select_for_update().filter(pk=channel.pk).first()
+        # NO KEY UPDATE, so new generations (whose foreign key share-locks the channel) are
+        # not held up, and cannot deadlock with a dispatcher, while it decides.
+        Channel.objects.select_for_update(no_key=True).filter(pk=channel.pk).first()
         if not _has_capacity(channel):
             return None, 0.0
         eligible = _eligible(channel, now)

@@ -191,7 +191,10 @@ def _store_input(generation: Generation, image: PreparedImage) -> GenerationInpu
 def _check_queue_room(*, user: User, channel: Channel, adding: int) -> None:
     """Refuse work past the member's queue cap; the member's row lock makes concurrent
     submissions count one another."""
-    User.objects.select_for_update().filter(pk=user.pk).first()
+    # NO KEY UPDATE: submissions of one member wait for each other, but rows that merely point
+    # at the member (a generation's author, a dispatch turn) do not wait, so a dispatcher that
+    # holds its channel and records a member's turn cannot deadlock with this.
+    User.objects.select_for_update(no_key=True).filter(pk=user.pk).first()
     queued = Generation.objects.filter(
         channel=channel, created_by_id=user.pk, status=Status.QUEUED
     ).count()
