@@ -145,9 +145,11 @@ def test_the_sdks_own_exceptions(live_server, issue, teammate, outsider, project
     assert bad.value.param == "size"
     with pytest.raises(openai.BadRequestError) as bad:
         client.videos.create(prompt="A kite", input_reference=("first.png", PNG, "image/png"))
-    assert bad.value.param == "input_reference" and "not available" in bad.value.message
-    with pytest.raises(openai.BadRequestError, match="not available"):
-        client.videos.remix(video.id, prompt="The same kite at night")
+    # A PNG signature and nothing else: judged by its content, not its name.
+    assert bad.value.param == "input_reference" and "not an image" in bad.value.message
+    with pytest.raises(openai.BadRequestError, match="finished") as bad:
+        client.videos.remix(video.id, prompt="The same kite at night")  # still queued
+    assert bad.value.param == "video_id"
 
     # 403: a read-only key.
     with pytest.raises(openai.PermissionDeniedError):
