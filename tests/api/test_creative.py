@@ -91,8 +91,8 @@ def test_another_members_or_projects_video_is_a_404(api, issue, teammate, outsid
     scoped = api(issue(teammate, project))
     envelope(scoped.post(f"/videos/{elsewhere.pk}/remix", {"prompt": "x"}), 404, "video_id")
     body = {"prompt": "x", "video": {"id": str(elsewhere.pk)}, "seconds": "4"}
-    envelope(scoped.post("/videos/edits", body), 404, "video_id")
-    envelope(scoped.post("/videos/extensions", body), 404, "video_id")
+    envelope(scoped.post("/videos/edits", body), 404, "video")
+    envelope(scoped.post("/videos/extensions", body), 404, "video")
     envelope(scoped.post("/videos/not-a-uuid/remix", {"prompt": "x"}), 404, "video_id")
     assert Generation.objects.count() == 2
 

@@ -341,7 +341,11 @@ def video_change(
     param: str = "video",
 ) -> Generation:
     """An edit, remix or extension of a video the token may see, at its channel and model."""
-    source = video_get(token=token, project=project, video_id=video_id)
+    try:
+        source = video_get(token=token, project=project, video_id=video_id)
+    except ApiError as missing:
+        missing.param = param
+        raise
     if not token.can_write:
         raise ApiError(403, "This API key is read-only; changing videos needs a read-write key.")
     spec = source.channel.catalog.get(source.model)
