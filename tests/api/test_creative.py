@@ -244,3 +244,14 @@ def test_a_bad_uploaded_input_reference_is_refused(api, issue, teammate, project
     )
     envelope(answer, 400, "input_reference")
     assert not Generation.objects.exists()
+
+
+def test_a_json_body_past_the_upload_limit_says_to_upload_the_file(api, issue, teammate, project, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    url = "data:image/png;base64," + base64.b64encode(png()).decode()
+    error = envelope(
+        api(issue(teammate, project)).post("/videos", {**CREATE, "input_reference": {"image_url": url}}),
+        400,
+    )
+    assert "multipart file upload" in error["message"]
+    assert not Generation.objects.exists()

@@ -282,8 +282,16 @@ def _body(request: HttpRequest) -> dict[str, Any]:
     """The request's parameters, from JSON or a form (multipart, as the SDK sends files)."""
     if request.content_type == "application/json":
         try:
-            data = json.loads(request.body or b"{}")
-        except (ValueError, RecursionError, RequestDataTooBig):
+            raw = request.body
+        except RequestDataTooBig:
+            raise ApiError(
+                400,
+                f"The JSON body is larger than {_body_limit()}: send a large input_reference "
+                "as a multipart file upload (files are not bound by this limit).",
+            ) from None
+        try:
+            data = json.loads(raw or b"{}")
+        except (ValueError, RecursionError):
             raise ApiError(400, "We could not parse the JSON body of your request.") from None
         if not isinstance(data, dict):
             raise ApiError(400, "The JSON body must be an object of parameters.")
@@ -304,6 +312,10 @@ def _body(request: HttpRequest) -> dict[str, Any]:
         f"Unsupported content type {request.content_type!r}: send application/json or "
         "multipart/form-data.",
     )
+
+
+def _body_limit() -> str:
+    return f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE / (1024 * 1024):.1f} MB"
 
 
 def _text(data: dict[str, Any], name: str, *, required: bool = False) -> str | None:
