@@ -164,6 +164,8 @@ def test_extensions_add_seconds_and_report_the_stitched_length(api, issue, teamm
         "seconds",
     )
     assert "not 7" in error["message"]
+    envelope(client.post("/videos/extensions", {"prompt": "x", "video": {"id": str(source.pk)}}), 400, "seconds")
+    assert Generation.objects.count() == 2
 
 
 def test_extending_past_the_models_maximum_is_a_400_naming_seconds(api, issue, teammate, project) -> None:  # type: ignore[no-untyped-def]

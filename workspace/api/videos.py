@@ -340,7 +340,8 @@ def video_change(
     seconds: int | None = None,
     param: str = "video",
 ) -> Generation:
-    """An edit, remix or extension of a video the token may see, at its channel and model."""
+    """An edit, remix or extension of a video the token may see, at its channel and model;
+    ``seconds`` is what an extension adds (an edit or remix keeps the source's length)."""
     try:
         source = video_get(token=token, project=project, video_id=video_id)
     except ApiError as missing:
@@ -349,11 +350,6 @@ def video_change(
     if not token.can_write:
         raise ApiError(403, "This API key is read-only; changing videos needs a read-write key.")
     spec = source.channel.catalog.get(source.model)
-    if operation == Operation.EXTEND and seconds is None:
-        allowed = (
-            spec.extendable(size=source.size, total_seconds=source.total_seconds) if spec else []
-        )
-        seconds = min(allowed) if allowed else source.seconds
     return _submit(
         token=token,
         target=source.project,

@@ -529,13 +529,19 @@ def _change(
     source_id = video_id if video_id is not None else _source_video_id(data)
     prompt = _text(data, "prompt", required=True)
     assert prompt is not None
+    seconds = None
+    if operation == Operation.EXTEND:
+        seconds = _seconds(data)
+        if seconds is None:
+            # Required by OpenAI's contract: the length added is what the caller pays for.
+            raise ApiError(400, "Missing required parameter: 'seconds'.", "seconds", "missing")
     generation = video_change(
         token=token,
         project=project,
         operation=operation,
         video_id=source_id,
         prompt=prompt,
-        seconds=_seconds(data) if operation == Operation.EXTEND else None,
+        seconds=seconds,
         param=param,
     )
     return video_payload(generation)
