@@ -145,9 +145,11 @@ def test_the_sdks_own_exceptions(live_server, issue, teammate, outsider, project
     assert bad.value.param == "size"
     with pytest.raises(openai.BadRequestError) as bad:
         client.videos.create(prompt="A kite", input_reference=("first.png", PNG, "image/png"))
-    assert bad.value.param == "input_reference" and "not available" in bad.value.message
-    with pytest.raises(openai.BadRequestError, match="not available"):
-        client.videos.remix(video.id, prompt="The same kite at night")
+    # A PNG signature and nothing else: judged by its content, not its name.
+    assert bad.value.param == "input_reference" and "not an image" in bad.value.message
+    with pytest.raises(openai.BadRequestError, match="finished") as bad:
+        client.videos.remix(video.id, prompt="The same kite at night")  # still queued
+    assert bad.value.param == "video_id"
 
     # 403: a read-only key.
     with pytest.raises(openai.PermissionDeniedError):
@@ -238,3 +240,67 @@ def test_fifty_concurrent_creates_at_the_budget_edge_overspend_by_nothing(
     assert Generation.objects.filter(status=Status.QUEUED).count() == 7
     reserved = BudgetCounter.objects.filter(budget=limit).aggregate(total=Sum("reserved_cents"))
     assert reserved["total"] == 7 * 40 <= limit.limit_cents
+
+
+def test_remix_edit_extend_and_image_input_through_the_sdk(
+    live_server, issue, teammate, project, simulator, run_workers, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.api.test_creative import png
+    from workspace.generations.models import GenerationInput, Operation
+
+    client = sdk(live_server, issue(teammate, project))
+    source = client.videos.create(model="sora-2", prompt="A kite", size="1280x720", seconds="4")
+    run_workers(lambda: Generation.objects.get(pk=source.id).is_terminal)
+    assert client.videos.retrieve(source.id).status == "completed"
+
+    remix = client.videos.remix(source.id, prompt="A kite at night")
+    assert remix.remixed_from_video_id == source.id and remix.status == "queued"
+    # openai 2.54's typed edit() and extend() take a file only (they refuse {"id": ...} before
+    # sending), so the JSON form OpenAI's document defines goes through the SDK's own post().
+    edit = client.post(
+        "/videos/edits",
+        body={"prompt": "A red kite", "video": {"id": source.id}},
+        cast_to=openai.types.Video,
+    )
+    extension = client.post(
+        "/videos/extensions",
+        body={"prompt": "The kite flies off", "seconds": "4", "video": {"id": source.id}},
+        cast_to=openai.types.Video,
+    )
+    image = tmp_path / "square.png"
+    image.write_bytes(png())
+    with image.open("rb") as upload:
+        framed = client.videos.create(
+            prompt="The kite from this picture", size="1280x720", seconds="4", input_reference=upload
+        )
+    made = [remix.id, edit.id, extension.id, framed.id]
+    run_workers(lambda: all(Generation.objects.get(pk=i).is_terminal for i in made))
+    finished = {i: client.videos.retrieve(i) for i in made}
+    assert {v.status for v in finished.values()} == {"completed"}, finished
+    assert finished[remix.id].remixed_from_video_id == source.id
+    assert finished[extension.id].seconds == "8"  # the stitched clip, not the 4 s added
+    operations = {
+        str(g.pk): (g.operation, g.parent_id) for g in Generation.objects.filter(pk__in=made)
+    }
+    assert operations == {
+        remix.id: (Operation.REMIX, uuid.UUID(source.id)),
+        edit.id: (Operation.EDIT, uuid.UUID(source.id)),
+        extension.id: (Operation.EXTEND, uuid.UUID(source.id)),
+        framed.id: (Operation.GENERATE, None),
+    }
+    reference = GenerationInput.objects.get(generation_id=framed.id)
+    assert (reference.width, reference.height, reference.fit) == (1280, 720, "crop")
+    assert client.videos.download_content(extension.id).content
+
+    with pytest.raises(openai.NotFoundError):
+        client.videos.remix(str(uuid.uuid4()), prompt="Nothing to remix")
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.videos.edit(prompt="x", video=("clip.mp4", b"\x00" * 64, "video/mp4"))
+    assert refused.value.param == "video"  # type: ignore[attr-defined]
+    with pytest.raises(openai.BadRequestError) as remote:
+        client.post(
+            "/videos",
+            body={"prompt": "x", "input_reference": {"image_url": "https://example.com/k.png"}},
+            cast_to=openai.types.Video,
+        )
+    assert remote.value.param == "input_reference.image_url"  # type: ignore[attr-defined]

@@ -35,9 +35,17 @@ def test_the_served_document_is_derived_from_openais() -> None:
         "'workspace/providers/specs/openai-videos-openapi.yaml'))), indent=1, sort_keys=True)"
         " + '\\n')\""
     )
-    assert set(derived["paths"]) == {"/videos", "/videos/{video_id}", "/videos/{video_id}/content"}
+    assert set(derived["paths"]) == {
+        "/videos",
+        "/videos/{video_id}",
+        "/videos/{video_id}/content",
+        "/videos/{video_id}/remix",
+        "/videos/edits",
+        "/videos/extensions",
+    }
+    assert "/videos/characters" not in derived["paths"]
     create = derived["components"]["schemas"]["CreateVideoJsonBody"]["properties"]
-    assert "input_reference" not in create and "prompt" in create
+    assert "input_reference" in create and "prompt" in create
 
 
 @pytest.mark.django_db(transaction=True)
@@ -64,6 +72,9 @@ OPERATIONS = [
     ("/videos/{video_id}", "GET"),
     ("/videos/{video_id}", "DELETE"),
     ("/videos/{video_id}/content", "GET"),
+    ("/videos/{video_id}/remix", "POST"),
+    ("/videos/edits", "POST"),
+    ("/videos/extensions", "POST"),
 ]
 CHECKS = [
     not_a_server_error,

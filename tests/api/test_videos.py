@@ -87,26 +87,11 @@ def test_multipart_create_and_defaults(api, issue, teammate, project) -> None:  
         ({**CREATE, "seconds": "7"}, "seconds"),
         ({**CREATE, "size": "1x1"}, "size"),
         ({**CREATE, "model": "no-such-model"}, "model"),
-        ({**CREATE, "input_reference": {"image_url": "https://example.com/a.png"}}, "input_reference"),
     ],
 )
 def test_a_bad_parameter_is_a_400_naming_it(api, issue, teammate, project, body, param) -> None:  # type: ignore[no-untyped-def]
-    error = envelope(api(issue(teammate, project)).post("/videos", body), 400, param)
-    if param == "input_reference":
-        assert "not available" in error["message"]
+    envelope(api(issue(teammate, project)).post("/videos", body), 400, param)
     assert not Generation.objects.exists()
-
-
-def test_a_multipart_input_reference_file_is_refused(api, issue, teammate, project) -> None:  # type: ignore[no-untyped-def]
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    client = api(issue(teammate, project))
-    answer = client.client.post(
-        "/v1/videos",
-        {"prompt": "x", "input_reference": SimpleUploadedFile("a.png", b"\x89PNG")},
-        headers=client.headers,
-    )
-    envelope(answer, 400, "input_reference")
 
 
 @pytest.mark.parametrize(
@@ -267,14 +252,9 @@ def test_a_viewer_cannot_create(api, issue, viewer, project) -> None:  # type: i
     envelope(api(issue(viewer, project)).post("/videos", CREATE), 403)
 
 
-def test_remix_edits_and_unknown_urls_say_not_available(api, issue, teammate, outsider, project) -> None:  # type: ignore[no-untyped-def]
-    done = _completed(project, teammate)
+def test_characters_and_unknown_urls_say_not_available(api, issue, teammate, project) -> None:  # type: ignore[no-untyped-def]
     client = api(issue(teammate, project))
-    error = envelope(client.post(f"/videos/{done.pk}/remix", {"prompt": "again"}), 400, "video_id")
-    assert "not available" in error["message"]
-    envelope(api(issue(outsider)).post(f"/videos/{done.pk}/remix", {"prompt": "x"}), 404, "video_id")
-    for path in ("/videos/edits", "/videos/extensions", "/videos/characters"):
-        envelope(client.post(path, {"prompt": "x"}), 404)
+    envelope(client.post("/videos/characters", {"prompt": "x"}), 404)
     envelope(client.get("/nothing/here"), 404)
     envelope(client.client.put("/v1/videos", headers=client.headers), 405)
 

@@ -37,6 +37,6 @@ class ApiError(Exception):
         }
 
 
-def not_found(video_id: str) -> ApiError:
+def not_found(video_id: str, param: str = "video_id") -> ApiError:
     # The same answer whether the video does not exist or belongs to someone else.
-    return ApiError(404, f"No video found with id '{video_id}'.", "video_id", "video_not_found")
+    return ApiError(404, f"No video found with id '{video_id}'.", param, "video_not_found")

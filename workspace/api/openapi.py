@@ -15,17 +15,20 @@ from pathlib import Path
 from typing import Any
 
 DOCUMENT = Path(__file__).with_name("openapi.json")
-# (path, method) pairs Reelhouse implements; remix, edits, extensions and characters wait for
-# the creative issue.
+# (path, method) pairs Reelhouse implements; characters (OpenAI's, uploaded from a video) are not.
 IMPLEMENTED = {
+    ("/videos/{video_id}/remix", "post"),
+    ("/videos/edits", "post"),
+    ("/videos/extensions", "post"),
     ("/videos", "post"),
     ("/videos", "get"),
     ("/videos/{video_id}", "get"),
     ("/videos/{video_id}", "delete"),
     ("/videos/{video_id}/content", "get"),
 }
-# Not available yet: image input (input_reference) on create.
-UNIMPLEMENTED_PROPERTIES = {"input_reference"}
+# Properties of OpenAI's request bodies that Reelhouse refuses with a 400 naming them (a file_id,
+# a remote image URL, an uploaded source video) stay documented: they are OpenAI's contract.
+UNIMPLEMENTED_PROPERTIES: set[str] = set()
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
 _ERRORS = {
     "400": "A parameter is invalid; error.param names it.",

@@ -12,12 +12,8 @@ urlpatterns = [
     # The OpenAI Videos contract. No trailing slashes: the SDKs append none.
     path("v1/videos", views.videos, name="videos"),
     # Fixed names before <video_id>, which would otherwise take them for ids.
-    path("v1/videos/edits", views.not_available("Video edits", "POST"), name="video_edits"),
-    path(
-        "v1/videos/extensions",
-        views.not_available("Video extensions", "POST"),
-        name="video_extensions",
-    ),
+    path("v1/videos/edits", views.video_edits, name="video_edits"),
+    path("v1/videos/extensions", views.video_extensions, name="video_extensions"),
     path(
         "v1/videos/characters",
         views.not_available("Video characters", "POST"),

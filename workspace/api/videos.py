@@ -24,9 +24,17 @@ from workspace.api.webhooks import video_link_token
 from workspace.billing.selectors import BudgetStatus, budget_statuses
 from workspace.billing.services import price_current
 from workspace.core.converters import MAX_ID
-from workspace.generations.models import TERMINAL_STATUSES, Generation, Status
+from workspace.generations.images import CheckedImage, ImageRefused, PreparedImage, image_fit
+from workspace.generations.models import (
+    TERMINAL_STATUSES,
+    Generation,
+    InputRole,
+    Operation,
+    Status,
+)
 from workspace.generations.submission import QueueFull, generation_submit
 from workspace.projects.models import Membership, Project
+from workspace.providers.catalog import ModelSpec
 from workspace.providers.models import Channel
 from workspace.providers.services import channel_get_default
 
@@ -75,8 +83,11 @@ def video_payload(generation: Generation) -> dict[str, Any]:
         "expires_at": None,
         "prompt": generation.prompt,
         "size": generation.size,
-        "seconds": str(generation.seconds),
-        "remixed_from_video_id": None,
+        # An extension's clip is the whole stitched video, not only the seconds it added.
+        "seconds": str(generation.total_seconds),
+        "remixed_from_video_id": str(generation.parent_id)
+        if generation.operation == Operation.REMIX and generation.parent_id
+        else None,
         "error": error,
     }
 
@@ -272,6 +283,10 @@ def _budget_retry_after(
     return str(max(w for w in waits if w is not None))
 
 
+# Where the service's field names point in the API's parameters.
+_PARAMS = {"images": "input_reference", "parent": "video", "operation": "video"}
+
+
 def video_create(
     *,
     token: ApiToken,
@@ -280,8 +295,10 @@ def video_create(
     prompt: str,
     size: str | None,
     seconds: int | None,
+    reference: CheckedImage | None = None,
 ) -> Generation:
-    """Queue a video for the token's owner, exactly as the web form would."""
+    """Queue a video for the token's owner, exactly as the web form would; ``reference`` is
+    its first frame, cropped to the video's size like the form's default."""
     if not token.can_write:
         raise ApiError(403, "This API key is read-only; creating videos needs a read-write key.")
     target = _project_for_create(token=token, project=project)
@@ -292,6 +309,77 @@ def video_create(
     if spec is not None:
         size = size if size is not None else spec.default_size
         seconds = seconds if seconds is not None else spec.default_seconds
+    images: list[PreparedImage] = []
+    # Fitting needs a size the model makes; without one the catalog's own refusal of the size
+    # (or model) is the answer, so the image is not looked at.
+    if reference is not None and spec is not None and size in spec.sizes:
+        try:
+            images.append(image_fit(reference, role=InputRole.FIRST_FRAME, size=size))
+        except ImageRefused as refusal:
+            raise ApiError(400, str(refusal), "input_reference", "invalid_image") from None
+    return _submit(
+        token=token,
+        target=target,
+        channel=channel,
+        spec=spec,
+        model=model,
+        prompt=prompt,
+        size=size or "",
+        seconds=seconds or 0,
+        images=images,
+    )
+
+
+def video_change(
+    *,
+    token: ApiToken,
+    project: Project | None,
+    operation: str,
+    video_id: str,
+    prompt: str,
+    seconds: int | None = None,
+    param: str = "video",
+) -> Generation:
+    """An edit, remix or extension of a video the token may see, at its channel and model;
+    ``seconds`` is what an extension adds (an edit or remix keeps the source's length)."""
+    try:
+        source = video_get(token=token, project=project, video_id=video_id)
+    except ApiError as missing:
+        missing.param = param
+        raise
+    if not token.can_write:
+        raise ApiError(403, "This API key is read-only; changing videos needs a read-write key.")
+    spec = source.channel.catalog.get(source.model)
+    return _submit(
+        token=token,
+        target=source.project,
+        channel=source.channel,
+        spec=spec,
+        model=source.model,
+        prompt=prompt,
+        size=source.size,
+        seconds=seconds if seconds is not None else source.seconds,
+        operation=operation,
+        parent=source,
+        params={**_PARAMS, "parent": param, "operation": param},
+    )
+
+
+def _submit(
+    *,
+    token: ApiToken,
+    target: Project,
+    channel: Channel,
+    spec: ModelSpec | None,
+    model: str,
+    prompt: str,
+    size: str,
+    seconds: int,
+    images: list[PreparedImage] | None = None,
+    operation: str = Operation.GENERATE,
+    parent: Generation | None = None,
+    params: dict[str, str] | None = None,
+) -> Generation:
     try:
         # One transaction: the video is never queued (and so never ends) without the record of
         # the token that made it, which its webhook events go by.
@@ -302,13 +390,18 @@ def video_create(
                 channel=channel,
                 model=model,
                 prompt=prompt,
-                size=size or "",
-                seconds=seconds or 0,
+                size=size,
+                seconds=seconds,
+                operation=operation,
+                parent=parent,
+                images=images or (),
             )
             video_link_token(generation=generation, token=token)
         return generation
     except PermissionDenied as refusal:
         raise ApiError(403, str(refusal)) from None
+    except Generation.DoesNotExist:
+        raise not_found(str(parent.pk) if parent else "") from None
     except QueueFull as refusal:
         # Checked by generation_submit under the member's lock, so racing creates cannot pass it.
         raise ApiError(
@@ -326,8 +419,8 @@ def video_create(
                 project=target,
                 channel=channel,
                 model=model,
-                size=size or "",
-                seconds=seconds or 0,
+                size=size,
+                seconds=seconds,
             )
             raise ApiError(
                 429,
@@ -335,7 +428,8 @@ def video_create(
                 code="budget_exceeded",
                 headers={"Retry-After": retry} if retry else {},
             ) from None
-        param, messages = next(iter(errors.items()))
+        field, messages = next(iter(errors.items()))
+        param = (params or _PARAMS).get(field, field)
         raise ApiError(400, " ".join(messages), param, "invalid_value") from None
 
 

@@ -6,6 +6,8 @@ is not a cookie a page could be tricked into sending, so CSRF does not apply to 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import json
 import logging
@@ -18,6 +20,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, ValidationError
+from django.core.files.uploadedfile import UploadedFile
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.multipartparser import MultiPartParserError
 from django.http.response import HttpResponseBase
@@ -47,6 +50,7 @@ from workspace.api.videos import (
     VARIANTS,
     allowance_for,
     request_project,
+    video_change,
     video_create,
     video_delete,
     video_get,
@@ -55,6 +59,13 @@ from workspace.api.videos import (
 )
 from workspace.api.webhooks import token_webhook_set, webhook_log
 from workspace.core.files import file_response
+from workspace.generations.images import (
+    MAX_IMAGE_BYTES,
+    CheckedImage,
+    ImageRefused,
+    image_check,
+)
+from workspace.generations.models import Operation
 from workspace.projects.models import Project
 
 logger = logging.getLogger(__name__)
@@ -271,8 +282,16 @@ def _body(request: HttpRequest) -> dict[str, Any]:
     """The request's parameters, from JSON or a form (multipart, as the SDK sends files)."""
     if request.content_type == "application/json":
         try:
-            data = json.loads(request.body or b"{}")
-        except (ValueError, RecursionError, RequestDataTooBig):
+            raw = request.body
+        except RequestDataTooBig:
+            raise ApiError(
+                400,
+                f"The JSON body is larger than {_body_limit()}: send a large input_reference "
+                "as a multipart file upload (files are not bound by this limit).",
+            ) from None
+        try:
+            data = json.loads(raw or b"{}")
+        except (ValueError, RecursionError):
             raise ApiError(400, "We could not parse the JSON body of your request.") from None
         if not isinstance(data, dict):
             raise ApiError(400, "The JSON body must be an object of parameters.")
@@ -293,6 +312,10 @@ def _body(request: HttpRequest) -> dict[str, Any]:
         f"Unsupported content type {request.content_type!r}: send application/json or "
         "multipart/form-data.",
     )
+
+
+def _body_limit() -> str:
+    return f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE / (1024 * 1024):.1f} MB"
 
 
 def _text(data: dict[str, Any], name: str, *, required: bool = False) -> str | None:
@@ -363,13 +386,6 @@ def videos(request: HttpRequest, token: ApiToken, project: Project | None) -> di
 
 def _create(request: HttpRequest, token: ApiToken, project: Project | None) -> dict[str, Any]:
     data = _body(request)
-    if data.get("input_reference") is not None:
-        raise ApiError(
-            400,
-            "Image input (input_reference) is not available in Reelhouse yet; send a prompt alone.",
-            "input_reference",
-            "unsupported_parameter",
-        )
     prompt = _text(data, "prompt", required=True)
     assert prompt is not None
     generation = video_create(
@@ -379,8 +395,168 @@ def _create(request: HttpRequest, token: ApiToken, project: Project | None) -> d
         prompt=prompt,
         size=_text(data, "size"),
         seconds=_seconds(data),
+        reference=_input_reference(data),
     )
     return video_payload(generation)
+
+
+_DATA_URL = re.compile(r"data:image/[A-Za-z0-9.+-]+;base64,(?P<data>.*)", re.DOTALL)
+
+
+def _reference_object(data: dict[str, Any]) -> dict[str, Any] | None:
+    """``input_reference`` as an object: JSON's own, or multipart's ``input_reference[...]``."""
+    value = data.get("input_reference")
+    if isinstance(value, dict):
+        return value
+    nested = {
+        key[len("input_reference[") : -1]: item
+        for key, item in data.items()
+        if key.startswith("input_reference[") and key.endswith("]")
+    }
+    return nested or None
+
+
+def _input_reference(data: dict[str, Any]) -> CheckedImage | None:
+    """The first frame a create starts from: an uploaded image or a base64 data URL, checked by
+    its content (the images module decides, as for the web form)."""
+    value = data.get("input_reference")
+    name = "input_reference"
+    if isinstance(value, UploadedFile):
+        if value.size is not None and value.size > MAX_IMAGE_BYTES:
+            raise ApiError(
+                400,
+                f"'input_reference' is larger than {MAX_IMAGE_BYTES // (1024 * 1024)} MB.",
+                name,
+                "invalid_image",
+            )
+        content = value.read()
+        filename = value.name or ""
+    else:
+        reference = _reference_object(data)
+        if reference is None:
+            if value is None:
+                return None
+            raise ApiError(
+                400,
+                "'input_reference' must be an image file (multipart) or an object with "
+                "'image_url' (a data:image/...;base64 URL).",
+                name,
+                "invalid_type",
+            )
+        if reference.get("file_id") is not None:
+            raise ApiError(
+                400,
+                "'input_reference.file_id' is not supported: Reelhouse has no Files API. Upload "
+                "the image itself, or send it as 'image_url' with a data:image/...;base64 URL.",
+                "input_reference.file_id",
+                "unsupported_parameter",
+            )
+        url = reference.get("image_url")
+        if not isinstance(url, str):
+            raise ApiError(
+                400,
+                "'input_reference' needs 'image_url' (a data:image/...;base64 URL).",
+                "input_reference.image_url",
+                "missing",
+            )
+        match = _DATA_URL.fullmatch(url.strip())
+        if match is None:
+            # Fetching a caller's URL from our server would let a script make us reach
+            # addresses of its choice; the image comes with the request instead.
+            raise ApiError(
+                400,
+                "'input_reference.image_url' must be a data:image/...;base64 URL: Reelhouse "
+                "does not fetch remote images. Upload the file, or inline it as base64.",
+                "input_reference.image_url",
+                "unsupported_url",
+            )
+        try:
+            content = base64.b64decode(match["data"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(
+                400,
+                "'input_reference.image_url' is not valid base64.",
+                "input_reference.image_url",
+                "invalid_value",
+            ) from None
+        filename = ""
+        name = "input_reference.image_url"
+    try:
+        return image_check(content, name=filename)
+    except ImageRefused as refusal:
+        raise ApiError(400, str(refusal), name, "invalid_image") from None
+
+
+def _source_video_id(data: dict[str, Any]) -> str:
+    """The video an edit or extension changes: JSON ``video: {"id": ...}``, multipart
+    ``video[id]``, or a bare id; never an uploaded file."""
+    value = data.get("video")
+    if value is None and "video[id]" in data:
+        value = {"id": data["video[id]"]}
+    if isinstance(value, UploadedFile):
+        raise ApiError(
+            400,
+            "'video' as an uploaded file is not supported: Reelhouse changes its own videos "
+            "only. Send the id of one of your completed videos as video[id] (or "
+            '{"video": {"id": ...}} in JSON).',
+            "video",
+            "unsupported_parameter",
+        )
+    if value is None:
+        raise ApiError(400, "Missing required parameter: 'video'.", "video", "missing")
+    if isinstance(value, dict):
+        value = value.get("id")
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(
+            400,
+            '\'video\' must name one of your completed videos: {"id": "..."}.',
+            "video",
+            "invalid_type",
+        )
+    return value.strip()
+
+
+def _change(
+    request: HttpRequest,
+    token: ApiToken,
+    project: Project | None,
+    *,
+    operation: str,
+    video_id: str | None = None,
+) -> dict[str, Any]:
+    data = _body(request)
+    param = "video_id" if video_id is not None else "video"
+    source_id = video_id if video_id is not None else _source_video_id(data)
+    prompt = _text(data, "prompt", required=True)
+    assert prompt is not None
+    seconds = None
+    if operation == Operation.EXTEND:
+        seconds = _seconds(data)
+        if seconds is None:
+            # Required by OpenAI's contract: the length added is what the caller pays for.
+            raise ApiError(400, "Missing required parameter: 'seconds'.", "seconds", "missing")
+    generation = video_change(
+        token=token,
+        project=project,
+        operation=operation,
+        video_id=source_id,
+        prompt=prompt,
+        seconds=seconds,
+        param=param,
+    )
+    return video_payload(generation)
+
+
+@api_endpoint("POST")
+def video_edits(request: HttpRequest, token: ApiToken, project: Project | None) -> dict[str, Any]:
+    return _change(request, token, project, operation=Operation.EDIT)
+
+
+@api_endpoint("POST")
+def video_extensions(
+    request: HttpRequest, token: ApiToken, project: Project | None
+) -> dict[str, Any]:
+    return _change(request, token, project, operation=Operation.EXTEND)
 
 
 @api_endpoint("GET", "DELETE")
@@ -436,13 +612,7 @@ def video_content(
 def video_remix(
     request: HttpRequest, token: ApiToken, project: Project | None, video_id: str
 ) -> dict[str, Any]:
-    video_get(token=token, project=project, video_id=video_id)  # 404 first for others' videos
-    raise ApiError(
-        400,
-        "Remixing is not available in Reelhouse yet; create a new video with a new prompt.",
-        "video_id",
-        "unsupported_operation",
-    )
+    return _change(request, token, project, operation=Operation.REMIX, video_id=video_id)
 
 
 def not_available(feature: str, *methods: str) -> Callable[..., HttpResponseBase]:
