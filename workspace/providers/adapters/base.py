@@ -261,6 +261,31 @@ class HTTPAdapter(ABC):
             ErrorClass.INVALID_REQUEST, f"{self.provider_name} cannot {what} through this API."
         )
 
+    def _model_options(
+        self, request: VideoRequest, wire_names: dict[str, str]
+    ) -> dict[str, Any]:
+        """The model options a request carries, under this protocol's field names
+        (``wire_names``: ``audio``, ``seed``, ``negative_prompt`` → field); an option this
+        protocol has no field for, or the model's catalog entry does not take, is refused."""
+        spec = self.catalog.get(request.model)
+        asked: dict[str, tuple[Any, bool, str]] = {
+            "audio": (request.audio, bool(spec and spec.audio_toggle), "switch the sound of"),
+            "seed": (request.seed, bool(spec and spec.supports_seed), "take a seed for"),
+            "negative_prompt": (
+                request.negative_prompt or None,
+                bool(spec and spec.supports_negative_prompt),
+                "take a negative prompt for",
+            ),
+        }
+        options: dict[str, Any] = {}
+        for name, (value, model_takes, what) in asked.items():
+            if value is None:
+                continue
+            if name not in wire_names or not model_takes:
+                raise self._unsupported(f"{what} {request.model}")
+            options[wire_names[name]] = value
+        return options
+
     def _check_variant(self, variant: str) -> None:
         if variant not in self.variants:
             raise ProviderError(

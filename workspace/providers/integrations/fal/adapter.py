@@ -197,25 +197,14 @@ class FalQueueAdapter(HTTPAdapter):
         )
 
     def _options(self, request: VideoRequest) -> dict[str, Any]:
-        spec = self.catalog.get(request.model)
         if request.operation is not Operation.GENERATE:
             raise self._unsupported(f"{request.operation.value} a video")
         if request.characters:
             raise self._unsupported("use characters")
-        options: dict[str, Any] = {}
-        if request.audio is not None:
-            if spec is None or not spec.audio_toggle:
-                raise self._unsupported(f"switch the sound of {request.model}")
-            options["generate_audio"] = request.audio
-        if request.seed is not None:
-            if spec is None or not spec.supports_seed:
-                raise self._unsupported(f"take a seed for {request.model}")
-            options["seed"] = request.seed
-        if request.negative_prompt:
-            if spec is None or not spec.supports_negative_prompt:
-                raise self._unsupported(f"take a negative prompt for {request.model}")
-            options["negative_prompt"] = request.negative_prompt
-        return options
+        return self._model_options(
+            request,
+            {"audio": "generate_audio", "seed": "seed", "negative_prompt": "negative_prompt"},
+        )
 
     def _first_frame(self, request: VideoRequest) -> str | None:
         spec = self.catalog.get(request.model)

@@ -240,10 +240,7 @@ class GeminiVeoAdapter(HTTPAdapter):
             raise self._unsupported("switch Veo's sound off (Vertex AI only)")
         if request.characters:
             raise self._unsupported("use characters")
-        if request.negative_prompt:
-            if spec is None or not spec.supports_negative_prompt:
-                raise self._unsupported(f"take a negative prompt for {request.model}")
-            parameters["negativePrompt"] = request.negative_prompt
+        parameters.update(self._model_options(request, {"negative_prompt": "negativePrompt"}))
         if request.operation is Operation.EXTEND:
             if spec is None or not spec.can_extend:
                 raise self._unsupported(f"extend {request.model} videos")
