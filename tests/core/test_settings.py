@@ -49,10 +49,13 @@ PRODUCTION = {
         ({"REDIS_URL": "http://localhost"}, "REDIS_URL"),
         ({"REELHOUSE_ENV": "staging"}, "REELHOUSE_ENV"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),
+        ({"SECRET_KEY": "k3Yq9vPz2mW7xR4tL8nB1cF6hJ0sD5gA"}, "SECRET_KEY"),  # 32: W009 wants 50
+        ({"SECRET_KEY": "ab" * 30}, "SECRET_KEY"),  # long, but two characters
+        ({"SECRET_KEY": "django-insecure-" + "k3Yq9vPz2mW7xR4tL8nB1cF6hJ0sD5gA-uE"}, "SECRET_KEY"),
         ({"PROVIDER_READ_TIMEOUT": "soon"}, "PROVIDER_READ_TIMEOUT"),
         ({"REELHOUSE_ENV": "production"}, "SECRET_KEY"),
         (
-            {"REELHOUSE_ENV": "production", "SECRET_KEY": "x" * 40, "ALLOWED_HOSTS": "a.example"},
+            {"REELHOUSE_ENV": "production", "SECRET_KEY": PRODUCTION["SECRET_KEY"], "ALLOWED_HOSTS": "a.example"},
             "DATABASE_URL",
         ),
         # Debug pages show the settings, passwords included: never in production.
