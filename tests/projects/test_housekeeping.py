@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection, connections, transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from workspace.core.models import AuditEvent
 from workspace.generations.models import Generation, Status
@@ -218,3 +223,62 @@ def test_unfinished_videos_and_archived_projects_stay_put(  # type: ignore[no-un
     with pytest.raises(ValidationError, match="archived"):
         generation_move(generation=finished, to_project=second_project, actor=teammate)
     assert set(Generation.objects.values_list("project_id", flat=True)) == {project.pk}
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="needs PostgreSQL: two real transactions racing on the project's row",
+)
+@pytest.mark.django_db(transaction=True)
+def test_a_submission_racing_an_archive_never_lands_in_the_archived_project(  # type: ignore[no-untyped-def]
+    project, teammate
+) -> None:
+    # The archive holds the project's row when the submission has already passed its first
+    # check; the submission must wait for it and then refuse, not queue into an archived project.
+    archiving, release = threading.Event(), threading.Event()
+    outcome: list[BaseException | Generation] = []
+
+    def archive() -> None:
+        try:
+            with transaction.atomic():
+                locked = Project.objects.select_for_update().get(pk=project.pk)
+                locked.archived_at = timezone.now()
+                locked.save(update_fields=["archived_at"])
+                archiving.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    def submit() -> None:
+        try:
+            outcome.append(
+                generation_submit(project=project, user=teammate, **{**GENERATION, "seconds": 4})
+            )
+        except BaseException as error:
+            outcome.append(error)
+        finally:
+            connections.close_all()
+
+    archiver = threading.Thread(target=archive)
+    archiver.start()
+    assert archiving.wait(timeout=30)
+    submitter = threading.Thread(target=submit)
+    submitter.start()
+    with connection.cursor() as cursor:  # until the submission waits on a row lock
+        for _ in range(600):
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            if cursor.fetchone()[0]:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the submission never waited for the archive's row lock")
+    release.set()
+    archiver.join(timeout=30)
+    submitter.join(timeout=30)
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], ValidationError), outcome
+    assert "archived" in " ".join(outcome[0].messages)
+    assert not Generation.objects.exists()

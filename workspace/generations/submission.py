@@ -14,7 +14,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.core.files.base import ContentFile
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from workspace.billing.services import reservation_create, reservation_release
@@ -71,19 +71,7 @@ def generation_submit(
     membership = Membership.objects.filter(project=project, user_id=user.pk).first()
     if membership is None or not membership.can_generate:
         raise PermissionDenied("Only owners and editors of this project can generate videos.")
-    if Project.objects.filter(pk=project.pk, deleted_at__isnull=False).exists():
-        raise ValidationError(
-            {NON_FIELD_ERRORS: "This project was deleted: it takes no new videos."}
-        )
-    if Project.objects.filter(pk=project.pk, archived_at__isnull=False).exists():
-        raise ValidationError(
-            {
-                NON_FIELD_ERRORS: (
-                    "This project is archived, so it takes no new videos: "
-                    "an owner can unarchive it."
-                )
-            }
-        )
+    _check_project_open(project=project, lock=False)
     options = dict(options or {})
     if operation in CHANGING_OPERATIONS:
         source = generation_source_check(parent=parent, user=user, operation=operation)
@@ -119,6 +107,9 @@ def generation_submit(
     take_set = uuid.uuid4() if takes > 1 else None
     made: list[Generation] = []
     with transaction.atomic():
+        # Again under a share lock: an archive or delete that began after the first check waits
+        # for this submission to commit, or this one sees it and refuses.
+        _check_project_open(project=project, lock=True)
         _check_queue_room(user=user, channel=channel, adding=takes)
         for _ in range(takes):
             generation = Generation(
@@ -186,6 +177,36 @@ def _store_input(generation: Generation, image: PreparedImage) -> GenerationInpu
     )
     item.save()
     return item
+
+
+def _check_project_open(*, project: Project, lock: bool) -> None:
+    """Refuse work for a project that was deleted or archived.
+
+    With ``lock``, the row is read ``FOR SHARE``: submissions to one project do not wait for
+    one another, but archiving or deleting it (``FOR UPDATE``) waits for them, and they for it.
+    SQLite, which locks the whole database for a write, needs no row lock.
+    """
+    rows = Project.objects.filter(pk=project.pk)
+    if lock and connection.vendor == "postgresql":
+        table = connection.ops.quote_name(Project._meta.db_table)
+        rows = Project.objects.raw(
+            f"SELECT id, archived_at, deleted_at FROM {table} WHERE id = %s FOR SHARE",  # noqa: S608 (our own table name, quoted)
+            [project.pk],
+        )
+    current = next(iter(rows), None)
+    if current is None or current.deleted_at is not None:
+        raise ValidationError(
+            {NON_FIELD_ERRORS: "This project was deleted: it takes no new videos."}
+        )
+    if current.archived_at is not None:
+        raise ValidationError(
+            {
+                NON_FIELD_ERRORS: (
+                    "This project is archived, so it takes no new videos: "
+                    "an owner can unarchive it."
+                )
+            }
+        )
 
 
 def _check_queue_room(*, user: User, channel: Channel, adding: int) -> None:
