@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -186,7 +186,7 @@ def _check_project_open(*, project: Project, lock: bool) -> None:
     one another, but archiving or deleting it (``FOR UPDATE``) waits for them, and they for it.
     SQLite, which locks the whole database for a write, needs no row lock.
     """
-    rows = Project.objects.filter(pk=project.pk)
+    rows: Iterable[Project] = Project.objects.filter(pk=project.pk)
     if lock and connection.vendor == "postgresql":
         table = connection.ops.quote_name(Project._meta.db_table)
         rows = Project.objects.raw(
