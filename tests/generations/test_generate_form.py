@@ -283,3 +283,15 @@ def test_image_to_video_runs_to_completion_on_the_simulator(
     item = generation.inputs.get()
     assert reverse("generations:input", args=[project.pk, generation.pk, item.pk]) in page
     assert "First frame · pad to fit" in page
+
+
+def test_a_prompt_past_the_providers_own_limit_is_refused_before_anything_is_spent(editor, project, channel) -> None:  # type: ignore[no-untyped-def]
+    # Runway counts UTF-16 code units: 999 letters fit, 999 letters and an emoji (two units)
+    # do not, though both are under our own 32,000-character limit.
+    channel.protocol = "runway"
+    channel.save()
+    fits = form(model="gen4.5", size="1280x720", seconds="5", prompt="a" * 999)
+    assert "Queued." in post(editor, project, fits).content.decode()
+    body = post(editor, project, {**fits, "prompt": "a" * 999 + "\N{CLAPPER BOARD}"}).content.decode()
+    assert "Runway Gen-4.5 takes prompts of at most 1000 characters; this one has 1001" in body
+    assert Generation.objects.count() == 1

@@ -303,6 +303,8 @@ def generation_validate(
         # The form refuses it too; the database would refuse it with an error of its own.
         errors["prompt"] = "The prompt contains a NUL character; remove it."
     spec = channel.catalog.get(model)
+    if spec is not None and "prompt" not in errors and (too_long := spec.prompt_too_long(prompt)):
+        errors["prompt"] = too_long
     if spec is None:
         names = ", ".join(m.id for m in channel.catalog.models)
         errors["model"] = f"{channel.name} has no model {model!r}; choose one of {names}."

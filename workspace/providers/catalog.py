@@ -84,6 +84,9 @@ class ModelSpec:
     # Lengths allowed when an image of a role is sent, when narrower than ``seconds`` (Veo:
     # reference images only in 8-second clips; Luma: frames only in 5-second clips).
     seconds_with_images: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    # The provider's own prompt limit in UTF-16 code units, as Runway counts (0: only ours,
+    # generations.models.PROMPT_MAX_LENGTH). Counting code units never undercounts characters.
+    max_prompt_length: int = 0
     # One line on what is unconfirmed about this model (see docs/provider-assumptions.md).
     note: str = ""
 
@@ -120,6 +123,18 @@ class ModelSpec:
                 return silent
         return self.cents_per_second.get(size)
 
+    def prompt_too_long(self, prompt: str) -> str:
+        """Why the provider would refuse ``prompt`` for its length, or "" when it fits."""
+        if not self.max_prompt_length:
+            return ""
+        units = len(prompt.encode("utf-16-le")) // 2
+        if units <= self.max_prompt_length:
+            return ""
+        return (
+            f"{self.label} takes prompts of at most {self.max_prompt_length} characters; "
+            f"this one has {units} (emoji and some symbols count twice)."
+        )
+
     @property
     def can_extend(self) -> bool:
         return bool(self.extend_seconds)
@@ -146,6 +161,7 @@ class ModelSpec:
             "extend_seconds": list(self.extend_seconds),
             "max_total_seconds": self.max_total_seconds,
             "max_extensions": self.max_extensions,
+            "max_prompt_length": self.max_prompt_length,
             "seconds_with_images": {
                 role: list(lengths) for role, lengths in self.seconds_with_images.items()
             },

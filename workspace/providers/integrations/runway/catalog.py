@@ -16,6 +16,9 @@ from workspace.providers.catalog import (
 # to /v1/image_to_video as ``promptImage``; gen4.5 takes position "first" only [O]; a "last"
 # frame on Veo is assumed (docs/provider-assumptions.md). No model here takes reference images
 # or extends a video; aleph2 (video-to-video edits) is not offered.
+# "promptText ... at most 1000 UTF-16 code units for most models" (API reference).
+PROMPT_MAX = 1000
+
 CATALOG = Catalog(
     models=(
         ModelSpec(
@@ -27,6 +30,7 @@ CATALOG = Catalog(
             default_seconds=5,
             supports_input_reference=True,
             supports_last_frame=False,
+            max_prompt_length=PROMPT_MAX,
             typical_render_seconds=90,
             cents_per_second_by_resolution={"720p": 12},
             supports_seed=True,
@@ -40,6 +44,7 @@ CATALOG = Catalog(
             default_seconds=8,
             supports_input_reference=True,
             supports_last_frame=True,
+            max_prompt_length=PROMPT_MAX,
             typical_render_seconds=90,
             cents_per_second_by_resolution={"720p": 40, "1080p": 40},
             silent_cents_per_second_by_resolution={"720p": 20, "1080p": 20},
@@ -58,6 +63,7 @@ CATALOG = Catalog(
             default_seconds=8,
             supports_input_reference=True,
             supports_last_frame=True,
+            max_prompt_length=PROMPT_MAX,
             typical_render_seconds=60,
             cents_per_second_by_resolution={"720p": 15, "1080p": 15},
             silent_cents_per_second_by_resolution={"720p": 10, "1080p": 10},
