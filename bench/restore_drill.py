@@ -107,6 +107,7 @@ def database_name(url: str) -> str:
 
 
 def run(args: argparse.Namespace) -> dict[str, object]:
+    began = time.monotonic()
     var = ROOT / "var" / "bench-drill" / str(os.getpid())
     shutil.rmtree(var, ignore_errors=True)
     var.mkdir(parents=True)
@@ -191,9 +192,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             size="1280x720", seconds=4,
         )
 
-    for n in range(args.generations):
+    for n in range(args.stored_first):
         submit(members[n % args.members], f"drill video {n}")
-    timings: dict[str, float] = {}
+    timings: dict[str, float] = {"setup_seconds": round(time.monotonic() - began, 2)}
     started = time.monotonic()
     source = System(source_env, var)
     target = System(target_env, var / "restored")
@@ -213,9 +214,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         source.start_all(stale_after=15)
         if not wait_until(lambda: statuses()["completed"] >= args.stored_first, timeout=120):
             raise SystemExit(f"the lost system never stored {args.stored_first}: {statuses()}")
+        timings["first_stored_seconds"] = round(time.monotonic() - started, 2)
         # From here no status check and no download runs: the lanes go on sending creates.
         source.stop("default-")
         source.stop("scheduler")
+        for n in range(args.stored_first, args.generations):
+            submit(members[n % args.members], f"drill video {n}")
         submit(members[args.members], "drill video sent ambiguously [reset_after_create]")
 
         def in_flight_mix() -> bool:
@@ -322,8 +326,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         time.sleep(3)  # one more sweep of the scheduler for reservations closed under it
         redis_mark_rebuilt = bool(target_redis.exists("reelhouse:redis-mark"))
     finally:
+        stopping = time.monotonic()
         source.stop(kill=True)
         target.stop()
+        timings["teardown_seconds"] = round(time.monotonic() - stopping, 2)
     close_old_connections()
     creates = sim.creates()
     counters = sim.counters()
@@ -386,7 +392,27 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         if process is not None:
             process.terminate()
             process.wait(timeout=10)
+    connections.close_all()
+    if not args.keep:
+        drop_scratch_databases(source_url, target_url)
+        if targets_met(report):
+            shutil.rmtree(var, ignore_errors=True)
+            report["logs"] = None
     return report
+
+
+def drop_scratch_databases(*urls: str) -> None:
+    for url in urls:
+        if url.startswith("sqlite"):
+            Path(database_name(url)).unlink(missing_ok=True)
+            continue
+        from urllib.parse import urlparse, urlunparse
+
+        import psycopg
+
+        admin = urlunparse(urlparse(url)._replace(path="/postgres"))
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute(f'drop database if exists "{database_name(url)}" with (force)')
 
 
 def targets_met(report: dict[str, object]) -> bool:
@@ -412,7 +438,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--generations", type=int, default=24)
     parser.add_argument("--members", type=int, default=3)
-    parser.add_argument("--stored-first", type=int, default=4, help="stored before the stop")
+    parser.add_argument(
+        "--stored-first", type=int, default=4, help="of them, stored before the followers stop"
+    )
     parser.add_argument("--time-scale", type=float, default=10.0)
     parser.add_argument("--render-seconds", type=float, default=60.0, help="simulated")
     parser.add_argument("--creates-per-minute", type=int, default=6, help="simulated")
@@ -423,6 +451,9 @@ def main() -> None:
         action="store_true",
         help="restore with --stopped-before-dump (wrongly, the backup is hot): shows what "
         "sending the dump's queued rows without checking the provider costs",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the scratch databases, logs and backup"
     )
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args()
