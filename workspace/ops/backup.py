@@ -231,7 +231,7 @@ def database_restore(folder: Path, manifest: dict[str, Any]) -> None:
     if not database_is_empty():
         raise BackupError(
             "The database DATABASE_URL names already has tables. Restore into a new, empty "
-            "database (createdb), never over a live one."
+            "database (createdb; for SQLite, a new file), never over a live one."
         )
     dump = folder / manifest["database"]["file"]
     if engine == "postgresql":
