@@ -254,7 +254,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         (folder,) = backup_dir.iterdir()
         manifest = json.loads((folder / "manifest.json").read_text())
         # The lost system carries on after the dump: creates of rows the dump shows queued.
-        queued_at_snapshot = {pk for pk, (s, _) in at_dump.items() if s == "queued"}
+        # Rows still queued once the backup is done were queued at the dump too, so their
+        # creates from here on are certainly ones the dump never heard of.
+        close_old_connections()
+        queued_at_snapshot = set(
+            Generation.objects.filter(status="queued").values_list("pk", flat=True)
+        )
 
         def sent_after_snapshot() -> int:
             close_old_connections()
