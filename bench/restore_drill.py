@@ -441,14 +441,14 @@ def targets_met(report: dict[str, object]) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--generations", type=int, default=24)
+    parser.add_argument("--generations", type=int, default=100)
     parser.add_argument("--members", type=int, default=3)
     parser.add_argument(
         "--stored-first", type=int, default=4, help="of them, stored before the followers stop"
     )
     parser.add_argument("--time-scale", type=float, default=10.0)
     parser.add_argument("--render-seconds", type=float, default=60.0, help="simulated")
-    parser.add_argument("--creates-per-minute", type=int, default=6, help="simulated")
+    parser.add_argument("--creates-per-minute", type=int, default=30, help="simulated")
     parser.add_argument("--settle-seconds", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument(
