@@ -154,3 +154,24 @@ def test_an_expired_provider_copy_is_marked_without_asking_the_provider(
     assert generation.spritesheet  # its file is still stored
     assert "its copy expired" in generation.error_message
     assert simulator.counters()["requests_total"] == requests
+
+
+def test_a_generation_the_dump_caught_saving_is_fetched_again_and_billed_once(
+    project, teammate, simulator, run_workers, redis_conn
+) -> None:  # type: ignore[no-untyped-def]
+    generation = stored(project, teammate, simulator, run_workers, "A lighthouse in fog")
+    # The dump caught it between the provider finishing and the video being stored; the media
+    # copy taken after the dump holds the file, the restored database names none.
+    Generation.objects.filter(pk=generation.pk).update(
+        status=Status.DOWNLOADING, video="", thumbnail="", spritesheet="", completed_at=None
+    )
+    LedgerEntry.objects.filter(kind="settle").delete()
+    assert restored_with_an_empty_redis(redis_conn) == 0
+    run_workers(finished(generation))
+    restored = Generation.objects.get(pk=generation.pk)
+    assert restored.status == Status.COMPLETED
+    assert restored.video.name == generation.video.name  # the same name, overwritten
+    counters = simulator.counters()
+    assert counters["creates"] == 1
+    spent = sum(LedgerEntry.objects.values_list("spent_cents", flat=True))
+    assert spent == counters["billed_cents"]
