@@ -402,6 +402,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         drop_scratch_databases(source_url, target_url)
         if targets_met(report):
             shutil.rmtree(var, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                var.parent.rmdir()
             report["logs"] = None
     return report
 
@@ -409,7 +411,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 def drop_scratch_databases(*urls: str) -> None:
     for url in urls:
         if url.startswith("sqlite"):
-            Path(database_name(url)).unlink(missing_ok=True)
+            path = Path(database_name(url))
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # the folder only when nothing else is in it
+                path.parent.rmdir()
             continue
         from urllib.parse import urlparse, urlunparse
 
