@@ -89,6 +89,20 @@ def start_workers(
     return processes
 
 
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
     for process in processes:
         process.terminate()

@@ -31,23 +31,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from _harness import ROOT, machine, scratch_database_url
+from _harness import ROOT, children_of, machine, scratch_database_url
 
 SLOW_CLIENT_TIMEOUT = 2  # seconds the workers wait for a provider answer in this run
-
-
-def children_of(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 class Workers:

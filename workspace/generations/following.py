@@ -359,3 +359,103 @@ def _download_files(
             logger.warning("generation %s: no %s: %r", generation.pk, variant, error)
     if extras:
         Generation.objects.filter(pk=generation.pk, status=Status.COMPLETED).update(**extras)
+
+
+# What a member is told about a finished video whose stored file is gone for good.
+FILE_LOST_MESSAGE = (
+    "The stored {what} was lost (the media store was restored without it) and the provider no "
+    "longer has a copy ({reason})."
+)
+VARIANT_FIELDS = {"video": "video", "thumbnail": "thumbnail", "spritesheet": "spritesheet"}
+
+
+def generation_files_missing(generation: Generation) -> list[str]:
+    """The variants this finished generation names that its storage does not hold."""
+    return [
+        variant
+        for variant, field in VARIANT_FIELDS.items()
+        if getattr(generation, field).name
+        and not default_storage.exists(getattr(generation, field).name)
+    ]
+
+
+# Transient failures (outages, 5xx) while fetching a lost file again are retried this often.
+MAX_REFETCH_ATTEMPTS = 8
+
+
+def generation_refetch_files(*, generation_id: str, attempt: int = 0) -> None:
+    """Copy again, from the provider, the files of a finished generation its storage lost.
+
+    A restore can bring back a database that names files the restored media store does not
+    hold (a media copy older than the dump, or none). While the provider keeps its copy the
+    files are fetched again, judged by their bytes like any download; once it has not, the
+    lost file is unlinked from the row and the row says why, so nobody is shown a player for
+    a file that is not there. Nothing is billed: the job was paid when it was made.
+    """
+    generation = Generation.objects.select_related("channel").get(pk=generation_id)
+    if generation.status != Status.COMPLETED or not generation.provider_job_id:
+        return
+    missing = generation_files_missing(generation)
+    if not missing:
+        return
+    now = timezone.now()
+    if generation.provider_expires_at is not None and generation.provider_expires_at <= now:
+        _files_lost(generation, missing, "its copy expired")
+        return
+    adapter = adapter_for_channel(channel=generation.channel)
+    try:
+        for variant in missing:
+            if variant not in adapter.variants:
+                continue
+            stored = _store_variant(generation, adapter, variant, None)
+            Generation.objects.filter(pk=generation.pk).update(**{VARIANT_FIELDS[variant]: stored})
+            logger.info("generation %s: lost %s fetched again", generation.pk, variant)
+    except Throttled as throttled:
+        enqueue_on_commit(
+            jobs.generation_refetch_job, generation_id, attempt, delay=throttled.wait
+        )
+    except ProviderError as error:
+        logger.warning("generation %s: fetching a lost file failed: %r", generation.pk, error)
+        if error.transient and attempt < MAX_REFETCH_ATTEMPTS:
+            wait = error.retry_after if error.retry_after is not None else backoff(attempt, cap=300)
+            enqueue_on_commit(
+                jobs.generation_refetch_job, generation_id, attempt + 1, delay=scaled_delay(wait)
+            )
+        elif error.transient:
+            pass  # still failing after hours: left as it is; `restore --check-files` tries again
+        else:
+            _files_lost(generation, generation_files_missing(generation), error.message)
+    finally:
+        adapter.close()
+
+
+def _files_lost(generation: Generation, variants: list[str], reason: str) -> None:
+    if not variants:
+        return
+    what = "video" if "video" in variants else " and ".join(variants)
+    fields: dict[str, Any] = {VARIANT_FIELDS[variant]: "" for variant in variants}
+    if "video" in variants:
+        # The card and the page show this instead of a player (a poster alone is no loss).
+        fields["error_class"] = ErrorClass.EXPIRED.value
+        fields["error_message"] = FILE_LOST_MESSAGE.format(what=what, reason=reason)[:2000]
+    Generation.objects.filter(pk=generation.pk, status=Status.COMPLETED).update(
+        updated_at=timezone.now(), **fields
+    )
+    logger.warning("generation %s: %s lost for good: %s", generation.pk, what, reason)
+
+
+def generations_files_check(*, enqueue: bool = True) -> list[str]:
+    """Finished generations whose stored files are missing; each gets a job that fetches them
+    again from the provider, or says they are lost. Returns their ids."""
+    missing = []
+    finished = (
+        Generation.objects.filter(status=Status.COMPLETED)
+        .exclude(video="", thumbnail="", spritesheet="")
+        .only("id", "project_id", "video", "thumbnail", "spritesheet")
+    )
+    for generation in finished.iterator():
+        if generation_files_missing(generation):
+            missing.append(str(generation.pk))
+            if enqueue:
+                enqueue_on_commit(jobs.generation_refetch_job, str(generation.pk))
+    return missing

@@ -37,3 +37,9 @@ def character_make_job(character_id: int, attempt: int = 0) -> None:
     from workspace.generations.characters import character_make
 
     character_make(character_id=character_id, attempt=attempt)
+
+
+def generation_refetch_job(generation_id: str, attempt: int = 0) -> None:
+    from workspace.generations.following import generation_refetch_files
+
+    generation_refetch_files(generation_id=generation_id, attempt=attempt)

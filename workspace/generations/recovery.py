@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from django.db.models import F
+from django.db.models import F, Max
 from django.utils import timezone
 
 from workspace.core.rq import enqueue_on_commit
@@ -105,3 +105,43 @@ def generations_resume_stalled(
         enqueue_on_commit(step, str(generation.pk))
         resumed += 1
     return resumed
+
+
+def generations_prepare_after_restore(*, queued_may_have_been_sent: bool = True) -> int:
+    """Make a database just restored from a dump safe to run again; returns the rows it moved.
+
+    A dump is a moment in the past, and the provider lives in the present: the system that was
+    lost may have sent, after the dump, the create of a generation the dump still shows as
+    ``queued``. Sending it again would pay twice. So every such row is put where a create of
+    unknown outcome goes, ``submitting``, as if its create had started at the dump's moment:
+    the recovery sweep then reconciles it against the provider's list (adopting the job the lost
+    system made, else queueing it again to be sent; held for an admin where the provider cannot
+    list its jobs). The latest change the dump holds is the dump's moment at the latest, so
+    every create sent after the dump is listed from there.
+
+    ``queued_may_have_been_sent=False`` when the dump was taken with the workers stopped
+    (nothing can have been sent after it): queued rows then stay queued.
+
+    Run before any worker or scheduler starts on the restored database. Everything else in
+    flight needs nothing: ``submitting`` rows reconcile, ``in_progress`` ones are polled and
+    ``downloading`` ones fetched again by the sweep that follows an empty Redis.
+    """
+    if not queued_may_have_been_sent:
+        return 0
+    dumped_at = Generation.objects.aggregate(latest=Max("updated_at"))["latest"]
+    if dumped_at is None:
+        return 0
+    moved = Generation.objects.filter(status=Status.QUEUED).update(
+        status=Status.SUBMITTING,
+        submit_started_at=dumped_at,
+        next_attempt_at=None,
+        updated_at=timezone.now(),
+    )
+    if moved:
+        logger.warning(
+            "%d generations were queued when the dump was taken: each is checked against the "
+            "provider's list before it is sent",
+            moved,
+        )
+    return moved
+

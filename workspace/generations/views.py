@@ -29,6 +29,7 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 from workspace.core.files import file_response
 from workspace.generations.characters import character_create, characters_mentioned
 from workspace.generations.drafts import DraftStash
+from workspace.generations.following import VARIANT_FIELDS
 from workspace.generations.forms import ChangeForm, GalleryFilterForm, GenerationForm
 from workspace.generations.images import MAX_IMAGE_BYTES
 from workspace.generations.models import Generation, Operation
@@ -48,7 +49,6 @@ from workspace.providers.models import Channel
 from workspace.providers.services import channel_get_default
 from workspace.reviews.selectors import reviews_attach
 
-VARIANT_FIELDS = {"video": "video", "thumbnail": "thumbnail", "spritesheet": "spritesheet"}
 FILENAME_PROMPT_CHARS = 48
 
 
