@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -260,8 +261,9 @@ def _handle_poll_error(generation: Generation, error: ProviderError) -> None:
 
 def _store_variant(
     generation: Generation, adapter: VideoAdapter, variant: str, retrieved: ProviderJob | None
-) -> str:
-    """Download one file and store it, but only when its bytes are a media type we serve.
+) -> tuple[str, int]:
+    """Download one file and store it, but only when its bytes are a media type we serve; its
+    name in storage and its size in bytes.
 
     The provider's Content-Type is ignored: a gateway could label an HTML page ``video/mp4``,
     and we would then serve its script from our own origin to every member of the project.
@@ -292,8 +294,9 @@ def _store_variant(
         # A repeated download overwrites the same name instead of piling up copies.
         if default_storage.exists(name):
             default_storage.delete(name)
+        size = scratch.seek(0, os.SEEK_END)
         scratch.seek(0)
-        return default_storage.save(name, File(scratch))
+        return default_storage.save(name, File(scratch)), size
 
 
 def generation_download(*, generation_id: str) -> None:
@@ -322,7 +325,7 @@ def _download_files(
     as the status check that saw it finish read it (None when a retry runs on its own)."""
     generation_id = str(generation.pk)
     try:
-        video = _store_variant(generation, adapter, adapter.variants[0], retrieved)
+        video, video_bytes = _store_variant(generation, adapter, adapter.variants[0], retrieved)
     except Throttled as throttled:
         enqueue_on_commit(jobs.generation_download_job, generation_id, delay=throttled.wait)
         return
@@ -346,16 +349,27 @@ def _download_files(
         error_class="",
         error_message="",
         video=video,
+        stored_bytes=video_bytes,
     ):
         reservation_settle(generation=generation)
         logger.info("generation %s completed", generation.pk)
     extras: dict[str, str] = {}
+    extra_bytes = 0
     for variant in adapter.variants[1:]:
         if variant not in ("thumbnail", "spritesheet"):
             continue
         try:
-            extras[variant] = _store_variant(generation, adapter, variant, retrieved)
+            extras[variant], size = _store_variant(generation, adapter, variant, retrieved)
         except (Throttled, ProviderError) as error:
             logger.warning("generation %s: no %s: %r", generation.pk, variant, error)
+        else:
+            extra_bytes += size
     if extras:
-        Generation.objects.filter(pk=generation.pk, status=Status.COMPLETED).update(**extras)
+        # Not onto a row whose files the retention policy removed meanwhile (an unpicked take
+        # can go the moment it is completed): those extras would be files nothing points at.
+        attached = Generation.objects.filter(
+            pk=generation.pk, status=Status.COMPLETED, files_removed_at__isnull=True
+        ).update(stored_bytes=F("stored_bytes") + extra_bytes, **extras)
+        if not attached:
+            for name in extras.values():
+                default_storage.delete(name)
