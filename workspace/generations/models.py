@@ -160,6 +160,7 @@ class Generation(models.Model):
     # Set when the retention policy removed the files: the row, its ledger entries and its
     # inputs stay, the file fields are emptied, and pages say so instead of a broken player.
     files_removed_at = models.DateTimeField(null=True, blank=True)
+    # Why, in words that follow "removed by the retention policy (…)": "older than 30 days".
     files_removed_reason = models.CharField(max_length=200, blank=True)
 
     # What it was made from. ``parent`` is the video an edit, remix or extension changed (its

@@ -272,7 +272,7 @@ def _remove(
             .filter(pk=generation.pk)
             .update(
                 files_removed_at=now,
-                files_removed_reason=f"Removed by the retention policy: {reason}."[:200],
+                files_removed_reason=reason[:200],
                 video="",
                 thumbnail="",
                 spritesheet="",
