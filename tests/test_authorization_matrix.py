@@ -310,6 +310,11 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
         "POST": cells(L, 404, 403, 403, REDIRECT, 404, 404),
     },
     "reviews:activity": _MEMBER_READ,
+    # How long the project's files are kept: its owners choose (tests/generations/test_retention).
+    "generations:retention": {
+        "GET": cells(L, 405, 405, 405, 405, 405, 405),
+        "POST": cells(L, 404, 403, 403, REDIRECT, 404, 404),
+    },
     "billing:usage": _SIGNED_IN_READ,
     "billing:notifications": _SIGNED_IN_READ,
     "billing:notifications_read": {
@@ -839,6 +844,7 @@ POST_DATA: dict[str, dict[str, str]] = {
     "reviews:comment_add": {"text": "Lovely", "at": "0:01"},
     "reviews:decide": {"state": "changes"},
     "reviews:policy": {"deciders": "owners"},
+    "generations:retention": {"scope": "own", "remove_after_days": "30"},
     "generations:create": {
         "prompt": "Waves at dawn",
         "model": "sora-2",
