@@ -179,8 +179,10 @@ def retention_candidates(
 
 def _reason(generation: Generation, policy: RetentionPolicy, now: datetime) -> str:
     days = policy.remove_after_days
-    if days is not None and generation.completed_at is not None and (
-        generation.completed_at < now - timedelta(days=days)
+    if (
+        days is not None
+        and generation.completed_at is not None
+        and (generation.completed_at < now - timedelta(days=days))
     ):
         return REASON_AGE.format(days=days)
     return REASON_UNPICKED

@@ -37,9 +37,7 @@ def _sums(group_by: str, **where: object) -> dict[int, int]:
     """Stored bytes grouped by a ``Generation`` column: two grouped queries (videos' files,
     then their input images), the groups added up."""
     totals: dict[int, int] = {}
-    videos = (
-        Generation.objects.filter(**where).values_list(group_by).annotate(Sum("stored_bytes"))
-    )
+    videos = Generation.objects.filter(**where).values_list(group_by).annotate(Sum("stored_bytes"))
     inputs = (
         GenerationInput.objects.filter(**{f"generation__{k}": v for k, v in where.items()})
         .values_list(f"generation__{group_by}")
