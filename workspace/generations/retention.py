@@ -250,7 +250,9 @@ def _projects(project_ids: list[int] | None) -> Iterator[Project]:
     projects = Project.objects.filter(deleted_at__isnull=True).order_by("pk")
     if project_ids is not None:
         projects = projects.filter(pk__in=project_ids)
-    yield from projects.iterator()
+    # Materialised: each project's removals commit as they go, and a server-side cursor held
+    # across those commits is a thing connection poolers do not keep.
+    yield from list(projects)
 
 
 def _delete_stored(names: list[str]) -> None:
