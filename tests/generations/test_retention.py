@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from io import StringIO
+from types import SimpleNamespace
 
 import pytest
 from django.core.files.base import ContentFile
@@ -16,7 +17,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from workspace.core.models import AuditEvent
-from workspace.generations import retention
+from workspace.generations import following, retention
 from workspace.generations.models import (
     Character,
     Generation,
@@ -34,6 +35,7 @@ from workspace.generations.storage_use import (
     storage_of_member,
     storage_of_project,
 )
+from workspace.generations.submission import generation_submit
 from workspace.projects.services import membership_add, project_archive, project_create
 from workspace.providers.models import Channel
 from workspace.reviews.models import Favourite, ReviewDecision, ReviewState
@@ -405,3 +407,32 @@ def test_storage_measure_fills_sizes_of_rows_stored_before_sizes_were_recorded(
     assert "Measured 1 video(s): 1112 bytes" in out.getvalue()
     assert Generation.objects.get(pk=old.pk).stored_bytes == len(VIDEO) + len(POSTER)
     assert storage_measure() == (0, 0)  # nothing left to measure: safe to re-run
+
+
+def test_a_poster_stored_after_the_files_were_removed_is_not_kept(
+    project, teammate, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    # An unpicked take can go the moment it completes, while its download still adds the poster.
+    generation = generation_submit(
+        project=project, user=teammate, model="sora-2", prompt="Waves", size="1280x720", seconds=4
+    )
+    Generation.objects.filter(pk=generation.pk).update(
+        status=Status.DOWNLOADING, provider_job_id="video_race"
+    )
+    generation.refresh_from_db()
+
+    def store(row, adapter, variant, retrieved):  # type: ignore[no-untyped-def]
+        if variant == "thumbnail":  # the retention run lands between the video and the poster
+            Generation.objects.filter(pk=row.pk).update(files_removed_at=timezone.now(), video="")
+        name = default_storage.save(row.storage_name(f"{variant}.bin"), ContentFile(POSTER))
+        return name, len(POSTER)
+
+    monkeypatch.setattr(following, "_store_variant", store)
+    adapter = SimpleNamespace(variants=("video", "thumbnail"))
+    following._download_files(generation, adapter, retrieved=None)  # type: ignore[arg-type]
+    row = Generation.objects.get(pk=generation.pk)
+    assert row.status == Status.COMPLETED and row.files_removed_at is not None
+    assert not row.thumbnail and row.stored_bytes == len(
+        POSTER
+    )  # the video's, zeroed by retention in real runs
+    assert not default_storage.exists(generation.storage_name("thumbnail.bin"))
