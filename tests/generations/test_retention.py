@@ -395,6 +395,7 @@ def test_the_usage_pages_show_storage(project, teammate, client, admin_user) -> 
     client.force_login(admin_user)
     panel = client.get(reverse("admin:billing_usagepanel_changelist")).content.decode()
     assert "Storage used now: 1.1\xa0KB" in panel and "Launch film" in panel
+    assert "Retention, organisation default: files are kept." in panel
 
 
 def test_storage_measure_fills_sizes_of_rows_stored_before_sizes_were_recorded(

@@ -34,6 +34,8 @@ from workspace.billing.selectors import (
     reported_costs,
 )
 from workspace.billing.services import adjustment_create, counters_recount, money, prices_seed
+from workspace.generations.models import RetentionPolicy
+from workspace.generations.retention import retention_policy_default
 from workspace.generations.storage_use import storage_by_member, storage_by_project
 from workspace.providers.models import Channel
 
@@ -321,6 +323,8 @@ class UsagePanelAdmin(admin.ModelAdmin):
             "storage_by_project": storage_projects,
             "storage_by_member": storage_by_member(),
             "storage_total": sum(row.bytes for row in storage_projects),
+            "retention_default": retention_policy_default(),
+            "retention_overrides": RetentionPolicy.objects.filter(project__isnull=False).count(),
             "pace": budget_pace(),
             "reported_costs": reported_costs(first=first, last=last),
             "channels": channel_states(),

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.files.storage import default_storage
 from django.db.models import Q, Sum
@@ -33,20 +32,31 @@ class StorageRow:
     key: int | None = None
 
 
-def _sums(group_by: str, **where: object) -> dict[int, int]:
-    """Stored bytes grouped by a ``Generation`` column: two grouped queries (videos' files,
-    then their input images), the groups added up."""
+def _sums(
+    group_by: str, label: str | None = None, **where: object
+) -> tuple[dict[int, int], dict[int, str]]:
+    """Stored bytes grouped by a ``Generation`` column, and each group's ``label`` (a column
+    the group determines, read in the same query): two grouped queries (videos' files, then
+    their input images), the groups added up. Every input image belongs to a video, so every
+    group has its label."""
     totals: dict[int, int] = {}
-    videos = Generation.objects.filter(**where).values_list(group_by).annotate(Sum("stored_bytes"))
+    labels: dict[int, str] = {}
+    columns = [group_by, label] if label else [group_by]
+    videos = Generation.objects.filter(**where).values_list(*columns).annotate(Sum("stored_bytes"))
+    for key, *rest in videos.order_by():
+        if key is not None:
+            totals[key] = totals.get(key, 0) + int(rest[-1] or 0)
+            if label:
+                labels[key] = rest[0]
     inputs = (
         GenerationInput.objects.filter(**{f"generation__{k}": v for k, v in where.items()})
         .values_list(f"generation__{group_by}")
         .annotate(Sum("byte_size"))
     )
-    for key, size in [*videos.order_by(), *inputs.order_by()]:
+    for key, size in inputs.order_by():
         if key is not None:
             totals[key] = totals.get(key, 0) + int(size or 0)
-    return totals
+    return totals, labels
 
 
 def _top(rows: list[StorageRow], limit: int) -> list[StorageRow]:
@@ -59,8 +69,7 @@ def _top(rows: list[StorageRow], limit: int) -> list[StorageRow]:
 
 def storage_by_project(*, top: int = 15) -> list[StorageRow]:
     """Bytes stored per project, largest first (the rest summed in one row)."""
-    totals = _sums("project_id")
-    names = dict(Project.objects.filter(pk__in=totals).values_list("pk", "name"))
+    totals, names = _sums("project_id", "project__name")
     rows = [
         StorageRow(names.get(pk, f"(project #{pk})"), size, pk)
         for pk, size in totals.items()
@@ -71,8 +80,7 @@ def storage_by_project(*, top: int = 15) -> list[StorageRow]:
 
 def storage_by_member(*, top: int = 15) -> list[StorageRow]:
     """Bytes stored per member who asked for the videos, largest first."""
-    totals = _sums("created_by_id")
-    names = dict(get_user_model().objects.filter(pk__in=totals).values_list("pk", "username"))
+    totals, names = _sums("created_by_id", "created_by__username")
     rows = [
         StorageRow(names.get(pk, f"(user #{pk})"), size, pk) for pk, size in totals.items() if size
     ]
@@ -81,7 +89,7 @@ def storage_by_member(*, top: int = 15) -> list[StorageRow]:
 
 def storage_of_member(*, user: User) -> list[StorageRow]:
     """One member's stored bytes by project (projects they still see), largest first."""
-    totals = _sums("project_id", created_by_id=user.pk)
+    totals, _ = _sums("project_id", created_by_id=user.pk)
     names = dict(
         Project.objects.filter(pk__in=totals, deleted_at__isnull=True).values_list("pk", "name")
     )
@@ -91,7 +99,7 @@ def storage_of_member(*, user: User) -> list[StorageRow]:
 
 def storage_of_project(*, project: Project) -> int:
     """Bytes stored for one project's videos and their input images."""
-    return sum(_sums("project_id", project_id=project.pk).values())
+    return sum(_sums("project_id", project_id=project.pk)[0].values())
 
 
 def storage_measure(*, recount: bool = False, batch: int = 500) -> tuple[int, int]:
