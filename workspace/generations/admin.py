@@ -25,7 +25,13 @@ class GenerationAdmin(admin.ModelAdmin):
         "error_class",
         "created_at",
     ]
-    list_filter = ["status", "model", "channel", "error_class"]
+    list_filter = [
+        "status",
+        "model",
+        "channel",
+        "error_class",
+        ("files_removed_at", admin.EmptyFieldListFilter),
+    ]
     search_fields = ["prompt", "provider_job_id", "created_by__username", "project__name"]
     readonly_fields = [
         f.name for f in Generation._meta.get_fields() if getattr(f, "concrete", False)
