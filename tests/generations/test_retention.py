@@ -8,6 +8,7 @@ from io import StringIO
 from types import SimpleNamespace
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import call_command
@@ -36,6 +37,7 @@ from workspace.generations.storage_use import (
     storage_of_project,
 )
 from workspace.generations.submission import generation_submit
+from workspace.generations.versions import generation_pick
 from workspace.projects.services import membership_add, project_archive, project_create
 from workspace.providers.models import Channel
 from workspace.reviews.models import Favourite, ReviewDecision, ReviewState
@@ -223,6 +225,10 @@ def test_keep_only_picked_removes_the_takes_not_picked_once_one_is(project, team
     assert {v.reason for v in report.projects[0].videos} == {"a take that was not picked"}
     for kept in [picked_set[1], *undecided, single]:
         assert still_stored(kept)
+    # A removed take can no longer become the pick: the next run would remove the playable one.
+    with pytest.raises(ValidationError, match="removed by the retention policy"):
+        generation_pick(generation=picked_set[0], user=teammate)
+    assert Generation.objects.get(pk=picked_set[1].pk).is_pick
 
 
 def test_a_projects_own_policy_beats_the_default(owner, teammate, project) -> None:  # type: ignore[no-untyped-def]
