@@ -76,7 +76,13 @@ from workspace.api.services import token_create
 from workspace.billing.models import Budget, LedgerEntry, Scope
 from workspace.billing.services import prices_seed
 from workspace.core.models import AuditEvent
-from workspace.generations.models import Generation, GenerationInput, InputRole, Status
+from workspace.generations.models import (
+    Generation,
+    GenerationInput,
+    InputRole,
+    RetentionPolicy,
+    Status,
+)
 from workspace.generations.submission import generation_submit
 from workspace.projects.models import Membership, Project, Role
 from workspace.projects.services import membership_add, project_create
@@ -310,6 +316,11 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
         "POST": cells(L, 404, 403, 403, REDIRECT, 404, 404),
     },
     "reviews:activity": _MEMBER_READ,
+    # How long the project's files are kept: its owners choose (tests/generations/test_retention).
+    "generations:retention": {
+        "GET": cells(L, 405, 405, 405, 405, 405, 405),
+        "POST": cells(L, 404, 403, 403, REDIRECT, 404, 404),
+    },
     "billing:usage": _SIGNED_IN_READ,
     "billing:notifications": _SIGNED_IN_READ,
     "billing:notifications_read": {
@@ -396,6 +407,13 @@ EXPECTED: dict[str, dict[str, dict[str, Outcome]]] = {
     "admin:billing_usagepanel_delete": _ADMIN_REFUSED,
     # --- Admin models that are history or made only by the app
     "admin:generations_generation_add": _ADMIN_REFUSED,  # members generate, not admins
+    # Every field of a retention policy is optional, so an empty form is a valid policy: the
+    # world's organisation default saved as "keep everything" (an empty add is refused by the
+    # one-default constraint and answers its form again, like every other model's add).
+    "admin:generations_retentionpolicy_change": {
+        "GET": cells(A, A, A, A, A, 403, 200),
+        "POST": cells(A, A, A, A, A, 403, REDIRECT),
+    },
     "admin:generations_generation_change": {
         "GET": cells(A, A, A, A, A, 403, 200),
         "POST": cells(A, A, A, A, A, 403, Redirect("/admin/generations/generation/")),
@@ -617,6 +635,7 @@ def _build_world() -> World:
     Group.objects.create(name="Editors")
     FailoverRoute.objects.create(name="Sora anywhere")
     Budget.objects.create(scope=Scope.MEMBER, user=users["editor"], limit_cents=10_000)
+    RetentionPolicy.objects.create(project=None, remove_after_days=365)
     AccessAttempt.objects.create(username="oscar", ip_address="192.0.2.7", failures_since_start=3)
     AccessLog.objects.create(username="oscar", ip_address="192.0.2.7")
     AccessFailureLog.objects.create(username="oscar", ip_address="192.0.2.7")
@@ -839,6 +858,7 @@ POST_DATA: dict[str, dict[str, str]] = {
     "reviews:comment_add": {"text": "Lovely", "at": "0:01"},
     "reviews:decide": {"state": "changes"},
     "reviews:policy": {"deciders": "owners"},
+    "generations:retention": {"scope": "own", "remove_after_days": "30"},
     "generations:create": {
         "prompt": "Waves at dawn",
         "model": "sora-2",

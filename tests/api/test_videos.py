@@ -292,3 +292,17 @@ def test_a_full_queue_is_a_429(api, issue, teammate, project, channel) -> None: 
     refused = client.post("/videos", CREATE)
     assert envelope(refused, 429)["code"] == "queue_full" and int(refused["Retry-After"]) > 0
     assert Generation.objects.count() == 1
+
+
+def test_content_of_a_video_whose_files_retention_removed_is_410(api, issue, teammate, project) -> None:  # type: ignore[no-untyped-def]
+    from django.utils import timezone
+
+    done = _completed(project, teammate)
+    Generation.objects.filter(pk=done.pk).update(
+        files_removed_at=timezone.now(), files_removed_reason="older than 30 days"
+    )
+    client = api(issue(teammate, project))
+    for variant in ("video", "thumbnail"):
+        error = envelope(client.get(f"/videos/{done.pk}/content", {"variant": variant}), 410, "variant")
+        assert error["code"] == "content_removed" and "retention policy" in error["message"]
+    assert client.get(f"/videos/{done.pk}").status_code == 200  # the record itself stays

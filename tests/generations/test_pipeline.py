@@ -48,6 +48,11 @@ def test_a_generation_runs_to_completion_and_its_files_are_stored(
     for image in (generation.thumbnail, generation.spritesheet):
         with default_storage.open(image.name) as handle:
             assert handle.read(3) == b"\xff\xd8\xff"
+    # Each file's size is recorded as it is stored: the usage panel sums it, never the store.
+    assert generation.stored_bytes == sum(
+        default_storage.size(f.name)
+        for f in (generation.video, generation.thumbnail, generation.spritesheet)
+    )
     counters = simulator.counters()
     assert counters["creates"] == 1
     assert counters["jobs_billed"] == 1

@@ -129,6 +129,10 @@ def test_a_lost_file_the_provider_no_longer_has_is_marked_lost(
     assert not generation.video
     assert generation.thumbnail  # still there
     assert "lost" in generation.error_message
+    # Storage used counts what the store holds now, not the size the dump recorded.
+    assert generation.stored_bytes == sum(
+        default_storage.size(f.name) for f in (generation.thumbnail, generation.spritesheet)
+    )
     client = signed_in(teammate)
     for page in (
         reverse("projects:detail", args=[project.pk]),
@@ -153,6 +157,7 @@ def test_an_expired_provider_copy_is_marked_without_asking_the_provider(
     assert not generation.video and not generation.thumbnail
     assert generation.spritesheet  # its file is still stored
     assert "its copy expired" in generation.error_message
+    assert generation.stored_bytes == default_storage.size(generation.spritesheet.name)
     assert simulator.counters()["requests_total"] == requests
 
 

@@ -584,6 +584,14 @@ def video_content(
             400, f"'variant' must be one of {', '.join(VARIANTS)}.", "variant", "invalid"
         )
     generation = video_get(token=token, project=project, video_id=video_id)
+    if generation.files_removed_at is not None:
+        raise ApiError(
+            410,
+            f"The files of video '{video_id}' were removed by the retention policy on "
+            f"{generation.files_removed_at:%Y-%m-%d}.",
+            "variant",
+            "content_removed",
+        )
     stored = getattr(generation, variant)
     if not stored:
         raise ApiError(

@@ -34,6 +34,9 @@ from workspace.billing.selectors import (
     reported_costs,
 )
 from workspace.billing.services import adjustment_create, counters_recount, money, prices_seed
+from workspace.generations.models import RetentionPolicy
+from workspace.generations.retention import retention_policy_default
+from workspace.generations.storage_use import storage_by_member, storage_by_project
 from workspace.providers.models import Channel
 
 
@@ -281,6 +284,7 @@ class UsagePanelAdmin(admin.ModelAdmin):
         if request.GET:
             first, last = form.range()
         usage = panel_usage(first=first, last=last)
+        storage_projects = storage_by_project()
         labels = usage.buckets.labels
         per = "day" if usage.buckets.step_days == 1 else "week"
         context = {
@@ -315,6 +319,12 @@ class UsagePanelAdmin(admin.ModelAdmin):
                 unit=lambda n: f"{n:.0f}",
                 height=180,
             ),
+            # Storage is what is stored now, not a range: files outlive the days they were made.
+            "storage_by_project": storage_projects,
+            "storage_by_member": storage_by_member(),
+            "storage_total": sum(row.bytes for row in storage_projects),
+            "retention_default": retention_policy_default(),
+            "retention_overrides": RetentionPolicy.objects.filter(project__isnull=False).count(),
             "pace": budget_pace(),
             "reported_costs": reported_costs(first=first, last=last),
             "channels": channel_states(),

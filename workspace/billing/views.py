@@ -9,16 +9,22 @@ from django.views.decorators.http import require_GET, require_POST
 from workspace.billing.selectors import member_usage
 from workspace.billing.services import notifications_mark_read
 from workspace.core.models import Notification
+from workspace.generations.storage_use import storage_of_member
 
 
 @login_required
 @require_GET
 def usage(request: HttpRequest) -> HttpResponse:
     """My usage: budgets, this period and the last twelve months, by project and model."""
+    storage = storage_of_member(user=request.user)  # type: ignore[arg-type]
     return render(
         request,
         "billing/usage.html",
-        {"usage": member_usage(user=request.user)},  # type: ignore[arg-type]
+        {
+            "usage": member_usage(user=request.user),  # type: ignore[arg-type]
+            "storage": storage,
+            "storage_total": sum(row.bytes for row in storage),
+        },
     )
 
 

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.forms import ModelForm
 from django.http import HttpRequest
 
-from workspace.generations.models import Generation, Status
+from workspace.core.models import AuditEvent
+from workspace.generations.models import Generation, RetentionPolicy, Status
 from workspace.generations.sending import generation_release_hold
 
 
@@ -23,7 +25,13 @@ class GenerationAdmin(admin.ModelAdmin):
         "error_class",
         "created_at",
     ]
-    list_filter = ["status", "model", "channel", "error_class"]
+    list_filter = [
+        "status",
+        "model",
+        "channel",
+        "error_class",
+        ("files_removed_at", admin.EmptyFieldListFilter),
+    ]
     search_fields = ["prompt", "provider_job_id", "created_by__username", "project__name"]
     readonly_fields = [
         f.name for f in Generation._meta.get_fields() if getattr(f, "concrete", False)
@@ -59,3 +67,55 @@ class GenerationAdmin(admin.ModelAdmin):
                 f"{skipped} selected generation(s) were not held and were left alone.",
                 messages.WARNING,
             )
+
+
+@admin.register(RetentionPolicy)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    """The organisation's default (the row without a project) and the projects' own policies;
+    owners set their project's on its settings page."""
+
+    list_display = ["scope", "describe", "updated_at", "updated_by"]
+    list_select_related = ["project", "updated_by"]
+    autocomplete_fields = ["project"]
+    readonly_fields = ["updated_at", "updated_by"]
+
+    @admin.display(description="Applies to")
+    def scope(self, policy: RetentionPolicy) -> str:
+        return "Organisation default" if policy.project is None else str(policy.project)
+
+    @admin.display(description="Policy")
+    def describe(self, policy: RetentionPolicy) -> str:
+        return policy.describe()
+
+    def save_model(
+        self, request: HttpRequest, obj: RetentionPolicy, form: ModelForm, change: bool
+    ) -> None:
+        before = None
+        if change and obj.pk:
+            previous = RetentionPolicy.objects.filter(pk=obj.pk).first()
+            before = previous.describe() if previous else None
+        obj.updated_by = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+        self._audit(request, obj, before=before, after=obj.describe())
+
+    def delete_model(self, request: HttpRequest, obj: RetentionPolicy) -> None:
+        before = obj.describe()
+        super().delete_model(request, obj)
+        self._audit(request, obj, before=before, after=None)
+
+    def _audit(
+        self, request: HttpRequest, obj: RetentionPolicy, *, before: str | None, after: str | None
+    ) -> None:
+        if before == after:
+            return
+        project = obj.project
+        AuditEvent.objects.create(
+            actor_id=request.user.pk,
+            actor_name=request.user.get_username(),
+            action=AuditEvent.Action.CHANGED,
+            # A project's own policy is its event (its activity feed shows it).
+            target_type="project" if project else "retention policy",
+            target_id=str(project.pk) if project else "default",
+            target_repr=project.name[:200] if project else "Organisation default",
+            changes={"retention": [before, after]},
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 import time
 from datetime import datetime, timedelta
@@ -29,6 +30,7 @@ from workspace.generations.render_times import (
     expected_render_seconds,
     typical_render_seconds,
 )
+from workspace.generations.storage_use import generation_measure
 from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoAdapter
 from workspace.providers.errors import ErrorClass, ProviderError
 from workspace.providers.limiter import Throttled
@@ -260,8 +262,9 @@ def _handle_poll_error(generation: Generation, error: ProviderError) -> None:
 
 def _store_variant(
     generation: Generation, adapter: VideoAdapter, variant: str, retrieved: ProviderJob | None
-) -> str:
-    """Download one file and store it, but only when its bytes are a media type we serve.
+) -> tuple[str, int]:
+    """Download one file and store it, but only when its bytes are a media type we serve; its
+    name in storage and its size in bytes.
 
     The provider's Content-Type is ignored: a gateway could label an HTML page ``video/mp4``,
     and we would then serve its script from our own origin to every member of the project.
@@ -292,8 +295,9 @@ def _store_variant(
         # A repeated download overwrites the same name instead of piling up copies.
         if default_storage.exists(name):
             default_storage.delete(name)
+        size = scratch.seek(0, os.SEEK_END)
         scratch.seek(0)
-        return default_storage.save(name, File(scratch))
+        return default_storage.save(name, File(scratch)), size
 
 
 def generation_download(*, generation_id: str) -> None:
@@ -322,7 +326,7 @@ def _download_files(
     as the status check that saw it finish read it (None when a retry runs on its own)."""
     generation_id = str(generation.pk)
     try:
-        video = _store_variant(generation, adapter, adapter.variants[0], retrieved)
+        video, video_bytes = _store_variant(generation, adapter, adapter.variants[0], retrieved)
     except Throttled as throttled:
         enqueue_on_commit(jobs.generation_download_job, generation_id, delay=throttled.wait)
         return
@@ -346,19 +350,30 @@ def _download_files(
         error_class="",
         error_message="",
         video=video,
+        stored_bytes=video_bytes,
     ):
         reservation_settle(generation=generation)
         logger.info("generation %s completed", generation.pk)
     extras: dict[str, str] = {}
+    extra_bytes = 0
     for variant in adapter.variants[1:]:
         if variant not in ("thumbnail", "spritesheet"):
             continue
         try:
-            extras[variant] = _store_variant(generation, adapter, variant, retrieved)
+            extras[variant], size = _store_variant(generation, adapter, variant, retrieved)
         except (Throttled, ProviderError) as error:
             logger.warning("generation %s: no %s: %r", generation.pk, variant, error)
+        else:
+            extra_bytes += size
     if extras:
-        Generation.objects.filter(pk=generation.pk, status=Status.COMPLETED).update(**extras)
+        # Not onto a row whose files the retention policy removed meanwhile (an unpicked take
+        # can go the moment it is completed): those extras would be files nothing points at.
+        attached = Generation.objects.filter(
+            pk=generation.pk, status=Status.COMPLETED, files_removed_at__isnull=True
+        ).update(stored_bytes=F("stored_bytes") + extra_bytes, **extras)
+        if not attached:
+            for name in extras.values():
+                default_storage.delete(name)
 
 
 # What a member is told about a finished video whose stored file is gone for good.
@@ -407,9 +422,11 @@ def generation_refetch_files(*, generation_id: str, attempt: int = 0) -> None:
         for variant in missing:
             if variant not in adapter.variants:
                 continue
-            stored = _store_variant(generation, adapter, variant, None)
+            stored, _ = _store_variant(generation, adapter, variant, None)
             Generation.objects.filter(pk=generation.pk).update(**{VARIANT_FIELDS[variant]: stored})
             logger.info("generation %s: lost %s fetched again", generation.pk, variant)
+        # The restored row's size counted the lost files; now it counts what the store holds.
+        generation_measure(generation=Generation.objects.get(pk=generation.pk))
     except Throttled as throttled:
         enqueue_on_commit(
             jobs.generation_refetch_job, generation_id, attempt, delay=throttled.wait
@@ -441,6 +458,7 @@ def _files_lost(generation: Generation, variants: list[str], reason: str) -> Non
     Generation.objects.filter(pk=generation.pk, status=Status.COMPLETED).update(
         updated_at=timezone.now(), **fields
     )
+    generation_measure(generation=Generation.objects.get(pk=generation.pk))
     logger.warning("generation %s: %s lost for good: %s", generation.pk, what, reason)
 
 

@@ -504,3 +504,33 @@ class GalleryFilterForm(forms.Form):
             review=data.get("review") or "",
             favourites_of=self.user_id if data.get("favourite") else None,
         )
+
+
+RETENTION_DAYS_MAX = 3650
+
+
+class RetentionPolicyForm(forms.Form):
+    """A project owner's retention choice: the organisation's default, or the project's own."""
+
+    scope = forms.ChoiceField(
+        choices=[("default", "Use the organisation's default"), ("own", "This project's own")],
+        widget=forms.RadioSelect,
+        label="Policy",
+    )
+    remove_after_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=RETENTION_DAYS_MAX,
+        label="Remove files of videos older than (days)",
+        help_text="Empty: keep them however old.",
+        error_messages={"min_value": "Keep files at least one day."},
+    )
+    keep_only_picked = forms.BooleanField(
+        required=False,
+        label="Keep only picked takes",
+        help_text="Once a take of a request is picked, the other takes' files are removed.",
+    )
+    keep_approved_and_favourites = forms.BooleanField(
+        required=False,
+        label="Always keep approved and starred videos",
+    )

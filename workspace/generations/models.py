@@ -24,6 +24,7 @@ from typing import Any
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -152,6 +153,15 @@ class Generation(models.Model):
     video = models.FileField(upload_to=_file_path, blank=True, max_length=300)
     thumbnail = models.FileField(upload_to=_file_path, blank=True, max_length=300)
     spritesheet = models.FileField(upload_to=_file_path, blank=True, max_length=300)
+    # Bytes of the video, poster and spritesheet as stored, written with the file names so the
+    # usage panel sums a column instead of asking the store about every file. 0 with a stored
+    # file means "not measured yet" (rows from before this column): ``storage_measure`` fills it.
+    stored_bytes = models.PositiveBigIntegerField(default=0)
+    # Set when the retention policy removed the files: the row, its ledger entries and its
+    # inputs stay, the file fields are emptied, and pages say so instead of a broken player.
+    files_removed_at = models.DateTimeField(null=True, blank=True)
+    # Why, in words that follow "removed by the retention policy (…)": "older than 30 days".
+    files_removed_reason = models.CharField(max_length=200, blank=True)
 
     # What it was made from. ``parent`` is the video an edit, remix or extension changed (its
     # provider copy is what the provider works from); images and frames are ``inputs``.
@@ -218,6 +228,12 @@ class Generation(models.Model):
                 condition=models.Q(status="completed"),
                 name="recent_completions",
             ),
+            # Retention's candidates: finished videos that still have their files, oldest first.
+            models.Index(
+                fields=["project", "completed_at"],
+                condition=models.Q(status="completed", files_removed_at__isnull=True),
+                name="retention_candidates",
+            ),
             # The gallery's keyset pages of stack heads (one card per stack).
             models.Index(
                 fields=["project", "-created_at", "-id"],
@@ -246,6 +262,10 @@ class Generation(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def files_removed(self) -> bool:
+        return self.files_removed_at is not None
 
     def storage_name(self, filename: str) -> str:
         """Where a file of this generation lives in Django's default storage."""
@@ -389,3 +409,77 @@ class Character(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class RetentionPolicy(models.Model):
+    """When stored files of finished videos are removed: the organisation's default (the one
+    row without a project, set by admins) or one project's own (set by its owners), which
+    replaces the default for that project entirely.
+
+    Removing keeps the ``Generation`` row (marked ``files_removed_at``), its ledger entries and
+    its input images; only the video, poster and spritesheet go.
+    """
+
+    project = models.OneToOneField(
+        "projects.Project",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="retention_policy",
+        help_text="Empty for the organisation-wide default.",
+    )
+    remove_after_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Remove the files of videos finished more than this many days ago; "
+        "empty to keep them however old.",
+    )
+    keep_only_picked = models.BooleanField(
+        default=False,
+        help_text="Remove the files of the takes not picked, once a take of their request "
+        "is picked.",
+    )
+    keep_approved_and_favourites = models.BooleanField(
+        default=True,
+        help_text="Never remove an approved video or one a member starred.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name_plural = "retention policies"
+        constraints = [
+            # One organisation default: the row without a project (NULLs are never equal, so
+            # the one-to-one's own uniqueness does not cover it).
+            models.UniqueConstraint(
+                Coalesce("project", models.Value(0)),
+                name="one_retention_policy_per_scope",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(remove_after_days__isnull=True)
+                | models.Q(remove_after_days__gte=1),
+                name="retention_days_positive",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        scope = "Organisation default" if self.project_id is None else f"Project {self.project_id}"
+        return f"{scope}: {self.describe()}"
+
+    @property
+    def removes_anything(self) -> bool:
+        return self.remove_after_days is not None or self.keep_only_picked
+
+    def describe(self) -> str:
+        parts = []
+        if self.remove_after_days is not None:
+            parts.append(f"files of videos older than {self.remove_after_days} days are removed")
+        if self.keep_only_picked:
+            parts.append("takes not picked are removed once one is picked")
+        if not parts:
+            return "files are kept"
+        kept = "; approved and starred videos are kept" if self.keep_approved_and_favourites else ""
+        return "; ".join(parts) + kept

@@ -6,6 +6,11 @@ app_name = "generations"
 
 urlpatterns = [
     path(
+        "projects/<id:project_id>/retention/",
+        views.retention_policy_view,
+        name="retention",
+    ),
+    path(
         "projects/<id:project_id>/generations/",
         views.generation_create,
         name="create",

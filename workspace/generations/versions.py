@@ -121,16 +121,27 @@ def generation_pick(*, generation: Generation, user: User) -> Generation:
         takes = Generation.objects.filter(
             take_set=generation.take_set, project_id=generation.project_id
         )
-        picked = takes.filter(pk=generation.pk, status=Status.COMPLETED, is_pick=False).update(
-            is_pick=True, updated_at=now
-        )
+        # Not a take whose files the retention policy removed: picking it would leave the set
+        # with no playable pick, and the next run would remove the take picked before.
+        picked = takes.filter(
+            pk=generation.pk, status=Status.COMPLETED, is_pick=False, files_removed_at__isnull=True
+        ).update(is_pick=True, updated_at=now)
         if not picked:
-            current = takes.filter(pk=generation.pk).values_list("status", "is_pick").first()
+            current = (
+                takes.filter(pk=generation.pk)
+                .values_list("status", "is_pick", "files_removed_at")
+                .first()
+            )
             if current is None:
                 raise Generation.DoesNotExist("No such video.")
             if current[1]:
                 generation.is_pick = True
                 return generation  # already the pick
+            if current[2] is not None:
+                raise ValidationError(
+                    "This take's files were removed by the retention policy, so it can no "
+                    "longer be the pick."
+                )
             raise ValidationError("Only a finished take can be the pick; this one is not ready.")
         unpicked = list(
             takes.filter(is_pick=True).exclude(pk=generation.pk).values_list("pk", flat=True)

@@ -30,9 +30,15 @@ from workspace.core.files import file_response
 from workspace.generations.characters import character_create, characters_mentioned
 from workspace.generations.drafts import DraftStash
 from workspace.generations.following import VARIANT_FIELDS
-from workspace.generations.forms import ChangeForm, GalleryFilterForm, GenerationForm
+from workspace.generations.forms import (
+    ChangeForm,
+    GalleryFilterForm,
+    GenerationForm,
+    RetentionPolicyForm,
+)
 from workspace.generations.images import MAX_IMAGE_BYTES
 from workspace.generations.models import Generation, Operation
+from workspace.generations.retention import retention_policy_set
 from workspace.generations.selectors import (
     GalleryCursor,
     frame_sources,
@@ -485,6 +491,15 @@ def generation_file(
     membership = membership_get_or_404(user=request.user, project_id=project_id)
     generation = generation_get_or_404(project=membership.project, generation_id=generation_id)
     field = VARIANT_FIELDS.get(variant)
+    if field and generation.files_removed_at is not None:
+        # Gone for good, and said so: a bookmarked or shared-around file link explains itself
+        # instead of looking like a broken address.
+        return render(
+            request,
+            "generations/files_removed.html",
+            {"project": membership.project, "generation": generation},
+            status=410,
+        )
     stored = getattr(generation, field) if field else None
     if not stored:
         raise Http404("No such file.")
@@ -575,3 +590,34 @@ def generation_draft_file(request: HttpRequest, project_id: int, token: str) -> 
     )
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+@login_required
+@require_POST
+def retention_policy_view(request: HttpRequest, project_id: int) -> HttpResponse:
+    """A project owner sets how long the project's files are kept (or follows the default)."""
+    membership = membership_get_or_404(user=request.user, project_id=project_id)
+    if not membership.can_manage:
+        raise PermissionDenied("Only a project owner can change how long files are kept.")
+    form = RetentionPolicyForm(request.POST)
+    back = f"{reverse('projects:settings', args=[project_id])}#retention-title"
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for error in errors:
+                messages.error(request, str(error))
+        return redirect(back)
+    data = form.cleaned_data
+    try:
+        retention_policy_set(
+            project=membership.project,
+            actor=request.user,  # type: ignore[arg-type]
+            use_default=data["scope"] == "default",
+            remove_after_days=data["remove_after_days"],
+            keep_only_picked=data["keep_only_picked"],
+            keep_approved_and_favourites=data["keep_approved_and_favourites"],
+        )
+    except ValidationError as error:
+        messages.error(request, " ".join(error.messages))
+    else:
+        messages.success(request, "Retention settings saved.")
+    return redirect(back)

@@ -388,6 +388,10 @@ def generation_copy(*, generation: Generation, to_project: Project, actor: User)
     ).first()
     if target is None:
         raise PermissionDenied("You can copy videos only into projects you can edit.")
+    if generation.files_removed_at is not None:
+        raise ValidationError(
+            "This video's files were removed by the retention policy, so there is nothing to copy."
+        )
     if generation.status != Status.COMPLETED or not generation.video:
         raise ValidationError("Only a ready video can be copied.")
     now = timezone.now()
@@ -418,6 +422,7 @@ def generation_copy(*, generation: Generation, to_project: Project, actor: User)
                 name = default_storage.save(copy.storage_name(filename), handle)
             written.append(name)
             getattr(copy, field).name = name
+            copy.stored_bytes += default_storage.size(name)
         with transaction.atomic():
             locked = _locked(to_project)
             if locked.is_archived or locked.is_deleted:

@@ -256,4 +256,12 @@ def _describe_events(items: list[FeedItem]) -> None:
                 detail = {"what": "archived" if changes["archived_at"][1] else "unarchived"}
             elif "review_deciders" in changes:
                 detail = {"what": "deciders", "to": changes["review_deciders"][1]}
+            elif "files_removed" in changes:
+                detail = {
+                    "what": "files removed",
+                    "count": changes["files_removed"][1],
+                    "bytes": changes["bytes_freed"][1],
+                }
+            elif "retention" in changes:
+                detail = {"what": "retention", "to": changes["retention"][1]}
         item.detail = detail

@@ -80,6 +80,13 @@ def share_link_create(
             video=""
         )
     )
+    if len(videos) != len(wanted) and Generation.objects.filter(
+        project=project, pk__in=wanted, files_removed_at__isnull=False
+    ).exists():
+        raise ValidationError(
+            "Some of the chosen videos' files were removed by the retention policy: "
+            "they cannot be shared any more."
+        )
     if len(videos) != len(wanted):
         raise ValidationError(
             "Only finished videos of this project can be shared; "

@@ -155,7 +155,18 @@ def selection_zip(request: HttpRequest, project_id: int) -> HttpResponseBase:
             "Choose fewer and download them in several ZIPs.",
             400,
         )
-    videos = zippable(Generation.objects.filter(project=project, pk__in=ids).order_by("created_at"))
+    chosen = Generation.objects.filter(project=project, pk__in=ids)
+    removed = chosen.filter(files_removed_at__isnull=False).count()
+    if removed:
+        # A ZIP quietly missing some of what was chosen would look complete.
+        return _refused(
+            request,
+            project,
+            f"The files of {removed} of the chosen videos were removed by the retention "
+            "policy, so they cannot be downloaded. Choose the others and download again.",
+            410,
+        )
+    videos = zippable(chosen.order_by("created_at"))
     if not videos:
         return _refused(
             request,
@@ -206,11 +217,14 @@ def share_public(request: HttpRequest, share_token: str) -> HttpResponseBase:
     if request.method == "GET":
         share_link_record_open(link=link)
     videos = _shared_videos(link)
+    removed = link.generations.filter(
+        project_id=link.project_id, files_removed_at__isnull=False
+    ).count()
     return _public(
         render(
             request,
             "sharing/public.html",
-            {"link": link, "token": share_token, "videos": videos},
+            {"link": link, "token": share_token, "videos": videos, "removed": removed},
         )
     )
 
@@ -223,6 +237,12 @@ def share_file(
     if link is None or link.state != "active":
         return _closed_page(request, link)
     field = _PUBLIC_VARIANTS.get(variant)
+    if link.generations.filter(
+        pk=generation_id, project_id=link.project_id, files_removed_at__isnull=False
+    ).exists():
+        return _public(
+            render(request, "sharing/closed.html", {"state": "files_removed"}, status=410)
+        )
     generation = next((g for g in _shared_videos(link) if g.pk == generation_id), None)
     stored = getattr(generation, field) if generation is not None and field else None
     if not stored or generation is None:

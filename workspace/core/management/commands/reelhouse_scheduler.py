@@ -1,5 +1,6 @@
-"""The periodic side of Reelhouse: resumes generations whose queued job was lost, and purges
-projects deleted longer ago than their grace period.
+"""The periodic side of Reelhouse: resumes generations whose queued job was lost, purges
+projects deleted longer ago than their grace period, and once a day applies the retention
+policies (``generations.retention``).
 
 Runs as one process next to the workers. Safe to run more than one: every step it enqueues is
 a conditional update, so a duplicate does nothing.
@@ -37,6 +38,7 @@ from workspace.core.rq import (
 )
 from workspace.generations.characters import characters_resume_stalled
 from workspace.generations.recovery import generations_resume_stalled
+from workspace.generations.retention import retention_run_daily
 from workspace.projects.services import projects_purge_due
 
 logger = logging.getLogger(__name__)
@@ -126,6 +128,8 @@ def _sweep(*, stale_after: timedelta, redis_lost: bool) -> bool:
         purged = projects_purge_due()
         if purged:
             logger.info("purged %d deleted projects", purged)
+        # Once a day across every scheduler: files the retention policies no longer keep.
+        retention_run_daily()
         return True
     except Exception:
         # A database or Redis outage must not kill the loop; the next sweep tries again.
