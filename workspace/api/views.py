@@ -604,7 +604,7 @@ def video_content(
     except OSError:
         logger.warning("stored %s of %s is missing", variant, generation.pk, exc_info=True)
         raise not_found(video_id) from None
-    response["Cache-Control"] = "private, max-age=3600"
+    response.setdefault("Cache-Control", "private, max-age=3600")
     return response
 
 
