@@ -220,7 +220,9 @@ REELHOUSE_STORAGE = env_choice("REELHOUSE_STORAGE", "local", {"local", "s3"})
 _S3_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
-def _s3_storage() -> dict[str, object] | None:
+def s3_media_storage(*, required: bool) -> dict[str, object] | None:
+    """The S3 media store's STORAGES entry from the REELHOUSE_S3_* variables (None when no
+    bucket is named and none is ``required``); the storage tests build theirs with it too."""
     bucket = env_str("REELHOUSE_S3_BUCKET")
     named = [
         name
@@ -235,10 +237,10 @@ def _s3_storage() -> dict[str, object] | None:
         if env_str(name) is not None
     ]
     if bucket is None:
-        if REELHOUSE_STORAGE == "s3" or named:
+        if required or named:
             raise ImproperlyConfigured(
                 "REELHOUSE_S3_BUCKET must be set"
-                + (" when REELHOUSE_STORAGE=s3." if REELHOUSE_STORAGE == "s3" else
+                + (" when REELHOUSE_STORAGE=s3." if required else
                    f" when {', '.join(named)} {'is' if len(named) == 1 else 'are'} set.")
             )
         return None
@@ -290,7 +292,7 @@ def _s3_storage() -> dict[str, object] | None:
     }
 
 
-_MEDIA_S3 = _s3_storage()
+_MEDIA_S3 = s3_media_storage(required=REELHOUSE_STORAGE == "s3")
 _MEDIA_LOCAL = {
     "BACKEND": "django.core.files.storage.FileSystemStorage",
     "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": "/nonexistent/"},

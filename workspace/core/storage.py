@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from django.core.files import File
 from django.core.files.storage import Storage
@@ -36,6 +37,18 @@ def _missing(error: ClientError) -> bool:
 class MediaS3Storage(S3Storage):
     """Private media in a bucket: nothing is public, a member reaches a file only through an
     access-checked view that streams it or redirects to a signed URL."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        # botocore waits 60 s to connect, then retries: a readiness probe or a member's request
+        # would hang on an unreachable store instead of failing soon enough to say so.
+        self.client_config = self.client_config.merge(
+            Config(
+                connect_timeout=5,
+                read_timeout=60,
+                retries={"max_attempts": 3, "mode": "standard"},
+            )
+        )
 
     def forget_connections(self) -> None:
         """Before a fork: a child sharing the parent's pooled sockets to the store would read
