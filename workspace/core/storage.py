@@ -42,7 +42,8 @@ class MediaS3Storage(S3Storage):
         super().__init__(**options)
         # botocore waits 60 s to connect, then retries: a readiness probe or a member's request
         # would hang on an unreachable store instead of failing soon enough to say so.
-        self.client_config = self.client_config.merge(
+        configured: Config = self.client_config  # type: ignore[has-type]
+        self.client_config = configured.merge(
             Config(
                 connect_timeout=5,
                 read_timeout=60,
