@@ -317,6 +317,28 @@ if REELHOUSE_MEDIA_SIGNED_URLS and REELHOUSE_STORAGE != "s3":
 REELHOUSE_MEDIA_SIGNED_URL_SECONDS = env_int(
     "REELHOUSE_MEDIA_SIGNED_URL_SECONDS", 300, minimum=10, maximum=7 * 24 * 3600
 )
+
+
+def _store_origins(store: dict[str, object]) -> list[str]:
+    """Where signed URLs point (path- or virtual-host-style), for the pages' CSP: a <video> or
+    <img> following a redirect to another origin is blocked unless the policy names it."""
+    options: dict[str, str | None] = store["OPTIONS"]  # type: ignore[assignment]
+    bucket = options["bucket_name"]
+    if options["endpoint_url"]:
+        endpoint = urlparse(options["endpoint_url"])
+        return [f"{endpoint.scheme}://{endpoint.netloc}", f"{endpoint.scheme}://{bucket}.{endpoint.netloc}"]
+    region = options["region_name"] or "us-east-1"
+    return [
+        f"https://{bucket}.s3.{region}.amazonaws.com",
+        f"https://s3.{region}.amazonaws.com",
+        f"https://{bucket}.s3.amazonaws.com",
+        "https://s3.amazonaws.com",
+    ]
+
+
+_SIGNED_URL_ORIGINS = (
+    _store_origins(_MEDIA_S3) if REELHOUSE_MEDIA_SIGNED_URLS and _MEDIA_S3 is not None else []
+)
 # Stored videos and thumbnails, and the folders holding them, are the owner's alone.
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
@@ -387,8 +409,9 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
-        "media-src": ["'self'"],
+        "img-src": ["'self'", "data:", *_SIGNED_URL_ORIGINS],
+        "media-src": ["'self'", *_SIGNED_URL_ORIGINS],
+        "connect-src": ["'self'", *_SIGNED_URL_ORIGINS],
         "object-src": ["'none'"],
         "base-uri": ["'none'"],
         "frame-ancestors": ["'none'"],

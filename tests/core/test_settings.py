@@ -96,8 +96,15 @@ def test_a_half_given_s3_key_is_refused_without_showing_it(tmp_path: Path) -> No
 
 
 def test_s3_media_starts_with_a_complete_configuration(tmp_path: Path) -> None:
+    script = (
+        "from django.conf import settings; d = settings.CONTENT_SECURITY_POLICY['DIRECTIVES'];"
+        "print(settings.STORAGES['default']['BACKEND'], d['media-src'], d['img-src'])"
+    )
     result = start_django(
         tmp_path,
+        "shell",
+        "-c",
+        script,
         REELHOUSE_STORAGE="s3",
         REELHOUSE_S3_BUCKET="reelhouse-media",
         REELHOUSE_S3_ENDPOINT_URL="https://account.r2.cloudflarestorage.com",
@@ -105,6 +112,9 @@ def test_s3_media_starts_with_a_complete_configuration(tmp_path: Path) -> None:
         REELHOUSE_MEDIA_SIGNED_URLS="1",
     )
     assert result.returncode == 0, result.stderr
+    assert "workspace.core.storage.MediaS3Storage" in result.stdout
+    # Pages may play and show what a signed URL redirects them to: that store, nothing else.
+    assert result.stdout.count("https://account.r2.cloudflarestorage.com") == 2
 
 
 def test_local_mode_needs_no_configuration_and_keeps_its_secret_key(tmp_path: Path) -> None:
