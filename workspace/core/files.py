@@ -145,8 +145,15 @@ def _signed_redirect(
 
 
 def file_response(
-    request: HttpRequest, stored: File[Any], *, filename: str, as_attachment: bool
+    request: HttpRequest,
+    stored: File[Any],
+    *,
+    filename: str,
+    as_attachment: bool,
+    may_redirect: bool = True,
 ) -> HttpResponseBase:
+    """The file, after the caller checked access; ``may_redirect=False`` always sends the bytes
+    (for clients that may not follow a redirect), even when signed URLs are on."""
     extension = filename.rsplit(".", 1)[-1] if "." in filename else ""
     media = media_type_for_extension(extension)
     if media is None:
@@ -156,7 +163,8 @@ def file_response(
         content_type = media.content_type
     disposition = content_disposition_header(as_attachment, filename) or "inline"
     store = object_store(getattr(stored, "storage", None))
-    if store is not None and settings.REELHOUSE_MEDIA_SIGNED_URLS and request.method == "GET":
+    redirect = may_redirect and settings.REELHOUSE_MEDIA_SIGNED_URLS
+    if store is not None and redirect and request.method == "GET":
         # Only GET: a URL signed for GET is refused for HEAD, which is answered here instead.
         return _signed_redirect(
             store, stored.name or "", disposition=disposition, content_type=content_type
