@@ -207,9 +207,8 @@ def file_response(
     if request.method == "HEAD":
         response = HttpResponse(status=status, content_type=content_type)
     elif store is not None:
-        chunks = store.stream(stored.name or "", start=start, end=end) if span else (
-            store.stream(stored.name or "")
-        )
+        key = stored.name or ""
+        chunks = store.stream(key, start=start, end=end) if span else store.stream(key)
         response = StreamingHttpResponse(chunks, status=status, content_type=content_type)
     elif span is None:
         response = FileResponse(stored.open("rb"), content_type=content_type)
