@@ -303,6 +303,19 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     killed_at: float | None = None
     killed_processes = 0
     samples: list[tuple[float, int]] = []  # (wall time, requests the simulator has seen)
+    lanes_on_victim: list[str] = []
+    victim_pids: set[int] = set()
+    lanes_back_at: float | None = None
+
+    def lanes_running() -> dict[str, int]:
+        """Dispatch lanes being run right now → the pid of the worker running each."""
+        found = {}
+        for worker in Worker.all(connection=get_redis()):
+            job_id = worker.get_current_job_id()
+            if job_id and job_id.startswith("dispatch-") and worker.pid:
+                found[job_id] = worker.pid
+        return found
+
     done = (Status.COMPLETED, Status.FAILED, Status.CANCELED)
     try:
         deadline = time.monotonic() + args.timeout
@@ -311,8 +324,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             close_old_connections()
             finished = Generation.objects.filter(status__in=done).count()
             if killed_at is None and finished >= submitted * args.kill_at:
+                victim_pids = victim.pids()
+                lanes_on_victim = sorted(j for j, pid in lanes_running().items() if pid in victim_pids)
                 killed_processes = victim.kill()
                 killed_at = time.time()
+            if killed_at is not None and lanes_on_victim and lanes_back_at is None:
+                elsewhere = {j for j, pid in lanes_running().items() if pid not in victim_pids}
+                if set(lanes_on_victim) <= elsewhere:
+                    lanes_back_at = time.time()
             if finished == submitted and killed_at is not None:
                 break
             time.sleep(0.25)
@@ -437,6 +456,10 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "killed_processes": killed_processes,
         "killed_after_simulated_s": killed_span,
         "first_create_after_kill_simulated_s": first_create_after_kill,
+        "lanes_on_killed_node": lanes_on_victim,
+        "those_lanes_running_elsewhere_after_real_s": (
+            round(lanes_back_at - killed_at, 1) if lanes_back_at and killed_at else None
+        ),
         "run_seconds_real": round(run_seconds, 1),
         "lost": submitted - Generation.objects.count() + stuck,
         "stuck_after_run": stuck,
