@@ -267,6 +267,16 @@ def test_media_move_to_s3_and_back_is_verified_and_rerunnable(
     kept = s3_media.client.get_object(Bucket=s3_media.bucket, Key="generations/1/88bb/video.mp4")
     assert kept["Body"].read() == b"the bucket's own"
 
+    # An original is deleted only when the copy already there has the same bytes, not just size.
+    s3_media.client.put_object(Bucket=s3_media.bucket, Key="generations/1/99cc/video.mp4",
+                               Body=b"bucket")
+    put_local("generations/1/99cc/video.mp4", b"local!")
+    with pytest.raises(CommandError, match="conflict"):
+        run_move("--to", "s3", "--delete-source")
+    assert storages["media-local"].exists("generations/1/99cc/video.mp4")
+    s3_media.client.delete_object(Bucket=s3_media.bucket, Key="generations/1/99cc/video.mp4")
+    storages["media-local"].delete("generations/1/99cc/video.mp4")
+
     # Back to an empty local store, removing each object once its copy is verified.
     settings.STORAGES = {
         **settings.STORAGES,

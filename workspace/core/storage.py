@@ -184,7 +184,10 @@ def media_move(
             continue  # removed while we walked
         there = _size(destination, name)
         if there is not None:
-            if there != size:
+            # Before an original is deleted, "already there" must mean the same bytes, not
+            # merely the same size.
+            verify = delete_source and not dry_run
+            if there != size or (verify and _digest(source, name) != _digest(destination, name)):
                 report.conflicts.append(name)
                 say("conflict", name)
                 continue
