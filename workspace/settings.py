@@ -217,15 +217,132 @@ RQ_SHOW_ADMIN_LINK = False
 
 # --- Files ----------------------------------------------------------------------------------
 MEDIA_ROOT = Path(env_str("REELHOUSE_MEDIA_ROOT", str(VAR_DIR / "media")) or "").resolve()
+# Where media lives: "local" (files under MEDIA_ROOT, the zero-setup default) or "s3" (a bucket
+# on any S3-compatible store: AWS S3, MinIO, Cloudflare R2...). The bucket's variables may be set
+# while media is still local: `manage.py media_move --to s3` then copies it there first.
+REELHOUSE_STORAGE = env_choice("REELHOUSE_STORAGE", "local", {"local", "s3"})
+_S3_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def s3_media_storage(*, required: bool) -> dict[str, object] | None:
+    """The S3 media store's STORAGES entry from the REELHOUSE_S3_* variables (None when no
+    bucket is named and none is ``required``); the storage tests build theirs with it too."""
+    bucket = env_str("REELHOUSE_S3_BUCKET")
+    named = [
+        name
+        for name in (
+            "REELHOUSE_S3_ENDPOINT_URL",
+            "REELHOUSE_S3_REGION",
+            "REELHOUSE_S3_ACCESS_KEY_ID",
+            "REELHOUSE_S3_SECRET_ACCESS_KEY",
+            "REELHOUSE_S3_ADDRESSING_STYLE",
+            "REELHOUSE_S3_PREFIX",
+        )
+        if env_str(name) is not None
+    ]
+    if bucket is None:
+        if required or named:
+            raise ImproperlyConfigured(
+                "REELHOUSE_S3_BUCKET must be set"
+                + (" when REELHOUSE_STORAGE=s3." if required else
+                   f" when {', '.join(named)} {'is' if len(named) == 1 else 'are'} set.")
+            )
+        return None
+    if not _S3_BUCKET_NAME.fullmatch(bucket) or ".." in bucket:
+        raise ImproperlyConfigured(
+            f"REELHOUSE_S3_BUCKET={bucket!r} is not a bucket name: 3-63 lowercase letters, "
+            "digits, dots and hyphens, starting and ending with a letter or digit."
+        )
+    endpoint = env_url("REELHOUSE_S3_ENDPOINT_URL", None, schemes={"http", "https"})
+    access_key = env_str("REELHOUSE_S3_ACCESS_KEY_ID")
+    secret_key = env_str("REELHOUSE_S3_SECRET_ACCESS_KEY")
+    if (access_key is None) != (secret_key is None):
+        # Never the values themselves: this message reaches logs.
+        raise ImproperlyConfigured(
+            "REELHOUSE_S3_ACCESS_KEY_ID and REELHOUSE_S3_SECRET_ACCESS_KEY go together: set "
+            "both, or neither to use the machine's AWS credentials (instance role, "
+            "AWS_PROFILE, ~/.aws)."
+        )
+    prefix = (env_str("REELHOUSE_S3_PREFIX", "") or "").strip("/")
+    if ".." in prefix.split("/"):
+        raise ImproperlyConfigured("REELHOUSE_S3_PREFIX may not contain '..'.")
+    return {
+        "BACKEND": "workspace.core.storage.MediaS3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint,
+            # R2 wants "auto"; MinIO accepts any; AWS needs the bucket's own region.
+            "region_name": env_str("REELHOUSE_S3_REGION"),
+            "access_key": access_key,
+            "secret_key": secret_key,
+            # "path" for MinIO and most self-hosted stores (bucket in the path, no DNS per
+            # bucket); "virtual" for AWS buckets with dots avoided; "auto" lets botocore pick.
+            "addressing_style": env_choice(
+                "REELHOUSE_S3_ADDRESSING_STYLE", "auto", {"auto", "path", "virtual"}
+            ),
+            "location": prefix,
+            "signature_version": "s3v4",
+            # Private objects, whatever the bucket's default: members reach files only
+            # through the access-checked views.
+            "default_acl": None,
+            "querystring_auth": True,
+            # Two saves under one name keep both, as on local files (Django's default), instead
+            # of the later silently replacing the earlier.
+            "file_overwrite": False,
+            # A file opened whole (a source video sent to a provider) spills to a temporary
+            # file past this size instead of growing in memory (django-storages: no limit).
+            "max_memory_size": 8 * 1024 * 1024,
+        },
+    }
+
+
+_MEDIA_S3 = s3_media_storage(required=REELHOUSE_STORAGE == "s3")
+_MEDIA_LOCAL = {
+    "BACKEND": "django.core.files.storage.FileSystemStorage",
+    "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": "/nonexistent/"},
+}
 STORAGES = {
     # Generated videos are private: there is no public MEDIA_URL; an access-checked view
-    # streams them to project members.
-    "default": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(MEDIA_ROOT), "base_url": "/nonexistent/"},
-    },
+    # streams them to project members (or redirects them to a signed URL, below).
+    "default": _MEDIA_S3 if REELHOUSE_STORAGE == "s3" else _MEDIA_LOCAL,
+    # Both stores by name, whichever is the default, for `manage.py media_move`.
+    "media-local": _MEDIA_LOCAL,
+    **({"media-s3": _MEDIA_S3} if _MEDIA_S3 is not None else {}),
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# With media on S3: answer a member's GET for a file (after the access check) with a redirect
+# to a signed URL valid this many seconds, so the bytes flow from the store, not through the
+# web workers. Off: the web workers stream them (Range still fetches only the asked bytes).
+REELHOUSE_MEDIA_SIGNED_URLS = env_bool("REELHOUSE_MEDIA_SIGNED_URLS", False)
+if REELHOUSE_MEDIA_SIGNED_URLS and REELHOUSE_STORAGE != "s3":
+    raise ImproperlyConfigured(
+        "REELHOUSE_MEDIA_SIGNED_URLS=1 needs REELHOUSE_STORAGE=s3: local files have no URL."
+    )
+REELHOUSE_MEDIA_SIGNED_URL_SECONDS = env_int(
+    "REELHOUSE_MEDIA_SIGNED_URL_SECONDS", 300, minimum=10, maximum=7 * 24 * 3600
+)
+
+
+def _store_origins(store: dict[str, object]) -> list[str]:
+    """Where signed URLs point (path- or virtual-host-style), for the pages' CSP: a <video> or
+    <img> following a redirect to another origin is blocked unless the policy names it."""
+    options: dict[str, str | None] = store["OPTIONS"]  # type: ignore[assignment]
+    bucket = options["bucket_name"]
+    if options["endpoint_url"]:
+        endpoint = urlparse(options["endpoint_url"])
+        return [f"{endpoint.scheme}://{endpoint.netloc}", f"{endpoint.scheme}://{bucket}.{endpoint.netloc}"]
+    region = options["region_name"] or "us-east-1"
+    return [
+        f"https://{bucket}.s3.{region}.amazonaws.com",
+        f"https://s3.{region}.amazonaws.com",
+        f"https://{bucket}.s3.amazonaws.com",
+        "https://s3.amazonaws.com",
+    ]
+
+
+_SIGNED_URL_ORIGINS = (
+    _store_origins(_MEDIA_S3) if REELHOUSE_MEDIA_SIGNED_URLS and _MEDIA_S3 is not None else []
+)
 # Stored videos and thumbnails, and the folders holding them, are the owner's alone.
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
@@ -296,8 +413,9 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
-        "media-src": ["'self'"],
+        "img-src": ["'self'", "data:", *_SIGNED_URL_ORIGINS],
+        "media-src": ["'self'", *_SIGNED_URL_ORIGINS],
+        "connect-src": ["'self'", *_SIGNED_URL_ORIGINS],
         "object-src": ["'none'"],
         "base-uri": ["'none'"],
         "frame-ancestors": ["'none'"],

@@ -66,6 +66,20 @@ PRODUCTION = {
         ({"REELHOUSE_SIGNIN_LOCKOUT_MINUTES": "0"}, "REELHOUSE_SIGNIN_LOCKOUT_MINUTES"),
         ({"REELHOUSE_DELAY_SCALE": "-1"}, "REELHOUSE_DELAY_SCALE"),
         ({"REELHOUSE_DELAY_SCALE": "none"}, "REELHOUSE_DELAY_SCALE"),
+        # Object storage: incomplete or wrong, never silently local.
+        ({"REELHOUSE_STORAGE": "s4"}, "REELHOUSE_STORAGE"),
+        ({"REELHOUSE_STORAGE": "s3"}, "REELHOUSE_S3_BUCKET"),
+        ({"REELHOUSE_S3_ENDPOINT_URL": "http://minio:9000"}, "REELHOUSE_S3_BUCKET"),
+        ({"REELHOUSE_S3_BUCKET": "Media_Bucket"}, "REELHOUSE_S3_BUCKET"),
+        ({"REELHOUSE_S3_BUCKET": "media", "REELHOUSE_S3_ENDPOINT_URL": "minio:9000"},
+         "REELHOUSE_S3_ENDPOINT_URL"),
+        ({"REELHOUSE_S3_BUCKET": "media", "REELHOUSE_S3_ACCESS_KEY_ID": "AKIAEXAMPLE"},
+         "REELHOUSE_S3_SECRET_ACCESS_KEY"),
+        ({"REELHOUSE_S3_BUCKET": "media", "REELHOUSE_S3_ADDRESSING_STYLE": "dns"},
+         "REELHOUSE_S3_ADDRESSING_STYLE"),
+        ({"REELHOUSE_MEDIA_SIGNED_URLS": "1"}, "REELHOUSE_MEDIA_SIGNED_URLS"),
+        ({"REELHOUSE_STORAGE": "s3", "REELHOUSE_S3_BUCKET": "media",
+          "REELHOUSE_MEDIA_SIGNED_URL_SECONDS": "5"}, "REELHOUSE_MEDIA_SIGNED_URL_SECONDS"),
     ],
 )
 def test_bad_values_fail_loudly(tmp_path: Path, env: dict[str, str], named: str) -> None:
@@ -73,6 +87,37 @@ def test_bad_values_fail_loudly(tmp_path: Path, env: dict[str, str], named: str)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert named in result.stderr.strip().splitlines()[-1]
+
+
+def test_a_half_given_s3_key_is_refused_without_showing_it(tmp_path: Path) -> None:
+    secret = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+    result = start_django(
+        tmp_path, REELHOUSE_S3_BUCKET="media", REELHOUSE_S3_SECRET_ACCESS_KEY=secret
+    )
+    assert result.returncode != 0 and "REELHOUSE_S3_ACCESS_KEY_ID" in result.stderr
+    assert secret not in result.stderr + result.stdout
+
+
+def test_s3_media_starts_with_a_complete_configuration(tmp_path: Path) -> None:
+    script = (
+        "from django.conf import settings; d = settings.CONTENT_SECURITY_POLICY['DIRECTIVES'];"
+        "print(settings.STORAGES['default']['BACKEND'], d['media-src'], d['img-src'])"
+    )
+    result = start_django(
+        tmp_path,
+        "shell",
+        "-c",
+        script,
+        REELHOUSE_STORAGE="s3",
+        REELHOUSE_S3_BUCKET="reelhouse-media",
+        REELHOUSE_S3_ENDPOINT_URL="https://account.r2.cloudflarestorage.com",
+        REELHOUSE_S3_REGION="auto",
+        REELHOUSE_MEDIA_SIGNED_URLS="1",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "workspace.core.storage.MediaS3Storage" in result.stdout
+    # Pages may play and show what a signed URL redirects them to: that store, nothing else.
+    assert result.stdout.count("https://account.r2.cloudflarestorage.com") == 2
 
 
 def test_local_mode_needs_no_configuration_and_keeps_its_secret_key(tmp_path: Path) -> None:

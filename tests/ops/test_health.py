@@ -217,3 +217,19 @@ def test_the_scheduler_leaves_its_heartbeat_at_every_loop(client, redis_conn) ->
     status, body = readyz(client)
     assert status == 200, body
     assert states(body)["scheduler"] == "ok"
+
+
+def test_the_storage_probe_checks_an_s3_bucket(client, everything_running, s3_media, settings) -> None:  # type: ignore[no-untyped-def]
+    from ..conftest import S3_SECRET_ACCESS_KEY, bucket_keys
+
+    status, body = readyz(client)
+    assert (status, states(body)["storage"]) == (200, "ok")
+    assert bucket_keys(s3_media) == {}  # the probe's object is gone again
+    store = settings.STORAGES["default"]
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {**store, "OPTIONS": {**store["OPTIONS"], "bucket_name": "no-such-bucket"}},
+    }
+    status, body = readyz(client)
+    assert (status, body["status"], states(body)["storage"]) == (503, "broken", "broken")
+    assert S3_SECRET_ACCESS_KEY not in json.dumps(body)

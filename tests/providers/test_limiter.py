@@ -167,3 +167,59 @@ def test_a_create_never_reserves_ahead_and_a_held_slot_can_go_back(redis_conn) -
     assert limiter(url, rpm=6).acquire("other", max_wait=0) == 0.0
     # A slot somebody reserved behind cannot be returned (the safe direction): it lapses.
     assert paced.take_now("create") > 0
+
+
+_NODE_SCRIPT = """
+import json
+from workspace.core.rq import get_redis
+from workspace.providers.models import Channel
+from workspace.providers.services import limiter_for_channel
+
+own = limiter_for_channel(channel=Channel(pk=7, requests_per_minute=600))
+redis = get_redis()
+redis.rpush("test:nodes-ready", 1)
+redis.blpop("test:nodes-go", timeout=60)
+slots = []
+for _ in range(6):
+    own.acquire("other", max_wait=30)
+    slots.append(own.last_slot_at)
+print(json.dumps(slots))
+"""
+
+
+def test_two_nodes_with_their_own_settings_share_one_limit(redis_conn, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two fresh processes configured as two machines (each its own REELHOUSE_VAR_DIR, settings
+    loaded from scratch), one Redis: their slots are one sequence, as if they were one."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REELHOUSE_")}
+    env["REDIS_URL"] = settings.RQ_QUEUES["default"]["URL"]
+    nodes = []
+    for name in ("node-a", "node-b"):
+        (tmp_path / name).mkdir()
+        nodes.append(
+            subprocess.Popen(
+                [sys.executable, "manage.py", "shell", "-c", _NODE_SCRIPT],
+                cwd=root,
+                env={**env, "REELHOUSE_VAR_DIR": str(tmp_path / name)},
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    # Both set up before either takes a slot, so they really contend.
+    for _ in nodes:
+        assert redis_conn.blpop("test:nodes-ready", timeout=60) is not None
+    redis_conn.rpush("test:nodes-go", 1, 1)
+    outputs = [node.communicate(timeout=60) for node in nodes]
+    assert all(node.returncode == 0 for node in nodes), outputs
+    slots = sorted(s for out, _ in outputs for s in json.loads(out.strip().splitlines()[-1]))
+    interval = 60 / (RPM * SAFETY)
+    assert len(slots) == 12
+    gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
+    assert min(gaps) >= interval - 0.002

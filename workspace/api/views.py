@@ -608,11 +608,14 @@ def video_content(
             stored,
             filename=f"reelhouse-{str(generation.pk)[:8]}-{variant}.{extension}",
             as_attachment=True,
+            # The bytes, always: OpenAI's endpoint answers with them, and a script (curl
+            # without -L) would save an empty redirect as the video.
+            may_redirect=False,
         )
     except OSError:
         logger.warning("stored %s of %s is missing", variant, generation.pk, exc_info=True)
         raise not_found(video_id) from None
-    response["Cache-Control"] = "private, max-age=3600"
+    response.setdefault("Cache-Control", "private, max-age=3600")
     return response
 
 

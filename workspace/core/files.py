@@ -6,21 +6,34 @@ answers, and other browsers cannot seek in long ones.
 Every file went through a provider, so it is served as hostile content from our own origin:
 its type comes from our own table (core/media_types.py), never from a guess; the browser may
 not sniff another one; and opened as a document it runs in a sandbox with no scripts.
+
+On an object store (core/storage.py) the bytes come from a ranged GetObject streamed as it
+arrives, or, when the operator allows it, the member is redirected to a short-lived signed URL
+once the caller has checked access.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.core.files import File
-from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import (
+    FileResponse,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    StreamingHttpResponse,
+)
 from django.http.response import HttpResponseBase
 from django.utils.cache import get_conditional_response
 from django.utils.http import content_disposition_header, http_date, parse_http_date_safe
 
 from workspace.core.media_types import media_type_for_extension
+from workspace.core.storage import MediaS3Storage, object_store
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 1 << 16
@@ -91,22 +104,56 @@ def _if_range_holds(request: HttpRequest, etag: str | None, last_modified: int |
     return date is not None and last_modified is not None and date == last_modified
 
 
-def _validators(stored: File[Any], size: int) -> tuple[str | None, int | None]:
-    """A strong ETag and Last-Modified from the file's size and mtime, where storage knows it."""
-    storage, name = getattr(stored, "storage", None), getattr(stored, "name", None)
+def _describe(stored: File[Any], store: MediaS3Storage | None) -> tuple[int, datetime | None]:
+    """The file's size and, where its storage knows it, its modification time."""
+    name = getattr(stored, "name", None)
+    if store is not None and name:
+        return store.stat(name)
+    size = stored.size
+    storage = getattr(stored, "storage", None)
     if storage is None or not name:
-        return None, None
+        return size, None
     try:
-        modified = storage.get_modified_time(name)
+        return size, storage.get_modified_time(name)
     except (NotImplementedError, OSError):
+        return size, None
+
+
+def _validators(size: int, modified: datetime | None) -> tuple[str | None, int | None]:
+    """A strong ETag and Last-Modified from the file's size and mtime."""
+    if modified is None:
         return None, None
     stamp = modified.timestamp()
     return f'"{size:x}-{int(stamp * 1_000_000):x}"', int(stamp)
 
 
+def _signed_redirect(
+    store: MediaS3Storage, name: str, *, disposition: str, content_type: str
+) -> HttpResponseRedirect:
+    url = store.signed_url(
+        name,
+        disposition=disposition,
+        content_type=content_type,
+        seconds=settings.REELHOUSE_MEDIA_SIGNED_URL_SECONDS,
+    )
+    response = HttpResponseRedirect(url)
+    # The URL stops working in minutes: a cached redirect would outlive it, and a revoked
+    # share link or membership must stop the next request, not the next hour's.
+    response["Cache-Control"] = "private, no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
 def file_response(
-    request: HttpRequest, stored: File[Any], *, filename: str, as_attachment: bool
+    request: HttpRequest,
+    stored: File[Any],
+    *,
+    filename: str,
+    as_attachment: bool,
+    may_redirect: bool = True,
 ) -> HttpResponseBase:
+    """The file, after the caller checked access; ``may_redirect=False`` always sends the bytes
+    (for clients that may not follow a redirect), even when signed URLs are on."""
     extension = filename.rsplit(".", 1)[-1] if "." in filename else ""
     media = media_type_for_extension(extension)
     if media is None:
@@ -114,13 +161,21 @@ def file_response(
         content_type, as_attachment = "application/octet-stream", True
     else:
         content_type = media.content_type
-    size = stored.size
-    etag, last_modified = _validators(stored, size)
+    disposition = content_disposition_header(as_attachment, filename) or "inline"
+    store = object_store(getattr(stored, "storage", None))
+    redirect = may_redirect and settings.REELHOUSE_MEDIA_SIGNED_URLS
+    if store is not None and redirect and request.method == "GET":
+        # Only GET: a URL signed for GET is refused for HEAD, which is answered here instead.
+        return _signed_redirect(
+            store, stored.name or "", disposition=disposition, content_type=content_type
+        )
+    size, modified = _describe(stored, store)
+    etag, last_modified = _validators(size, modified)
     headers = {
         "Accept-Ranges": "bytes",
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": FILE_CSP,
-        "Content-Disposition": content_disposition_header(as_attachment, filename) or "inline",
+        "Content-Disposition": disposition,
     }
     if etag is not None and last_modified is not None:
         headers["ETag"] = etag
@@ -151,6 +206,10 @@ def file_response(
     response: HttpResponseBase
     if request.method == "HEAD":
         response = HttpResponse(status=status, content_type=content_type)
+    elif store is not None:
+        key = stored.name or ""
+        chunks = store.stream(key, start=start, end=end) if span else store.stream(key)
+        response = StreamingHttpResponse(chunks, status=status, content_type=content_type)
     elif span is None:
         response = FileResponse(stored.open("rb"), content_type=content_type)
     else:

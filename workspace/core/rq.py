@@ -10,10 +10,13 @@ from typing import Any
 import django_rq
 import redis
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import connections, transaction
 from rq import Queue
 from rq.job import Job
 from rq.worker import SimpleWorker, Worker
+
+from workspace.core.storage import object_store
 
 QUEUE_NAME = "default"
 # Dispatch lanes hold a worker while they pace creates, so they get workers of their own and
@@ -28,10 +31,14 @@ class ForkSafeWorker(Worker):
 
     django-rq closes connections once before the work loop, but maintenance tasks in the parent
     can open one again; a forked child sharing that socket corrupts both (rq/django-rq#650).
+    The same goes for pooled connections to an S3 media store.
     """
 
     def fork_work_horse(self, job: Job, queue: Queue) -> None:
         connections.close_all()
+        store = object_store(default_storage)
+        if store is not None:
+            store.forget_connections()
         super().fork_work_horse(job, queue)
 
 

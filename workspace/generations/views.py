@@ -507,7 +507,7 @@ def generation_file(
     extension = stored.name.rsplit(".", 1)[-1]
     filename = download_filename(generation=generation, variant=variant, extension=extension)
     response = file_response(request, stored, filename=filename, as_attachment=download)
-    response["Cache-Control"] = "private, max-age=3600"
+    response.setdefault("Cache-Control", "private, max-age=3600")
     return response
 
 
@@ -571,7 +571,7 @@ def generation_input_file(
         generation=generation, variant=f"{item.role}-{item.position}", extension=extension
     )
     response = file_response(request, item.image, filename=filename, as_attachment=False)
-    response["Cache-Control"] = "private, max-age=3600"
+    response.setdefault("Cache-Control", "private, max-age=3600")
     return response
 
 

@@ -14,12 +14,12 @@ from django.core.files import File
 from django.utils.text import slugify
 from zipstream import ZIP_STORED, ZipStream
 
+from workspace.core.storage import read_chunks
 from workspace.generations.models import Generation, Status
 
 MAX_VIDEOS_PER_ZIP = 50
 _PROMPT_CHARS = 40
 _PROJECT_CHARS = 30
-_CHUNK = 1 << 16
 
 
 def _words(text: str, limit: int) -> str:
@@ -66,12 +66,7 @@ def zippable(generations: Iterable[Generation]) -> list[Generation]:
 
 def _chunks(stored: File[Any]) -> Iterator[bytes]:
     # Opened when the archive reaches this entry, so only one file is open at a time.
-    handle = stored.open("rb")
-    try:
-        while chunk := handle.read(_CHUNK):
-            yield chunk
-    finally:
-        handle.close()
+    yield from read_chunks(stored.storage, stored.name or "")  # type: ignore[attr-defined]
 
 
 def zip_stream(*, generations: Sequence[Generation], project_name: str) -> ZipStream:
