@@ -53,6 +53,7 @@ def test_half_open_lets_one_probe_and_closes_on_success(circuit: ChannelCircuit)
     assert circuit.state().state == "half_open"
     with pytest.raises(CircuitOpen):
         circuit.allow()  # only one probe at a time
+    assert circuit.record(ok=True) == "reclosed"  # once: the next success is plain "closed"
     assert circuit.record(ok=True) == "closed"
     circuit.allow()
     assert circuit.state().state == "closed"

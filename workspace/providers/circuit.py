@@ -43,7 +43,7 @@ if state == 'half_open' then
   redis.call('DEL', KEYS[2])
   if ok then
     redis.call('DEL', KEYS[1], KEYS[3])
-    return 'closed'
+    return 'reclosed'
   end
   local last = tonumber(redis.call('HGET', KEYS[1], 'cooldown') or cooldown)
   local next_cooldown = math.min(last * 2, max_cooldown)
@@ -110,7 +110,8 @@ class ChannelCircuit:
             raise CircuitOpen(float(wait_ms) / 1000)
 
     def record(self, *, ok: bool) -> str:
-        """Record one call's outcome; returns the transition: closed, opened, reopened or open."""
+        """Record one call's outcome; returns the transition: closed (it was and stays closed),
+        reclosed (a probe succeeded), opened, reopened or open."""
         self._counter += 1
         window, min_calls, threshold, cooldown, max_cooldown = self._args
         result = self._record(

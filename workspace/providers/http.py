@@ -479,7 +479,7 @@ class ProviderHTTP:
         if self._circuit is None:
             return
         transition = self._circuit.record(ok=ok)
-        if transition in ("opened", "reopened", "closed") and self._on_circuit_change:
+        if transition in ("opened", "reopened", "reclosed") and self._on_circuit_change:
             self._on_circuit_change(transition)
 
     def _count(self, outcome: str, error_class: str = "") -> None:

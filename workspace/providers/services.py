@@ -70,7 +70,7 @@ def channel_circuit_changed(*, channel: Channel, transition: str) -> None:
                 "is lost."
             ),
         )
-    elif transition == "closed":
+    elif transition == "reclosed":
         logger.info("channel %s: circuit closed again", channel.slug)
 
 
