@@ -176,8 +176,19 @@ class VertexVeoProtocol(GeminiVeoProtocol):
 
     def reset(self) -> None:
         super().reset()
+        self.revoke_tokens()
+
+    def revoke_tokens(self) -> None:
+        """Forget every access token issued (what an expired or revoked token looks like to
+        the client: 401 on its next call)."""
         with self.ctx.lock:
             self._tokens = {}
+
+    @property
+    def tokens_issued(self) -> int:
+        """Access tokens currently valid."""
+        with self.ctx.lock:
+            return len(self._tokens)
 
     def handle(self, request: SimRequest) -> SimResponse:
         if request.path == _TOKEN_PATH and request.method == "POST":

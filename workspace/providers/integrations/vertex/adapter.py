@@ -97,8 +97,9 @@ def classify_token_response(response: httpx.Response) -> ProviderError:
         body = response.json()
     except ValueError:
         body = {}
-    code = str(body.get("error") or "") if isinstance(body, dict) else ""
-    words = str(body.get("error_description") or "") if isinstance(body, dict) else ""
+    body = body if isinstance(body, dict) else {}
+    code = body.get("error") if isinstance(body.get("error"), str) else ""
+    words = body.get("error_description") if isinstance(body.get("error_description"), str) else ""
     message = "Google refused the service account's token request" + (
         f": {code}{' (' + words + ')' if words else ''}" if code else f" ({status})."
     )
@@ -167,7 +168,7 @@ class VertexVeoAdapter(HTTPAdapter):
         self._oauth: ProviderHTTP | None = None
         self._prefix = f"{API_VERSION}/"
         self._key_problem: ProviderError | None = None
-        self._token_uri = ""
+        self._token_uri = self._token_path = ""
         if is_service_account_json(api_key):
             # A malformed key file fails the first call (auth), not the adapter's construction.
             try:
@@ -179,8 +180,10 @@ class VertexVeoAdapter(HTTPAdapter):
                     f"projects/{self._account.project_id}/locations/{location_for(base)}/"
                 )
             self._token_uri = token_uri_for(base)
+            # ProviderHTTP joins paths under its base: the endpoint's folder, then its name.
+            token_base, _, self._token_path = self._token_uri.rpartition("/")
             self._oauth = ProviderHTTP(
-                base_url=self._token_uri,
+                base_url=token_base,
                 headers={"User-Agent": "Reelhouse/0.1"},
                 secret=api_key,
                 classify=classify_token_response,
@@ -235,7 +238,7 @@ class VertexVeoAdapter(HTTPAdapter):
         assertion = signed_assertion(self._account, now=now)
         try:
             response = self._oauth.request(
-                "POST", "", data={"grant_type": JWT_BEARER, "assertion": assertion}
+                "POST", self._token_path, data={"grant_type": JWT_BEARER, "assertion": assertion}
             )
         except ProviderError as error:
             # Nothing was sent to the API: a create that stops here created nothing.
