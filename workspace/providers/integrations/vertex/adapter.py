@@ -70,6 +70,7 @@ _OPERATION_NAME = re.compile(
     r"^(?P<resource>(?:projects/[^/:?#]+/locations/[^/:?#]+/)?publishers/google/models/"
     r"(?P<model>[^/:?#]+))/operations/[^/:?#]+$"
 )
+_BARE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Token answers are small; a bigger one is not a token.
 _TOKEN_SECONDS_MAX = 24 * 3600
 
@@ -199,6 +200,27 @@ class VertexVeoAdapter(HTTPAdapter):
         return {} if is_service_account_json(api_key) else {"x-goog-api-key": api_key}
 
     @staticmethod
+    def key_problem(key: str) -> str | None:
+        if not is_service_account_json(key):
+            return HTTPAdapter.key_problem(key)
+        try:
+            parse_service_account(key)
+        except ProviderError as problem:
+            return problem.message
+        return None
+
+    @staticmethod
+    def key_label(key: str) -> str | None:
+        # A key file's ends are braces; its key id is what Google's console lists.
+        if not is_service_account_json(key):
+            return None
+        try:
+            key_id = parse_service_account(key).private_key_id
+        except ProviderError:
+            return None
+        return f"key {key_id[:4]}…{key_id[-4:]}" if len(key_id) >= 12 else "key ••••"
+
+    @staticmethod
     def normalise_base_url(base_url: str) -> str:
         base_url = base_url.rstrip("/")
         if base_url.endswith("/" + API_VERSION):
@@ -325,6 +347,10 @@ class VertexVeoAdapter(HTTPAdapter):
         return veo_image_fields(request, self.catalog.get(request.model), self._unsupported)
 
     def retrieve(self, job_id: str) -> ProviderJob:
+        if _BARE_ID.match(job_id):
+            # A bare id (the admin's key check) is asked of the first model: a real call.
+            job_id = (f"{self._prefix.removeprefix(API_VERSION + '/')}publishers/google/models/"
+                      f"{self.catalog.models[0].id}/operations/{job_id}")
         match = _OPERATION_NAME.match(job_id)
         if match is None:
             raise ProviderError(ErrorClass.NOT_FOUND, f"{job_id!r} is not an operation name.")
