@@ -100,3 +100,25 @@ def test_a_keyed_channel_goes_to_the_regional_endpoint_or_the_sdk_variable(  # t
     monkeypatch.setenv("GOOGLE_VERTEX_BASE_URL", "https://europe-west4-aiplatform.googleapis.com")
     assert vertex_channel.connection().base_url == (
         "https://europe-west4-aiplatform.googleapis.com")
+
+
+def test_the_api_key_gemini_surface_is_kept_for_existing_channels_only(admin_client, db) -> None:  # type: ignore[no-untyped-def]
+    from django.urls import reverse
+
+    data = {"name": "Veo by key", "slug": "veo-key", "protocol": "gemini", "base_url": "",
+            "is_active": "on", "api_key_env": "GEMINI_API_KEY", "requests_per_minute": 50,
+            "creates_per_minute": "", "max_in_flight": 20, "member_max_in_flight": 5,
+            "member_max_queued": 20, "max_takes": 4, "webhook_secret_env": ""}
+    answer = admin_client.post(reverse("admin:providers_channel_add"), data)
+    assert answer.status_code == 200
+    assert "kept only for the channels that already use it" in answer.content.decode()
+    assert not Channel.objects.filter(slug="veo-key").exists()
+    # A channel that already speaks it keeps working and can still be edited.
+    existing = Channel.objects.create(slug="gemini", name="Gemini", protocol="gemini",
+                                      api_key_env="GEMINI_API_KEY")
+    assert change(admin_client, existing, name="Gemini (old)").status_code == 302
+    assert Channel.objects.get(pk=existing.pk).name == "Gemini (old)"
+    # Nor may another channel switch to it.
+    other = Channel.objects.create(slug="other", name="Other", protocol="vertex",
+                                   api_key_env="GOOGLE_SERVICE_ACCOUNT_KEY")
+    assert change(admin_client, other, protocol="gemini").status_code == 200
