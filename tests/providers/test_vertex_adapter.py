@@ -292,3 +292,18 @@ def test_parse_operation_reads_blocks_and_refuses_strange_names() -> None:
     assert isinstance(running, ProviderJob) and running.status is JobStatus.IN_PROGRESS
     raises(lambda: parse_operation({"name": "../../evil/operations/1"}),
            ErrorClass.PROVIDER_FAILED)
+
+
+def test_a_cached_token_is_reused_only_by_the_key_that_obtained_it() -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    seen: list[str] = []
+    recorder = _google(seen)
+    _edge_adapter(recorder).create(REQUEST)
+    # Same account and key id in the file, another private key: it must earn its own token.
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+    _edge_adapter(recorder, key_file(private_key=other)).create(REQUEST)
+    assert len(recorder.to_host("oauth2.googleapis.com")) == 2

@@ -236,7 +236,7 @@ class VertexVeoAdapter(HTTPAdapter):
 
     def _cache_key(self) -> tuple[str, str, str]:
         assert self._account is not None
-        return (self._token_uri, self._account.client_email, self._account.private_key_id)
+        return (self._token_uri, self._account.client_email, self._account.fingerprint)
 
     def _authorize(self) -> str | None:
         """Make sure the API client carries a live bearer token; the token, or None in express

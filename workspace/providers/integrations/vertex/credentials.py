@@ -8,12 +8,13 @@ file is pasted by a person and could name any host; the assertion is a credentia
 Anything that is not a JSON object is an express-mode API key (``x-goog-api-key``).
 
 Access tokens are kept per process until shortly before they expire, keyed by the token
-endpoint and the service account's key id, so polls in one process share one token.
+endpoint, the service account and its private key, so polls in one process share one token.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 import time
@@ -40,6 +41,8 @@ class ServiceAccount:
     private_key_id: str
     private_key: rsa.RSAPrivateKey
     project_id: str
+    # SHA-256 of the private key: a cached token is reused only by the key that obtained it.
+    fingerprint: str
 
 
 def _refused(problem: str) -> ProviderError:
@@ -78,6 +81,7 @@ def parse_service_account(key: str) -> ServiceAccount:
         private_key_id=fields["private_key_id"],
         private_key=private_key,
         project_id=fields["project_id"],
+        fingerprint=hashlib.sha256(fields["private_key"].encode()).hexdigest(),
     )
 
 
@@ -107,7 +111,8 @@ def signed_assertion(account: ServiceAccount, *, now: float) -> str:
 
 
 class TokenCache:
-    """Access tokens by (token endpoint, service account, key id), per process."""
+    """Access tokens by (token endpoint, service account, private key fingerprint), per
+    process."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
