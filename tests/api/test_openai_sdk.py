@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-import httpx
+import httpx2
 import openai
 import pytest
 from django.core.servers.basehttp import ThreadedWSGIServer
@@ -67,7 +67,7 @@ def test_a_video_script_runs_unchanged_through_reelhouse(
     # create_and_poll blocks while it polls: it runs in a thread, the workers here, and the
     # workers start once the SDK's create has been answered.
     created = threading.Event()
-    watcher = httpx.Client(
+    watcher = httpx2.Client(
         event_hooks={"response": [lambda r: created.set() if r.request.method == "POST" else None]}
     )
     polling = sdk(live_server, client.api_key, http_client=watcher)
@@ -209,7 +209,7 @@ def test_fifty_concurrent_creates_at_the_budget_edge_overspend_by_nothing(
         max_retries=0,
         timeout=60,
         # One connection per racer, all opened at once.
-        http_client=httpx.Client(limits=httpx.Limits(max_connections=CREATES)),
+        http_client=httpx2.Client(limits=httpx2.Limits(max_connections=CREATES)),
     )
     start = threading.Barrier(CREATES)
     accepted: list[str] = []
@@ -255,7 +255,7 @@ def test_remix_edit_extend_and_image_input_through_the_sdk(
 
     remix = client.videos.remix(source.id, prompt="A kite at night")
     assert remix.remixed_from_video_id == source.id and remix.status == "queued"
-    # openai 2.54's typed edit() and extend() take a file only (they refuse {"id": ...} before
+    # openai 3.51's (as 2.54's) typed edit() and extend() take a file only (they refuse {"id": ...} before
     # sending), so the JSON form OpenAI's document defines goes through the SDK's own post().
     edit = client.post(
         "/videos/edits",

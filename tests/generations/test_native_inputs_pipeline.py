@@ -71,6 +71,10 @@ CASES: list[tuple[str, dict[str, Any], list[tuple[str, int, int]], int]] = [
      [("first_frame", 1280, 720), ("reference", 1280, 720), ("reference", 1280, 720)], 10 * 8),
     ("luma", {"model": "ray-3.2", "size": "1280x720", "seconds": 5},
      [("first_frame", 1280, 720), ("last_frame", 1280, 720)], 6 * 5),
+    # The Agent Platform answers with the video's bytes inline: no file host is involved.
+    ("vertex", {"model": "veo-3.1-generate-001", "size": "1280x720", "seconds": 8,
+                "options": {"audio": False, "seed": 5, "negative_prompt": "rain"}},
+     [("first_frame", 1280, 720), ("last_frame", 1280, 720)], 20 * 8),
 ]
 
 

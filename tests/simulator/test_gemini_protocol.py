@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from workspace.simulator import SimulatorServer
+from workspace.simulator.protocols.common import MediaHost
 
 from .helpers import API_KEY, SSL_CONTEXT, make_png
 
@@ -75,9 +76,13 @@ def test_an_operation_finishes_with_a_file_behind_an_authenticated_redirect(
     assert redirect.status_code == 302 and "/cdn/" in redirect.headers["location"]
     video = httpx.get(redirect.headers["location"], verify=SSL_CONTEXT)
     assert video.status_code == 200 and video.content[4:8] == b"ftyp"
-    # The storage link refuses the key, as a pre-signed URL does.
+    # google-genai follows the redirect with the key still attached: the storage link answers
+    # it, but counts it, so an adapter test can still show it never sends one.
+    host = sim.routes["/cdn"]
+    assert isinstance(host, MediaHost) and host.credentialed_requests == 0
     assert httpx.get(redirect.headers["location"], headers={"x-goog-api-key": API_KEY},
-                     verify=SSL_CONTEXT).status_code == 400
+                     verify=SSL_CONTEXT).status_code == 200
+    assert host.credentialed_requests == 1
     assert sim.counters()["billed_cents"] == 40 * 4
 
 

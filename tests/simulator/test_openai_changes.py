@@ -1,5 +1,5 @@
 """The simulated OpenAI Videos API's edits, extensions, remix and characters: driven by the
-unmodified official SDK (openai 2.54.0 has videos.remix, edit, extend, create_character and
+unmodified official SDK (openai 3.51.0 has videos.remix, edit, extend, create_character and
 get_character), and the spec's validation answers checked over plain HTTP."""
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def test_the_official_sdk_remixes_edits_and_extends(
         "4",
     )
 
-    # openai 2.54.0's videos.edit and videos.extend build multipart and accept only an uploaded
+    # openai 3.51.0's (as 2.54.0's) videos.edit and videos.extend build multipart and accept only an uploaded
     # file as ``video`` (a {"id": ...} raises RuntimeError in extract_files, as input_reference
     # does on create); an upload reaches the API, which keeps edits of uploads to eligible
     # customers. A source id goes as JSON through the same unmodified client's own post().

@@ -88,8 +88,16 @@ class ChannelAdminForm(forms.ModelForm):
         key = cleaned.get("new_api_key", "")
         if key and cleaned.get("clear_api_key"):
             self.add_error("clear_api_key", "Either enter a new key or forget the stored one.")
-        if key and (len(key) < 8 or any(c.isspace() for c in key)):
-            self.add_error("new_api_key", "That does not look like an API key.")
+        kind = cleaned.get("protocol") or self.instance.protocol or DEFAULT_KIND
+        chosen = self.instance._state.adding or "protocol" in self.changed_data
+        if chosen and kind in PROVIDERS and (why := provider(kind).legacy):
+            self.add_error(
+                "protocol",
+                f"{provider(kind).label} is kept only for the channels that already use it: "
+                f"{why}",
+            )
+        if key and kind in PROVIDERS and (problem := provider(kind).adapter.key_problem(key)):
+            self.add_error("new_api_key", problem)
         self._confirm_env_key_destination(cleaned)
         return cleaned
 

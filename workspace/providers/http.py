@@ -249,6 +249,8 @@ class ProviderHTTP:
         self._on_circuit_change = on_circuit_change
         self._max_wait = max_wait
         self._secret = secret
+        # Short-lived credentials set later (``authorize``), scrubbed like the key.
+        self._tokens: set[str] = set()
         self._classify = classify
         self._timeout = httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout)
         self._client = httpx.Client(
@@ -298,9 +300,17 @@ class ProviderHTTP:
         return origin(target) == origin(base) and target.path.startswith(base.path)
 
     def scrub(self, text: str) -> str:
-        if self._secret and self._secret in text:
-            text = text.replace(self._secret, "[redacted]")
+        for secret in (self._secret, *self._tokens):
+            if secret and secret in text:
+                text = text.replace(secret, "[redacted]")
         return text
+
+    def authorize(self, headers: Mapping[str, str], *, secret: str) -> None:
+        """Send these credential headers from now on (a short-lived token the adapter obtained
+        or refreshed). Only the client for the base URL carries them; ``secret`` is scrubbed
+        from error texts like the key."""
+        self._tokens.add(secret)
+        self._client.headers.update(headers)
 
     def request(
         self,

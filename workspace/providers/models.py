@@ -25,7 +25,8 @@ def validate_private_output_hosts(value: str) -> None:
 
 SIMULATOR_KEY = "simulator-key"
 # Real keys are far shorter (fal's key_id:key_secret is about 100 characters).
-API_KEY_MAX_LENGTH = 500
+# A Google service account's JSON key file (the Agent Platform's key) is about 2.4 KB.
+API_KEY_MAX_LENGTH = 4096
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,8 @@ class Channel(models.Model):
     api_key_encrypted = models.TextField(
         blank=True,
         editable=False,
-        max_length=2000,  # a Fernet token of a key of at most API_KEY_MAX_LENGTH characters
-        validators=[MaxLengthValidator(2000)],
+        max_length=6000,  # a Fernet token of a key of at most API_KEY_MAX_LENGTH characters
+        validators=[MaxLengthValidator(6000)],
     )
     api_key_hint = models.CharField(max_length=20, blank=True, editable=False)
     private_output_hosts = models.CharField(
@@ -207,7 +208,7 @@ class Channel(models.Model):
 
         key = key.strip()
         self.api_key_encrypted = encrypt(key) if key else ""
-        self.api_key_hint = mask(key) if key else ""
+        self.api_key_hint = (self.provider.adapter.key_label(key) or mask(key)) if key else ""
 
     @property
     def key_source(self) -> str:

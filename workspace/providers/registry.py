@@ -27,6 +27,7 @@ INTEGRATIONS: tuple[str, ...] = (
     "runway",
     "fal",
     "gemini",
+    "vertex",
     "luma",
 )
 

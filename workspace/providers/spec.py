@@ -53,8 +53,8 @@ class BillingPolicy:
 class ProviderSpec:
     """One provider: every per-provider fact the rest of Reelhouse looks up.
 
-    Every field is required except ``webhooks``: leaving one out is a TypeError when the spec
-    is built, a wrong type or shape a ``SpecError``.
+    Every field is required except ``webhooks`` and ``legacy``: leaving one out is a TypeError
+    when the spec is built, a wrong type or shape a ``SpecError``.
     """
 
     # Stored in Channel.protocol; never rename once channels use it.
@@ -78,6 +78,9 @@ class ProviderSpec:
     # The provider signs Standard Webhooks ("video.completed"/"video.failed") that
     # providers/webhooks.py understands; others are followed by polling alone.
     webhooks: bool = False
+    # Why the surface is kept only for the channels that already use it (empty: it is current).
+    # A legacy kind is not offered to a new channel nor to one switching protocol.
+    legacy: str = ""
 
     _required_text: ClassVar[tuple[str, ...]] = (
         "kind",
@@ -128,6 +131,8 @@ class ProviderSpec:
             )
         if not isinstance(self.webhooks, bool):
             self._fail("webhooks must be True or False")
+        if not isinstance(self.legacy, str):
+            self._fail("legacy must be a string (why), or empty")
 
     def _fail(self, problem: str) -> None:
         raise SpecError(f"provider spec {getattr(self, 'kind', '?')!r}: {problem}.")

@@ -218,6 +218,19 @@ class HTTPAdapter(ABC):
     def normalise_base_url(base_url: str) -> str:
         return base_url
 
+    @staticmethod
+    def key_problem(key: str) -> str | None:
+        """Why ``key`` cannot be this provider's key (the admin form says it), or None."""
+        if len(key) < 8 or any(c.isspace() for c in key):
+            return "That does not look like an API key."
+        return None
+
+    @staticmethod
+    def key_label(key: str) -> str | None:
+        """What pages may show to tell this key apart (at most 20 characters), when its first
+        and last characters would not do; None: those."""
+        return None
+
     @abstractmethod
     def create(self, request: VideoRequest) -> ProviderJob: ...
 

@@ -304,6 +304,8 @@ class JobBook:
 class _Link:
     book: JobBook
     job_id: str
+    # Served even when the request carries a key (still counted in credentialed_requests).
+    keys_tolerated: bool = False
 
 
 def _xml_error(status: int, code: str, message: str,
@@ -327,14 +329,20 @@ class MediaHost(SimulatedAPI):
         # Requests that reached a signed URL with a key header: a leak, which tests assert on.
         self.credentialed_requests = 0
 
-    def link(self, book: JobBook, job: SimJob, origin: str, filename: str = "output.mp4") -> str:
-        """A signed URL for the job's output under ``origin`` (``request_origin``)."""
+    def link(self, book: JobBook, job: SimJob, origin: str, filename: str = "output.mp4", *,
+             keys_tolerated: bool = False) -> str:
+        """A signed URL for the job's output under ``origin`` (``request_origin``).
+
+        ``keys_tolerated``: the target of a provider's own redirect that its official SDK
+        follows with the key still attached (google-genai's file download); such a request is
+        answered, and still counted in ``credentialed_requests``, so an adapter's tests can
+        assert it never sends one."""
         with self.ctx.lock:
             token = job.extra.get("cdn_token")
             if token is None:
                 token = secrets.token_urlsafe(24)
                 job.extra["cdn_token"] = token
-                self._links[token] = _Link(book, job.id)
+                self._links[token] = _Link(book, job.id, keys_tolerated)
         return f"{origin}/cdn/{token}/{filename}"
 
     def _token(self, request: SimRequest) -> str | None:
@@ -386,14 +394,15 @@ class MediaHost(SimulatedAPI):
         if request.method != "GET" or token is None:
             return _xml_error(405, "MethodNotAllowed",
                               "The specified method is not allowed against this resource.")
-        if any(request.header(name) for name in CREDENTIAL_HEADERS):
-            with self.ctx.lock:
-                self.credentialed_requests += 1
-            return _xml_error(400, "InvalidArgument",
-                              "Only one auth mechanism allowed; only the signature in the URL "
-                              "or the Authorization header should be specified.")
         with self.ctx.lock:
             link = self._links.get(token)
+            if any(request.header(name) for name in CREDENTIAL_HEADERS):
+                self.credentialed_requests += 1
+                if link is None or not link.keys_tolerated:
+                    return _xml_error(400, "InvalidArgument",
+                                      "Only one auth mechanism allowed; only the signature in "
+                                      "the URL or the Authorization header should be "
+                                      "specified.")
             job = link.book.jobs.get(link.job_id) if link else None
             if link is None or job is None or job.deleted:
                 return _xml_error(404, "NoSuchKey", "The specified key does not exist.")

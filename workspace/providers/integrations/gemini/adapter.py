@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
 import httpx
@@ -41,7 +42,7 @@ from workspace.providers.adapters.base import (
     VideoRequest,
     classify_status,
 )
-from workspace.providers.catalog import size_parts
+from workspace.providers.catalog import ModelSpec, size_parts
 from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
 from workspace.providers.http import classify_file_response, retry_after_seconds
 from workspace.providers.integrations.gemini.catalog import CATALOG
@@ -60,12 +61,42 @@ _AUTH_CODES = {7, 16}  # PERMISSION_DENIED, UNAUTHENTICATED
 _EXTENSION_DURATION = 8
 
 
-def _image(image: InputImage) -> dict[str, str]:
-    """Google's Image shape as the SDK sends it on the Gemini API (inline bytes)."""
+def image_field(image: InputImage) -> dict[str, str]:
+    """Google's Image shape as the SDK sends it (inline bytes; the Agent Platform alike)."""
     return {
         "bytesBase64Encoded": base64.b64encode(image.content).decode(),
         "mimeType": image.content_type,
     }
+
+
+def veo_image_fields(
+    request: VideoRequest,
+    spec: ModelSpec | None,
+    unsupported: Callable[[str], ProviderError],
+) -> dict[str, Any]:
+    """A Veo instance's image fields (the Gemini API and the Agent Platform name them alike):
+    the first frame ``image``, the last ``lastFrame`` and ``referenceImages``, each checked
+    against the model's catalog entry (``unsupported`` builds the refusal)."""
+    first, last = request.image("first_frame"), request.image("last_frame")
+    references = request.images_for("reference")
+    fields: dict[str, Any] = {}
+    if first is not None:
+        if spec is None or not spec.supports_input_reference:
+            raise unsupported(f"start {request.model} from an image")
+        fields["image"] = image_field(first)
+    if last is not None:
+        # "lastFrame … must be used together with image."
+        if first is None or spec is None or not spec.supports_last_frame:
+            raise unsupported(f"end {request.model} on a given frame")
+        fields["lastFrame"] = image_field(last)
+    if references:
+        if spec is None or len(references) > spec.max_reference_images:
+            raise unsupported(f"take {len(references)} reference images for {request.model}")
+        fields["referenceImages"] = [
+            {"image": image_field(reference), "referenceType": "asset"}
+            for reference in references
+        ]
+    return fields
 
 
 def parse_retry_delay(value: Any) -> float | None:
@@ -275,28 +306,7 @@ class GeminiVeoAdapter(HTTPAdapter):
         )
 
     def _images(self, request: VideoRequest) -> dict[str, Any]:
-        spec = self.catalog.get(request.model)
-        first, last = request.image("first_frame"), request.image("last_frame")
-        references = request.images_for("reference")
-        fields: dict[str, Any] = {}
-        if first is not None:
-            if spec is None or not spec.supports_input_reference:
-                raise self._unsupported(f"start {request.model} from an image")
-            fields["image"] = _image(first)
-        if last is not None:
-            # "lastFrame … must be used together with image."
-            if first is None or spec is None or not spec.supports_last_frame:
-                raise self._unsupported(f"end {request.model} on a given frame")
-            fields["lastFrame"] = _image(last)
-        if references:
-            if spec is None or len(references) > spec.max_reference_images:
-                raise self._unsupported(
-                    f"take {len(references)} reference images for {request.model}"
-                )
-            fields["referenceImages"] = [
-                {"image": _image(reference), "referenceType": "asset"} for reference in references
-            ]
-        return fields
+        return veo_image_fields(request, self.catalog.get(request.model), self._unsupported)
 
     def _source_video_uri(self, request: VideoRequest) -> str:
         """The file URI of the Veo output an extension continues, from its operation."""

@@ -8,7 +8,7 @@ from workspace.providers.spec import BillingPolicy, ProviderSpec
 
 SPEC = ProviderSpec(
     kind="gemini",
-    label="Google Gemini API (Veo)",
+    label="Google Gemini API (Veo, legacy)",
     adapter=GeminiVeoAdapter,
     api_key_env="GEMINI_API_KEY",
     base_url_env="GOOGLE_GEMINI_BASE_URL",
@@ -19,4 +19,10 @@ SPEC = ProviderSpec(
     billing=BillingPolicy(charged_failures=frozenset({ErrorClass.AMBIGUOUS_CREATE.value})),
     simulator="workspace.simulator.protocols.gemini:GeminiVeoProtocol",
     simulator_path="/gemini",
+    # docs/provider-assumptions.md: what was confirmed and what is assumed about this surface.
+    legacy=(
+        "Google's SDK (google-genai 3.x) no longer sends Veo requests with an API key, and the "
+        "Veo preview ids here were reportedly retired on 2026-10-22 (unconfirmed). Use the "
+        "Agent Platform (vertex) channel kind for Veo."
+    ),
 )

@@ -1,0 +1,1 @@
+"""Veo on Google's Gemini Enterprise Agent Platform (formerly Vertex AI)."""
