@@ -225,6 +225,11 @@ def public_client(*, private_hosts: str, timeout: httpx.Timeout) -> httpx.Client
     )
 
 
+# The most an API answer (JSON, an error page) may carry; files go through ``download``, which
+# writes to disk. Adapters whose answers carry the video itself raise it (Vertex's inline bytes).
+MAX_ANSWER_BYTES = 16 * 1024**2
+
+
 class ProviderHTTP:
     def __init__(
         self,
@@ -242,7 +247,9 @@ class ProviderHTTP:
         transport: httpx.BaseTransport | None = None,
         private_output_hosts: str = "",
         counter: CallCounter | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
+        self._max_answer_bytes = max_answer_bytes
         self._pacer = pacer
         self._counter = counter
         self._circuit = circuit
@@ -330,10 +337,15 @@ class ProviderHTTP:
         channel's pacer, which may raise ``limiter.Throttled`` without sending anything.
         """
         self._pace("create" if creates else "other")
+        request = self._client.build_request(
+            method, path.lstrip("/"), params=params, json=json, data=data, files=files
+        )
         try:
-            response = self._client.request(
-                method, path.lstrip("/"), params=params, json=json, data=data, files=files
-            )
+            response = self._client.send(request, stream=True)
+            try:
+                response = self._read_capped(response, creates=creates)
+            finally:
+                response.close()
         except httpx.HTTPError as exc:
             raise self._outcome(self._network_error(exc, creates=creates)) from None
         if response.is_success:
@@ -342,6 +354,50 @@ class ProviderHTTP:
             self._count("ok")
             return response
         raise self._outcome(self._http_error(response, creates=creates))
+
+    def _read_capped(self, response: httpx.Response, *, creates: bool) -> httpx.Response:
+        """The answer read whole, but never more than ``max_answer_bytes`` of it: an answer is
+        untrusted, and a gateway that streams without end must not fill this worker's memory."""
+        limit = self._max_answer_bytes
+        declared = response.headers.get("content-length", "")
+        chunks: list[bytes] = []
+        received = 0
+        too_big = declared.isdigit() and (len(declared) > 18 or int(declared) > limit)
+        if not too_big:
+            for chunk in response.iter_bytes(1 << 16):
+                received += len(chunk)
+                if received > limit:
+                    too_big = True
+                    break
+                chunks.append(chunk)
+        if too_big:
+            # A create's job may exist all the same (a 2xx said so, but its id is unreadable).
+            outcome = None
+            if creates:  # as _http_error: a 4xx is a refusal, a 2xx or 5xx may hide a job
+                refused = 400 <= response.status_code < 500
+                outcome = CreateOutcome.NOT_CREATED if refused else CreateOutcome.AMBIGUOUS
+            raise self._outcome(
+                ProviderError(
+                    ErrorClass.PROVIDER_FAILED,
+                    f"The provider answered {response.status_code} with more than {limit} "
+                    "bytes; the answer was not read.",
+                    http_status=response.status_code,
+                    create_outcome=outcome,
+                )
+            )
+        # Decoded already (gzip and the like): the copy must not claim an encoding again.
+        headers = [
+            (name, value)
+            for name, value in response.headers.multi_items()
+            if name.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+        ]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=b"".join(chunks),
+            request=response.request,
+            extensions=response.extensions,
+        )
 
     def download(
         self,

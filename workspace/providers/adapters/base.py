@@ -14,7 +14,7 @@ import httpx
 
 from workspace.providers.catalog import Catalog
 from workspace.providers.errors import ErrorClass, ProviderError
-from workspace.providers.http import CallCounter, Circuit, Pacer, ProviderHTTP
+from workspace.providers.http import MAX_ANSWER_BYTES, CallCounter, Circuit, Pacer, ProviderHTTP
 
 # The largest file taken from a provider; a larger answer is refused, never stored.
 MAX_DOWNLOAD_BYTES = 2 * 1024**3
@@ -173,6 +173,9 @@ class HTTPAdapter(ABC):
     # Who answered, in error messages ("Runway's answer was not valid JSON.").
     provider_name: ClassVar[str] = "The provider"
     max_download_bytes: ClassVar[int] = MAX_DOWNLOAD_BYTES
+    # The most one API answer may carry (``http.MAX_ANSWER_BYTES`` unless the protocol sends
+    # files inside its answers).
+    max_answer_bytes: ClassVar[int] = MAX_ANSWER_BYTES
 
     @staticmethod
     def classify(response: httpx.Response) -> ProviderError:
@@ -208,6 +211,7 @@ class HTTPAdapter(ABC):
             transport=transport,
             private_output_hosts=private_output_hosts,
             counter=counter,
+            max_answer_bytes=self.max_answer_bytes,
         )
 
     @staticmethod

@@ -161,6 +161,10 @@ class VertexVeoAdapter(HTTPAdapter):
     catalog = CATALOG
     classify = staticmethod(classify_response)
     provider_name = "Google"
+    # A finished operation carries the video itself, base64 in the JSON (no bucket is named):
+    # room for a long 4k clip, and a file that big is still refused below before decoding.
+    max_answer_bytes = 256 * 1024**2
+    max_download_bytes = max_answer_bytes // 4 * 3
 
     def __init__(self, *, base_url: str, api_key: str, **options: Any) -> None:
         super().__init__(base_url=base_url, api_key=api_key, **options)
