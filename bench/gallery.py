@@ -156,6 +156,42 @@ def seed(*, total: int, in_project: int) -> None:
         )
 
 
+def seed_reviews(project_id: int, *, decider_id: int, starrer_id: int) -> None:
+    """A third of the project's videos decided (half approved, half changes requested, each
+    with an earlier decision in its history) and one in twenty starred by the member who
+    browses: the review and favourite filters then read real semi-joins. Two INSERT … SELECTs;
+    run once (kept with the scratch database)."""
+    from django.db import connection
+
+    from workspace.reviews.models import Favourite, ReviewDecision
+
+    decisions, favourites = ReviewDecision._meta.db_table, Favourite._meta.db_table
+    picked = "abs(hashtext(id::text))"
+    with connection.cursor() as cursor:
+        for current, approved_when in ((False, 1), (True, 0)):
+            cursor.execute(
+                f"INSERT INTO {decisions} (generation_id, state, decided_by_id, decided_at, "  # noqa: S608
+                f"is_current) SELECT id, CASE WHEN {picked} %% 2 = %(approved_when)s "
+                "THEN 'approved' ELSE 'changes' END, %(decider)s, "
+                "created_at + interval '1 hour' * (1 + %(current)s::int), %(current)s "
+                f"FROM generations_generation WHERE project_id = %(project)s AND {picked} %% 3 = 0",
+                {
+                    "approved_when": approved_when,
+                    "decider": decider_id,
+                    "current": current,
+                    "project": project_id,
+                },
+            )
+        cursor.execute(
+            f"INSERT INTO {favourites} (user_id, generation_id, created_at) "  # noqa: S608
+            "SELECT %(user)s, id, now() FROM generations_generation "
+            "WHERE project_id = %(project)s AND abs(hashtext(id::text || 'star')) %% 20 = 0",
+            {"user": starrer_id, "project": project_id},
+        )
+        cursor.execute(f"ANALYZE {decisions}")
+        cursor.execute(f"ANALYZE {favourites}")
+
+
 def rng_word(n: int) -> str:
     return WORDS[n * 7 % len(WORDS)]
 
@@ -201,6 +237,12 @@ def main() -> None:
     big = Project.objects.get(name="Big project")
     small = Project.objects.get(name="Small project")
     member = User.objects.get(username="member1")
+    from workspace.reviews.models import ReviewDecision
+
+    if not ReviewDecision.objects.exists():
+        print("Seeding review decisions and favourites…", flush=True)
+        for project in (big, small):
+            seed_reviews(project.pk, decider_id=project.created_by_id, starrer_id=member.pk)
     client = Client()
     client.force_login(member)
     print(
@@ -248,7 +290,12 @@ def main() -> None:
                 {"status": "failed"},
                 {"first_day": "2026-03-01", "last_day": "2026-03-31"},
                 {"q": rng.choice(WORDS), "member": "member2", "status": "completed"},
-            ][n % 5]
+                {"review": "approved"},
+                {"review": "changes"},
+                {"review": "none"},
+                {"favourite": "on"},
+                {"favourite": "on", "review": "approved", "q": rng.choice(WORDS)},
+            ][n % 10]
             record(f"filters ({label})", page_url(project, **query))
     print("Project page and search, one request at a time:")
     for kind, (millis, queries) in kinds.items():

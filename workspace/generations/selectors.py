@@ -8,10 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.contrib.auth.models import User
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet, prefetch_related_objects
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, prefetch_related_objects
 from django.http import Http404
 from django.utils import timezone
 from redis import RedisError
@@ -23,7 +24,7 @@ from workspace.generations.standings import QueueStanding, queue_standings
 from workspace.generations.versions import stacks_attach
 from workspace.projects.models import Project
 from workspace.providers.models import Channel
-from workspace.reviews.models import Favourite, ReviewDecision, ReviewState
+from workspace.reviews.models import Favourite
 
 
 def _attach_progress_clock(generations: list[Generation]) -> None:
@@ -299,7 +300,7 @@ def prompt_search(queryset: QuerySet[Generation], q: str, *, vendor: str) -> Que
     if not q:
         return queryset
     if vendor == "postgresql":
-        # The same expression as the index of migration 0008, or the index is not used.
+        # The same expression as the index of migration 0014, or the index is not used.
         vector = SearchVector("prompt", config=SEARCH_CONFIG)
         query = SearchQuery(q, search_type="websearch", config=SEARCH_CONFIG)
         return queryset.alias(search=vector).filter(search=query)
@@ -311,7 +312,9 @@ def prompt_search(queryset: QuerySet[Generation], q: str, *, vendor: str) -> Que
 def gallery_queryset(*, project: Project, filters: GalleryFilters) -> QuerySet[Generation]:
     queryset = Generation.objects.filter(project=project)
     if filters.member:
-        queryset = queryset.filter(created_by__username=filters.member)
+        # By id, not through a join on the user: the member's index then gives the page order.
+        member = User.objects.filter(username=filters.member).values("pk")[:1]
+        queryset = queryset.filter(created_by_id=Subquery(member))
     if filters.model:
         queryset = queryset.filter(model=filters.model)
     if filters.status:
@@ -324,12 +327,8 @@ def gallery_queryset(*, project: Project, filters: GalleryFilters) -> QuerySet[G
         end = datetime.combine(filters.last_day + timedelta(days=1), time.min, tzinfo=zone)
         queryset = queryset.filter(created_at__lt=end)
     if filters.review:
-        # Semi-joins on the partial index of current decisions, not a join per card.
-        decided = ReviewDecision.objects.filter(generation=OuterRef("pk"), is_current=True)
-        if filters.review == ReviewState.NONE:
-            queryset = queryset.exclude(Exists(decided.exclude(state=ReviewState.NONE)))
-        else:
-            queryset = queryset.filter(Exists(decided.filter(state=filters.review)))
+        # The current decision's state, kept on the row ("none" without one).
+        queryset = queryset.filter(review_state=filters.review)
     if filters.favourites_of is not None:
         starred = Favourite.objects.filter(generation=OuterRef("pk"), user_id=filters.favourites_of)
         queryset = queryset.filter(Exists(starred))
