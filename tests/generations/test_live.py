@@ -185,3 +185,20 @@ def test_a_videos_own_page_follows_only_that_video(viewer_client, project, teamm
     assert viewer_client.get(url, {"generation": "not-an-id"}).status_code == 400
     page = viewer_client.get(reverse("generations:detail", args=[project.pk, watched.pk]))
     assert f"{url}?generation={watched.pk}" in page.content.decode()
+
+
+def test_card_links_are_the_urls_reverse_gives(project, teammate) -> None:  # type: ignore[no-untyped-def]
+    from workspace.generations.templatetags.generation_tags import card_url
+
+    video = _make(project, teammate, "Linked")
+    for _ in range(2):  # the second time from the kept shape
+        for name, args in (
+            ("generations:detail", (project.pk, video.pk)),
+            ("generations:file", (project.pk, video.pk, "video")),
+            ("generations:file", (project.pk, video.pk, "thumbnail")),
+            ("generations:cancel", (project.pk, video.pk)),
+            ("reviews:favourite", (project.pk, video.pk)),
+            ("generations:detail", (project.pk + 1, uuid.uuid4())),
+            ("generations:detail", (project.pk, str(video.pk))),
+        ):
+            assert card_url(name, *args) == reverse(name, args=args)
