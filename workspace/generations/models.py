@@ -242,6 +242,14 @@ class Generation(models.Model):
             models.Index(
                 fields=["project", "review_state", "-created_at", "-id"], name="gallery_by_review"
             ),
+            # The live updates' question, asked by every open page every few seconds: what
+            # changed lately, and what is still in flight (two small index reads, OR-ed).
+            models.Index(fields=["project", "updated_at"], name="gallery_changes"),
+            models.Index(
+                fields=["project"],
+                condition=models.Q(status__in=sorted(ACTIVE_STATUSES)),
+                name="gallery_in_flight",
+            ),
         ]
 
     def __str__(self) -> str:
