@@ -198,6 +198,19 @@ def rng_word(n: int) -> str:
     return WORDS[n * 7 % len(WORDS)]
 
 
+HELD_SECONDS = 20  # as static/js/app.js: how long a page remembers the versions it got
+
+
+def live_query(cursor: str, held: dict[str, int]) -> str:
+    """The live request's query as the page's script builds it: the cursor and the versions of
+    the cards it got lately (older ones forgotten)."""
+    floor = (float(cursor) - HELD_SECONDS) * 1e6
+    for card_id in [k for k, v in held.items() if v < floor]:
+        del held[card_id]
+    have = ",".join(f"{k}:{v}" for k, v in held.items())
+    return f"?since={cursor}" + (f"&have={have}" if have else "")
+
+
 def timed(client, url: str) -> tuple[float, int, str, float]:  # type: ignore[no-untyped-def]
     """Wall time, queries, body, and the CPU time this thread spent on the request (the
     server's own work, whatever else the machine is doing; PostgreSQL's is not in it)."""
@@ -324,13 +337,15 @@ def main() -> None:
         own = Client()
         own.force_login(member)
         cursor = f"{time.time() - 30:.6f}"
+        held: dict[str, int] = {}
         time.sleep(PAGE_INTERVAL * index / OPEN_PAGES)  # pages opened at different moments
         try:
             while time.monotonic() - began < duration:
                 asked = time.monotonic()
-                millis, count, body, cpu = timed(own, f"{live_url}?since={cursor}")
+                millis, count, body, cpu = timed(own, live_url + live_query(cursor, held))
                 answer = json.loads(body)
                 cursor = answer["cursor"]
+                held.update({card["id"]: card["version"] for card in answer["cards"]})
                 with lock:
                     live_millis.append(millis)
                     live_queries.append(count)

@@ -6,8 +6,8 @@
 them, so its figure is the server's work plus that queue. This one runs the server as
 ``python3 reelhouse.py up`` does (the Procfile's ``web`` line: gunicorn, ``--workers`` 2 by
 default, 4 threads each) on the scratch database ``bench/gallery.py`` seeded (run that first),
-and opens the 50 pages from ``--clients`` separate client processes, each page on its own
-keep-alive connection asking every 3 s with its own cursor, as the project page's script does.
+and opens the 50 pages from ``--clients`` separate client processes, each page asking every 3 s
+(a new connection each time: gunicorn closes one idle for 2 s) with its own cursor, as the project page's script does.
 Latency is measured by the clients (connection included, from the request's first byte to the
 answer's last). Meanwhile one in-flight card changes every ``--churn`` seconds (its row
 touched, as a status check does), so answers carry re-rendered cards as well as moving state.
@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from gallery import OPEN_PAGES, PAGE_INTERVAL, percentile
+from gallery import OPEN_PAGES, PAGE_INTERVAL, live_query, percentile
 
 
 def client_process(
@@ -43,25 +43,28 @@ def client_process(
     began = time.monotonic()
 
     def page(index: int) -> None:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         cursor = f"{time.time() - 30:.6f}"
+        held: dict[str, int] = {}
         time.sleep(PAGE_INTERVAL * index / OPEN_PAGES)  # pages opened at different moments
         while time.monotonic() - began < duration:
             asked = time.monotonic()
             started = time.perf_counter()
+            # A new connection each time, as the browser's: gunicorn closes one idle for 2 s.
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
             connection.request(
-                "GET", f"{path}?since={cursor}", headers={"Cookie": cookie, "Accept": "application/json"}
+                "GET", path + live_query(cursor, held), headers={"Cookie": cookie, "Accept": "application/json"}
             )
             answer = connection.getresponse()
             body = answer.read()
             millis = (time.perf_counter() - started) * 1000
+            connection.close()
             assert answer.status == 200, (answer.status, body[:200])
             data = json.loads(body)
             cursor = data["cursor"]
+            held.update({card["id"]: card["version"] for card in data["cards"]})
             with lock:
                 results.append((millis, len(data["cards"]), len(data["moving"])))
             time.sleep(max(0.0, PAGE_INTERVAL - (time.monotonic() - asked)))
-        connection.close()
 
     threads = [threading.Thread(target=page, args=(first + n,)) for n in range(pages)]
     for thread in threads:

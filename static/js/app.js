@@ -221,9 +221,26 @@
       return true;
     }
 
+    // The cards of recent answers and the version each came at: the server repeats the last
+    // few seconds (a late commit is never missed) but does not send a card again at a version
+    // the page holds. Forgotten once older than that window.
+    var held = {};
+    var HELD_SECONDS = 20;
+    function remember(item) { if (item.version) held[item.id] = item.version; }
+    function heldParam() {
+      var floor = (parseFloat(cursor) - HELD_SECONDS) * 1e6;
+      var pairs = [];
+      Object.keys(held).forEach(function (id) {
+        if (held[id] < floor) delete held[id];
+        else pairs.push(id + ":" + held[id]);
+      });
+      return pairs.slice(-100).join(",");
+    }
+
     function apply(answer) {
       var messages = [];
       var fresh = document.createElement("div");
+      (answer.cards || []).forEach(remember);
       (answer.cards || []).forEach(function (item) {
         fresh.innerHTML = item.html;
         var card = fresh.firstElementChild;
@@ -291,6 +308,8 @@
       var url = base + (base.indexOf("?") === -1 ? "?" : "&") + "since=" + encodeURIComponent(cursor);
       var again = Object.keys(rerender).slice(0, 100);
       if (again.length) url += "&render=" + again.join(",");
+      var have = heldParam();
+      if (have) url += "&have=" + have;
       fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
         .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.json(); })
         .then(function (answer) {

@@ -202,3 +202,26 @@ def test_card_links_are_the_urls_reverse_gives(project, teammate) -> None:  # ty
             ("generations:detail", (project.pk, str(video.pk))),
         ):
             assert card_url(name, *args) == reverse(name, args=args)
+
+
+def test_a_card_the_page_holds_is_not_sent_again_until_it_changes(
+    viewer_client, project, teammate
+) -> None:  # type: ignore[no-untyped-def]
+    url = reverse("generations:live", args=[project.pk])
+    cursor = _live(viewer_client, project)["cursor"]
+    waiting = _make(project, teammate, "Waiting", status=Status.QUEUED)
+    done = _make(project, teammate, "Done")
+    first = _live(viewer_client, project, cursor)
+    versions = {c["id"]: c["version"] for c in first["cards"]}
+    assert set(versions) == {str(waiting.pk), str(done.pk)}
+    have = ",".join(f"{id_}:{version}" for id_, version in versions.items())
+    # Within the repeated past, at the versions the page holds: the queued card only moves,
+    # the finished one is not sent at all.
+    again = viewer_client.get(url, {"since": first["cursor"], "have": have}).json()
+    assert again["cards"] == []
+    assert [m["id"] for m in again["moving"]] == [str(waiting.pk)]
+    Generation.objects.filter(pk=done.pk).update(status=Status.FAILED, updated_at=timezone.now())
+    changed = viewer_client.get(url, {"since": first["cursor"], "have": have}).json()
+    assert [c["id"] for c in changed["cards"]] == [str(done.pk)]
+    for refused in ("nonsense", f"{waiting.pk}:soon"):
+        assert viewer_client.get(url, {"since": cursor, "have": refused}).status_code == 400

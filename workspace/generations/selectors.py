@@ -137,14 +137,18 @@ def generations_changed_since(
     filters: GalleryFilters | None = None,
     generation_id: uuid.UUID | None = None,
     render: frozenset[uuid.UUID] = frozenset(),
+    have: dict[uuid.UUID, int] | None = None,
     limit: int = LIVE_LIMIT,
 ) -> LiveChanges:
     """What an open project page must redraw: rows changed since ``since`` (or named in
     ``render``) as whole cards, and every other one still in flight (its progress clock and
     queue position move without the row changing) as its moving state only; newest first, at
     most ``limit``, narrowed like the page; the same few queries however many videos the
-    project has."""
+    project has. ``have`` is what the page already holds of the cards sent lately (id → the
+    version it was sent at, ``live_version``): a row at that version is not sent again, so
+    the overlap that repeats the recent past costs no rendering."""
     filters = filters or GalleryFilters()
+    have = have or {}
     queryset = gallery_queryset(project=project, filters=filters)
     if generation_id is not None:  # a video's own page follows only that video
         queryset = queryset.filter(pk=generation_id)
@@ -156,11 +160,24 @@ def generations_changed_since(
         .select_related("created_by", "channel")
         .order_by("-created_at")[:limit]
     )
-    changed = [g for g in rows if g.updated_at >= bound or g.pk in render]
-    moving = [g for g in rows if not (g.updated_at >= bound or g.pk in render)]
+
+    def sent_whole(generation: Generation) -> bool:
+        if generation.pk in render:
+            return True
+        fresh = generation.updated_at >= bound
+        return fresh and have.get(generation.pk) != live_version(generation)
+
+    changed = [g for g in rows if sent_whole(g)]
+    moving = [g for g in rows if not sent_whole(g) and g.status in ACTIVE_STATUSES]
     generations_decorate(changed, standings_of=_shared_standings)
     _attach_live_states(moving)
     return LiveChanges(changed=changed, moving=moving)
+
+
+def live_version(generation: Generation) -> int:
+    """Which version of a row a page holds: its ``updated_at`` in microseconds (every change a
+    card shows moves it)."""
+    return (generation.updated_at - _EPOCH) // timedelta(microseconds=1)
 
 
 def _shared_standings(channel: Channel, generation_ids: set[str]) -> dict[str, QueueStanding]:
