@@ -74,6 +74,18 @@ def client_process(
     Path(out).write_text(json.dumps(results))
 
 
+def server_cpu_seconds(master: int) -> float:
+    """CPU time (user + system) of the gunicorn master and its workers so far."""
+    pids = [master]
+    for task in Path(f"/proc/{master}/task").iterdir():
+        pids += [int(pid) for pid in (task / "children").read_text().split()]
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=5, help="client processes")
@@ -152,6 +164,7 @@ def main() -> None:
         if in_flight and args.churn > 0:
             churner.start()
         load_before = os.getloadavg()
+        cpu_before = server_cpu_seconds(server.pid)
         per_client = OPEN_PAGES // args.clients
         outputs = [f"/tmp/gallery-live-http-{os.getpid()}-{n}.json" for n in range(args.clients)]
         began = time.monotonic()
@@ -167,6 +180,7 @@ def main() -> None:
         for client in clients:
             client.join()
         elapsed = time.monotonic() - began
+        server_cpu = server_cpu_seconds(server.pid) - cpu_before
         stop.set()
         if churner.is_alive():
             churner.join()
@@ -193,6 +207,7 @@ def main() -> None:
         f"{max(r[1] for r in results)}, moving {min(r[2] for r in results)}-"
         f"{max(r[2] for r in results)}"
     )
+    print(f"  server CPU per request (gunicorn's processes): {server_cpu * 1000 / len(results):.1f} ms")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -181,37 +180,41 @@ def live_version(generation: Generation) -> int:
 
 
 def _shared_standings(channel: Channel, generation_ids: set[str]) -> dict[str, QueueStanding]:
-    """``queue_standings``, computed once per channel and set of cards for every page that
-    asks within ``LIVE_SHARE_SECONDS`` (50 open pages: one replay of the queue, not 50)."""
-    digest = hashlib.sha1(",".join(sorted(generation_ids)).encode(), usedforsecurity=False)
-    key = f"reelhouse:live-standings:{channel.pk}:{digest.hexdigest()}"
+    """``queue_standings`` of the channel's whole queue, computed once for every page that
+    asks within ``LIVE_SHARE_SECONDS`` (50 open pages, each holding different cards: one
+    replay of the queue, not 50). A card queued since is not in it: computed again."""
+    key = f"reelhouse:live-standings:{channel.pk}"
     try:
         cached = get_redis().get(key)
     except RedisError:
         cached = None
-    if cached is not None:
-        return {
-            gid: QueueStanding(
-                position=row["position"],
-                reason=row["reason"],
-                eta=datetime.fromisoformat(row["eta"]) if row["eta"] else None,
-                halted=row["halted"],
-            )
-            for gid, row in json.loads(cached).items()
+    rows = json.loads(cached) if cached is not None else {}
+    if not generation_ids <= rows.keys():
+        queued = Generation.objects.filter(channel=channel, status=Status.QUEUED)
+        everyone = {str(pk) for pk in queued.values_list("pk", flat=True)} | generation_ids
+        rows = {
+            gid: {
+                "position": s.position,
+                "reason": s.reason,
+                "eta": s.eta.isoformat() if s.eta else None,
+                "halted": s.halted,
+            }
+            for gid, s in queue_standings(channel=channel, generation_ids=everyone).items()
         }
-    standings = queue_standings(channel=channel, generation_ids=generation_ids)
-    rows = {
-        gid: {
-            "position": s.position,
-            "reason": s.reason,
-            "eta": s.eta.isoformat() if s.eta else None,
-            "halted": s.halted,
-        }
-        for gid, s in standings.items()
+        # Cards no longer queued answer "no standing" from the cache too.
+        rows.update({gid: None for gid in generation_ids - rows.keys()})
+        with contextlib.suppress(RedisError):  # without Redis every page computes its own
+            get_redis().set(key, json.dumps(rows), ex=LIVE_SHARE_SECONDS)
+    return {
+        gid: QueueStanding(
+            position=row["position"],
+            reason=row["reason"],
+            eta=datetime.fromisoformat(row["eta"]) if row["eta"] else None,
+            halted=row["halted"],
+        )
+        for gid in generation_ids
+        if (row := rows.get(gid)) is not None
     }
-    with contextlib.suppress(RedisError):  # without Redis every page computes its own
-        get_redis().set(key, json.dumps(rows), ex=LIVE_SHARE_SECONDS)
-    return standings
 
 
 def _attach_live_states(generations: list[Generation]) -> None:
