@@ -61,9 +61,9 @@ def client_process(
             assert answer.status == 200, (answer.status, body[:200])
             data = json.loads(body)
             cursor = data["cursor"]
-            held.update({card["id"]: card["version"] for card in data["cards"]})
+            held.update({c["id"]: c["version"] for c in data["cards"] if "version" in c})
             with lock:
-                results.append((millis, len(data["cards"]), len(data["moving"])))
+                results.append((millis, len(data["cards"]), len(data.get("moving", []))))
             time.sleep(max(0.0, PAGE_INTERVAL - (time.monotonic() - asked)))
 
     threads = [threading.Thread(target=page, args=(first + n,)) for n in range(pages)]
