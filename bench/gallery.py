@@ -20,6 +20,7 @@ Prints the figures; docs/benchmarks.md keeps the latest with the machine they ca
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import re
@@ -36,6 +37,7 @@ WORDS = ["boat", "lighthouse", "fog", "dusk", "rain", "street", "paper", "drone"
 RARE = "zeppelin"  # one video in a thousand mentions it
 PAGE_INTERVAL = 3.0  # seconds between an open page's live requests
 OPEN_PAGES = 50
+CHURN = 3.0  # seconds between changes to one in-flight card during the live run
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -43,11 +45,11 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
 
 
-def describe(name: str, millis: list[float], queries: list[int]) -> None:
+def describe(name: str, millis: list[float], queries: list[int], cpu: list[float]) -> None:
     print(
         f"  {name:<34} n={len(millis):>4}  median {statistics.median(millis):6.1f} ms  "
         f"p95 {percentile(millis, 0.95):6.1f} ms  max {max(millis):6.1f} ms  "
-        f"queries {min(queries)}-{max(queries)}"
+        f"queries {min(queries)}-{max(queries)}  cpu median {statistics.median(cpu):5.1f} ms"
     )
 
 
@@ -156,20 +158,72 @@ def seed(*, total: int, in_project: int) -> None:
         )
 
 
+def seed_reviews(project_id: int, *, decider_id: int, starrer_id: int) -> None:
+    """A third of the project's videos decided (half approved, half changes requested, each
+    with an earlier decision in its history) and one in twenty starred by the member who
+    browses: the review and favourite filters then read real semi-joins. Two INSERT … SELECTs;
+    run once (kept with the scratch database)."""
+    from django.db import connection
+
+    from workspace.reviews.models import Favourite, ReviewDecision
+
+    decisions, favourites = ReviewDecision._meta.db_table, Favourite._meta.db_table
+    picked = "abs(hashtext(id::text))"
+    with connection.cursor() as cursor:
+        for current, approved_when in ((False, 1), (True, 0)):
+            cursor.execute(
+                f"INSERT INTO {decisions} (generation_id, state, decided_by_id, decided_at, "  # noqa: S608
+                f"is_current) SELECT id, CASE WHEN {picked} %% 2 = %(approved_when)s "
+                "THEN 'approved' ELSE 'changes' END, %(decider)s, "
+                "created_at + interval '1 hour' * (1 + %(current)s::int), %(current)s "
+                f"FROM generations_generation WHERE project_id = %(project)s AND {picked} %% 3 = 0",
+                {
+                    "approved_when": approved_when,
+                    "decider": decider_id,
+                    "current": current,
+                    "project": project_id,
+                },
+            )
+        cursor.execute(
+            f"INSERT INTO {favourites} (user_id, generation_id, created_at) "  # noqa: S608
+            "SELECT %(user)s, id, now() FROM generations_generation "
+            "WHERE project_id = %(project)s AND abs(hashtext(id::text || 'star')) %% 20 = 0",
+            {"user": starrer_id, "project": project_id},
+        )
+        cursor.execute(f"ANALYZE {decisions}")
+        cursor.execute(f"ANALYZE {favourites}")
+
+
 def rng_word(n: int) -> str:
     return WORDS[n * 7 % len(WORDS)]
 
 
-def timed(client, url: str) -> tuple[float, int, str]:  # type: ignore[no-untyped-def]
+HELD_SECONDS = 20  # as static/js/app.js: how long a page remembers the versions it got
+
+
+def live_query(cursor: str, held: dict[str, int]) -> str:
+    """The live request's query as the page's script builds it: the cursor and the versions of
+    the cards it got lately (older ones forgotten)."""
+    floor = (float(cursor) - HELD_SECONDS) * 1e6
+    for card_id in [k for k, v in held.items() if v < floor]:
+        del held[card_id]
+    have = ",".join(f"{k}:{v}" for k, v in held.items())
+    return f"?since={cursor}" + (f"&have={have}" if have else "")
+
+
+def timed(client, url: str) -> tuple[float, int, str, float]:  # type: ignore[no-untyped-def]
+    """Wall time, queries, body, and the CPU time this thread spent on the request (the
+    server's own work, whatever else the machine is doing; PostgreSQL's is not in it)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as queries:
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.thread_time()
         response = client.get(url)
         elapsed = (time.perf_counter() - began) * 1000
+        cpu = (time.thread_time() - cpu) * 1000
     assert response.status_code == 200, (url, response.status_code)
-    return elapsed, len(queries.captured_queries), response.content.decode()
+    return elapsed, len(queries.captured_queries), response.content.decode(), cpu
 
 
 def main() -> None:
@@ -181,7 +235,7 @@ def main() -> None:
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         sys.exit("The gallery benchmark measures PostgreSQL: set DATABASE_URL to one.")
-    from _harness import scratch_database_url, setup_django
+    from _harness import machine, scratch_database_url, setup_django
 
     os.environ["DATABASE_URL"] = scratch_database_url("gallery", fresh=args.fresh)
     setup_django(name="gallery", time_scale=1.0)
@@ -190,7 +244,7 @@ def main() -> None:
     from django.test import Client
     from django.urls import reverse
 
-    from workspace.generations.models import Generation
+    from workspace.generations.models import ACTIVE_STATUSES, Generation
     from workspace.projects.models import Project
 
     settings.ALLOWED_HOSTS = ["*"]
@@ -201,6 +255,12 @@ def main() -> None:
     big = Project.objects.get(name="Big project")
     small = Project.objects.get(name="Small project")
     member = User.objects.get(username="member1")
+    from workspace.reviews.models import ReviewDecision
+
+    if not ReviewDecision.objects.exists():
+        print("Seeding review decisions and favourites…", flush=True)
+        for project in (big, small):
+            seed_reviews(project.pk, decider_id=project.created_by_id, starrer_id=member.pk)
     client = Client()
     client.force_login(member)
     print(
@@ -218,13 +278,14 @@ def main() -> None:
     # Warm the connection, templates and caches before timing anything.
     for _ in range(3):
         timed(client, page_url(big))
-    kinds: dict[str, tuple[list[float], list[int]]] = {}
+    kinds: dict[str, tuple[list[float], list[int], list[float]]] = {}
 
     def record(kind: str, url: str) -> str:
-        millis, count, body = timed(client, url)
-        kinds.setdefault(kind, ([], []))
+        millis, count, body, cpu = timed(client, url)
+        kinds.setdefault(kind, ([], [], []))
         kinds[kind][0].append(millis)
         kinds[kind][1].append(count)
+        kinds[kind][2].append(cpu)
         return body
 
     for project, label in ((big, "10k"), (small, "100")):
@@ -248,16 +309,24 @@ def main() -> None:
                 {"status": "failed"},
                 {"first_day": "2026-03-01", "last_day": "2026-03-31"},
                 {"q": rng.choice(WORDS), "member": "member2", "status": "completed"},
-            ][n % 5]
+                {"review": "approved"},
+                {"review": "changes"},
+                {"review": "none"},
+                {"favourite": "on"},
+                {"favourite": "on", "review": "approved", "q": rng.choice(WORDS)},
+            ][n % 10]
             record(f"filters ({label})", page_url(project, **query))
+    print(f"{machine()}; load average {os.getloadavg()[0]:.2f}")
     print("Project page and search, one request at a time:")
-    for kind, (millis, queries) in kinds.items():
-        describe(kind, millis, queries)
+    for kind, (millis, queries, cpu) in kinds.items():
+        describe(kind, millis, queries, cpu)
 
     # The live endpoint: 50 open pages, each asking every 3 s with its own cursor.
     live_url = reverse("generations:live", args=[big.pk])
     live_millis: list[float] = []
     live_queries: list[int] = []
+    live_cpu: list[float] = []
+    live_cards: list[int] = []
     lock = threading.Lock()
     duration = max(30.0, PAGE_INTERVAL * 10)
     began = time.monotonic()
@@ -268,29 +337,61 @@ def main() -> None:
         own = Client()
         own.force_login(member)
         cursor = f"{time.time() - 30:.6f}"
+        held: dict[str, int] = {}
         time.sleep(PAGE_INTERVAL * index / OPEN_PAGES)  # pages opened at different moments
         try:
             while time.monotonic() - began < duration:
                 asked = time.monotonic()
-                millis, count, body = timed(own, f"{live_url}?since={cursor}")
-                found = re.search(r'"cursor":\s*"?([0-9.]+)', body)
-                if found:
-                    cursor = found.group(1)
+                millis, count, body, cpu = timed(own, live_url + live_query(cursor, held))
+                answer = json.loads(body)
+                cursor = answer["cursor"]
+                held.update({card["id"]: card["version"] for card in answer["cards"]})
                 with lock:
                     live_millis.append(millis)
                     live_queries.append(count)
+                    live_cpu.append(cpu)
+                    live_cards.append(len(answer["cards"]))
                 time.sleep(max(0.0, PAGE_INTERVAL - (time.monotonic() - asked)))
         finally:
             connection.close()
 
+    # One in-flight card changes every CHURN seconds (its row touched, as a status check
+    # does), so answers carry re-rendered cards as well as the others' moving state.
+    in_flight = list(
+        Generation.objects.filter(project=big, status__in=ACTIVE_STATUSES).values_list(
+            "pk", flat=True
+        )
+    )
+    stop = threading.Event()
+
+    def churn() -> None:
+        from django.db import connection
+        from django.utils import timezone
+
+        n = 0
+        while in_flight and not stop.wait(CHURN):
+            Generation.objects.filter(pk=in_flight[n % len(in_flight)]).update(
+                updated_at=timezone.now()
+            )
+            n += 1
+        connection.close()
+
     threads = [threading.Thread(target=page, args=(n,)) for n in range(OPEN_PAGES)]
+    churner = threading.Thread(target=churn)
+    churner.start()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    stop.set()
+    churner.join()
     rate = len(live_millis) / (time.monotonic() - began)
-    print(f"Live updates, {OPEN_PAGES} open pages every {PAGE_INTERVAL:.0f} s ({rate:.1f} requests/s):")
-    describe("live request", live_millis, live_queries)
+    print(
+        f"Live updates, {OPEN_PAGES} open pages every {PAGE_INTERVAL:.0f} s as threads of this "
+        f"process ({rate:.1f} requests/s; {len(in_flight)} cards in flight, one changing every "
+        f"{CHURN:g} s; cards re-rendered per answer {min(live_cards)}-{max(live_cards)}):"
+    )
+    describe("live request", live_millis, live_queries, live_cpu)
 
 
 if __name__ == "__main__":

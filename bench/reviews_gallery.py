@@ -85,6 +85,13 @@ def build(project_videos: int, total_videos: int) -> tuple[int, str]:
         if index % 20 == 0:
             stars.append(Favourite(generation_id=pk, user=member))
     ReviewDecision.objects.bulk_create(decisions, batch_size=BATCH)
+    # review_decide keeps the current state on the video's row; bulk_create does not.
+    for state in (ReviewState.APPROVED, ReviewState.CHANGES_REQUESTED):
+        decided = [d.generation_id for d in decisions if d.is_current and d.state == state]
+        for start in range(0, len(decided), BATCH):
+            Generation.objects.filter(pk__in=decided[start : start + BATCH]).update(
+                review_state=state
+            )
     Favourite.objects.bulk_create(stars, batch_size=BATCH)
     from django.db import connection
 

@@ -221,9 +221,26 @@
       return true;
     }
 
+    // The cards of recent answers and the version each came at: the server repeats the last
+    // few seconds (a late commit is never missed) but does not send a card again at a version
+    // the page holds. Forgotten once older than that window.
+    var held = {};
+    var HELD_SECONDS = 20;
+    function remember(item) { if (item.version) held[item.id] = item.version; }
+    function heldParam() {
+      var floor = (parseFloat(cursor) - HELD_SECONDS) * 1e6;
+      var pairs = [];
+      Object.keys(held).forEach(function (id) {
+        if (held[id] < floor) delete held[id];
+        else pairs.push(id + ":" + held[id]);
+      });
+      return pairs.slice(-100).join(",");
+    }
+
     function apply(answer) {
       var messages = [];
       var fresh = document.createElement("div");
+      (answer.cards || []).forEach(remember);
       (answer.cards || []).forEach(function (item) {
         fresh.innerHTML = item.html;
         var card = fresh.firstElementChild;
@@ -250,17 +267,54 @@
           if (changed) messages.push(describe(card));
         }
       });
+      (answer.moving || []).forEach(move);
       refreshTimes(container);
       if (messages.length) announce(messages.join(" "));
+    }
+
+    // An in-flight card whose row did not change: the server sends what moves on it (queue
+    // position and its words, the progress clock), not its markup. A card that cannot take
+    // the state as it is (a queue note appears or goes, or the card is not here yet) is asked
+    // for whole in the next request.
+    var rerender = {};
+    var askedOnce = {};
+    function move(state) {
+      var card = document.getElementById("gen-" + state.id);
+      if (!card) {
+        if (insertNew && !askedOnce[state.id]) { askedOnce[state.id] = true; rerender[state.id] = true; }
+        return;
+      }
+      var note = card.querySelector(".queue-standing");
+      if (!note !== !state.standing) { rerender[state.id] = true; return; }
+      if (note) {
+        note.setAttribute("data-queue-position", String(state.position));
+        var headline = note.querySelector("[data-standing-headline]");
+        var detail = note.querySelector("[data-standing-detail]");
+        if (headline && headline.textContent !== state.standing[0]) headline.textContent = state.standing[0];
+        if (detail && detail.textContent !== state.standing[1]) detail.textContent = state.standing[1];
+        var parts = (card.getAttribute("data-state") || "").split(":");
+        parts[2] = String(state.position);
+        card.setAttribute("data-state", parts.join(":"));
+      }
+      var bar = card.querySelector(".progress[role=progressbar]");
+      if (bar && state.expected) {
+        bar.setAttribute("data-progress-started", String(state.started));
+        bar.setAttribute("data-progress-expected", String(state.expected));
+      }
     }
 
     function tick() {
       if (document.hidden) { waiting = true; return; }
       var url = base + (base.indexOf("?") === -1 ? "?" : "&") + "since=" + encodeURIComponent(cursor);
+      var again = Object.keys(rerender).slice(0, 100);
+      if (again.length) url += "&render=" + again.join(",");
+      var have = heldParam();
+      if (have) url += "&have=" + have;
       fetch(url, { headers: { "Accept": "application/json" }, credentials: "same-origin" })
         .then(function (r) { if (!r.ok) throw new Error(String(r.status)); return r.json(); })
         .then(function (answer) {
           if (answer.cursor) cursor = answer.cursor;
+          again.forEach(function (id) { delete rerender[id]; });
           apply(answer);
           delay = LIVE_INTERVAL;
           setTimeout(tick, delay);
@@ -324,8 +378,9 @@
     function apply(body) {
       var answer = JSON.parse(body);
       if (answer.cursor) cursor = answer.cursor;
+      // Unchanged since the last answer, or only its clock moved (in "moving"): nothing to redo.
       var item = (answer.cards || []).filter(function (c) { return c.id === id; })[0];
-      if (!item) return;  // unchanged since the last answer
+      if (!item) return;
       var fresh = document.createElement("div");
       fresh.innerHTML = item.html;
       var card = fresh.firstElementChild;

@@ -284,3 +284,42 @@ def test_a_videos_own_page_shows_the_player_by_itself_however_old_the_video(
     expect(page.locator("main video")).to_be_visible()
     tab.assert_no_horizontal_overflow()
     tab.watch.check()
+
+
+def test_a_queued_cards_position_moves_live_without_its_card_being_redrawn(
+    open_tab: OpenTab, project: Project, teammate: User, viewer: User
+) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workspace.generations.models import Status
+
+    first, second = (
+        generation_submit(
+            project=project, user=teammate, model="sora-2", prompt=p, size="1280x720", seconds=4
+        )
+        for p in ("A kite over dunes", "A lighthouse in fog")
+    )
+    # Unchanged for a while: live answers carry only these cards' moving state.
+    Generation.objects.filter(pk__in=[first.pk, second.pk]).update(
+        updated_at=timezone.now() - timedelta(minutes=5)
+    )
+    tab = open_tab(PHONE)
+    tab.sign_in(viewer.username)
+    page = tab.visit(f"/projects/{project.pk}/")
+    card = page.locator(f"#gen-{second.pk}")
+    expect(card.locator(".queue-standing")).to_contain_text("#2 in the queue")
+    card.evaluate("(el) => { el.__sameCard = true; }")
+    # The card ahead leaves the queue (its own row changes); this one's row does not.
+    Generation.objects.filter(pk=first.pk).update(
+        status=Status.CANCELED, updated_at=timezone.now()
+    )
+    expect(page.locator(f"#gen-{first.pk} [data-status-label]")).to_have_text(
+        "Canceled", timeout=15_000
+    )
+    expect(card.locator(".queue-standing")).to_contain_text("#1 in the queue", timeout=15_000)
+    assert card.evaluate("(el) => el.__sameCard === true")  # updated in place, not replaced
+    assert card.get_attribute("data-state", timeout=1000).split(":")[2] == "1"
+    tab.assert_no_horizontal_overflow()
+    tab.watch.check()

@@ -234,11 +234,17 @@ def test_no_member_page_scrolls_sideways_on_a_phone_or_a_desktop(
         f"/projects/{project.pk}/generations/{done.pk}/",
         f"/projects/{project.pk}/generations/{failed.pk}/",
         f"/projects/{project.pk}/members/",
+        f"/projects/{project.pk}/settings/",
+        f"/projects/{project.pk}/activity/",
+        "/?archived=1",
         "/usage/",
         "/notifications/",
+        "/api-tokens/",
     )
     for viewport in (PHONE, DESKTOP):
         tab = open_tab(viewport)
+        tab.visit("/accounts/sign-in/")  # the one page a signed-out visitor sees
+        tab.assert_no_horizontal_overflow()
         tab.sign_in(owner.username)
         for path in pages:
             tab.visit(path)

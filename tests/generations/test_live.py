@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -68,13 +69,70 @@ def test_state_changes_are_sent_and_in_flight_cards_are_always_sent(
     )
     done = _make(project, teammate, "Finished long ago", age=timedelta(hours=1))
     cursor = _live(viewer_client, project)["cursor"]
-    # The running one comes every time: its progress clock and queue position move on their own.
-    assert [c["id"] for c in _live(viewer_client, project, cursor)["cards"]] == [str(running.pk)]
+    # The running one comes every time, as its moving state only: its progress clock and queue
+    # position move on their own, its markup does not.
+    answer = _live(viewer_client, project, cursor)
+    assert answer["cards"] == []
+    assert [m["id"] for m in answer["moving"]] == [str(running.pk)]
     Generation.objects.filter(pk=done.pk).update(status=Status.FAILED, updated_at=timezone.now())
-    cards = _live(viewer_client, project, cursor)["cards"]
-    assert {c["id"] for c in cards} == {str(running.pk), str(done.pk)}
-    failed = next(c for c in cards if c["id"] == str(done.pk))
-    assert 'data-state="failed:' in failed["html"]
+    answer = _live(viewer_client, project, cursor)
+    assert [c["id"] for c in answer["cards"]] == [str(done.pk)]
+    assert 'data-state="failed:' in answer["cards"][0]["html"]
+    assert [m["id"] for m in answer["moving"]] == [str(running.pk)]
+
+
+def test_an_unchanged_queued_card_gets_its_standing_without_markup(
+    viewer_client, project, teammate
+) -> None:  # type: ignore[no-untyped-def]
+    first = _make(project, teammate, "First", status=Status.QUEUED, age=timedelta(minutes=5))
+    second = _make(project, teammate, "Second", status=Status.QUEUED, age=timedelta(minutes=4))
+    page = viewer_client.get(reverse("projects:detail", args=[project.pk])).content.decode()
+    cursor = _live(viewer_client, project)["cursor"]
+    moving = {m["id"]: m for m in _live(viewer_client, project, cursor)["moving"]}
+    assert moving[str(first.pk)]["position"] == 1
+    assert moving[str(second.pk)]["position"] == 2
+    headline, detail = moving[str(second.pk)]["standing"]
+    # The same words the card's queue note was drawn with.
+    assert f"<strong data-standing-headline>{headline}</strong>" in page
+    assert headline == "#2 in the queue" and detail.startswith(", about ")
+    assert "html" not in moving[str(first.pk)]
+
+
+def test_a_card_asked_for_again_is_sent_whole(viewer_client, project, teammate) -> None:  # type: ignore[no-untyped-def]
+    queued = _make(project, teammate, "Waiting", status=Status.QUEUED, age=timedelta(minutes=5))
+    other = _make(project, teammate, "Other", status=Status.QUEUED, age=timedelta(minutes=6))
+    url = reverse("generations:live", args=[project.pk])
+    cursor = _live(viewer_client, project)["cursor"]
+    answer = viewer_client.get(url, {"since": cursor, "render": f"{queued.pk}"}).json()
+    assert [c["id"] for c in answer["cards"]] == [str(queued.pk)]
+    assert "#2 in the queue" in answer["cards"][0]["html"]
+    assert [m["id"] for m in answer["moving"]] == [str(other.pk)]
+    for refused in ("not-an-id", ",".join(str(uuid.uuid4()) for _ in range(101))):
+        assert viewer_client.get(url, {"since": cursor, "render": refused}).status_code == 400
+
+
+def test_moving_state_costs_the_same_queries_for_2_or_25_cards(
+    viewer_client, project, teammate, owner, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from workspace.generations import selectors
+
+    # Both counted requests find the standings the request before them shared, however slow
+    # the machine is between the two.
+    monkeypatch.setattr(selectors, "LIVE_SHARE_SECONDS", 600)
+
+    def queries(count: int) -> int:
+        Generation.objects.all().delete()
+        for index in range(count):
+            author = teammate if index % 2 else owner
+            status = Status.QUEUED if index % 2 else Status.IN_PROGRESS
+            _make(project, author, f"Take {index}", status=status, age=timedelta(hours=1))
+        cursor = _live(viewer_client, project)["cursor"]
+        with CaptureQueriesContext(connection) as captured:
+            answer = _live(viewer_client, project, cursor)
+        assert len(answer["moving"]) == count and answer["cards"] == []
+        return len(captured)
+
+    assert queries(2) == queries(25)
 
 
 def test_a_change_committed_just_before_the_cursor_is_not_missed(
@@ -133,3 +191,43 @@ def test_a_videos_own_page_follows_only_that_video(viewer_client, project, teamm
     assert viewer_client.get(url, {"generation": "not-an-id"}).status_code == 400
     page = viewer_client.get(reverse("generations:detail", args=[project.pk, watched.pk]))
     assert f"{url}?generation={watched.pk}" in page.content.decode()
+
+
+def test_card_links_are_the_urls_reverse_gives(project, teammate) -> None:  # type: ignore[no-untyped-def]
+    from workspace.generations.templatetags.generation_tags import card_url
+
+    video = _make(project, teammate, "Linked")
+    for _ in range(2):  # the second time from the kept shape
+        for name, args in (
+            ("generations:detail", (project.pk, video.pk)),
+            ("generations:file", (project.pk, video.pk, "video")),
+            ("generations:file", (project.pk, video.pk, "thumbnail")),
+            ("generations:cancel", (project.pk, video.pk)),
+            ("reviews:favourite", (project.pk, video.pk)),
+            ("generations:detail", (project.pk + 1, uuid.uuid4())),
+            ("generations:detail", (project.pk, str(video.pk))),
+        ):
+            assert card_url(name, *args) == reverse(name, args=args)
+
+
+def test_a_card_the_page_holds_is_not_sent_again_until_it_changes(
+    viewer_client, project, teammate
+) -> None:  # type: ignore[no-untyped-def]
+    url = reverse("generations:live", args=[project.pk])
+    cursor = _live(viewer_client, project)["cursor"]
+    waiting = _make(project, teammate, "Waiting", status=Status.QUEUED)
+    done = _make(project, teammate, "Done")
+    first = _live(viewer_client, project, cursor)
+    versions = {c["id"]: c["version"] for c in first["cards"]}
+    assert set(versions) == {str(waiting.pk), str(done.pk)}
+    have = ",".join(f"{id_}:{version}" for id_, version in versions.items())
+    # Within the repeated past, at the versions the page holds: the queued card only moves,
+    # the finished one is not sent at all.
+    again = viewer_client.get(url, {"since": first["cursor"], "have": have}).json()
+    assert again["cards"] == []
+    assert [m["id"] for m in again["moving"]] == [str(waiting.pk)]
+    Generation.objects.filter(pk=done.pk).update(status=Status.FAILED, updated_at=timezone.now())
+    changed = viewer_client.get(url, {"since": first["cursor"], "have": have}).json()
+    assert [c["id"] for c in changed["cards"]] == [str(done.pk)]
+    for refused in ("nonsense", f"{waiting.pk}:soon"):
+        assert viewer_client.get(url, {"since": cursor, "have": refused}).status_code == 400

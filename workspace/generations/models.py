@@ -190,6 +190,10 @@ class Generation(models.Model):
     # that request's takes), kept by ``versions`` in the transaction that changes the stack, so
     # a gallery page reads one row per stack from an index instead of grouping every version.
     is_stack_head = models.BooleanField(default=True)
+    # The state of the current review decision ("approved", "changes", or "none"), kept here by
+    # ``reviews.services.review_decide`` in the decision's transaction: the gallery's review
+    # filter then walks one index in page order instead of joining every decision.
+    review_state = models.CharField(max_length=10, default="none", editable=False)
     # Model options the catalog says this model takes: ``audio`` (bool), ``seed`` (int),
     # ``negative_prompt`` (str). Absent means the provider's default.
     options = models.JSONField(default=dict, blank=True)
@@ -239,6 +243,28 @@ class Generation(models.Model):
                 fields=["project", "-created_at", "-id"],
                 condition=models.Q(is_stack_head=True),
                 name="gallery_stack_heads",
+            ),
+            # The gallery's filters, each read in page order (newest first) so that a page is the
+            # first 49 entries of one index, however rare the match is in a large project.
+            models.Index(
+                fields=["project", "created_by", "-created_at", "-id"], name="gallery_by_member"
+            ),
+            models.Index(
+                fields=["project", "status", "-created_at", "-id"], name="gallery_by_status"
+            ),
+            models.Index(
+                fields=["project", "model", "-created_at", "-id"], name="gallery_by_model"
+            ),
+            models.Index(
+                fields=["project", "review_state", "-created_at", "-id"], name="gallery_by_review"
+            ),
+            # The live updates' question, asked by every open page every few seconds: what
+            # changed lately, and what is still in flight (two small index reads, OR-ed).
+            models.Index(fields=["project", "updated_at"], name="gallery_changes"),
+            models.Index(
+                fields=["project"],
+                condition=models.Q(status__in=sorted(ACTIVE_STATUSES)),
+                name="gallery_in_flight",
             ),
         ]
 

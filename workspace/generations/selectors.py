@@ -1,21 +1,29 @@
 from __future__ import annotations
 
+import contextlib
+import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.contrib.auth.models import User
+from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.contrib.postgres.search import SearchQuery, SearchVector
 from django.db import connection
-from django.db.models import Exists, OuterRef, Q, QuerySet, prefetch_related_objects
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, prefetch_related_objects
 from django.http import Http404
 from django.utils import timezone
+from redis import RedisError
 
+from workspace.core.rq import get_redis
 from workspace.generations.models import ACTIVE_STATUSES, Generation, Status
 from workspace.generations.render_times import render_seconds_estimate
-from workspace.generations.standings import queue_standings
+from workspace.generations.standings import QueueStanding, queue_standings
 from workspace.generations.versions import stacks_attach
 from workspace.projects.models import Project
-from workspace.reviews.models import Favourite, ReviewDecision, ReviewState
+from workspace.providers.models import Channel
+from workspace.reviews.models import Favourite
 
 
 def _attach_progress_clock(generations: list[Generation]) -> None:
@@ -41,26 +49,50 @@ def _attach_progress_clock(generations: list[Generation]) -> None:
         generation.progress_expected = round(expected[key], 2)  # type: ignore[attr-defined]
 
 
-def generations_decorate(generations: list[Generation]) -> list[Generation]:
-    """Give cards what they show besides the row: the progress clock and queue standings.
+def _standing_words(standing: QueueStanding | None) -> tuple[str, str]:
+    """The queue note's two parts, e.g. ("#3 in the queue", ", about 2 minutes from now. …"):
+    the card's template and the live updates' JSON show the same words."""
+    if standing is None:
+        return "", ""
+    eta = f", about {naturaltime(standing.eta)}" if standing.eta else ""
+    return f"#{standing.position} in the queue", f"{eta}. {standing.reason}"
 
-    Queued ones carry ``standing`` (position, reason, ETA); one standings call per channel.
-    """
-    # The images each card shows it was made from: two queries for the whole page.
-    prefetch_related_objects(generations, "inputs__source_generation")
+
+def _attach_standings(
+    generations: list[Generation],
+    standings_of: Callable[[Channel, set[str]], dict[str, QueueStanding]],
+) -> None:
+    """Queued cards get ``standing`` (position, reason, ETA) and its words; one standings call
+    per channel."""
     queued_by_channel: dict[int, list[Generation]] = {}
     for generation in generations:
         generation.standing = None  # type: ignore[attr-defined]
         if generation.status == Status.QUEUED:
             queued_by_channel.setdefault(generation.channel_id, []).append(generation)
-    _attach_progress_clock(generations)
-    stacks_attach(generations)
     for waiting in queued_by_channel.values():
-        standings = queue_standings(
-            channel=waiting[0].channel, generation_ids={str(g.pk) for g in waiting}
-        )
+        standings = standings_of(waiting[0].channel, {str(g.pk) for g in waiting})
         for generation in waiting:
             generation.standing = standings.get(str(generation.pk))  # type: ignore[attr-defined]
+    for generation in generations:
+        words = _standing_words(generation.standing)  # type: ignore[attr-defined]
+        generation.standing_headline, generation.standing_detail = words  # type: ignore[attr-defined]
+
+
+def _fresh_standings(channel: Channel, generation_ids: set[str]) -> dict[str, QueueStanding]:
+    return queue_standings(channel=channel, generation_ids=generation_ids)
+
+
+def generations_decorate(
+    generations: list[Generation],
+    *,
+    standings_of: Callable[[Channel, set[str]], dict[str, QueueStanding]] = _fresh_standings,
+) -> list[Generation]:
+    """Give cards what they show besides the row: the progress clock and queue standings."""
+    # The images each card shows it was made from: two queries for the whole page.
+    prefetch_related_objects(generations, "inputs__source_generation")
+    _attach_progress_clock(generations)
+    stacks_attach(generations)
+    _attach_standings(generations, standings_of)
     return generations
 
 
@@ -82,31 +114,125 @@ LIVE_OVERLAP = timedelta(seconds=10)
 LIVE_LIMIT = 100
 
 
+# Open pages of a project ask at once for the same in-flight cards: their moving state (queue
+# standings, progress clocks) is computed once and shared this long through Redis.
+LIVE_SHARE_SECONDS = 2
+
+
+@dataclass(frozen=True)
+class LiveChanges:
+    """What an open page must redraw (``changed``: new, changed since its cursor, or asked for
+    again, sent as cards) and what only moves (``moving``: in flight and unchanged, sent as
+    their moving state, ``live_state``)."""
+
+    changed: list[Generation]
+    moving: list[Generation]
+
+
 def generations_changed_since(
     *,
     project: Project,
     since: datetime,
     filters: GalleryFilters | None = None,
     generation_id: uuid.UUID | None = None,
+    render: frozenset[uuid.UUID] = frozenset(),
+    have: dict[uuid.UUID, int] | None = None,
     limit: int = LIVE_LIMIT,
-) -> list[Generation]:
-    """What an open project page must redraw: rows changed since ``since`` and every one still
-    in flight (its progress clock and queue position move without the row changing), newest
-    first, at most ``limit``, narrowed like the page; the same few queries however many videos
-    the project has."""
+) -> LiveChanges:
+    """What an open project page must redraw: rows changed since ``since`` (or named in
+    ``render``) as whole cards, and every other one still in flight (its progress clock and
+    queue position move without the row changing) as its moving state only; newest first, at
+    most ``limit``, narrowed like the page; the same few queries however many videos the
+    project has. ``have`` is what the page already holds of the cards sent lately (id → the
+    version it was sent at, ``live_version``): a row at that version is not sent again, so
+    the overlap that repeats the recent past costs no rendering."""
     filters = filters or GalleryFilters()
+    have = have or {}
     queryset = gallery_queryset(project=project, filters=filters)
     if generation_id is not None:  # a video's own page follows only that video
         queryset = queryset.filter(pk=generation_id)
     else:
         queryset = one_card_per_stack(queryset, filters)
-    return generations_decorate(
-        list(
-            queryset.filter(Q(updated_at__gte=since - LIVE_OVERLAP) | Q(status__in=ACTIVE_STATUSES))
-            .select_related("created_by", "channel")
-            .order_by("-created_at")[:limit]
-        )
+    bound = since - LIVE_OVERLAP
+    rows = list(
+        queryset.filter(Q(updated_at__gte=bound) | Q(status__in=ACTIVE_STATUSES))
+        .select_related("created_by", "channel")
+        .order_by("-created_at")[:limit]
     )
+
+    def sent_whole(generation: Generation) -> bool:
+        if generation.pk in render:
+            return True
+        fresh = generation.updated_at >= bound
+        return fresh and have.get(generation.pk) != live_version(generation)
+
+    changed = [g for g in rows if sent_whole(g)]
+    moving = [g for g in rows if not sent_whole(g) and g.status in ACTIVE_STATUSES]
+    generations_decorate(changed, standings_of=_shared_standings)
+    _attach_live_states(moving)
+    return LiveChanges(changed=changed, moving=moving)
+
+
+def live_version(generation: Generation) -> int:
+    """Which version of a row a page holds: its ``updated_at`` in microseconds (every change a
+    card shows moves it)."""
+    return (generation.updated_at - _EPOCH) // timedelta(microseconds=1)
+
+
+def _shared_standings(channel: Channel, generation_ids: set[str]) -> dict[str, QueueStanding]:
+    """``queue_standings`` of the channel's whole queue, computed once for every page that
+    asks within ``LIVE_SHARE_SECONDS`` (50 open pages, each holding different cards: one
+    replay of the queue, not 50). A card queued since is not in it: computed again."""
+    key = f"reelhouse:live-standings:{channel.pk}"
+    try:
+        cached = get_redis().get(key)
+    except RedisError:
+        cached = None
+    rows = json.loads(cached) if cached is not None else {}
+    if not generation_ids <= rows.keys():
+        queued = Generation.objects.filter(channel=channel, status=Status.QUEUED)
+        everyone = {str(pk) for pk in queued.values_list("pk", flat=True)} | generation_ids
+        rows = {
+            gid: {
+                "position": s.position,
+                "reason": s.reason,
+                "eta": s.eta.isoformat() if s.eta else None,
+                "halted": s.halted,
+            }
+            for gid, s in queue_standings(channel=channel, generation_ids=everyone).items()
+        }
+        # Cards no longer queued answer "no standing" from the cache too.
+        rows.update({gid: None for gid in generation_ids - rows.keys()})
+        with contextlib.suppress(RedisError):  # without Redis every page computes its own
+            get_redis().set(key, json.dumps(rows), ex=LIVE_SHARE_SECONDS)
+    return {
+        gid: QueueStanding(
+            position=row["position"],
+            reason=row["reason"],
+            eta=datetime.fromisoformat(row["eta"]) if row["eta"] else None,
+            halted=row["halted"],
+        )
+        for gid in generation_ids
+        if (row := rows.get(gid)) is not None
+    }
+
+
+def _attach_live_states(generations: list[Generation]) -> None:
+    """Give each in-flight card whose row has not changed what still moves on it
+    (``live_state``): its queue standing and words, and its progress clock."""
+    _attach_progress_clock(generations)
+    _attach_standings(generations, _shared_standings)
+    for generation in generations:
+        standing = generation.standing  # type: ignore[attr-defined]
+        generation.live_state = {  # type: ignore[attr-defined]
+            "id": str(generation.pk),
+            "position": standing.position if standing else None,
+            "standing": [generation.standing_headline, generation.standing_detail]  # type: ignore[attr-defined]
+            if standing
+            else None,
+            "started": generation.progress_started,  # type: ignore[attr-defined]
+            "expected": generation.progress_expected,  # type: ignore[attr-defined]
+        }
 
 
 def generation_get_or_404(*, project: Project, generation_id: str) -> Generation:
@@ -194,7 +320,7 @@ def prompt_search(queryset: QuerySet[Generation], q: str, *, vendor: str) -> Que
     if not q:
         return queryset
     if vendor == "postgresql":
-        # The same expression as the index of migration 0008, or the index is not used.
+        # The same expression as the index of migration 0014, or the index is not used.
         vector = SearchVector("prompt", config=SEARCH_CONFIG)
         query = SearchQuery(q, search_type="websearch", config=SEARCH_CONFIG)
         return queryset.alias(search=vector).filter(search=query)
@@ -206,7 +332,9 @@ def prompt_search(queryset: QuerySet[Generation], q: str, *, vendor: str) -> Que
 def gallery_queryset(*, project: Project, filters: GalleryFilters) -> QuerySet[Generation]:
     queryset = Generation.objects.filter(project=project)
     if filters.member:
-        queryset = queryset.filter(created_by__username=filters.member)
+        # By id, not through a join on the user: the member's index then gives the page order.
+        member = User.objects.filter(username=filters.member).values("pk")[:1]
+        queryset = queryset.filter(created_by_id=Subquery(member))
     if filters.model:
         queryset = queryset.filter(model=filters.model)
     if filters.status:
@@ -219,12 +347,8 @@ def gallery_queryset(*, project: Project, filters: GalleryFilters) -> QuerySet[G
         end = datetime.combine(filters.last_day + timedelta(days=1), time.min, tzinfo=zone)
         queryset = queryset.filter(created_at__lt=end)
     if filters.review:
-        # Semi-joins on the partial index of current decisions, not a join per card.
-        decided = ReviewDecision.objects.filter(generation=OuterRef("pk"), is_current=True)
-        if filters.review == ReviewState.NONE:
-            queryset = queryset.exclude(Exists(decided.exclude(state=ReviewState.NONE)))
-        else:
-            queryset = queryset.filter(Exists(decided.filter(state=filters.review)))
+        # The current decision's state, kept on the row ("none" without one).
+        queryset = queryset.filter(review_state=filters.review)
     if filters.favourites_of is not None:
         starred = Favourite.objects.filter(generation=OuterRef("pk"), user_id=filters.favourites_of)
         queryset = queryset.filter(Exists(starred))

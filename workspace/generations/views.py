@@ -40,12 +40,15 @@ from workspace.generations.images import MAX_IMAGE_BYTES
 from workspace.generations.models import Generation, Operation
 from workspace.generations.retention import retention_policy_set
 from workspace.generations.selectors import (
+    LIVE_LIMIT,
     GalleryCursor,
+    GalleryFilters,
     frame_sources,
     gallery_page,
     generation_get_or_404,
     generations_changed_since,
     generations_for_project,
+    live_version,
 )
 from workspace.generations.submission import generation_cancel, generation_submit
 from workspace.generations.versions import change_offers, generation_pick, stack_for
@@ -320,13 +323,28 @@ def _live_since(value: str | None, *, now: datetime) -> datetime | None:
     return datetime.fromtimestamp(seconds, tz=UTC)
 
 
+def _live_have(value: str) -> dict[uuid.UUID, int] | None:
+    """The cards a page holds from recent answers, ``id:version,…``; None if it is not that."""
+    have: dict[uuid.UUID, int] = {}
+    for pair in value.split(",") if value else []:
+        id_text, _, version = pair.partition(":")
+        try:
+            have[uuid.UUID(id_text)] = int(version)
+        except ValueError:
+            return None
+    return have if len(have) <= LIVE_LIMIT else None
+
+
 @login_required
 @require_safe
 def generation_live(request: HttpRequest, project_id: int) -> HttpResponse:
-    """What changed in the project since the page's cursor, as ready-made cards.
+    """What changed in the project since the page's cursor.
 
     An open project page asks this once per interval, whoever it belongs to, and gets every
-    card that is new or changed (anyone's) plus those still in flight, and the next cursor.
+    card that is new or changed (anyone's) as ready-made HTML, the moving state (queue
+    standing, progress clock) of those still in flight but unchanged, and the next cursor.
+    ``render`` names cards the page wants whole again (it could not apply their state);
+    ``have`` the versions of cards it got lately, which are not sent again.
     """
     membership = membership_get_or_404(user=request.user, project_id=project_id)
     now = timezone.now()
@@ -339,26 +357,54 @@ def generation_live(request: HttpRequest, project_id: int) -> HttpResponse:
             generation_id = uuid.UUID(request.GET["generation"])
         except ValueError:
             return JsonResponse({"error": "generation must be a video's id"}, status=400)
-    form = gallery_filter_form(request, project=membership.project, channel=channel_get_default())
-    generations = generations_changed_since(
+    try:
+        # Cards the page could not update from their moving state alone: sent whole.
+        render = frozenset(
+            uuid.UUID(value) for value in request.GET.get("render", "").split(",") if value
+        )
+    except ValueError:
+        return JsonResponse({"error": "render must be videos' ids, comma-separated"}, status=400)
+    if len(render) > LIVE_LIMIT:
+        return JsonResponse({"error": f"render takes at most {LIVE_LIMIT} ids"}, status=400)
+    have = _live_have(request.GET.get("have", ""))
+    if have is None:
+        return JsonResponse(
+            {"error": f"have must be at most {LIVE_LIMIT} id:version pairs, comma-separated"},
+            status=400,
+        )
+    # The filter form reads the project's members: only a filtered page needs it.
+    filters = (
+        gallery_filter_form(request, project=membership.project, channel=channel_get_default())
+        .filters()
+        if any(request.GET.get(name) for name in GalleryFilterForm.FIELDS)
+        else GalleryFilters()
+    )
+    live = generations_changed_since(
         project=membership.project,
         since=since,
-        filters=form.filters(),
+        filters=filters,
         generation_id=generation_id,
+        render=render,
+        have=have,
     )
-    reviews_attach(generations, user=request.user)
+    reviews_attach(live.changed, user=request.user)
     context = {"project": membership.project, "membership": membership}
     cards = [
         {
             "id": str(generation.pk),
             "created": f"{generation.created_at.timestamp():.6f}",
+            "version": live_version(generation),
             "html": render_to_string(
                 "generations/_card.html", {**context, "generation": generation}, request=request
             ),
         }
-        for generation in generations
+        for generation in live.changed
     ]
-    response = JsonResponse({"cursor": f"{now.timestamp():.6f}", "cards": cards})
+    # In-flight cards whose row did not change: what moves on them, not their markup.
+    moving = [generation.live_state for generation in live.moving]  # type: ignore[attr-defined]
+    response = JsonResponse(
+        {"cursor": f"{now.timestamp():.6f}", "cards": cards, "moving": moving}
+    )
     response["Cache-Control"] = "no-store"
     return response
 

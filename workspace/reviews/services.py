@@ -200,7 +200,9 @@ def review_decide(*, generation: Generation, actor: User, state: str) -> ReviewD
             generation=locked, state=state, decided_by=actor, is_current=True
         )
         # Open project pages redraw the cards whose row changed: this one shows the decision.
-        Generation.objects.filter(pk=locked.pk).update(updated_at=decision.decided_at)
+        Generation.objects.filter(pk=locked.pk).update(
+            updated_at=decision.decided_at, review_state=state
+        )
         _audit(
             actor=actor,
             target_type=str(Generation._meta.verbose_name),

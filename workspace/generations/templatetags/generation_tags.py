@@ -1,4 +1,7 @@
+import uuid
+
 from django import template
+from django.urls import reverse
 
 from workspace.generations.images import format_time
 from workspace.generations.models import Generation
@@ -55,3 +58,46 @@ def isolate(text: str) -> str:
 def player_time(milliseconds: int | None) -> str:
     """3200 -> "0:03.2", as a player shows a time."""
     return "" if milliseconds is None else format_time(milliseconds)
+
+
+# Stand-ins a URL's shape is reversed with: no real id or URL prefix contains them.
+_STAND_IN_INT = 7_390_115_263_002
+_STAND_IN_UUID = uuid.UUID("0badcafe-7e57-4b1d-9e5e-0123456789ab")
+_URL_SHAPES: dict[tuple[object, ...], str] = {}
+
+
+@register.simple_tag
+def card_url(name: str, *args: object) -> str:
+    """``{% url %}`` for the links every card draws: the same URL, a fraction of the cost.
+
+    ``reverse()`` matches the URL's pattern anew each time (tens of µs); a gallery page draws
+    five or six links on each of its 48 cards. The shape of each URL is reversed once per
+    process with stand-in ids and filled in with the real ones (ids and UUIDs, whose text is
+    what their converters write); any other argument is part of the shape.
+    """
+    key: list[object] = [name]
+    stand_ins: list[object] = []
+    for position, arg in enumerate(args):
+        if isinstance(arg, bool) or not isinstance(arg, int | uuid.UUID):
+            if not (isinstance(arg, str) and arg.isidentifier()):
+                return reverse(name, args=args)  # not a fixed word: no shape to keep
+            key.append(arg)
+            stand_ins.append(arg)
+            continue
+        is_int = isinstance(arg, int)
+        key.append(int if is_int else uuid.UUID)
+        # Each id gets its own stand-in, so two ids in one URL are told apart.
+        stand_ins.append(
+            _STAND_IN_INT + position
+            if is_int
+            else uuid.UUID(int=_STAND_IN_UUID.int + position)
+        )
+    shape_key = tuple(key)
+    shape = _URL_SHAPES.get(shape_key)
+    if shape is None:
+        shape = _URL_SHAPES[shape_key] = reverse(name, args=stand_ins)
+    url = shape
+    for stand_in, arg in zip(stand_ins, args, strict=True):
+        if stand_in is not arg:
+            url = url.replace(str(stand_in), str(arg), 1)
+    return url
