@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -134,3 +137,20 @@ def wait_until(predicate, *, timeout: float, every: float = 0.5) -> bool:  # typ
             return True
         time.sleep(every)
     return False
+
+
+def report_and_exit(
+    report: dict[str, object],
+    *,
+    targets_met: Callable[[dict[str, object]], bool],
+    json_path: str | None,
+) -> NoReturn:
+    """The end of a run that has targets: the machine and the report, whether every target held,
+    the report again to ``json_path`` (``--json``), and exit status 0 only when they all held."""
+    print(f"machine: {machine()}")
+    print(json.dumps(report, indent=2))
+    ok = targets_met(report)
+    print("targets met" if ok else "TARGETS MISSED")
+    if json_path:
+        Path(json_path).write_text(json.dumps(report, indent=2))
+    sys.exit(0 if ok else 1)

@@ -21,7 +21,6 @@ that no generation holds as its own.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -29,9 +28,8 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
-from _harness import ROOT, children_of, machine, scratch_database_url
+from _harness import ROOT, children_of, report_and_exit, scratch_database_url
 
 SLOW_CLIENT_TIMEOUT = 2  # seconds the workers wait for a provider answer in this run
 
@@ -383,20 +381,17 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=30, help="edits, remixes, extensions")
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args()
-    report = run(args)
-    print(f"machine: {machine()}")
-    print(json.dumps(report, indent=2))
-    ok = (
+    report_and_exit(run(args), targets_met=targets_met, json_path=args.json)
+
+
+def targets_met(report: dict[str, object]) -> bool:
+    return (
         report["lost"] == 0
         and report["duplicate_paid_creations"] == 0
         and report["stuck_after_run"] == 0
         and report["ledger_minus_simulator_cents"] == 0
         and report["ledger_open_reservations_cents"] == 0
     )
-    print("targets met" if ok else "TARGETS MISSED")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ every target holds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
@@ -35,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from _harness import ROOT, machine, scratch_database_url
+from _harness import ROOT, report_and_exit, scratch_database_url
 
 ACTIVE = ("queued", "submitting", "in_progress", "downloading")
 
@@ -419,12 +418,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args()
-    report = run(args)
-    print(f"machine: {machine()}")
-    print(json.dumps(report, indent=2))
+    report_and_exit(run(args), targets_met=targets_met, json_path=args.json)
+
+
+def targets_met(report: dict[str, object]) -> bool:
     redis = report["redis"]
     resumed = redis.get("first_provider_request_after_s") if isinstance(redis, dict) else None
-    ok = (
+    return (
         report["lost"] == 0
         and report["stuck_after_run"] == 0
         and report["duplicate_paid_creations"] == 0
@@ -437,10 +437,6 @@ def main() -> None:
         and resumed is not None
         and resumed < 30
     )
-    print("targets met" if ok else "TARGETS MISSED")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import re
 import shlex
@@ -38,7 +37,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from _harness import ROOT, machine, scratch_database_url, wait_until
+from _harness import ROOT, report_and_exit, scratch_database_url, wait_until
 from kill_up import free_port, processes
 from limits import jain, max_in_window
 
@@ -503,11 +502,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args()
-    report = run(args)
-    print(f"machine: {machine()}")
-    print(json.dumps(report, indent=2))
+    report_and_exit(
+        run(args),
+        targets_met=lambda report: targets_met(report, nodes=args.nodes),
+        json_path=args.json,
+    )
+
+
+def targets_met(report: dict[str, object], *, nodes: int) -> bool:
     crossed = {k for k, v in report["files_served_across_nodes"].items() if v}  # type: ignore[union-attr]
-    ok = (
+    return (
         report["killed"] is not None
         and report["lost"] == 0
         and report["stuck_after_run"] == 0
@@ -517,13 +521,9 @@ def main() -> None:
         and report["max_60s_window_over_limit"] <= 1.0  # type: ignore[operator]
         and report["simulator_429s"] == 0
         and not report["serve_failures"]
-        and len(crossed) >= args.nodes - 1
+        and len(crossed) >= nodes - 1
         and report["outsider_status"] == 404
     )
-    print("targets met" if ok else "TARGETS MISSED")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

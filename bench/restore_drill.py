@@ -41,7 +41,7 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from _harness import ROOT, children_of, machine, scratch_database_url, wait_until
+from _harness import ROOT, children_of, report_and_exit, scratch_database_url, wait_until
 
 ACTIVE = ("queued", "submitting", "in_progress", "downloading", "held")
 
@@ -467,14 +467,7 @@ def main() -> None:
     )
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args()
-    report = run(args)
-    ok = targets_met(report)
-    print(f"machine: {machine()}")
-    print(json.dumps(report, indent=2))
-    print("targets met" if ok else "TARGETS MISSED")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    sys.exit(0 if ok else 1)
+    report_and_exit(run(args), targets_met=targets_met, json_path=args.json)
 
 
 if __name__ == "__main__":
