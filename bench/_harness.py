@@ -9,7 +9,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+    from workspace.projects.models import Project
+    from workspace.providers.models import Channel
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -154,3 +160,44 @@ def report_and_exit(
     if json_path:
         Path(json_path).write_text(json.dumps(report, indent=2))
     sys.exit(0 if ok else 1)
+
+
+def simulator_channel(
+    *,
+    name: str,
+    requests_per_minute: int,
+    creates_per_minute: int,
+    max_in_flight: int,
+    member_max_in_flight: int,
+) -> Channel:
+    """The channel the simulator answers for, with a member queue deep enough that no bench's
+    backlog is refused by it."""
+    from workspace.providers.models import Channel
+
+    return Channel.objects.create(
+        slug="openai",
+        name=name,
+        requests_per_minute=requests_per_minute,
+        creates_per_minute=creates_per_minute,
+        max_in_flight=max_in_flight,
+        member_max_in_flight=member_max_in_flight,
+        member_max_queued=1000,
+    )
+
+
+def project_with_members(
+    *, name: str, members: int, password: str | None = None
+) -> tuple[Project, list[User]]:
+    """A project owned by ``member0``, with ``member1`` … as editors: ``members`` users in all."""
+    from django.contrib.auth.models import User
+
+    from workspace.projects.models import Role
+    from workspace.projects.services import membership_add, project_create
+
+    owner = User.objects.create_user("member0", password=password)
+    project = project_create(name=name, owner=owner)
+    users = [owner]
+    for n in range(1, members):
+        users.append(User.objects.create_user(f"member{n}", password=password))
+        membership_add(project=project, username=f"member{n}", role=Role.EDITOR, actor=None)
+    return project, users

@@ -29,7 +29,14 @@ import sys
 import time
 from collections import Counter
 
-from _harness import ROOT, children_of, report_and_exit, scratch_database_url
+from _harness import (
+    ROOT,
+    children_of,
+    project_with_members,
+    report_and_exit,
+    scratch_database_url,
+    simulator_channel,
+)
 
 SLOW_CLIENT_TIMEOUT = 2  # seconds the workers wait for a provider answer in this run
 
@@ -127,16 +134,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from django.db.models import Sum
 
     call_command("flush", interactive=False, verbosity=0)
-    from django.contrib.auth.models import User
 
     from workspace.billing.models import LedgerEntry
     from workspace.core.rq import get_redis
     from workspace.generations.images import PreparedImage
     from workspace.generations.models import Generation, InputRole, Operation, Status
     from workspace.generations.submission import generation_submit
-    from workspace.projects.models import Role
-    from workspace.projects.services import membership_add, project_create
-    from workspace.providers.models import Channel
     from workspace.simulator.server import SimulatorConfig, SimulatorServer
 
     get_redis().flushdb()
@@ -160,21 +163,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from django.conf import settings
 
     settings.SIMULATOR_URL = sim.url
-    channel = Channel.objects.create(
-        slug="openai",
+    channel = simulator_channel(
         name="Chaos provider",
         requests_per_minute=100_000,
         creates_per_minute=args.creates_per_minute,
         max_in_flight=100,
         member_max_in_flight=40,
-        member_max_queued=1000,
     )
-    owner = User.objects.create_user("member0")
-    project = project_create(name="Chaos", owner=owner)
-    members = [owner]
-    for n in range(1, args.members):
-        members.append(User.objects.create_user(f"member{n}"))
-        membership_add(project=project, username=f"member{n}", role=Role.EDITOR, actor=None)
+    project, members = project_with_members(name="Chaos", members=args.members)
     creative = args.mix == "creative"
     still = PreparedImage(
         role=InputRole.FIRST_FRAME,

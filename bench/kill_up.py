@@ -34,7 +34,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from _harness import ROOT, report_and_exit, scratch_database_url
+from _harness import (
+    ROOT,
+    project_with_members,
+    report_and_exit,
+    scratch_database_url,
+    simulator_channel,
+)
 
 ACTIVE = ("queued", "submitting", "in_progress", "downloading")
 
@@ -128,7 +134,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     import django
 
     django.setup()
-    from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.db import close_old_connections
     from django.db.models import Sum
@@ -137,25 +142,15 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from workspace.billing.models import LedgerEntry
     from workspace.generations.models import Generation
     from workspace.generations.submission import generation_submit
-    from workspace.projects.models import Role
-    from workspace.projects.services import membership_add, project_create
-    from workspace.providers.models import Channel
 
-    channel = Channel.objects.create(
-        slug="openai",
+    channel = simulator_channel(
         name="Kill test provider",
         requests_per_minute=args.requests_per_minute,
         creates_per_minute=args.creates_per_minute,
         max_in_flight=60,
         member_max_in_flight=20,
-        member_max_queued=1000,
     )
-    owner = User.objects.create_user("member0")
-    project = project_create(name="Kill test", owner=owner)
-    members = [owner]
-    for n in range(1, args.members):
-        members.append(User.objects.create_user(f"member{n}"))
-        membership_add(project=project, username=f"member{n}", role=Role.EDITOR, actor=None)
+    project, members = project_with_members(name="Kill test", members=args.members)
 
     log_path = var / "up.log"
     log = log_path.open("w")

@@ -37,7 +37,14 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from _harness import ROOT, report_and_exit, scratch_database_url, wait_until
+from _harness import (
+    ROOT,
+    project_with_members,
+    report_and_exit,
+    scratch_database_url,
+    simulator_channel,
+    wait_until,
+)
 from kill_up import free_port, processes
 from limits import jain, max_in_window
 
@@ -228,9 +235,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from workspace.core.rq import get_redis
     from workspace.generations.models import Generation, Status
     from workspace.generations.submission import generation_submit
-    from workspace.projects.models import Role
-    from workspace.projects.services import membership_add, project_create
-    from workspace.providers.models import Channel
     from workspace.simulator.server import SimulatorConfig, SimulatorServer
 
     call_command("migrate", interactive=False, verbosity=0)
@@ -248,22 +252,17 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     ).start()
     shared["REELHOUSE_SIMULATOR_URL"] = sim.url
     settings.SIMULATOR_URL = sim.url
-    channel = Channel.objects.create(
-        slug="openai",
+    channel = simulator_channel(
         name="Shared provider",
         requests_per_minute=args.requests_per_minute,
         creates_per_minute=args.creates_per_minute,
         max_in_flight=100,
         member_max_in_flight=40,
-        member_max_queued=1000,
     )
     password = "multinode bench password"
-    owner = User.objects.create_user("member0", password=password)
-    project = project_create(name="Several machines", owner=owner)
-    members = [owner]
-    for n in range(1, args.members):
-        members.append(User.objects.create_user(f"member{n}", password=password))
-        membership_add(project=project, username=f"member{n}", role=Role.EDITOR, actor=None)
+    project, members = project_with_members(
+        name="Several machines", members=args.members, password=password
+    )
 
     # The backlog: the first member floods, the others each send a share; all in one go, in
     # member order, so plain first-come-first-served would serve the flood first.

@@ -41,7 +41,15 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from _harness import ROOT, children_of, report_and_exit, scratch_database_url, wait_until
+from _harness import (
+    ROOT,
+    children_of,
+    project_with_members,
+    report_and_exit,
+    scratch_database_url,
+    simulator_channel,
+    wait_until,
+)
 
 ACTIVE = ("queued", "submitting", "in_progress", "downloading", "held")
 
@@ -166,25 +174,17 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from workspace.billing.models import LedgerEntry
     from workspace.generations.models import Generation
     from workspace.generations.submission import generation_submit
-    from workspace.projects.models import Role
-    from workspace.projects.services import membership_add, project_create
-    from workspace.providers.models import SIMULATOR_KEY, Channel
+    from workspace.providers.models import SIMULATOR_KEY
 
-    channel = Channel.objects.create(
-        slug="openai",
+    channel = simulator_channel(
         name="Drill provider",
         requests_per_minute=100_000,
         creates_per_minute=args.creates_per_minute,
         max_in_flight=100,
         member_max_in_flight=100,
-        member_max_queued=1000,
     )
-    owner = User.objects.create_user("member0")
-    project = project_create(name="Drill", owner=owner)
-    members = [owner]
-    for n in range(1, args.members + 1):  # the last member sends only the ambiguous create
-        members.append(User.objects.create_user(f"member{n}"))
-        membership_add(project=project, username=f"member{n}", role=Role.EDITOR, actor=None)
+    # One member more than --members: the last sends only the ambiguous create.
+    project, members = project_with_members(name="Drill", members=args.members + 1)
 
     def submit(user: User, prompt: str) -> None:
         generation_submit(
