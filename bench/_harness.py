@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -201,3 +201,49 @@ def project_with_members(
         users.append(User.objects.create_user(f"member{n}", password=password))
         membership_add(project=project, username=f"member{n}", role=Role.EDITOR, actor=None)
     return project, users
+
+
+def paid_duplicates(
+    creates: list[dict[str, Any]], *, using: str = "default"
+) -> list[dict[str, Any]]:
+    """The simulator's creates it billed that no generation holds as its own job: each one a video
+    paid twice. (Takes share a prompt, so prompts alone cannot tell a duplicate.)"""
+    from workspace.generations.models import Generation
+
+    held = set(
+        Generation.objects.using(using)
+        .exclude(provider_job_id=None)
+        .values_list("provider_job_id", flat=True)
+    )
+    return [c for c in creates if c["billed"] and c["id"] not in held]
+
+
+def ledger_against_bill(billed_cents: int, *, using: str = "default") -> dict[str, int]:
+    """The ledger's spend and its open reservations beside what the simulator billed; a run that
+    settled leaves no reservation open and no difference."""
+    from django.db.models import Sum
+
+    from workspace.billing.models import LedgerEntry
+
+    totals = LedgerEntry.objects.using(using).aggregate(
+        spent=Sum("spent_cents"), held=Sum("reserved_cents")
+    )
+    spent = totals["spent"] or 0
+    return {
+        "ledger_spent_cents": spent,
+        "ledger_open_reservations_cents": totals["held"] or 0,
+        "simulator_billed_cents": billed_cents,
+        "ledger_minus_simulator_cents": spent - billed_cents,
+    }
+
+
+def nothing_lost_stuck_or_paid_twice(report: dict[str, object]) -> bool:
+    """The targets every run against the simulator shares: no generation lost or left unfinished,
+    no video paid twice, the ledger equal to the bill with no reservation left open."""
+    return (
+        report["lost"] == 0
+        and report["stuck_after_run"] == 0
+        and report["duplicate_paid_creations"] == 0
+        and report["ledger_minus_simulator_cents"] == 0
+        and report["ledger_open_reservations_cents"] == 0
+    )

@@ -32,6 +32,9 @@ from collections import Counter
 from _harness import (
     ROOT,
     children_of,
+    ledger_against_bill,
+    nothing_lost_stuck_or_paid_twice,
+    paid_duplicates,
     project_with_members,
     report_and_exit,
     scratch_database_url,
@@ -131,11 +134,9 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
     env = setup_django(name="chaos", time_scale=args.time_scale)
     from django.core.management import call_command
-    from django.db.models import Sum
 
     call_command("flush", interactive=False, verbosity=0)
 
-    from workspace.billing.models import LedgerEntry
     from workspace.core.rq import get_redis
     from workspace.generations.images import PreparedImage
     from workspace.generations.models import Generation, InputRole, Operation, Status
@@ -284,20 +285,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     settle_time = time.monotonic() - started - fault_time
     sim_log = sim.creates()
     counters = sim.counters()
-    # Every billed job must be some generation's own: takes share a prompt, so prompts alone
-    # cannot tell a duplicate.
-    held = set(
-        Generation.objects.exclude(provider_job_id=None).values_list("provider_job_id", flat=True)
-    )
-    unheld = [c for c in sim_log if c["billed"] and c["id"] not in held]
+    unheld = paid_duplicates(sim_log)
     duplicates = len(unheld)
     billed_per_prompt = Counter(c["prompt"] for c in unheld)
     statuses = Counter(Generation.objects.values_list("status", flat=True))
     by_class = Counter(
         Generation.objects.filter(status=Status.FAILED).values_list("error_class", flat=True)
     )
-    ledger_spent = LedgerEntry.objects.aggregate(total=Sum("spent_cents"))["total"] or 0
-    ledger_reserved = LedgerEntry.objects.aggregate(total=Sum("reserved_cents"))["total"] or 0
+    ledger = ledger_against_bill(counters["billed_cents"])
     stuck = sum(statuses[s] for s in active)
     duplicated = [prompt for prompt, n in billed_per_prompt.items() if n > 1]
     duplicate_details = []
@@ -334,10 +329,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "lost": sum(requests.values()) - Generation.objects.count() + stuck,
         "duplicate_paid_creations": duplicates,
         "stuck_after_run": stuck,
-        "ledger_spent_cents": ledger_spent,
-        "ledger_open_reservations_cents": ledger_reserved,
-        "simulator_billed_cents": counters["billed_cents"],
-        "ledger_minus_simulator_cents": ledger_spent - counters["billed_cents"],
+        **ledger,
         "final_states": dict(statuses),
         "duplicates": duplicate_details,
         "failed_by_class": dict(by_class),
@@ -381,13 +373,7 @@ def main() -> None:
 
 
 def targets_met(report: dict[str, object]) -> bool:
-    return (
-        report["lost"] == 0
-        and report["duplicate_paid_creations"] == 0
-        and report["stuck_after_run"] == 0
-        and report["ledger_minus_simulator_cents"] == 0
-        and report["ledger_open_reservations_cents"] == 0
-    )
+    return nothing_lost_stuck_or_paid_twice(report)
 
 
 if __name__ == "__main__":

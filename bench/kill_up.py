@@ -36,6 +36,8 @@ from pathlib import Path
 import httpx
 from _harness import (
     ROOT,
+    ledger_against_bill,
+    nothing_lost_stuck_or_paid_twice,
     project_with_members,
     report_and_exit,
     scratch_database_url,
@@ -136,10 +138,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     django.setup()
     from django.core.management import call_command
     from django.db import close_old_connections
-    from django.db.models import Sum
 
     call_command("migrate", interactive=False, verbosity=0)
-    from workspace.billing.models import LedgerEntry
     from workspace.generations.models import Generation
     from workspace.generations.submission import generation_submit
 
@@ -282,7 +282,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     billed_per_prompt = Counter(c["prompt"] for c in creates if c["billed"])
     statuses = Counter(Generation.objects.values_list("status", flat=True))
     stuck = sum(statuses[s] for s in ACTIVE)
-    ledger = LedgerEntry.objects.aggregate(spent=Sum("spent_cents"), held=Sum("reserved_cents"))
+    ledger = ledger_against_bill(counters["billed_cents"])
     text = log_path.read_text()
     return {
         "generations": submitted,
@@ -304,10 +304,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "lost": submitted - Generation.objects.count() + stuck,
         "stuck_after_run": stuck,
         "duplicate_paid_creations": sum(n - 1 for n in billed_per_prompt.values() if n > 1),
-        "ledger_spent_cents": ledger["spent"] or 0,
-        "ledger_open_reservations_cents": ledger["held"] or 0,
-        "simulator_billed_cents": counters["billed_cents"],
-        "ledger_minus_simulator_cents": (ledger["spent"] or 0) - counters["billed_cents"],
+        **ledger,
         "final_states": dict(statuses),
         "simulator_requests": counters["requests_total"],
         "log": str(log_path),
@@ -420,11 +417,7 @@ def targets_met(report: dict[str, object]) -> bool:
     redis = report["redis"]
     resumed = redis.get("first_provider_request_after_s") if isinstance(redis, dict) else None
     return (
-        report["lost"] == 0
-        and report["stuck_after_run"] == 0
-        and report["duplicate_paid_creations"] == 0
-        and report["ledger_minus_simulator_cents"] == 0
-        and report["ledger_open_reservations_cents"] == 0
+        nothing_lost_stuck_or_paid_twice(report)
         and not report["web_failures"]
         and report["web_up_at_end"]
         and report["up_running_at_end"]

@@ -39,6 +39,9 @@ from pathlib import Path
 import httpx
 from _harness import (
     ROOT,
+    ledger_against_bill,
+    nothing_lost_stuck_or_paid_twice,
+    paid_duplicates,
     project_with_members,
     report_and_exit,
     scratch_database_url,
@@ -397,11 +400,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
     statuses = Counter(Generation.objects.values_list("status", flat=True))
     stuck = sum(statuses[s] for s in ACTIVE)
-    held = set(
-        Generation.objects.exclude(provider_job_id=None).values_list("provider_job_id", flat=True)
-    )
-    duplicates = [c for c in sim_log if c["billed"] and c["id"] not in held]
-    ledger = LedgerEntry.objects.aggregate(spent=Sum("spent_cents"), held=Sum("reserved_cents"))
+    duplicates = paid_duplicates(sim_log)
+    ledger = ledger_against_bill(counters["billed_cents"])
     log = sorted(sim_log, key=lambda c: c["created_at_real"])
     times = [(c["created_at_real"] - log[0]["created_at_real"]) * args.time_scale for c in log]
     who = [owners.get(c["prompt"], "?") for c in log]
@@ -462,10 +462,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "lost": submitted - Generation.objects.count() + stuck,
         "stuck_after_run": stuck,
         "duplicate_paid_creations": len(duplicates),
-        "ledger_spent_cents": ledger["spent"] or 0,
-        "ledger_open_reservations_cents": ledger["held"] or 0,
-        "simulator_billed_cents": counters["billed_cents"],
-        "ledger_minus_simulator_cents": (ledger["spent"] or 0) - counters["billed_cents"],
+        **ledger,
         "final_states": dict(statuses),
         "creates_limit_per_minute": args.creates_per_minute,
         "max_creates_in_60s": max_in_window(times, 60.0),
@@ -512,11 +509,7 @@ def targets_met(report: dict[str, object], *, nodes: int) -> bool:
     crossed = {k for k, v in report["files_served_across_nodes"].items() if v}  # type: ignore[union-attr]
     return (
         report["killed"] is not None
-        and report["lost"] == 0
-        and report["stuck_after_run"] == 0
-        and report["duplicate_paid_creations"] == 0
-        and report["ledger_minus_simulator_cents"] == 0
-        and report["ledger_open_reservations_cents"] == 0
+        and nothing_lost_stuck_or_paid_twice(report)
         and report["max_60s_window_over_limit"] <= 1.0  # type: ignore[operator]
         and report["simulator_429s"] == 0
         and not report["serve_failures"]

@@ -44,6 +44,9 @@ import httpx
 from _harness import (
     ROOT,
     children_of,
+    ledger_against_bill,
+    nothing_lost_stuck_or_paid_twice,
+    paid_duplicates,
     project_with_members,
     report_and_exit,
     scratch_database_url,
@@ -168,10 +171,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.db import close_old_connections, connections
-    from django.db.models import Sum
 
     call_command("migrate", interactive=False, verbosity=0)
-    from workspace.billing.models import LedgerEntry
     from workspace.generations.models import Generation
     from workspace.generations.submission import generation_submit
     from workspace.providers.models import SIMULATOR_KEY
@@ -345,11 +346,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "pk", "status", "provider_job_id", "video", "error_message"
         )
     }
-    held_jobs = {job for _, job, _, _ in rows.values() if job}
-    unowned = [c for c in creates if c["billed"] and c["id"] not in held_jobs]
-    ledger = LedgerEntry.objects.using("restored").aggregate(
-        spent=Sum("spent_cents"), held=Sum("reserved_cents")
-    )
+    unowned = paid_duplicates(creates, using="restored")
     final = Counter(status for status, _, _, _ in rows.values())
     files_missing = [
         pk
@@ -376,11 +373,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             {k: c.get(k) for k in ("id", "prompt", "created_at_real", "answer", "billed")}
             for c in unowned
         ],
-        "ledger_spent_cents": ledger["spent"] or 0,
-        "ledger_open_reservations_cents": ledger["held"] or 0,
-        "simulator_billed_cents": counters["billed_cents"],
+        **ledger_against_bill(counters["billed_cents"], using="restored"),
         "simulator_billed_before_restore_cents": billed_before,
-        "ledger_minus_simulator_cents": (ledger["spent"] or 0) - counters["billed_cents"],
         "missing_file_fetched_again": bool(rows[refetch_pk][2])
         and (var / "media-dst" / rows[refetch_pk][2]).exists(),
         "missing_file_marked_lost": rows[lost_pk][2] == "" and "lost" in rows[lost_pk][3],
@@ -428,11 +422,7 @@ def drop_scratch_databases(*urls: str) -> None:
 def targets_met(report: dict[str, object]) -> bool:
     return (
         report["settled"] is True
-        and report["lost"] == 0
-        and report["stuck_after_run"] == 0
-        and report["duplicate_paid_creations"] == 0
-        and report["ledger_minus_simulator_cents"] == 0
-        and report["ledger_open_reservations_cents"] == 0
+        and nothing_lost_stuck_or_paid_twice(report)
         and report["adopted_after_dump"] == report["sent_by_the_lost_system_after_the_dump"]
         and report["dump_job_ids_kept"] == report["dump_job_ids"]
         and report["missing_file_fetched_again"] is True
