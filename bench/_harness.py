@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -115,11 +116,23 @@ def children_of(pid: int) -> list[int]:
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
     for process in processes:
         process.terminate()
+    wait_or_kill(processes, timeout=15)
+
+
+def wait_or_kill(processes: Iterable[subprocess.Popen[bytes]], *, timeout: float) -> None:
+    """Wait for each process to exit, killing any that takes longer than ``timeout`` seconds."""
     for process in processes:
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def signal_each(pids: Iterable[int], signal_number: int) -> None:
+    """Send the signal to each process, passing over those already gone."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal_number)
 
 
 def machine() -> str:

@@ -38,7 +38,9 @@ from _harness import (
     project_with_members,
     report_and_exit,
     scratch_database_url,
+    signal_each,
     simulator_channel,
+    stop,
 )
 
 SLOW_CLIENT_TIMEOUT = 2  # seconds the workers wait for a provider answer in this run
@@ -63,11 +65,8 @@ class Workers:
     def kill_one(self, rng: random.Random) -> None:
         index = rng.randrange(len(self.processes))
         process = self.processes[index]
-        for pid in [*children_of(process.pid), process.pid]:  # the work horse, then the worker
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # The work horse, then the worker.
+        signal_each([*children_of(process.pid), process.pid], signal.SIGKILL)
         process.wait()
         self.kills += 1
         self.processes[index] = self._start(self.queues[index])
@@ -79,13 +78,7 @@ class Workers:
                 self.processes[index] = self._start(self.queues[index])
 
     def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(self.processes)
 
 
 def solid_png(width: int, height: int) -> bytes:

@@ -41,6 +41,7 @@ from _harness import (
     project_with_members,
     report_and_exit,
     scratch_database_url,
+    signal_each,
     simulator_channel,
 )
 
@@ -101,11 +102,7 @@ class Killer:
         else:
             worker = self.rng.choice(busy or workers)
             victims, kind = [*horses[worker], worker], "worker_and_horse"
-        for pid in victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        signal_each(victims, signal.SIGKILL)
         self.kills[kind] += 1
 
     def kill_redis(self) -> bool:

@@ -45,7 +45,9 @@ from _harness import (
     project_with_members,
     report_and_exit,
     scratch_database_url,
+    signal_each,
     simulator_channel,
+    wait_or_kill,
     wait_until,
 )
 from kill_up import free_port, processes
@@ -129,11 +131,7 @@ class Node:
         """A power cut: nothing gets to run another instruction, let alone clean up."""
         os.killpg(self.group, signal.SIGSTOP)  # no new work horse forks while we gather
         victims = self.pids()
-        for pid in victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        signal_each(victims, signal.SIGKILL)
         for process in self.processes:
             process.wait()
         self.killed = True
@@ -142,16 +140,8 @@ class Node:
     def stop(self) -> None:
         if self.killed:
             return
-        for pid in self.pids():
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        signal_each(self.pids(), signal.SIGTERM)
+        wait_or_kill(self.processes, timeout=20)
 
     def log_count(self, pattern: str) -> set[str]:
         found: set[str] = set()

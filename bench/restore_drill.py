@@ -50,6 +50,7 @@ from _harness import (
     project_with_members,
     report_and_exit,
     scratch_database_url,
+    signal_each,
     simulator_channel,
     wait_until,
 )
@@ -92,9 +93,7 @@ class System:
             # dispatch lane of the lost system would go on sending creates.
             horses = children_of(process.pid) if kill else []
             os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-            for pid in horses:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            signal_each(horses, signal.SIGKILL)
         for name, process in chosen.items():
             try:
                 process.wait(timeout=20)
