@@ -21,7 +21,6 @@ that no generation holds as its own.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import signal
@@ -29,9 +28,20 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
-from _harness import ROOT, children_of, machine, scratch_database_url
+from _harness import (
+    ROOT,
+    children_of,
+    ledger_against_bill,
+    nothing_lost_stuck_or_paid_twice,
+    paid_duplicates,
+    project_with_members,
+    report_and_exit,
+    scratch_database_url,
+    signal_each,
+    simulator_channel,
+    stop,
+)
 
 SLOW_CLIENT_TIMEOUT = 2  # seconds the workers wait for a provider answer in this run
 
@@ -55,11 +65,8 @@ class Workers:
     def kill_one(self, rng: random.Random) -> None:
         index = rng.randrange(len(self.processes))
         process = self.processes[index]
-        for pid in [*children_of(process.pid), process.pid]:  # the work horse, then the worker
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        # The work horse, then the worker.
+        signal_each([*children_of(process.pid), process.pid], signal.SIGKILL)
         process.wait()
         self.kills += 1
         self.processes[index] = self._start(self.queues[index])
@@ -71,13 +78,7 @@ class Workers:
                 self.processes[index] = self._start(self.queues[index])
 
     def stop(self) -> None:
-        for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop(self.processes)
 
 
 def solid_png(width: int, height: int) -> bytes:
@@ -126,19 +127,13 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
     env = setup_django(name="chaos", time_scale=args.time_scale)
     from django.core.management import call_command
-    from django.db.models import Sum
 
     call_command("flush", interactive=False, verbosity=0)
-    from django.contrib.auth.models import User
 
-    from workspace.billing.models import LedgerEntry
     from workspace.core.rq import get_redis
     from workspace.generations.images import PreparedImage
     from workspace.generations.models import Generation, InputRole, Operation, Status
     from workspace.generations.submission import generation_submit
-    from workspace.projects.models import Role
-    from workspace.projects.services import membership_add, project_create
-    from workspace.providers.models import Channel
     from workspace.simulator.server import SimulatorConfig, SimulatorServer
 
     get_redis().flushdb()
@@ -162,21 +157,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from django.conf import settings
 
     settings.SIMULATOR_URL = sim.url
-    channel = Channel.objects.create(
-        slug="openai",
+    channel = simulator_channel(
         name="Chaos provider",
         requests_per_minute=100_000,
         creates_per_minute=args.creates_per_minute,
         max_in_flight=100,
         member_max_in_flight=40,
-        member_max_queued=1000,
     )
-    owner = User.objects.create_user("member0")
-    project = project_create(name="Chaos", owner=owner)
-    members = [owner]
-    for n in range(1, args.members):
-        members.append(User.objects.create_user(f"member{n}"))
-        membership_add(project=project, username=f"member{n}", role=Role.EDITOR, actor=None)
+    project, members = project_with_members(name="Chaos", members=args.members)
     creative = args.mix == "creative"
     still = PreparedImage(
         role=InputRole.FIRST_FRAME,
@@ -290,20 +278,14 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     settle_time = time.monotonic() - started - fault_time
     sim_log = sim.creates()
     counters = sim.counters()
-    # Every billed job must be some generation's own: takes share a prompt, so prompts alone
-    # cannot tell a duplicate.
-    held = set(
-        Generation.objects.exclude(provider_job_id=None).values_list("provider_job_id", flat=True)
-    )
-    unheld = [c for c in sim_log if c["billed"] and c["id"] not in held]
+    unheld = paid_duplicates(sim_log)
     duplicates = len(unheld)
     billed_per_prompt = Counter(c["prompt"] for c in unheld)
     statuses = Counter(Generation.objects.values_list("status", flat=True))
     by_class = Counter(
         Generation.objects.filter(status=Status.FAILED).values_list("error_class", flat=True)
     )
-    ledger_spent = LedgerEntry.objects.aggregate(total=Sum("spent_cents"))["total"] or 0
-    ledger_reserved = LedgerEntry.objects.aggregate(total=Sum("reserved_cents"))["total"] or 0
+    ledger = ledger_against_bill(counters["billed_cents"])
     stuck = sum(statuses[s] for s in active)
     duplicated = [prompt for prompt, n in billed_per_prompt.items() if n > 1]
     duplicate_details = []
@@ -340,10 +322,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "lost": sum(requests.values()) - Generation.objects.count() + stuck,
         "duplicate_paid_creations": duplicates,
         "stuck_after_run": stuck,
-        "ledger_spent_cents": ledger_spent,
-        "ledger_open_reservations_cents": ledger_reserved,
-        "simulator_billed_cents": counters["billed_cents"],
-        "ledger_minus_simulator_cents": ledger_spent - counters["billed_cents"],
+        **ledger,
         "final_states": dict(statuses),
         "duplicates": duplicate_details,
         "failed_by_class": dict(by_class),
@@ -383,20 +362,11 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=30, help="edits, remixes, extensions")
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args()
-    report = run(args)
-    print(f"machine: {machine()}")
-    print(json.dumps(report, indent=2))
-    ok = (
-        report["lost"] == 0
-        and report["duplicate_paid_creations"] == 0
-        and report["stuck_after_run"] == 0
-        and report["ledger_minus_simulator_cents"] == 0
-        and report["ledger_open_reservations_cents"] == 0
-    )
-    print("targets met" if ok else "TARGETS MISSED")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    sys.exit(0 if ok else 1)
+    report_and_exit(run(args), targets_met=targets_met, json_path=args.json)
+
+
+def targets_met(report: dict[str, object]) -> bool:
+    return nothing_lost_stuck_or_paid_twice(report)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ every target holds.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import re
@@ -35,7 +34,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from _harness import ROOT, machine, scratch_database_url
+from _harness import (
+    ROOT,
+    ledger_against_bill,
+    nothing_lost_stuck_or_paid_twice,
+    project_with_members,
+    report_and_exit,
+    scratch_database_url,
+    signal_each,
+    simulator_channel,
+)
 
 ACTIVE = ("queued", "submitting", "in_progress", "downloading")
 
@@ -94,11 +102,7 @@ class Killer:
         else:
             worker = self.rng.choice(busy or workers)
             victims, kind = [*horses[worker], worker], "worker_and_horse"
-        for pid in victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        signal_each(victims, signal.SIGKILL)
         self.kills[kind] += 1
 
     def kill_redis(self) -> bool:
@@ -129,34 +133,21 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     import django
 
     django.setup()
-    from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.db import close_old_connections
-    from django.db.models import Sum
 
     call_command("migrate", interactive=False, verbosity=0)
-    from workspace.billing.models import LedgerEntry
     from workspace.generations.models import Generation
     from workspace.generations.submission import generation_submit
-    from workspace.projects.models import Role
-    from workspace.projects.services import membership_add, project_create
-    from workspace.providers.models import Channel
 
-    channel = Channel.objects.create(
-        slug="openai",
+    channel = simulator_channel(
         name="Kill test provider",
         requests_per_minute=args.requests_per_minute,
         creates_per_minute=args.creates_per_minute,
         max_in_flight=60,
         member_max_in_flight=20,
-        member_max_queued=1000,
     )
-    owner = User.objects.create_user("member0")
-    project = project_create(name="Kill test", owner=owner)
-    members = [owner]
-    for n in range(1, args.members):
-        members.append(User.objects.create_user(f"member{n}"))
-        membership_add(project=project, username=f"member{n}", role=Role.EDITOR, actor=None)
+    project, members = project_with_members(name="Kill test", members=args.members)
 
     log_path = var / "up.log"
     log = log_path.open("w")
@@ -288,7 +279,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     billed_per_prompt = Counter(c["prompt"] for c in creates if c["billed"])
     statuses = Counter(Generation.objects.values_list("status", flat=True))
     stuck = sum(statuses[s] for s in ACTIVE)
-    ledger = LedgerEntry.objects.aggregate(spent=Sum("spent_cents"), held=Sum("reserved_cents"))
+    ledger = ledger_against_bill(counters["billed_cents"])
     text = log_path.read_text()
     return {
         "generations": submitted,
@@ -310,10 +301,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "lost": submitted - Generation.objects.count() + stuck,
         "stuck_after_run": stuck,
         "duplicate_paid_creations": sum(n - 1 for n in billed_per_prompt.values() if n > 1),
-        "ledger_spent_cents": ledger["spent"] or 0,
-        "ledger_open_reservations_cents": ledger["held"] or 0,
-        "simulator_billed_cents": counters["billed_cents"],
-        "ledger_minus_simulator_cents": (ledger["spent"] or 0) - counters["billed_cents"],
+        **ledger,
         "final_states": dict(statuses),
         "simulator_requests": counters["requests_total"],
         "log": str(log_path),
@@ -419,17 +407,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args()
-    report = run(args)
-    print(f"machine: {machine()}")
-    print(json.dumps(report, indent=2))
+    report_and_exit(run(args), targets_met=targets_met, json_path=args.json)
+
+
+def targets_met(report: dict[str, object]) -> bool:
     redis = report["redis"]
     resumed = redis.get("first_provider_request_after_s") if isinstance(redis, dict) else None
-    ok = (
-        report["lost"] == 0
-        and report["stuck_after_run"] == 0
-        and report["duplicate_paid_creations"] == 0
-        and report["ledger_minus_simulator_cents"] == 0
-        and report["ledger_open_reservations_cents"] == 0
+    return (
+        nothing_lost_stuck_or_paid_twice(report)
         and not report["web_failures"]
         and report["web_up_at_end"]
         and report["up_running_at_end"]
@@ -437,10 +422,6 @@ def main() -> None:
         and resumed is not None
         and resumed < 30
     )
-    print("targets met" if ok else "TARGETS MISSED")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import re
 import shlex
@@ -38,7 +37,19 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from _harness import ROOT, machine, scratch_database_url, wait_until
+from _harness import (
+    ROOT,
+    ledger_against_bill,
+    nothing_lost_stuck_or_paid_twice,
+    paid_duplicates,
+    project_with_members,
+    report_and_exit,
+    scratch_database_url,
+    signal_each,
+    simulator_channel,
+    wait_or_kill,
+    wait_until,
+)
 from kill_up import free_port, processes
 from limits import jain, max_in_window
 
@@ -120,11 +131,7 @@ class Node:
         """A power cut: nothing gets to run another instruction, let alone clean up."""
         os.killpg(self.group, signal.SIGSTOP)  # no new work horse forks while we gather
         victims = self.pids()
-        for pid in victims:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        signal_each(victims, signal.SIGKILL)
         for process in self.processes:
             process.wait()
         self.killed = True
@@ -133,16 +140,8 @@ class Node:
     def stop(self) -> None:
         if self.killed:
             return
-        for pid in self.pids():
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for process in self.processes:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        signal_each(self.pids(), signal.SIGTERM)
+        wait_or_kill(self.processes, timeout=20)
 
     def log_count(self, pattern: str) -> set[str]:
         found: set[str] = set()
@@ -229,9 +228,6 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from workspace.core.rq import get_redis
     from workspace.generations.models import Generation, Status
     from workspace.generations.submission import generation_submit
-    from workspace.projects.models import Role
-    from workspace.projects.services import membership_add, project_create
-    from workspace.providers.models import Channel
     from workspace.simulator.server import SimulatorConfig, SimulatorServer
 
     call_command("migrate", interactive=False, verbosity=0)
@@ -249,22 +245,17 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     ).start()
     shared["REELHOUSE_SIMULATOR_URL"] = sim.url
     settings.SIMULATOR_URL = sim.url
-    channel = Channel.objects.create(
-        slug="openai",
+    channel = simulator_channel(
         name="Shared provider",
         requests_per_minute=args.requests_per_minute,
         creates_per_minute=args.creates_per_minute,
         max_in_flight=100,
         member_max_in_flight=40,
-        member_max_queued=1000,
     )
     password = "multinode bench password"
-    owner = User.objects.create_user("member0", password=password)
-    project = project_create(name="Several machines", owner=owner)
-    members = [owner]
-    for n in range(1, args.members):
-        members.append(User.objects.create_user(f"member{n}", password=password))
-        membership_add(project=project, username=f"member{n}", role=Role.EDITOR, actor=None)
+    project, members = project_with_members(
+        name="Several machines", members=args.members, password=password
+    )
 
     # The backlog: the first member floods, the others each send a share; all in one go, in
     # member order, so plain first-come-first-served would serve the flood first.
@@ -399,11 +390,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
 
     statuses = Counter(Generation.objects.values_list("status", flat=True))
     stuck = sum(statuses[s] for s in ACTIVE)
-    held = set(
-        Generation.objects.exclude(provider_job_id=None).values_list("provider_job_id", flat=True)
-    )
-    duplicates = [c for c in sim_log if c["billed"] and c["id"] not in held]
-    ledger = LedgerEntry.objects.aggregate(spent=Sum("spent_cents"), held=Sum("reserved_cents"))
+    duplicates = paid_duplicates(sim_log)
+    ledger = ledger_against_bill(counters["billed_cents"])
     log = sorted(sim_log, key=lambda c: c["created_at_real"])
     times = [(c["created_at_real"] - log[0]["created_at_real"]) * args.time_scale for c in log]
     who = [owners.get(c["prompt"], "?") for c in log]
@@ -464,10 +452,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         "lost": submitted - Generation.objects.count() + stuck,
         "stuck_after_run": stuck,
         "duplicate_paid_creations": len(duplicates),
-        "ledger_spent_cents": ledger["spent"] or 0,
-        "ledger_open_reservations_cents": ledger["held"] or 0,
-        "simulator_billed_cents": counters["billed_cents"],
-        "ledger_minus_simulator_cents": (ledger["spent"] or 0) - counters["billed_cents"],
+        **ledger,
         "final_states": dict(statuses),
         "creates_limit_per_minute": args.creates_per_minute,
         "max_creates_in_60s": max_in_window(times, 60.0),
@@ -503,27 +488,24 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args()
-    report = run(args)
-    print(f"machine: {machine()}")
-    print(json.dumps(report, indent=2))
+    report_and_exit(
+        run(args),
+        targets_met=lambda report: targets_met(report, nodes=args.nodes),
+        json_path=args.json,
+    )
+
+
+def targets_met(report: dict[str, object], *, nodes: int) -> bool:
     crossed = {k for k, v in report["files_served_across_nodes"].items() if v}  # type: ignore[union-attr]
-    ok = (
+    return (
         report["killed"] is not None
-        and report["lost"] == 0
-        and report["stuck_after_run"] == 0
-        and report["duplicate_paid_creations"] == 0
-        and report["ledger_minus_simulator_cents"] == 0
-        and report["ledger_open_reservations_cents"] == 0
+        and nothing_lost_stuck_or_paid_twice(report)
         and report["max_60s_window_over_limit"] <= 1.0  # type: ignore[operator]
         and report["simulator_429s"] == 0
         and not report["serve_failures"]
-        and len(crossed) >= args.nodes - 1
+        and len(crossed) >= nodes - 1
         and report["outsider_status"] == 404
     )
-    print("targets met" if ok else "TARGETS MISSED")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    sys.exit(0 if ok else 1)
 
 
 if __name__ == "__main__":

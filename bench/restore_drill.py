@@ -41,7 +41,19 @@ from collections import Counter
 from pathlib import Path
 
 import httpx
-from _harness import ROOT, children_of, machine, scratch_database_url, wait_until
+from _harness import (
+    ROOT,
+    children_of,
+    ledger_against_bill,
+    nothing_lost_stuck_or_paid_twice,
+    paid_duplicates,
+    project_with_members,
+    report_and_exit,
+    scratch_database_url,
+    signal_each,
+    simulator_channel,
+    wait_until,
+)
 
 ACTIVE = ("queued", "submitting", "in_progress", "downloading", "held")
 
@@ -81,9 +93,7 @@ class System:
             # dispatch lane of the lost system would go on sending creates.
             horses = children_of(process.pid) if kill else []
             os.killpg(process.pid, signal.SIGKILL if kill else signal.SIGTERM)
-            for pid in horses:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
+            signal_each(horses, signal.SIGKILL)
         for name, process in chosen.items():
             try:
                 process.wait(timeout=20)
@@ -160,31 +170,21 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     from django.contrib.auth.models import User
     from django.core.management import call_command
     from django.db import close_old_connections, connections
-    from django.db.models import Sum
 
     call_command("migrate", interactive=False, verbosity=0)
-    from workspace.billing.models import LedgerEntry
     from workspace.generations.models import Generation
     from workspace.generations.submission import generation_submit
-    from workspace.projects.models import Role
-    from workspace.projects.services import membership_add, project_create
-    from workspace.providers.models import SIMULATOR_KEY, Channel
+    from workspace.providers.models import SIMULATOR_KEY
 
-    channel = Channel.objects.create(
-        slug="openai",
+    channel = simulator_channel(
         name="Drill provider",
         requests_per_minute=100_000,
         creates_per_minute=args.creates_per_minute,
         max_in_flight=100,
         member_max_in_flight=100,
-        member_max_queued=1000,
     )
-    owner = User.objects.create_user("member0")
-    project = project_create(name="Drill", owner=owner)
-    members = [owner]
-    for n in range(1, args.members + 1):  # the last member sends only the ambiguous create
-        members.append(User.objects.create_user(f"member{n}"))
-        membership_add(project=project, username=f"member{n}", role=Role.EDITOR, actor=None)
+    # One member more than --members: the last sends only the ambiguous create.
+    project, members = project_with_members(name="Drill", members=args.members + 1)
 
     def submit(user: User, prompt: str) -> None:
         generation_submit(
@@ -345,11 +345,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             "pk", "status", "provider_job_id", "video", "error_message"
         )
     }
-    held_jobs = {job for _, job, _, _ in rows.values() if job}
-    unowned = [c for c in creates if c["billed"] and c["id"] not in held_jobs]
-    ledger = LedgerEntry.objects.using("restored").aggregate(
-        spent=Sum("spent_cents"), held=Sum("reserved_cents")
-    )
+    unowned = paid_duplicates(creates, using="restored")
     final = Counter(status for status, _, _, _ in rows.values())
     files_missing = [
         pk
@@ -376,11 +372,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
             {k: c.get(k) for k in ("id", "prompt", "created_at_real", "answer", "billed")}
             for c in unowned
         ],
-        "ledger_spent_cents": ledger["spent"] or 0,
-        "ledger_open_reservations_cents": ledger["held"] or 0,
-        "simulator_billed_cents": counters["billed_cents"],
+        **ledger_against_bill(counters["billed_cents"], using="restored"),
         "simulator_billed_before_restore_cents": billed_before,
-        "ledger_minus_simulator_cents": (ledger["spent"] or 0) - counters["billed_cents"],
         "missing_file_fetched_again": bool(rows[refetch_pk][2])
         and (var / "media-dst" / rows[refetch_pk][2]).exists(),
         "missing_file_marked_lost": rows[lost_pk][2] == "" and "lost" in rows[lost_pk][3],
@@ -428,11 +421,7 @@ def drop_scratch_databases(*urls: str) -> None:
 def targets_met(report: dict[str, object]) -> bool:
     return (
         report["settled"] is True
-        and report["lost"] == 0
-        and report["stuck_after_run"] == 0
-        and report["duplicate_paid_creations"] == 0
-        and report["ledger_minus_simulator_cents"] == 0
-        and report["ledger_open_reservations_cents"] == 0
+        and nothing_lost_stuck_or_paid_twice(report)
         and report["adopted_after_dump"] == report["sent_by_the_lost_system_after_the_dump"]
         and report["dump_job_ids_kept"] == report["dump_job_ids"]
         and report["missing_file_fetched_again"] is True
@@ -467,14 +456,7 @@ def main() -> None:
     )
     parser.add_argument("--json", help="also write the report to this file")
     args = parser.parse_args()
-    report = run(args)
-    ok = targets_met(report)
-    print(f"machine: {machine()}")
-    print(json.dumps(report, indent=2))
-    print("targets met" if ok else "TARGETS MISSED")
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
-    sys.exit(0 if ok else 1)
+    report_and_exit(run(args), targets_met=targets_met, json_path=args.json)
 
 
 if __name__ == "__main__":

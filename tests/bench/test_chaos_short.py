@@ -2,31 +2,18 @@
 faults must lose nothing, pay nothing twice, leave nothing stuck and keep the ledger equal to
 what the provider billed. The full run and its figures are in docs/benchmarks.md."""
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.conftest import BenchRun
 
 
 @pytest.mark.chaos
-def test_the_short_chaos_run_meets_every_target(tmp_path: Path) -> None:
-    report_file = tmp_path / "chaos.json"
-    result = subprocess.run(
-        [
-            sys.executable, str(ROOT / "bench" / "chaos.py"), "--generations", "40",
-            "--fault-seconds", "30", "--settle-seconds", "150", "--json", str(report_file),
-        ],
-        cwd=ROOT / "bench",
-        capture_output=True,
-        text=True,
-        timeout=600,
+def test_the_short_chaos_run_meets_every_target(run_bench: Callable[..., BenchRun]) -> None:
+    result, report = run_bench(
+        "chaos.py", "--generations", "40", "--fault-seconds", "30", "--settle-seconds", "150"
     )
-    assert report_file.exists(), result.stderr[-3000:]
-    report = json.loads(report_file.read_text())
     assert report["worker_kills"] > 0
     assert report["redis_restarted"]
     assert report["lost"] == 0, report

@@ -4,32 +4,19 @@ fresh database, media store and empty Redis, must finish every one of them, adop
 provider already had (nothing paid twice, the ledger equal to the bill), fetch a lost file again
 and mark one the provider no longer has. The full drill and its figures: docs/benchmarks.md."""
 
-import json
-import subprocess
-import sys
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.bench.conftest import BenchRun
 
 
 @pytest.mark.drill
-def test_the_short_restore_drill_meets_every_target(tmp_path: Path) -> None:
-    report_file = tmp_path / "drill.json"
-    result = subprocess.run(
-        [
-            sys.executable, str(ROOT / "bench" / "restore_drill.py"), "--generations", "12",
-            "--stored-first", "2", "--time-scale", "20", "--render-seconds", "40",
-            "--creates-per-minute", "4", "--json", str(report_file),
-        ],
-        cwd=ROOT / "bench",
-        capture_output=True,
-        text=True,
-        timeout=600,
+def test_the_short_restore_drill_meets_every_target(run_bench: Callable[..., BenchRun]) -> None:
+    result, report = run_bench(
+        "restore_drill.py", "--generations", "12", "--stored-first", "2", "--time-scale", "20",
+        "--render-seconds", "40", "--creates-per-minute", "4",
     )
-    assert report_file.exists(), result.stderr[-3000:]
-    report = json.loads(report_file.read_text())
     # The drill caught what it is about: work in every state at the dump, and a create the
     # lost system sent after it.
     assert {"queued", "submitting", "in_progress, finished at the provider"} <= set(
