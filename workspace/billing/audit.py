@@ -113,14 +113,12 @@ def _snapshot(instance: models.Model) -> dict[str, Any]:
 def audit_record(
     *, action: str, target: models.Model, changes: dict[str, list[Any]], target_repr: str = ""
 ) -> AuditEvent:
-    actor = current_actor()
-    return AuditEvent.objects.create(
-        actor_id=actor.pk if actor is not None else None,
-        actor_name=actor.get_username() if actor is not None else "",
+    return AuditEvent.record(
+        actor=current_actor(),
         action=action,
         target_type=str(target._meta.verbose_name),
-        target_id=str(target.pk),
-        target_repr=(target_repr or str(target))[:200],
+        target_id=target.pk,
+        target_repr=target_repr or str(target),
         changes=changes,
     )
 

@@ -9,10 +9,17 @@ type, id and description, so deleting the target never rewrites the log.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
 from django.conf import settings
 from django.core.validators import MaxLengthValidator
 from django.db import models
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
+    from django.contrib.auth.models import AnonymousUser
 
 NOTIFICATION_MESSAGE_MAX_LENGTH = 4000
 
@@ -77,3 +84,30 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.actor_name or 'system'} {self.action} {self.target_type} {self.target_repr}"
+
+    @classmethod
+    def record(
+        cls,
+        *,
+        actor: AbstractBaseUser | AnonymousUser | None,
+        action: str,
+        target_type: str,
+        target_id: object,
+        target_repr: str,
+        changes: dict[str, Any],
+        actor_name: str = "",
+        created_at: datetime | None = None,
+    ) -> AuditEvent:
+        """Write one entry: ``actor`` None is the system (``actor_name`` may say which part);
+        the target's description is cut to fit."""
+        person = actor if actor is not None and actor.is_authenticated else None
+        return cls.objects.create(
+            actor_id=person.pk if person is not None else None,
+            actor_name=person.get_username() if person is not None else actor_name,
+            action=action,
+            target_type=target_type,
+            target_id=str(target_id),
+            target_repr=target_repr[:200],
+            changes=changes,
+            created_at=created_at or timezone.now(),
+        )

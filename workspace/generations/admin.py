@@ -109,13 +109,12 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
         if before == after:
             return
         project = obj.project
-        AuditEvent.objects.create(
-            actor_id=request.user.pk,
-            actor_name=request.user.get_username(),
+        AuditEvent.record(
+            actor=request.user,
             action=AuditEvent.Action.CHANGED,
             # A project's own policy is its event (its activity feed shows it).
             target_type="project" if project else "retention policy",
             target_id=str(project.pk) if project else "default",
-            target_repr=project.name[:200] if project else "Organisation default",
+            target_repr=project.name if project else "Organisation default",
             changes={"retention": [before, after]},
         )

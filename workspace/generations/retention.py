@@ -116,13 +116,12 @@ def retention_policy_set(
             )
             after = policy.describe()
         if before != after:
-            AuditEvent.objects.create(
-                actor_id=actor.pk,
-                actor_name=actor.get_username(),
+            AuditEvent.record(
+                actor=actor,
                 action=AuditEvent.Action.CHANGED,
                 target_type=str(Project._meta.verbose_name),
-                target_id=str(project.pk),
-                target_repr=project.name[:200],
+                target_id=project.pk,
+                target_repr=project.name,
                 changes={"retention": [before, after]},
             )
     return policy
@@ -345,14 +344,14 @@ def _audit(entry: ProjectRetention, *, now: datetime) -> None:
     reasons: dict[str, int] = {}
     for video in entry.videos:
         reasons[video.reason] = reasons.get(video.reason, 0) + 1
-    AuditEvent.objects.create(
+    AuditEvent.record(
         actor=None,
         actor_name=AUDIT_ACTOR,
         action=AuditEvent.Action.CHANGED,
         # The project's own events are its activity feed's: members see what went and why.
         target_type=str(Project._meta.verbose_name),
-        target_id=str(entry.project_id),
-        target_repr=entry.project_name[:200],
+        target_id=entry.project_id,
+        target_repr=entry.project_name,
         created_at=now,
         changes={
             "files_removed": [0, entry.count],

@@ -157,13 +157,12 @@ def generation_pick(*, generation: Generation, user: User) -> Generation:
         if moved:
             Generation.objects.filter(pk=generation.pk).update(is_stack_head=True)
             generation.is_stack_head = True
-        AuditEvent.objects.create(
-            actor_id=user.pk,
-            actor_name=user.get_username(),
+        AuditEvent.record(
+            actor=user,
             action=AuditEvent.Action.CHANGED,
             target_type=str(Generation._meta.verbose_name),
-            target_id=str(generation.pk),
-            target_repr=generation.prompt[:200],
+            target_id=generation.pk,
+            target_repr=generation.prompt,
             changes={
                 "is_pick": [False, True],
                 "take_set": str(generation.take_set),

@@ -245,13 +245,12 @@ def generation_move(*, generation: Generation, to_project: Project, actor: User)
                 "Only a finished video (ready, failed or canceled) can be moved, "
                 "and this one is not in that project any more or not finished yet."
             )
-        AuditEvent.objects.create(
-            actor_id=actor.pk,
-            actor_name=actor.get_username(),
+        AuditEvent.record(
+            actor=actor,
             action=AuditEvent.Action.CHANGED,
             target_type=str(Generation._meta.verbose_name),
-            target_id=str(generation.pk),
-            target_repr=generation.prompt[:200],
+            target_id=generation.pk,
+            target_repr=generation.prompt,
             changes={"project_id": [source_id, to_project.pk]},
         )
     generation.project = to_project
@@ -430,13 +429,12 @@ def generation_copy(*, generation: Generation, to_project: Project, actor: User)
                     ARCHIVED_REFUSAL if locked.is_archived else "That project was deleted."
                 )
             copy.save(force_insert=True)
-            AuditEvent.objects.create(
-                actor_id=actor.pk,
-                actor_name=actor.get_username(),
+            AuditEvent.record(
+                actor=actor,
                 action=AuditEvent.Action.CREATED,
                 target_type=str(Generation._meta.verbose_name),
-                target_id=str(copy.pk),
-                target_repr=generation.prompt[:200],
+                target_id=copy.pk,
+                target_repr=generation.prompt,
                 changes={
                     "copied_from": [None, str(generation.pk)],
                     "project_id": [generation.project_id, to_project.pk],

@@ -49,13 +49,12 @@ def _audit(
     target_repr: str,
     changes: dict[str, list[object]],
 ) -> None:
-    AuditEvent.objects.create(
-        actor_id=actor.pk,
-        actor_name=actor.get_username(),
+    AuditEvent.record(
+        actor=actor,
         action=AuditEvent.Action.CHANGED,
         target_type=target_type,
-        target_id=str(target_id),
-        target_repr=target_repr[:200],
+        target_id=target_id,
+        target_repr=target_repr,
         changes=changes,
     )
 
@@ -123,13 +122,12 @@ def review_comment_delete(*, comment: Comment, actor: User) -> None:
     with transaction.atomic():
         deleted, _ = Comment.objects.filter(pk=comment.pk).delete()
         if deleted:
-            AuditEvent.objects.create(
-                actor_id=actor.pk,
-                actor_name=actor.get_username(),
+            AuditEvent.record(
+                actor=actor,
                 action=AuditEvent.Action.DELETED,
                 target_type="comment",
-                target_id=str(comment.pk),
-                target_repr=comment.text[:200],
+                target_id=comment.pk,
+                target_repr=comment.text,
                 changes={
                     "author_id": [comment.author_id, None],
                     "generation_id": [str(comment.generation_id), None],

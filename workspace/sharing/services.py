@@ -38,13 +38,12 @@ def _digest(token: str) -> str:
 
 
 def _audit(*, actor: User, action: str, link: ShareLink, changes: dict[str, list[object]]) -> None:
-    AuditEvent.objects.create(
-        actor_id=actor.pk,
-        actor_name=actor.get_username(),
+    AuditEvent.record(
+        actor=actor,
         action=action,
         target_type="share link",
-        target_id=str(link.pk),
-        target_repr=f"{link.prefix}… of {link.project.name}"[:200],
+        target_id=link.pk,
+        target_repr=f"{link.prefix}… of {link.project.name}",
         changes=changes,
     )
 
