@@ -20,6 +20,7 @@ starts empty) and no network round trip.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
@@ -45,6 +46,8 @@ _TIME = "\x00time\x00"
 # The favourite button as the template draws it, unpressed and pressed; its quotes and angle
 # brackets cannot come from member text (escaped), so the first match is the button.
 STAR_OFF = 'aria-pressed="false" data-favourite><span class="star-mark" aria-hidden="true">☆</span>'
+# The relative time's text (member text cannot hold a raw ">", so this is the <time> element).
+_DRAWN_TIME = re.compile(r"(data-relative>)[^<]*(</time>)")
 STAR_ON = 'aria-pressed="true" data-favourite><span class="star-mark" aria-hidden="true">★</span>'
 
 
@@ -130,10 +133,10 @@ def _draw(generation: Generation, context: dict[str, Any]) -> str | None:
         html = str(get_template(CARD_TEMPLATE).render({**context, "generation": generation}))
     finally:
         generation.is_favourite = favourite  # type: ignore[attr-defined]
-    drawn_time = f"data-relative>{_relative(generation)}</time>"
-    if html.count(drawn_time) != 1 or html.count(STAR_OFF) != 1:
+    html, times = _DRAWN_TIME.subn(rf"\1{_TIME}\2", html)
+    if times != 1 or html.count(STAR_OFF) != 1:
         return None
-    return html.replace(drawn_time, f"data-relative>{_TIME}</time>")
+    return html
 
 
 def cards_render(
