@@ -8,6 +8,7 @@ import re
 from datetime import datetime, timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.contrib.humanize.templatetags import humanize
 from django.test import Client
 from django.urls import reverse
@@ -15,7 +16,8 @@ from django.utils import timezone
 
 from workspace.generations.cards import STAR_OFF, STAR_ON, card_key, fragments
 from workspace.generations.models import Generation, Status
-from workspace.projects.models import Membership
+from workspace.projects.models import Membership, Role
+from workspace.projects.services import membership_add
 from workspace.reviews.selectors import reviews_attach
 from workspace.reviews.services import favourite_toggle, review_decide
 
@@ -136,10 +138,25 @@ def test_the_key_holds_the_version_and_the_viewers_role(project, owner, viewer, 
     assert key != card_key(card, project=project, membership=as_owner)
 
 
-def test_a_card_in_flight_is_never_kept(project, owner, finished) -> None:  # type: ignore[no-untyped-def]
-    finished.status = Status.QUEUED
-    membership = Membership.objects.get(project=project, user=owner)
-    assert card_key(finished, project=project, membership=membership) is None
+def test_a_queued_cards_cancel_button_is_drawn_for_its_creator_only(
+    project, teammate, channel
+) -> None:  # type: ignore[no-untyped-def]
+    fragments.clear()
+    other_editor = User.objects.create_user("other-editor", password=PASSWORD)
+    membership_add(project=project, username=other_editor.username, role=Role.EDITOR, actor=None)
+    queued = Generation.objects.create(
+        project=project,
+        created_by=teammate,
+        channel=channel,
+        model="sora-2",
+        prompt="A heron waits",
+        size="1280x720",
+        seconds=4,
+        status=Status.QUEUED,
+    )
+    # Same role, same card: only who queued it tells the two editors' cards apart.
+    assert ">Cancel<" in _card(_page(_signed_in(teammate), project), queued)
+    assert ">Cancel<" not in _card(_page(_signed_in(other_editor), project), queued)
 
 
 def test_the_relative_time_is_written_fresh_on_a_kept_card(

@@ -8,11 +8,12 @@ ago", per moment). So the markup is drawn with none of those three in it: the st
 the token and the time as markers no member's text can contain (NUL: PostgreSQL refuses it in
 text and Django's form fields reject it); each request fills them in for its viewer.
 
-Only cards that are finished (completed, failed, canceled) are kept: a card in flight shows
-its queue standing and progress clock, which move without their row changing, and (queued)
-a Cancel button that depends on who is looking. The key holds every value the template reads
-beyond the row's version, and the viewer's role though no finished card shows it today, so a
-control added for some roles later cannot leak to the others.
+A card in flight also shows what moves without its row changing (queue standing and its
+words, progress clock) and, queued, a Cancel button for the owner or the editor who queued it:
+those values are part of its key, so 50 open pages that are sent the same changed card draw it
+once. The key holds every value the template reads beyond the row's version, and the viewer's
+role though no finished card shows role-dependent controls today, so a control added for some
+roles later cannot leak to the others.
 
 The store is a bounded LRU per process: nothing to invalidate across a deploy (a new process
 starts empty) and no network round trip.
@@ -85,10 +86,20 @@ fragments = _Fragments(CACHE_SIZE)
 
 
 def card_key(generation: Generation, *, project: Project, membership: Membership) -> Hashable:
-    """Everything a finished card's markup depends on except the star, token and time; None
-    for a card that is not kept (in flight)."""
+    """Everything a card's markup depends on except the star, token and time."""
+    in_flight: tuple[object, ...] = ()
     if generation.status not in TERMINAL_STATUSES:
-        return None
+        standing = getattr(generation, "standing", None)
+        in_flight = (
+            getattr(generation, "progress_shown", None),
+            getattr(generation, "progress_started", None),
+            getattr(generation, "progress_expected", None),
+            standing and standing.position,
+            getattr(generation, "standing_headline", ""),
+            getattr(generation, "standing_detail", ""),
+            # Cancel: for the owner, or for the editor who queued it.
+            generation.created_by_id == membership.user_id,
+        )
     review = getattr(generation, "review", None)
     inputs = []
     for item in generation.inputs.all():
@@ -116,6 +127,7 @@ def card_key(generation: Generation, *, project: Project, membership: Membership
         tuple(inputs),
         timezone.get_current_timezone_name(),
         translation.get_language(),
+        in_flight,
     )
 
 
@@ -146,10 +158,9 @@ def cards_render(
     project: Project,
     membership: Membership,
 ) -> list[SafeString]:
-    """Each card's markup for this viewer, in order: kept ones reused, the rest drawn (and the
-    finished ones kept)."""
+    """Each card's markup for this viewer, in order: kept ones reused, the rest drawn and kept."""
     keys = [card_key(g, project=project, membership=membership) for g in generations]
-    kept = fragments.get_many([key for key in keys if key is not None])
+    kept = fragments.get_many(keys)
     token: str | None = None
     context: dict[str, Any] = {
         "project": project,
@@ -160,7 +171,7 @@ def cards_render(
     }
     cards: list[SafeString] = []
     for generation, key in zip(generations, keys, strict=True):
-        html = kept.get(key) if key is not None else None
+        html = kept.get(key)
         if html is None:
             drawn = _draw(generation, context)
             if drawn is None:  # drawn with the real values, never kept
@@ -173,8 +184,7 @@ def cards_render(
                 cards.append(mark_safe(html))  # noqa: S308 - the template's own output
                 continue
             html = drawn
-            if key is not None:
-                fragments.set(key, html)
+            fragments.set(key, html)
         if token is None:
             token = get_token(request)
         html = html.replace(_CSRF, token).replace(_TIME, _relative(generation))
