@@ -20,13 +20,13 @@ from django.core.files.storage import default_storage
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from workspace.core.files import file_response
+from workspace.generations.cards import cards_render
 from workspace.generations.characters import character_create, characters_mentioned
 from workspace.generations.drafts import DraftStash
 from workspace.generations.following import VARIANT_FIELDS
@@ -388,17 +388,17 @@ def generation_live(request: HttpRequest, project_id: int) -> HttpResponse:
         have=have,
     )
     reviews_attach(live.changed, user=request.user)
-    context = {"project": membership.project, "membership": membership}
+    drawn = cards_render(
+        live.changed, request=request, project=membership.project, membership=membership
+    )
     cards = [
         {
             "id": str(generation.pk),
             "created": f"{generation.created_at.timestamp():.6f}",
             "version": live_version(generation),
-            "html": render_to_string(
-                "generations/_card.html", {**context, "generation": generation}, request=request
-            ),
+            "html": html,
         }
-        for generation in live.changed
+        for generation, html in zip(live.changed, drawn, strict=True)
     ]
     # In-flight cards whose row did not change: what moves on them, not their markup.
     moving = [generation.live_state for generation in live.moving]  # type: ignore[attr-defined]

@@ -2,7 +2,9 @@ import uuid
 
 from django import template
 from django.urls import reverse
+from django.utils.safestring import SafeString, mark_safe
 
+from workspace.generations.cards import cards_render
 from workspace.generations.images import format_time
 from workspace.generations.models import Generation
 from workspace.providers.errors import MEMBER_MESSAGES, ErrorClass
@@ -36,6 +38,21 @@ def member_error(generation: Generation) -> str:
         return MEMBER_MESSAGES[error_class]
     except KeyError:
         return "The video could not be generated."
+
+
+@register.simple_tag(takes_context=True)
+def gallery_cards(context: template.Context) -> SafeString:
+    """The page's cards (``generations``), each drawn once per version and role (cards.py)."""
+    return mark_safe(  # noqa: S308 - the cards' template output
+        "".join(
+            cards_render(
+                context["generations"],
+                request=context["request"],
+                project=context["project"],
+                membership=context["membership"],
+            )
+        )
+    )
 
 
 @register.filter
