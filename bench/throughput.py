@@ -202,11 +202,16 @@ def run(scenario: Scenario) -> dict[str, Any]:
     for c in log:
         first_create.setdefault(c["prompt"], c["created_at_real"])
     completed = [r for r in rows.values() if r["status"] == Status.COMPLETED]
-    latencies = [
-        (r["completed_at"].timestamp() - by_job[r["provider_job_id"]]["finished_at_real"]) * scale
+    timed = sorted(
+        (
+            (by_job[r["provider_job_id"]]["finished_at_real"] - started) * scale,
+            (r["completed_at"].timestamp() - by_job[r["provider_job_id"]]["finished_at_real"])
+            * scale,
+        )
         for r in completed
         if r["provider_job_id"] in by_job and by_job[r["provider_job_id"]].get("finished_at_real")
-    ]
+    )
+    latencies = [latency for _, latency in timed]
     # Under backlog: from the first create to the last one (work was waiting all along).
     t_first, t_last = log[0]["created_at_real"], log[-1]["created_at_real"]
 
@@ -261,6 +266,11 @@ def run(scenario: Scenario) -> dict[str, Any]:
         "create_bound_per_min": create_bound,
         "stored_latency_median_s": statistics.median(latencies) if latencies else None,
         "stored_latency_p95_s": percentile(latencies, 0.95),
+        # Where the slow ones were: (finished at the provider, s after the start; waited, s).
+        "slowest_stored": [
+            [round(at, 1), round(latency, 1)]
+            for at, latency in sorted(timed, key=lambda t: -t[1])[:12]
+        ],
         "status_checks_per_video": counters["status_calls"] / max(1, counters["jobs_completed"]),
         "eta_median_relative_error": statistics.median(errors) if errors else None,
         "eta_samples": len(errors),

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from workspace.billing.services import reservation_settle
 from workspace.core.media_types import SNIFF_BYTES, describe, sniff
-from workspace.core.rq import enqueue_on_commit
+from workspace.core.rq import enqueue_on_commit, get_redis
 from workspace.generations import jobs
 from workspace.generations.lanes import channel_kick_on_commit, follow_up_due
 from workspace.generations.models import Generation, Status
@@ -31,9 +31,13 @@ from workspace.generations.render_times import (
 )
 from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoAdapter
 from workspace.providers.errors import ErrorClass, ProviderError
-from workspace.providers.limiter import Throttled
+from workspace.providers.limiter import ChannelLimiter, Throttled
 from workspace.providers.models import Channel
-from workspace.providers.services import adapter_for_channel, channel_halt
+from workspace.providers.services import (
+    adapter_for_channel,
+    channel_defers_extras,
+    channel_halt,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -300,9 +304,11 @@ def generation_download(*, generation_id: str) -> None:
     """Copy a finished job's files into our own storage; completed once the video is stored.
 
     The video comes first and makes the generation playable at once; the poster and the
-    spritesheet follow in the same job (each is one more request under the channel's limit,
-    and nobody should wait for a thumbnail to watch the video). A poster that cannot be fetched
-    leaves the player without one, nothing more.
+    spritesheet follow in the same job, or, where every request counts against one limit, with
+    slots nothing more urgent needs (``extras_fetch_one``): each is one more request under the
+    channel's limit, and nobody should wait for a thumbnail to watch the video, or for another
+    video's thumbnail to watch theirs. A poster that cannot be fetched leaves the player
+    without one, nothing more.
     """
 
     generation = Generation.objects.select_related("channel").get(pk=generation_id)
@@ -349,13 +355,108 @@ def _download_files(
     ):
         reservation_settle(generation=generation)
         logger.info("generation %s completed", generation.pk)
+    wanted = [variant for variant in adapter.variants[1:] if variant in EXTRA_VARIANTS]
+    if wanted and _extras_wait(generation):
+        _extras_defer(generation, wanted)
+        return
     extras: dict[str, str] = {}
-    for variant in adapter.variants[1:]:
-        if variant not in ("thumbnail", "spritesheet"):
-            continue
+    for variant in wanted:
         try:
             extras[variant] = _store_variant(generation, adapter, variant, retrieved)
         except (Throttled, ProviderError) as error:
             logger.warning("generation %s: no %s: %r", generation.pk, variant, error)
     if extras:
         Generation.objects.filter(pk=generation.pk, status=Status.COMPLETED).update(**extras)
+
+
+# --- Extras: posters and spritesheets fetched with slots nothing more urgent needs -----------
+# Where every request counts against one limit and a backlog waits, a finished video's extra
+# files wait in a sorted set per channel (member "<generation id>:<variant>", scored by when it was finished) for the
+# channel's dispatch lanes: a lane fetches one with a slot that is free now and that no create
+# may take (the follow-up plan is full), or, with nothing to create, as any follow-up does. One
+# waiting longer than EXTRAS_MAX_DEFER goes ahead of creates: outputs expire at the provider.
+EXTRA_VARIANTS = ("thumbnail", "spritesheet")
+EXTRAS_MAX_DEFER_SECONDS = 600.0
+
+
+def _extras_wait(generation: Generation) -> bool:
+    """Whether this video's extras wait for spare slots: where every request counts against one
+    limit and a backlog waits for them (with none, they go at once, as any follow-up)."""
+    return channel_defers_extras(channel=generation.channel) and Generation.objects.filter(
+        channel_id=generation.channel_id, status=Status.QUEUED
+    ).exists()
+
+
+def _extras_key(channel_id: int) -> str:
+    return f"reelhouse:channel:{channel_id}:extras"
+
+
+def _extras_defer(generation: Generation, variants: list[str]) -> None:
+    members = {f"{generation.pk}:{variant}": time.time() for variant in variants}
+    key = _extras_key(generation.channel_id)
+
+    def defer_extras() -> None:  # named: Django logs a failing callback by its name
+        get_redis().zadd(key, members, nx=True)
+
+    transaction.on_commit(defer_extras, robust=True)
+    channel_kick_on_commit(channel_id=generation.channel_id)
+
+
+def extras_waiting(*, channel_id: int) -> int:
+    return int(get_redis().zcard(_extras_key(channel_id)))
+
+
+def _extras_pop(channel_id: int, *, overdue_only: bool) -> tuple[str, float] | None:
+    connection = get_redis()
+    key = _extras_key(channel_id)
+    if not overdue_only:
+        popped: list[Any] = connection.zpopmin(key)
+        if not popped:
+            return None
+        member, score = popped[0]
+    else:
+        scale = settings.REELHOUSE_TIME_SCALE
+        oldest: list[Any] = connection.zrangebyscore(
+            key, "-inf", time.time() - EXTRAS_MAX_DEFER_SECONDS / scale, start=0, num=1,
+            withscores=True,
+        )
+        if not oldest or not connection.zrem(key, oldest[0][0]):
+            return None  # none overdue, or another lane took it
+        member, score = oldest[0]
+    return (member.decode() if isinstance(member, bytes) else str(member)), float(score)
+
+
+def extras_fetch_one(
+    *, channel: Channel, limiter: ChannelLimiter, now_only: bool, overdue_only: bool = False
+) -> bool:
+    """Fetch one waiting extra file of a finished video; return whether a request was spent.
+
+    ``now_only``: only with a slot free right now (a lane whose create the plan refused), never
+    queueing for one. ``overdue_only``: only an extra that waited longer than it should.
+    """
+    popped = _extras_pop(channel.pk, overdue_only=overdue_only)
+    if popped is None:
+        return False
+    member, score = popped
+    if now_only and limiter.take_now("other") > 0:
+        get_redis().zadd(_extras_key(channel.pk), {member: score}, nx=True)
+        return False
+    generation_id, variant = member.rsplit(":", 1)
+    generation = Generation.objects.filter(pk=generation_id, status=Status.COMPLETED).first()
+    if generation is None or getattr(generation, variant, None) or variant not in EXTRA_VARIANTS:
+        limiter.give_back()  # deleted, failed over or already fetched: the slot goes back
+        return False
+    adapter = adapter_for_channel(channel=channel, limiter=limiter)
+    try:
+        stored = _store_variant(generation, adapter, variant, None)
+    except Throttled:
+        get_redis().zadd(_extras_key(channel.pk), {member: score}, nx=True)
+        return False
+    except ProviderError as error:
+        logger.warning("generation %s: no %s: %r", generation.pk, variant, error)
+        return True
+    finally:
+        limiter.give_back()  # a no-op once the download used its slot
+        adapter.close()
+    Generation.objects.filter(pk=generation.pk, status=Status.COMPLETED).update(**{variant: stored})
+    return True
