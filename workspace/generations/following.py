@@ -371,9 +371,10 @@ def _download_files(
 
 # --- Extras: posters and spritesheets fetched with slots nothing more urgent needs -----------
 # Where every request counts against one limit and a backlog waits, a finished video's extra
-# files wait in a sorted set per channel (member "<generation id>:<variant>", scored by when it was finished) for the
-# channel's dispatch lanes: a lane fetches one with a slot that is free now and that no create
-# may take (the follow-up plan is full), or, with nothing to create, as any follow-up does. One
+# files wait in a sorted set per channel (member "<generation id>:<variant>", scored by when it
+# was finished) for the channel's dispatch lanes: a lane fetches one with a slot that is free
+# now and that no create may take (the follow-up plan is full), or, with nothing to create, as
+# any follow-up does. One
 # waiting longer than EXTRAS_MAX_DEFER goes ahead of creates: outputs expire at the provider.
 EXTRA_VARIANTS = ("thumbnail", "spritesheet")
 EXTRAS_MAX_DEFER_SECONDS = 600.0
