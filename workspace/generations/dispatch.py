@@ -27,7 +27,11 @@ from django.utils import timezone
 from rq import Retry
 
 from workspace.generations.failover import generations_fail_over
-from workspace.generations.following import extras_fetch_one
+from workspace.generations.following import (
+    extras_fetch_one,
+    extras_waiting,
+    prompt_work_pending,
+)
 from workspace.generations.lanes import LANE_MAX_WAIT, channel_kick, lane_beat, lane_id, lane_wait
 from workspace.generations.models import DispatchTurn, Generation, Status
 from workspace.generations.render_times import check_margin_seconds, render_seconds_estimate
@@ -53,6 +57,8 @@ IN_FLIGHT = (Status.SUBMITTING, Status.IN_PROGRESS)
 LANE_SECONDS = 120.0
 LANE_STAGGER_SECONDS = 15.0
 _RETRY_FOREVER = 10**9
+# How far ahead (in create intervals) a lane that has chosen what to send waits for its slot.
+SLOT_LEAD = 2.0
 
 
 # --- Choosing the next generation --------------------------------------------------------------
@@ -127,6 +133,25 @@ def _work_waiting(channel: Channel) -> bool:
     return _has_capacity(channel) and _eligible(channel, timezone.now()).exists()
 
 
+def _take_create_slot(limiter: ChannelLimiter, *, ahead: float) -> float:
+    """Take the create slot for a generation already chosen, waiting for it if it is near.
+
+    Choosing takes several queries; a lane that chose only once the slot was free would reach
+    it late (more so on a loaded machine) and leave part of every slot unused. So the lane
+    chooses first and then waits for the slot itself, up to SLOT_LEAD intervals ahead. It
+    waits without holding the slot: a follow-up asking meanwhile still goes first, and then
+    the lane waits for the next one.
+    """
+    lead = SLOT_LEAD * limiter.interval_ms("create") / 1000
+    waited = 0.0
+    while True:
+        wait = limiter.take_now("create", ahead=ahead)
+        if wait <= 0 or limiter.refused_by_plan or waited + wait > lead:
+            return wait
+        time.sleep(wait)
+        waited += wait
+
+
 def _claim_next(channel: Channel, limiter: ChannelLimiter) -> tuple[Generation | None, float]:
     """Choose the fairest eligible generation, then take a create slot for it, under one lock.
 
@@ -155,7 +180,7 @@ def _claim_next(channel: Channel, limiter: ChannelLimiter) -> tuple[Generation |
                 expected = render_seconds_estimate(
                     channel=channel, model=candidate.model, seconds=candidate.seconds
                 )
-                wait = limiter.take_now("create", ahead=expected + check_margin_seconds(expected))
+                wait = _take_create_slot(limiter, ahead=expected + check_margin_seconds(expected))
                 if wait > 0:
                     return None, wait
                 slot_held = True
@@ -264,9 +289,16 @@ def channel_dispatch_lane(*, channel_id: int, lane: int) -> Retry | None:
             if channel.halted_at is not None:
                 generations_fail_over(channel=channel)
                 return None
-            # Nothing can be created now: waiting posters and spritesheets go as follow-ups.
-            if extras_fetch_one(channel=channel, limiter=limiter, now_only=False):
-                continue
+            # Nothing can be created now: waiting posters and spritesheets go with slots nothing
+            # else asks for while videos are with the provider (their checks and downloads
+            # first), else as follow-ups. The lane stays meanwhile and releases due checks.
+            if extras_waiting(channel_id=channel_id):
+                busy = prompt_work_pending(channel_id=channel_id)
+                if extras_fetch_one(channel=channel, limiter=limiter, now_only=busy):
+                    continue
+                if busy:
+                    lane_wait(channel_id, limiter.interval_ms("other") / 1000)
+                    continue
             if not _eligible(channel, timezone.now()).exists():
                 return _come_back_for_retries(channel)
             # Work waits for a place at the provider: stay, keep the follow-up clock (the next

@@ -373,19 +373,31 @@ def _download_files(
 # Where every request counts against one limit and a backlog waits, a finished video's extra
 # files wait in a sorted set per channel (member "<generation id>:<variant>", scored by when it
 # was finished) for the channel's dispatch lanes: a lane fetches one with a slot that is free
-# now and that no create may take (the follow-up plan is full), or, with nothing to create, as
-# any follow-up does. One
+# now and that no create may take (the follow-up plan is full) or nothing else asked for, and as
+# any follow-up does once no video is with the provider. One
 # waiting longer than EXTRAS_MAX_DEFER goes ahead of creates: outputs expire at the provider.
 EXTRA_VARIANTS = ("thumbnail", "spritesheet")
 EXTRAS_MAX_DEFER_SECONDS = 600.0
 
 
+# Generations that will soon need a status check or a video download (or a create).
+_PROMPT_WORK = (Status.SUBMITTING, Status.IN_PROGRESS, Status.DOWNLOADING)
+
+
+def prompt_work_pending(*, channel_id: int, queued: bool = False) -> bool:
+    """Whether videos of this channel are with the provider (or, with ``queued``, waiting to be
+    sent): their checks and downloads must not queue behind posters."""
+    statuses = (*_PROMPT_WORK, Status.QUEUED) if queued else _PROMPT_WORK
+    return Generation.objects.filter(channel_id=channel_id, status__in=statuses).exists()
+
+
 def _extras_wait(generation: Generation) -> bool:
     """Whether this video's extras wait for spare slots: where every request counts against one
-    limit and a backlog waits for them (with none, they go at once, as any follow-up)."""
-    return channel_defers_extras(channel=generation.channel) and Generation.objects.filter(
-        channel_id=generation.channel_id, status=Status.QUEUED
-    ).exists()
+    limit, while other videos wait to be sent or for their checks and downloads (with none,
+    they go at once, as any follow-up)."""
+    return channel_defers_extras(channel=generation.channel) and prompt_work_pending(
+        channel_id=generation.channel_id, queued=True
+    )
 
 
 def _extras_key(channel_id: int) -> str:
