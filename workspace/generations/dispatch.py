@@ -133,14 +133,15 @@ def _work_waiting(channel: Channel) -> bool:
     return _has_capacity(channel) and _eligible(channel, timezone.now()).exists()
 
 
-def _take_create_slot(limiter: ChannelLimiter, *, ahead: float) -> float:
+def _take_create_slot(channel: Channel, limiter: ChannelLimiter, *, ahead: float) -> float:
     """Take the create slot for a generation already chosen, waiting for it if it is near.
 
     Choosing takes several queries; a lane that chose only once the slot was free would reach
     it late (more so on a loaded machine) and leave part of every slot unused. So the lane
     chooses first and then waits for the slot itself, up to SLOT_LEAD intervals ahead. It
     waits without holding the slot: a follow-up asking meanwhile still goes first, and then
-    the lane waits for the next one.
+    the lane waits for the next one. It keeps releasing due status checks meanwhile (the other
+    lane is waiting for the channel's lock).
     """
     lead = SLOT_LEAD * limiter.interval_ms("create") / 1000
     waited = 0.0
@@ -148,8 +149,9 @@ def _take_create_slot(limiter: ChannelLimiter, *, ahead: float) -> float:
         wait = limiter.take_now("create", ahead=ahead)
         if wait <= 0 or limiter.refused_by_plan or waited + wait > lead:
             return wait
-        time.sleep(wait)
-        waited += wait
+        begun = time.monotonic()
+        lane_wait(channel.pk, wait)
+        waited += time.monotonic() - begun
 
 
 def _claim_next(channel: Channel, limiter: ChannelLimiter) -> tuple[Generation | None, float]:
@@ -180,7 +182,8 @@ def _claim_next(channel: Channel, limiter: ChannelLimiter) -> tuple[Generation |
                 expected = render_seconds_estimate(
                     channel=channel, model=candidate.model, seconds=candidate.seconds
                 )
-                wait = _take_create_slot(limiter, ahead=expected + check_margin_seconds(expected))
+                ahead = expected + check_margin_seconds(expected)
+                wait = _take_create_slot(channel, limiter, ahead=ahead)
                 if wait > 0:
                     return None, wait
                 slot_held = True

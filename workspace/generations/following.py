@@ -100,7 +100,10 @@ def poll_delay(generation: Generation, job: ProviderJob) -> float:
         # Nothing known yet about this model: the provider's own hint is the best guess.
         wait = job.poll_after
     else:
-        expected = learned or typical_render_seconds(
+        # Nothing learned yet: the job's own progress says how long it takes in all (a steady
+        # pace), which the catalog's typical time may miss by a factor of three.
+        own = age * 100 / job.progress if 0 < job.progress < 100 and age > 0 else None
+        expected = learned or own or typical_render_seconds(
             channel=generation.channel, model=generation.model
         )
         remaining = expected - age
