@@ -124,9 +124,18 @@ def test_before_any_render_finished_the_progress_of_running_jobs_is_the_estimate
     assert render_seconds_estimate(channel=channel, model="sora-2", seconds=8) == pytest.approx(
         80.0, rel=0.01
     )
-    # So its next check is planned just after that end, not at the catalog's typical time.
+    # Its own next check goes by its own pace between two checks, not by the catalog: 10 % at
+    # the last check (10 s ago), 35 % now, so 26 s are left (a queued start, at 0 %, does not
+    # make the render look longer).
+    begun = timezone.now()
     generation.refresh_from_db()
-    running = ProviderJob(id="x", status=JobStatus.IN_PROGRESS, progress=25)
+    generation.submitted_at = begun - timedelta(seconds=20)
+    generation.last_polled_at, generation.progress = begun - timedelta(seconds=10), 10
+    running = ProviderJob(id="x", status=JobStatus.IN_PROGRESS, progress=35)
     delay = poll_delay(generation, running)
-    age = (timezone.now() - sent).total_seconds()  # 10 s and however long this test took
-    assert 30.0 <= delay <= 3 * age + 1.5  # the rest of 4 x its age, and the check's margin
+    late = (timezone.now() - begun).total_seconds()  # however long this test took
+    assert 26.0 <= delay <= 26.0 + 3 * late + 1.5  # the rest, and the check's margin
+    # With a single reading (the first check), the provider's hint says when to look again.
+    generation.last_polled_at, generation.progress = None, 0
+    hinted = ProviderJob(id="x", status=JobStatus.IN_PROGRESS, progress=35, poll_after=4.0)
+    assert poll_delay(generation, hinted) == pytest.approx(4.0)

@@ -81,6 +81,22 @@ def _observed_finish(
     return finished, (finished - sent).total_seconds()
 
 
+def _render_from_progress(
+    generation: Generation, job: ProviderJob, now: datetime
+) -> float | None:
+    """How long this job renders in all, from the pace of its progress between the last check
+    (still on ``generation``) and this one. Two readings, not one: providers report 0 % while
+    a job waits its turn, so the progress since acceptance would make the render look longer."""
+    seen, before = generation.last_polled_at, generation.progress
+    if seen is None or generation.submitted_at is None or not 0 < job.progress < 100:
+        return None
+    span = (now - seen).total_seconds()
+    if job.progress <= before or span <= 0:
+        return None
+    left = (100 - job.progress) * span / (job.progress - before)
+    return (now - generation.submitted_at).total_seconds() + left
+
+
 def poll_delay(generation: Generation, job: ProviderJob) -> float:
     """When to look at a running job again, in real seconds.
 
@@ -100,14 +116,17 @@ def poll_delay(generation: Generation, job: ProviderJob) -> float:
         # Nothing known yet about this model: the provider's own hint is the best guess.
         wait = job.poll_after
     else:
-        # Nothing learned yet: the job's own progress says how long it takes in all (a steady
-        # pace), which the catalog's typical time may miss by a factor of three.
-        own = age * 100 / job.progress if 0 < job.progress < 100 and age > 0 else None
+        # Nothing learned of this model yet: the job's own pace, else the provider's hint, is
+        # better than the catalog's typical time, which may be off by a factor of three.
+        own = None if learned else _render_from_progress(generation, job, now)
+        hinted = learned is None and own is None and job.poll_after is not None
         expected = learned or own or typical_render_seconds(
             channel=generation.channel, model=generation.model
         )
         remaining = expected - age
-        if remaining > 0:
+        if hinted:
+            wait = job.poll_after or 0.0
+        elif remaining > 0:
             wait = remaining + check_margin_seconds(expected)
         elif 0 < job.progress < 100:
             # Running past the estimate: its own progress says how much is left.
