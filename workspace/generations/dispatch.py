@@ -32,7 +32,14 @@ from workspace.generations.following import (
     extras_waiting,
     prompt_work_pending,
 )
-from workspace.generations.lanes import LANE_MAX_WAIT, channel_kick, lane_beat, lane_id, lane_wait
+from workspace.generations.lanes import (
+    LANE_MAX_WAIT,
+    channel_kick,
+    follow_ups_release,
+    lane_beat,
+    lane_id,
+    lane_wait,
+)
 from workspace.generations.models import DispatchTurn, Generation, Status
 from workspace.generations.render_times import check_margin_seconds, render_seconds_estimate
 from workspace.generations.sending import send_create
@@ -133,7 +140,7 @@ def _work_waiting(channel: Channel) -> bool:
     return _has_capacity(channel) and _eligible(channel, timezone.now()).exists()
 
 
-def _take_create_slot(channel: Channel, limiter: ChannelLimiter, *, ahead: float) -> float:
+def _take_create_slot(limiter: ChannelLimiter, *, ahead: float) -> float:
     """Take the create slot for a generation already chosen, waiting for it if it is near.
 
     Choosing takes several queries; a lane that chose only once the slot was free would reach
@@ -149,9 +156,13 @@ def _take_create_slot(channel: Channel, limiter: ChannelLimiter, *, ahead: float
         wait = limiter.take_now("create", ahead=ahead)
         if wait <= 0 or limiter.refused_by_plan or waited + wait > lead:
             return wait
-        begun = time.monotonic()
-        lane_wait(channel.pk, wait)
-        waited += time.monotonic() - begun
+        # A plain sleep to the slot (a blocking Redis wait may overshoot it), cut short to
+        # release the next status check the moment it falls due.
+        next_due = follow_ups_release()
+        if next_due is not None:
+            wait = min(wait, max(0.0, next_due - time.time()))
+        time.sleep(wait)
+        waited += wait
 
 
 def _claim_next(channel: Channel, limiter: ChannelLimiter) -> tuple[Generation | None, float]:
@@ -183,7 +194,7 @@ def _claim_next(channel: Channel, limiter: ChannelLimiter) -> tuple[Generation |
                     channel=channel, model=candidate.model, seconds=candidate.seconds
                 )
                 ahead = expected + check_margin_seconds(expected)
-                wait = _take_create_slot(channel, limiter, ahead=ahead)
+                wait = _take_create_slot(limiter, ahead=ahead)
                 if wait > 0:
                     return None, wait
                 slot_held = True

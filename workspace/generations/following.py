@@ -400,6 +400,8 @@ def _download_files(
 # waiting longer than EXTRAS_MAX_DEFER goes ahead of creates: outputs expire at the provider.
 EXTRA_VARIANTS = ("thumbnail", "spritesheet")
 EXTRAS_MAX_DEFER_SECONDS = 600.0
+# A file that keeps failing transiently is given up after this long (the player has no poster).
+EXTRAS_GIVE_UP_SECONDS = 3600.0
 
 
 # Generations that will soon need a status check or a video download (or a create).
@@ -488,7 +490,13 @@ def extras_fetch_one(
         get_redis().zadd(_extras_key(channel.pk), {member: score}, nx=True)
         return False
     except ProviderError as error:
-        logger.warning("generation %s: no %s: %r", generation.pk, variant, error)
+        # A rate limit or an outage is waited out (the pause applies to everyone): the file
+        # waits its turn again, for as long as the provider may keep it.
+        keep = EXTRAS_GIVE_UP_SECONDS / settings.REELHOUSE_TIME_SCALE
+        if error.transient and time.time() - score < keep:
+            get_redis().zadd(_extras_key(channel.pk), {member: score}, nx=True)
+        else:
+            logger.warning("generation %s: no %s: %r", generation.pk, variant, error)
         return True
     finally:
         limiter.give_back()  # a no-op once the download used its slot
