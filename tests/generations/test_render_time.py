@@ -97,3 +97,45 @@ def test_without_a_provider_completion_time_the_end_is_estimated_never_our_check
         finished_at=sent + timedelta(seconds=42),
     )
     assert _observed_finish(generation, stamped, sent + timedelta(seconds=70))[1] == 42.0
+
+
+def test_before_any_render_finished_the_progress_of_running_jobs_is_the_estimate(
+    project, channel, teammate, settings
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workspace.generations.render_times import progress_render_seconds, render_seconds_estimate
+
+    settings.REELHOUSE_DELAY_SCALE = 1.0
+    generation = generation_submit(
+        project=project, user=teammate, model="sora-2", prompt="p", size="1280x720", seconds=4
+    )
+    typical = render_seconds_estimate(channel=channel, model="sora-2", seconds=4)
+    assert typical == channel.catalog.get("sora-2").typical_render_seconds  # type: ignore[union-attr]
+    # A check 10 s in saw 25 %: at that pace the render takes 40 s, whatever the catalog says.
+    sent = timezone.now() - timedelta(seconds=10)
+    Generation.objects.filter(pk=generation.pk).update(
+        status=Status.IN_PROGRESS, submitted_at=sent, last_polled_at=timezone.now(), progress=25
+    )
+    estimate = progress_render_seconds(channel_id=channel.pk, model="sora-2", seconds=4)
+    assert estimate == pytest.approx(40.0, rel=0.01)
+    assert render_seconds_estimate(channel=channel, model="sora-2", seconds=8) == pytest.approx(
+        80.0, rel=0.01
+    )
+    # Its own next check goes by its own pace between two checks, not by the catalog: 10 % at
+    # the last check (10 s ago), 35 % now, so 26 s are left (a queued start, at 0 %, does not
+    # make the render look longer).
+    begun = timezone.now()
+    generation.refresh_from_db()
+    generation.submitted_at = begun - timedelta(seconds=20)
+    generation.last_polled_at, generation.progress = begun - timedelta(seconds=10), 10
+    running = ProviderJob(id="x", status=JobStatus.IN_PROGRESS, progress=35)
+    delay = poll_delay(generation, running)
+    late = (timezone.now() - begun).total_seconds()  # however long this test took
+    assert 26.0 <= delay <= 26.0 + 3 * late + 1.5  # the rest, and the check's margin
+    # With a single reading (the first check), the provider's hint says when to look again.
+    generation.last_polled_at, generation.progress = None, 0
+    hinted = ProviderJob(id="x", status=JobStatus.IN_PROGRESS, progress=35, poll_after=4.0)
+    assert poll_delay(generation, hinted) == pytest.approx(4.0)

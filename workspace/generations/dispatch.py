@@ -27,12 +27,26 @@ from django.utils import timezone
 from rq import Retry
 
 from workspace.generations.failover import generations_fail_over
-from workspace.generations.lanes import LANE_MAX_WAIT, channel_kick, lane_beat, lane_id, lane_wait
+from workspace.generations.following import (
+    extras_fetch_one,
+    extras_waiting,
+    prompt_work_pending,
+)
+from workspace.generations.lanes import (
+    LANE_MAX_WAIT,
+    channel_kick,
+    follow_ups_release,
+    lane_beat,
+    lane_id,
+    lane_wait,
+)
 from workspace.generations.models import DispatchTurn, Generation, Status
+from workspace.generations.render_times import check_margin_seconds, render_seconds_estimate
 from workspace.generations.sending import send_create
 from workspace.providers.limiter import ChannelLimiter, Throttled
 from workspace.providers.models import Channel
 from workspace.providers.services import (
+    channel_defers_extras,
     channel_files_per_video,
     channel_resume,
     limiter_for_channel,
@@ -50,6 +64,8 @@ IN_FLIGHT = (Status.SUBMITTING, Status.IN_PROGRESS)
 LANE_SECONDS = 120.0
 LANE_STAGGER_SECONDS = 15.0
 _RETRY_FOREVER = 10**9
+# How far ahead (in create intervals) a lane that has chosen what to send waits for its slot.
+SLOT_LEAD = 2.0
 
 
 # --- Choosing the next generation --------------------------------------------------------------
@@ -124,6 +140,31 @@ def _work_waiting(channel: Channel) -> bool:
     return _has_capacity(channel) and _eligible(channel, timezone.now()).exists()
 
 
+def _take_create_slot(limiter: ChannelLimiter, *, ahead: float) -> float:
+    """Take the create slot for a generation already chosen, waiting for it if it is near.
+
+    Choosing takes several queries; a lane that chose only once the slot was free would reach
+    it late (more so on a loaded machine) and leave part of every slot unused. So the lane
+    chooses first and then waits for the slot itself, up to SLOT_LEAD intervals ahead. It
+    waits without holding the slot: a follow-up asking meanwhile still goes first, and then
+    the lane waits for the next one. It keeps releasing due status checks meanwhile (the other
+    lane is waiting for the channel's lock).
+    """
+    lead = SLOT_LEAD * limiter.interval_ms("create") / 1000
+    waited = 0.0
+    while True:
+        wait = limiter.take_now("create", ahead=ahead)
+        if wait <= 0 or limiter.refused_by_plan or waited + wait > lead:
+            return wait
+        # A plain sleep to the slot (a blocking Redis wait may overshoot it), cut short to
+        # release the next status check the moment it falls due.
+        next_due = follow_ups_release()
+        if next_due is not None:
+            wait = min(wait, max(0.0, next_due - time.time()))
+        time.sleep(wait)
+        waited += wait
+
+
 def _claim_next(channel: Channel, limiter: ChannelLimiter) -> tuple[Generation | None, float]:
     """Choose the fairest eligible generation, then take a create slot for it, under one lock.
 
@@ -147,7 +188,13 @@ def _claim_next(channel: Channel, limiter: ChannelLimiter) -> tuple[Generation |
             if candidate is None:
                 continue
             if not slot_held:
-                wait = limiter.take_now("create")
+                # Its status check and video come one predicted render from now: the limiter
+                # sends it only if they fit beside the follow-ups already planned for then.
+                expected = render_seconds_estimate(
+                    channel=channel, model=candidate.model, seconds=candidate.seconds
+                )
+                ahead = expected + check_margin_seconds(expected)
+                wait = _take_create_slot(limiter, ahead=ahead)
                 if wait > 0:
                     return None, wait
                 slot_held = True
@@ -183,13 +230,15 @@ def channel_dispatch_once(
     Returns the generation sent, or ``None`` when nothing could go (no eligible work or no
     capacity). Raises ``Throttled`` when the next free slot is more than ``max_wait`` away.
     The lane waits holding neither a slot nor a claim: a follow-up that asks meanwhile goes
-    first, and a generation submitted meanwhile competes for the slot.
+    first, and a generation submitted meanwhile competes for the slot. A free slot the
+    follow-up plan keeps from creates fetches a finished video's poster or spritesheet.
     """
 
     deadline = time.monotonic() + max_wait
     while True:
         if not _work_waiting(channel):
             return None
+        extras_fetch_one(channel=channel, limiter=limiter, now_only=False, overdue_only=True)
         generation, wait = _claim_next(channel, limiter)
         if generation is not None:
             try:
@@ -199,6 +248,12 @@ def channel_dispatch_once(
             return generation
         if wait <= 0:
             return None
+        if limiter.refused_by_plan and extras_fetch_one(
+            channel=channel, limiter=limiter, now_only=True
+        ):
+            if time.monotonic() > deadline:
+                raise Throttled(0.0, reason="rate limit")  # the lane beats, then goes on
+            continue
         if time.monotonic() + wait > deadline:
             paused = limiter.paused_for() > 0
             raise Throttled(wait, reason="provider pause" if paused else "rate limit")
@@ -228,9 +283,7 @@ def channel_dispatch_lane(*, channel_id: int, lane: int) -> Retry | None:
     channel = Channel.objects.filter(pk=channel_id, is_active=True).first()
     if channel is None:
         return None
-    limiter = limiter_for_channel(
-        channel=channel, follow_ups_per_create=follow_ups_per_create(channel)
-    )
+    limiter = limiter_for_channel(channel=channel, prompt_follow_ups=follow_up_costs(channel)[0])
     deadline = time.monotonic() + LANE_SECONDS + lane * LANE_STAGGER_SECONDS
     while time.monotonic() < deadline:
         lane_beat(lane_id(channel_id, lane))
@@ -250,6 +303,16 @@ def channel_dispatch_lane(*, channel_id: int, lane: int) -> Retry | None:
             if channel.halted_at is not None:
                 generations_fail_over(channel=channel)
                 return None
+            # Nothing can be created now: waiting posters and spritesheets go with slots nothing
+            # else asks for while videos are with the provider (their checks and downloads
+            # first), else as follow-ups. The lane stays meanwhile and releases due checks.
+            if extras_waiting(channel_id=channel_id):
+                busy = prompt_work_pending(channel_id=channel_id)
+                if extras_fetch_one(channel=channel, limiter=limiter, now_only=busy):
+                    continue
+                if busy:
+                    lane_wait(channel_id, limiter.interval_ms("other") / 1000)
+                    continue
             if not _eligible(channel, timezone.now()).exists():
                 return _come_back_for_retries(channel)
             # Work waits for a place at the provider: stay, keep the follow-up clock (the next
@@ -259,29 +322,48 @@ def channel_dispatch_lane(*, channel_id: int, lane: int) -> Retry | None:
             continue
         channel.refresh_from_db()  # an admin may change limits while the lane runs
         limiter = limiter_for_channel(
-            channel=channel, follow_ups_per_create=follow_ups_per_create(channel)
+            channel=channel, prompt_follow_ups=follow_up_costs(channel)[0]
         )
     return Retry(max=_RETRY_FOREVER, interval=0)
 
 
-def follow_ups_per_create(channel: Channel) -> float:
-    """Status checks and downloads each create has cost lately (each file is one download).
+def follow_up_costs(channel: Channel) -> tuple[float, float]:
+    """Requests each create has lately brought after it: ``(prompt, extras)``.
 
-    Counted over the channel's latest completed videos, retries included (a job the provider
-    failed cost a create and a check, and no downloads); before any, one check per video.
+    Prompt: its status checks and the video's download, which go before any create. Extras:
+    the poster and spritesheet (one download each). Counted over the channel's latest completed
+    videos, retries included (a job the provider failed cost a create and a check, and no
+    downloads); before any, one check per video.
     """
 
-    variants = channel_files_per_video(channel=channel)
+    extra_files = channel_files_per_video(channel=channel) - 1
     recent = list(
         Generation.objects.filter(channel=channel, status=Status.COMPLETED)
         .order_by("-completed_at")
         .values_list("poll_count", "provider_retries")[:50]
     )
     if not recent:
-        return variants + 1.0
+        return 2.0, float(extra_files)
     checks = sum(polls for polls, _ in recent)
     creates = sum(1 + retries for _, retries in recent)
-    return (checks + variants * len(recent)) / creates
+    return (checks + len(recent)) / creates, extra_files * len(recent) / creates
+
+
+def follow_ups_per_create(channel: Channel) -> float:
+    """Status checks and downloads each create has cost lately (each file is one download)."""
+    return sum(follow_up_costs(channel))
+
+
+def creates_share_of_slots(channel: Channel) -> float:
+    """Of a backlog's requests (every request counted), the share that are creates.
+
+    Posters and spritesheets put off to slots no create may take (``channel_defers_extras``)
+    do not slow creates down; they go once the plan or the backlog leaves room.
+    """
+    prompt, extras = follow_up_costs(channel)
+    if channel_defers_extras(channel=channel):
+        return 1 / (1 + prompt)
+    return 1 / (1 + prompt + extras)
 
 
 def channel_resume_dispatch(*, channel: Channel) -> None:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from workspace.billing.services import reservation_settle
 from workspace.core.media_types import SNIFF_BYTES, describe, sniff
-from workspace.core.rq import enqueue_on_commit
+from workspace.core.rq import enqueue_on_commit, get_redis
 from workspace.generations import jobs
 from workspace.generations.lanes import channel_kick_on_commit, follow_up_due
 from workspace.generations.models import Generation, Status
@@ -33,9 +33,13 @@ from workspace.generations.render_times import (
 from workspace.generations.storage_use import generation_measure
 from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoAdapter
 from workspace.providers.errors import ErrorClass, ProviderError
-from workspace.providers.limiter import Throttled
+from workspace.providers.limiter import ChannelLimiter, Throttled
 from workspace.providers.models import Channel
-from workspace.providers.services import adapter_for_channel, channel_halt
+from workspace.providers.services import (
+    adapter_for_channel,
+    channel_defers_extras,
+    channel_halt,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +83,22 @@ def _observed_finish(
     return finished, (finished - sent).total_seconds()
 
 
+def _render_from_progress(
+    generation: Generation, job: ProviderJob, now: datetime
+) -> float | None:
+    """How long this job renders in all, from the pace of its progress between the last check
+    (still on ``generation``) and this one. Two readings, not one: providers report 0 % while
+    a job waits its turn, so the progress since acceptance would make the render look longer."""
+    seen, before = generation.last_polled_at, generation.progress
+    if seen is None or generation.submitted_at is None or not 0 < job.progress < 100:
+        return None
+    span = (now - seen).total_seconds()
+    if job.progress <= before or span <= 0:
+        return None
+    left = (100 - job.progress) * span / (job.progress - before)
+    return (now - generation.submitted_at).total_seconds() + left
+
+
 def poll_delay(generation: Generation, job: ProviderJob) -> float:
     """When to look at a running job again, in real seconds.
 
@@ -98,11 +118,17 @@ def poll_delay(generation: Generation, job: ProviderJob) -> float:
         # Nothing known yet about this model: the provider's own hint is the best guess.
         wait = job.poll_after
     else:
-        expected = learned or typical_render_seconds(
+        # Nothing learned of this model yet: the job's own pace, else the provider's hint, is
+        # better than the catalog's typical time, which may be off by a factor of three.
+        own = None if learned else _render_from_progress(generation, job, now)
+        hinted = learned is None and own is None and job.poll_after is not None
+        expected = learned or own or typical_render_seconds(
             channel=generation.channel, model=generation.model
         )
         remaining = expected - age
-        if remaining > 0:
+        if hinted:
+            wait = job.poll_after or 0.0
+        elif remaining > 0:
             wait = remaining + check_margin_seconds(expected)
         elif 0 < job.progress < 100:
             # Running past the estimate: its own progress says how much is left.
@@ -304,9 +330,11 @@ def generation_download(*, generation_id: str) -> None:
     """Copy a finished job's files into our own storage; completed once the video is stored.
 
     The video comes first and makes the generation playable at once; the poster and the
-    spritesheet follow in the same job (each is one more request under the channel's limit,
-    and nobody should wait for a thumbnail to watch the video). A poster that cannot be fetched
-    leaves the player without one, nothing more.
+    spritesheet follow in the same job, or, where every request counts against one limit, with
+    slots nothing more urgent needs (``extras_fetch_one``): each is one more request under the
+    channel's limit, and nobody should wait for a thumbnail to watch the video, or for another
+    video's thumbnail to watch theirs. A poster that cannot be fetched leaves the player
+    without one, nothing more.
     """
 
     generation = Generation.objects.select_related("channel").get(pk=generation_id)
@@ -354,11 +382,13 @@ def _download_files(
     ):
         reservation_settle(generation=generation)
         logger.info("generation %s completed", generation.pk)
+    wanted = [variant for variant in adapter.variants[1:] if variant in EXTRA_VARIANTS]
+    if wanted and _extras_wait(generation):
+        _extras_defer(generation, wanted)
+        return
     extras: dict[str, str] = {}
     extra_bytes = 0
-    for variant in adapter.variants[1:]:
-        if variant not in ("thumbnail", "spritesheet"):
-            continue
+    for variant in wanted:
         try:
             extras[variant], size = _store_variant(generation, adapter, variant, retrieved)
         except (Throttled, ProviderError) as error:
@@ -366,14 +396,18 @@ def _download_files(
         else:
             extra_bytes += size
     if extras:
-        # Not onto a row whose files the retention policy removed meanwhile (an unpicked take
-        # can go the moment it is completed): those extras would be files nothing points at.
-        attached = Generation.objects.filter(
-            pk=generation.pk, status=Status.COMPLETED, files_removed_at__isnull=True
-        ).update(stored_bytes=F("stored_bytes") + extra_bytes, **extras)
-        if not attached:
-            for name in extras.values():
-                default_storage.delete(name)
+        _attach_extras(generation, extras, extra_bytes)
+
+
+def _attach_extras(generation: Generation, extras: dict[str, str], extra_bytes: int) -> None:
+    # Not onto a row whose files the retention policy removed meanwhile (an unpicked take can
+    # go the moment it is completed): those extras would be files nothing points at.
+    attached = Generation.objects.filter(
+        pk=generation.pk, status=Status.COMPLETED, files_removed_at__isnull=True
+    ).update(stored_bytes=F("stored_bytes") + extra_bytes, **extras)
+    if not attached:
+        for name in extras.values():
+            default_storage.delete(name)
 
 
 # What a member is told about a finished video whose stored file is gone for good.
@@ -477,3 +511,117 @@ def generations_files_check(*, enqueue: bool = True) -> list[str]:
             if enqueue:
                 enqueue_on_commit(jobs.generation_refetch_job, str(generation.pk))
     return missing
+
+
+# --- Extras: posters and spritesheets fetched with slots nothing more urgent needs -----------
+# Where every request counts against one limit and a backlog waits, a finished video's extra
+# files wait in a sorted set per channel (member "<generation id>:<variant>", scored by when it
+# was finished) for the channel's dispatch lanes: a lane fetches one with a slot that is free
+# now and that no create may take (the follow-up plan is full) or nothing else asked for, and as
+# any follow-up does once no video is with the provider. One
+# waiting longer than EXTRAS_MAX_DEFER goes ahead of creates: outputs expire at the provider.
+EXTRA_VARIANTS = ("thumbnail", "spritesheet")
+EXTRAS_MAX_DEFER_SECONDS = 600.0
+# A file that keeps failing transiently is given up after this long (the player has no poster).
+EXTRAS_GIVE_UP_SECONDS = 3600.0
+
+
+# Generations that will soon need a status check or a video download (or a create).
+_PROMPT_WORK = (Status.SUBMITTING, Status.IN_PROGRESS, Status.DOWNLOADING)
+
+
+def prompt_work_pending(*, channel_id: int, queued: bool = False) -> bool:
+    """Whether videos of this channel are with the provider (or, with ``queued``, waiting to be
+    sent): their checks and downloads must not queue behind posters."""
+    statuses = (*_PROMPT_WORK, Status.QUEUED) if queued else _PROMPT_WORK
+    return Generation.objects.filter(channel_id=channel_id, status__in=statuses).exists()
+
+
+def _extras_wait(generation: Generation) -> bool:
+    """Whether this video's extras wait for spare slots: where every request counts against one
+    limit, while other videos wait to be sent or for their checks and downloads (with none,
+    they go at once, as any follow-up)."""
+    return channel_defers_extras(channel=generation.channel) and prompt_work_pending(
+        channel_id=generation.channel_id, queued=True
+    )
+
+
+def _extras_key(channel_id: int) -> str:
+    return f"reelhouse:channel:{channel_id}:extras"
+
+
+def _extras_defer(generation: Generation, variants: list[str]) -> None:
+    members = {f"{generation.pk}:{variant}": time.time() for variant in variants}
+    key = _extras_key(generation.channel_id)
+
+    def defer_extras() -> None:  # named: Django logs a failing callback by its name
+        get_redis().zadd(key, members, nx=True)
+
+    transaction.on_commit(defer_extras, robust=True)
+    channel_kick_on_commit(channel_id=generation.channel_id)
+
+
+def extras_waiting(*, channel_id: int) -> int:
+    return int(get_redis().zcard(_extras_key(channel_id)))
+
+
+def _extras_pop(channel_id: int, *, overdue_only: bool) -> tuple[str, float] | None:
+    connection = get_redis()
+    key = _extras_key(channel_id)
+    if not overdue_only:
+        popped: list[Any] = connection.zpopmin(key)
+        if not popped:
+            return None
+        member, score = popped[0]
+    else:
+        scale = settings.REELHOUSE_TIME_SCALE
+        oldest: list[Any] = connection.zrangebyscore(
+            key, "-inf", time.time() - EXTRAS_MAX_DEFER_SECONDS / scale, start=0, num=1,
+            withscores=True,
+        )
+        if not oldest or not connection.zrem(key, oldest[0][0]):
+            return None  # none overdue, or another lane took it
+        member, score = oldest[0]
+    return (member.decode() if isinstance(member, bytes) else str(member)), float(score)
+
+
+def extras_fetch_one(
+    *, channel: Channel, limiter: ChannelLimiter, now_only: bool, overdue_only: bool = False
+) -> bool:
+    """Fetch one waiting extra file of a finished video; return whether a request was spent.
+
+    ``now_only``: only with a slot free right now (a lane whose create the plan refused), never
+    queueing for one. ``overdue_only``: only an extra that waited longer than it should.
+    """
+    popped = _extras_pop(channel.pk, overdue_only=overdue_only)
+    if popped is None:
+        return False
+    member, score = popped
+    if now_only and limiter.take_now("other") > 0:
+        get_redis().zadd(_extras_key(channel.pk), {member: score}, nx=True)
+        return False
+    generation_id, variant = member.rsplit(":", 1)
+    generation = Generation.objects.filter(pk=generation_id, status=Status.COMPLETED).first()
+    if generation is None or getattr(generation, variant, None) or variant not in EXTRA_VARIANTS:
+        limiter.give_back()  # deleted, failed over or already fetched: the slot goes back
+        return False
+    adapter = adapter_for_channel(channel=channel, limiter=limiter)
+    try:
+        stored, size = _store_variant(generation, adapter, variant, None)
+    except Throttled:
+        get_redis().zadd(_extras_key(channel.pk), {member: score}, nx=True)
+        return False
+    except ProviderError as error:
+        # A rate limit or an outage is waited out (the pause applies to everyone): the file
+        # waits its turn again, for as long as the provider may keep it.
+        keep = EXTRAS_GIVE_UP_SECONDS / settings.REELHOUSE_TIME_SCALE
+        if error.transient and time.time() - score < keep:
+            get_redis().zadd(_extras_key(channel.pk), {member: score}, nx=True)
+        else:
+            logger.warning("generation %s: no %s: %r", generation.pk, variant, error)
+        return True
+    finally:
+        limiter.give_back()  # a no-op once the download used its slot
+        adapter.close()
+    _attach_extras(generation, {variant: stored}, size)
+    return True

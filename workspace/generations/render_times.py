@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from workspace.generations.models import Generation
+from workspace.generations.models import Generation, Status
 from workspace.providers.models import Channel
 
 # Samples of the render-time model: the latest renders of a model and length.
@@ -58,6 +58,36 @@ def expected_render_seconds(
     return None
 
 
+def progress_render_seconds(
+    *, channel_id: int, model: str, seconds: int | None = None
+) -> float | None:
+    """Before any render of this model has finished: what its running jobs' progress says.
+
+    Each check records the provider's progress; a job at p % after ``a`` seconds, rendering at
+    a steady pace, takes ``a * 100 / p`` in all. The catalog's typical time can be off by a
+    factor of three for a provider (or a simulator), and every check planned by it would be.
+    """
+    rows = (
+        Generation.objects.filter(
+            channel_id=channel_id,
+            model=model,
+            status=Status.IN_PROGRESS,
+            progress__gt=0,
+            progress__lt=100,
+            submitted_at__isnull=False,
+            last_polled_at__isnull=False,
+        )
+        .order_by("-last_polled_at")
+        .values_list("submitted_at", "last_polled_at", "progress", "seconds")[:RENDER_SAMPLES]
+    )
+    estimates = [
+        (polled - sent).total_seconds() * 100 / progress * (seconds / length if seconds else 1)
+        for sent, polled, progress, length in rows
+        if sent is not None and polled is not None and polled > sent and length
+    ]
+    return _trimmed_mean(estimates) if estimates else None
+
+
 def typical_render_seconds(*, channel: Channel, model: str) -> float:
     """The catalog's typical render time of ``model`` (in the time scale's seconds)."""
     spec = channel.catalog.get(model)
@@ -66,10 +96,13 @@ def typical_render_seconds(*, channel: Channel, model: str) -> float:
 
 
 def render_seconds_estimate(*, channel: Channel, model: str, seconds: int) -> float:
-    """What to expect of the next render of ``model`` for ``seconds``: learned, else typical."""
-    return expected_render_seconds(
-        channel_id=channel.pk, model=model, seconds=seconds
-    ) or typical_render_seconds(channel=channel, model=model)
+    """What to expect of the next render of ``model`` for ``seconds``: learned, else what the
+    progress of running jobs says, else typical."""
+    return (
+        expected_render_seconds(channel_id=channel.pk, model=model, seconds=seconds)
+        or progress_render_seconds(channel_id=channel.pk, model=model, seconds=seconds)
+        or typical_render_seconds(channel=channel, model=model)
+    )
 
 
 def check_margin_seconds(expected: float) -> float:

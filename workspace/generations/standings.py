@@ -13,7 +13,12 @@ from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
 
-from workspace.generations.dispatch import IN_FLIGHT, fair_queue, follow_ups_per_create
+from workspace.generations.dispatch import (
+    IN_FLIGHT,
+    creates_share_of_slots,
+    fair_queue,
+    follow_ups_per_create,
+)
 from workspace.generations.models import Generation, Status
 from workspace.generations.render_times import (
     check_margin_seconds,
@@ -56,8 +61,9 @@ def channel_pacing(*, channel: Channel) -> Pacing:
         bucket_interval = 60.0 / (channel.creates_per_minute * SAFETY) / scale
         create_interval = max(bucket_interval, request_interval * follow_ups)
     else:
-        # One bucket: every video sent later costs its follow-ups' slots too, and they go first.
-        create_interval = request_interval * (1 + follow_ups)
+        # One bucket: every video sent later costs its follow-ups' slots too, and they go first
+        # (its poster and spritesheet only where they do not wait for spare slots).
+        create_interval = request_interval / creates_share_of_slots(channel)
         bucket_interval = request_interval
     try:
         state = limiter_for_channel(channel=channel).state()

@@ -13,6 +13,13 @@ took just before it asked (one interval), and creates use every slot follow-ups 
 caller that wakes a little late for its slot still keeps it (``tau``, well under a second), so
 scheduling jitter does not leak capacity while no 60 s window can exceed the limit.
 
+When creates and follow-ups share the bucket (every request counted), creates are also admitted
+*by the future*: each create adds the prompt follow-ups it will bring (its status check and its
+video) to a plan, at its predicted end one render from now, and goes only if they fit beside
+those already planned there. Creates sent in a burst would otherwise return one render later as
+a burst of finished videos whose checks and downloads queue behind each other. A create the plan
+refuses leaves the free slot for anything else (the dispatcher fetches a poster with it).
+
 A provider's pushback (429, Retry-After, an exhausted ``x-ratelimit-remaining``) moves a barrier
 that every reservation respects, so one worker's 429 pauses the whole channel.
 """
@@ -28,13 +35,15 @@ import redis
 # request reaching the provider, whose window is measured on its own clock.
 SAFETY = 0.99
 
-# KEYS: tat (microseconds), paused-until (milliseconds), creates' pace (microseconds). ARGV:
-# interval, max wait and tau in microseconds, 1 when the caller is a create, the creates' pace
-# interval and how far behind it may catch up, in microseconds (pace 0: none). A slot may lie
-# up to tau in the past (the caller woke late); the next slot still follows it one interval
-# later, so lateness costs no capacity.
+# KEYS: tat (microseconds), paused-until (milliseconds), the follow-up plan (a hash: future
+# bucket number -> follow-ups planned in it). ARGV: interval, max wait and tau in microseconds,
+# 1 when the caller is a create; for a create sharing the bucket with its follow-ups: how far
+# ahead its follow-ups will come (µs, 0: no plan), how many, the plan's bucket width (µs), how
+# many buckets either side are judged with it, and how many follow-ups a bucket may plan.
+# A slot may lie up to tau in the past (the caller woke late); the next slot still follows it
+# one interval later, so lateness costs no capacity.
 # Integers throughout and formatted with %.0f: Redis would print a large Lua number with 14
-# digits. Returns {granted, delay µs, slot µs, new tat µs}.
+# digits. Returns {granted, delay µs, slot µs, new tat µs, refused by the plan}.
 _RESERVE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -42,27 +51,40 @@ local interval = tonumber(ARGV[1])
 local max_wait = tonumber(ARGV[2])
 local tau = tonumber(ARGV[3])
 local create = tonumber(ARGV[4]) == 1
-local pace = tonumber(ARGV[5])
+local ahead = tonumber(ARGV[5])
 local tat = tonumber(redis.call('GET', KEYS[1]) or 0)
 local blocked = tonumber(redis.call('GET', KEYS[2]) or 0) * 1000
 local slot = math.max(tat, now - tau, blocked)
 local delay = math.max(0, slot - now)
-local paced = 0
-if create and pace > 0 then
-  -- Our own smoothing, not the provider's limit: a lane that comes late keeps its turn.
-  paced = math.max(tonumber(redis.call('GET', KEYS[3]) or 0), now - tonumber(ARGV[6]))
-  delay = math.max(delay, paced - now)
+if create and delay > 0 then return {0, delay, slot, tat, 0} end
+if delay > max_wait then return {0, delay, slot, tat, 0} end
+if create and ahead > 0 then
+  -- Admitted by the future: its follow-ups, due one render from now, must fit beside those
+  -- already planned there, or the create waits and the slot stays free for others.
+  local demand = tonumber(ARGV[6])
+  local width = tonumber(ARGV[7])
+  local span = tonumber(ARGV[8])
+  local cap = tonumber(ARGV[9])
+  local target = math.floor((now + ahead) / width)
+  local current = math.floor(now / width)
+  local planned = 0
+  local plan = redis.call('HGETALL', KEYS[3])
+  for i = 1, #plan, 2 do
+    local bucket = tonumber(plan[i])
+    if bucket < current then
+      redis.call('HDEL', KEYS[3], plan[i])
+    elseif bucket >= target - span and bucket <= target + span then
+      planned = planned + tonumber(plan[i + 1])
+    end
+  end
+  if planned + demand > cap * (2 * span + 1) then return {0, interval, slot, tat, 1} end
+  redis.call('HINCRBYFLOAT', KEYS[3], tostring(target), ARGV[6])
+  redis.call('PEXPIRE', KEYS[3], math.ceil((ahead + (span + 2) * width) / 1000))
 end
-if create and delay > 0 then return {0, delay, slot, tat} end
-if delay > max_wait then return {0, delay, slot, tat} end
 local new_tat = slot + interval
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat),
            'PX', math.ceil((new_tat - now + interval + tau) / 1000))
-if create and pace > 0 then
-  redis.call('SET', KEYS[3], string.format('%.0f', paced + pace),
-             'PX', math.ceil((2 * pace + tonumber(ARGV[6])) / 1000))
-end
-return {1, delay, slot, new_tat}
+return {1, delay, slot, new_tat, 0}
 """
 
 # Give an unused slot back, only while nobody has reserved after it (compare-and-set).
@@ -102,11 +124,17 @@ return {now, math.floor(tonumber(redis.call('GET', KEYS[1]) or 0) / 1000),
 # travel: with 0.5 the 50-a-minute benchmark at time scale 5 (0.1 s of real spread allowed)
 # drew two 429s once workers stopped forking per job.
 MAX_TAU_SECONDS = 0.25
-# Creates sharing the bucket with follow-ups are paced this much faster than it can sustain.
-CREATE_PACE_HEADROOM = 1.1
-# Turns of that pace a create kept waiting by follow-ups may make up for afterwards: creates
-# catch up on what follow-ups delayed instead of losing it, in bursts no larger than this.
-PACE_CREDIT = 16.0
+# The follow-up plan (creates sharing the bucket with their own follow-ups): a create is sent
+# only when the prompt follow-ups it brings a render later (its status check and its video) fit
+# beside those already planned for then. The plan counts in buckets of PLAN_BUCKET_SLOTS
+# intervals and judges a create by the PLAN_SPAN buckets either side of its predicted end
+# (about 12 s at 50 a minute), so a wave of creates cannot become a wave of finished videos.
+# Planned follow-ups may fill FUTURE_SHARE of those slots; the rest is left to the creates that
+# must keep going then and to the slack of predictions (renders end early or late, a check
+# finds a job still running).
+PLAN_BUCKET_SLOTS = 2
+PLAN_SPAN = 2
+FUTURE_SHARE = 0.8
 
 
 class Throttled(Exception):
@@ -142,7 +170,7 @@ class ChannelLimiter:
         requests_per_minute: int,
         creates_per_minute: int | None,
         time_scale: float = 1.0,
-        follow_ups_per_create: float = 0.0,
+        prompt_follow_ups: float = 0.0,
     ) -> None:
         if requests_per_minute < 1:
             raise ValueError("requests_per_minute must be at least 1")
@@ -153,12 +181,15 @@ class ChannelLimiter:
             "all": f"{prefix}:tat-us",
             "create": f"{prefix}:tat-us:create",
             "blocked": f"{prefix}:paused-until",
-            "pace": f"{prefix}:create-pace-us",
+            "plan": f"{prefix}:follow-up-plan",
         }
         self._rpm = requests_per_minute
         self._create_rpm = creates_per_minute
         self._held: dict[str, _Held] = {}
-        self._follow_ups = follow_ups_per_create
+        # Status checks and video downloads each create brings (0: creates are not planned).
+        self._prompt_follow_ups = prompt_follow_ups
+        # Whether the last ``take_now`` was refused by the plan (the slot itself was free).
+        self.refused_by_plan = False
         # Redis time (seconds) of the slot the last successful acquire took.
         self.last_slot_at: float | None = None
         self._reserve = connection.register_script(_RESERVE)
@@ -175,20 +206,6 @@ class ChannelLimiter:
         rpm = self._create_rpm if kind == "create" and self._create_rpm else self._rpm
         return 60_000 / (rpm * SAFETY) / self._time_scale
 
-    def _pace_ms(self) -> float:
-        """Least time between creates when they share the bucket with their own follow-ups.
-
-        Each create brings ``follow_ups_per_create`` status checks and downloads a render
-        later, and those go first. Creates left to take every free slot would come in bursts,
-        and a render later their follow-ups would crowd the bucket for minutes (the finished
-        videos waiting) while creates starve, over and over. Pacing creates a little faster than
-        the bucket can sustain (CREATE_PACE_HEADROOM) keeps both flowing: creates still fill
-        every slot follow-ups leave, and follow-ups never wait behind a wave of their own.
-        """
-        if not self.shared or self._follow_ups <= 0:
-            return 0.0
-        return self.interval_ms("other") * (1 + self._follow_ups) / CREATE_PACE_HEADROOM
-
     def _tau_us(self, kind: str) -> int:
         tau_ms = min(self.interval_ms(kind) / 2, MAX_TAU_SECONDS * 1000 / self._time_scale)
         return int(tau_ms * 1000)
@@ -196,28 +213,45 @@ class ChannelLimiter:
     def _bucket(self, kind: str) -> str:
         return self._keys["create"] if kind == "create" and self._create_rpm else self._keys["all"]
 
-    def _try(self, kind: str, budget: float) -> tuple[bool, float, float, int]:
-        granted, delay_us, slot_us, tat_us = self._reserve(
-            keys=[self._bucket(kind), self._keys["blocked"], self._keys["pace"]],
+    def _try(
+        self, kind: str, budget: float, *, ahead: float = 0.0
+    ) -> tuple[bool, float, float, int, bool]:
+        interval_us = round(self.interval_ms(kind) * 1000)
+        planned = kind == "create" and self.shared and ahead > 0 and self._prompt_follow_ups > 0
+        granted, delay_us, slot_us, tat_us, by_plan = self._reserve(
+            keys=[self._bucket(kind), self._keys["blocked"], self._keys["plan"]],
             args=[
-                round(self.interval_ms(kind) * 1000),
+                interval_us,
                 int(max(0.0, budget) * 1_000_000),
                 self._tau_us(kind),
                 1 if kind == "create" else 0,
-                round(self._pace_ms() * 1000) if kind == "create" else 0,
-                round(self._pace_ms() * 1000 * PACE_CREDIT),
+                round(ahead * 1_000_000) if planned else 0,
+                repr(float(self._prompt_follow_ups)),
+                interval_us * PLAN_BUCKET_SLOTS,
+                PLAN_SPAN,
+                repr(FUTURE_SHARE * PLAN_BUCKET_SLOTS),
             ],
         )
-        return bool(granted), float(delay_us) / 1e6, float(slot_us) / 1e6, int(tat_us)
+        return (
+            bool(granted),
+            float(delay_us) / 1e6,
+            float(slot_us) / 1e6,
+            int(tat_us),
+            bool(by_plan),
+        )
 
-    def take_now(self, kind: str = "create") -> float:
+    def take_now(self, kind: str = "create", *, ahead: float = 0.0) -> float:
         """Take a slot that is free right now and hold it for this object's next ``acquire``.
 
         Returns 0.0 when the slot is held, else how long until one may be free (nothing taken).
         A dispatcher first chooses what to send, then takes the slot, so it never takes a slot
         it has no use for; ``give_back`` returns one it could not use after all.
+
+        ``ahead`` (seconds) is when a create's follow-ups will come: one predicted render
+        from now. A create whose follow-ups do not fit the plan then is refused even with the
+        slot free (``refused_by_plan``), and the free slot stays for something else.
         """
-        granted, delay, slot, tat_us = self._try(kind, 0.0)
+        granted, delay, slot, tat_us, self.refused_by_plan = self._try(kind, 0.0, ahead=ahead)
         if not granted:
             return max(delay, 0.001)
         self.last_slot_at = slot
@@ -242,7 +276,7 @@ class ChannelLimiter:
         waited = 0.0
         while True:
             budget = max_wait - waited
-            granted, delay, slot, tat_us = self._try(kind, budget)
+            granted, delay, slot, tat_us, _ = self._try(kind, budget)
             if not granted:
                 if kind == "create" and delay <= budget:
                     time.sleep(delay)

@@ -43,15 +43,16 @@ def channel_get_default() -> Channel:
     return channel
 
 
-def limiter_for_channel(*, channel: Channel, follow_ups_per_create: float = 0.0) -> ChannelLimiter:
-    """The channel's shared limiter; dispatchers pass what each create costs in follow-ups."""
+def limiter_for_channel(*, channel: Channel, prompt_follow_ups: float = 0.0) -> ChannelLimiter:
+    """The channel's shared limiter; dispatchers pass the status checks and video downloads each
+    create brings, which the limiter plans for (see limiter.py)."""
     return ChannelLimiter(
         get_redis(),
         channel_id=channel.pk,
         requests_per_minute=channel.requests_per_minute,
         creates_per_minute=channel.creates_per_minute,
         time_scale=settings.REELHOUSE_TIME_SCALE,
-        follow_ups_per_create=follow_ups_per_create,
+        prompt_follow_ups=prompt_follow_ups,
     )
 
 
@@ -99,6 +100,16 @@ def channel_resume(*, channel: Channel) -> None:
     Channel.objects.filter(pk=channel.pk).update(halted_at=None, halted_reason="")
     channel.halted_at, channel.halted_reason = None, ""
     circuit_for_channel(channel=channel).reset()
+
+
+def channel_defers_extras(*, channel: Channel) -> bool:
+    """Whether a finished video's poster and spritesheet wait for slots nothing else needs.
+
+    Only where every request counts against one limit (no separate create limit): there each
+    extra file is a slot taken from someone's status check, video or create, and "stored and
+    playable" needs only the video. With creates counted alone, follow-ups are not scarce.
+    """
+    return not channel.creates_per_minute and channel_files_per_video(channel=channel) > 1
 
 
 def channel_files_per_video(*, channel: Channel) -> int:

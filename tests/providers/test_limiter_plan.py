@@ -1,0 +1,74 @@
+"""Creates admitted by the future: the follow-up plan of a channel whose every request counts.
+
+Against the real Redis server. One slot a second (60 a minute), and each create's slot is given
+back at once, so every create finds its slot free and only the plan decides.
+"""
+
+from __future__ import annotations
+
+import redis
+from django.conf import settings
+
+from workspace.providers.limiter import FUTURE_SHARE, PLAN_BUCKET_SLOTS, PLAN_SPAN, ChannelLimiter
+
+RENDER = 30.0  # seconds from now to a create's predicted end
+
+
+def limiter(*, follow_ups: float = 2.0, creates: int | None = None) -> ChannelLimiter:
+    return ChannelLimiter(
+        redis.Redis.from_url(settings.RQ_QUEUES["default"]["URL"]),
+        channel_id=9,
+        requests_per_minute=60,
+        creates_per_minute=creates,
+        prompt_follow_ups=follow_ups,
+    )
+
+
+def admitted(lane: ChannelLimiter, *, ahead: float = RENDER) -> bool:
+    """Try one create; give its slot back, so the next try finds the slot free again."""
+    taken = lane.take_now("create", ahead=ahead) == 0.0
+    if taken:
+        assert not lane.refused_by_plan
+        assert lane.give_back()
+    return taken
+
+
+# What one plan window (the predicted end's bucket and PLAN_SPAN either side) may hold.
+WINDOW_CAPACITY = FUTURE_SHARE * PLAN_BUCKET_SLOTS * (2 * PLAN_SPAN + 1)
+
+
+def test_creates_go_only_while_their_follow_ups_fit_beside_those_planned(redis_conn) -> None:  # type: ignore[no-untyped-def]
+    lane = limiter(follow_ups=2.0)
+    fits = int(WINDOW_CAPACITY // 2.0)
+    assert [admitted(lane) for _ in range(fits)] == [True] * fits
+    # The next create's check and video would crowd the same few seconds a render from now:
+    # it waits, although the slot is free...
+    assert not admitted(lane)
+    assert lane.refused_by_plan
+    # ...and it took nothing: the free slot is there for a follow-up (or a poster).
+    assert limiter().acquire("other", max_wait=0) == 0.0
+
+
+def test_a_create_whose_future_has_room_goes_at_once(redis_conn) -> None:  # type: ignore[no-untyped-def]
+    lane = limiter(follow_ups=2.0)
+    while admitted(lane):
+        pass
+    # A longer render ends where nothing is planned yet: any free slot will do for it.
+    assert admitted(lane, ahead=RENDER * 3)
+
+
+def test_the_plan_counts_what_each_create_brings(redis_conn) -> None:  # type: ignore[no-untyped-def]
+    heavy = limiter(follow_ups=WINDOW_CAPACITY / 2)
+    assert admitted(heavy)
+    assert admitted(heavy)
+    assert not admitted(heavy)
+    assert not admitted(limiter(follow_ups=1.0))  # the window is full for anyone
+
+
+def test_no_plan_without_a_shared_bucket_or_a_predicted_end(redis_conn) -> None:  # type: ignore[no-untyped-def]
+    own_bucket = limiter(follow_ups=4.0, creates=60)  # follow-ups do not compete with creates
+    assert all(admitted(own_bucket) for _ in range(10))
+    unplanned = limiter(follow_ups=4.0)
+    assert all(admitted(unplanned, ahead=0.0) for _ in range(10))
+    nothing_follows = limiter(follow_ups=0.0)
+    assert all(admitted(nothing_follows) for _ in range(10))
