@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from workspace.billing.services import reservation_settle
@@ -35,6 +35,7 @@ from workspace.providers.adapters.base import JobStatus, ProviderJob, VideoAdapt
 from workspace.providers.errors import ErrorClass, ProviderError
 from workspace.providers.limiter import ChannelLimiter, Throttled
 from workspace.providers.models import Channel
+from workspace.providers.registry import provider
 from workspace.providers.services import (
     adapter_for_channel,
     channel_defers_extras,
@@ -386,28 +387,32 @@ def _download_files(
     if wanted and _extras_wait(generation):
         _extras_defer(generation, wanted)
         return
-    extras: dict[str, str] = {}
-    extra_bytes = 0
     for variant in wanted:
         try:
-            extras[variant], size = _store_variant(generation, adapter, variant, retrieved)
+            stored, size = _store_variant(generation, adapter, variant, retrieved)
         except (Throttled, ProviderError) as error:
             logger.warning("generation %s: no %s: %r", generation.pk, variant, error)
+            if isinstance(error, ProviderError) and not error.transient:
+                _extras_give_up(generation.channel_id, f"{generation.pk}:{variant}")
         else:
-            extra_bytes += size
-    if extras:
-        _attach_extras(generation, extras, extra_bytes)
+            _attach_extra(generation, variant, stored, size)
 
 
-def _attach_extras(generation: Generation, extras: dict[str, str], extra_bytes: int) -> None:
+def _attach_extra(generation: Generation, variant: str, stored: str, size: int) -> None:
     # Not onto a row whose files the retention policy removed meanwhile (an unpicked take can
-    # go the moment it is completed): those extras would be files nothing points at.
+    # go the moment it is completed): those extras would be files nothing points at. Nor over
+    # a file another worker attached first (the recovery sweep may fetch one a dying worker was
+    # fetching): its bytes are counted once, and the spare copy goes.
     attached = Generation.objects.filter(
-        pk=generation.pk, status=Status.COMPLETED, files_removed_at__isnull=True
-    ).update(stored_bytes=F("stored_bytes") + extra_bytes, **extras)
-    if not attached:
-        for name in extras.values():
-            default_storage.delete(name)
+        pk=generation.pk, status=Status.COMPLETED, files_removed_at__isnull=True, **{variant: ""}
+    ).update(stored_bytes=F("stored_bytes") + size, **{variant: stored})
+    if attached:
+        return
+    row = Generation.objects.filter(pk=generation.pk).values_list(variant, "files_removed_at")
+    kept, removed_at = row.first() or ("", None)
+    # A repeated download overwrites the same name: then the spare copy is the attached file.
+    if stored != kept or removed_at is not None:
+        default_storage.delete(stored)
 
 
 # What a member is told about a finished video whose stored file is gone for good.
@@ -619,9 +624,80 @@ def extras_fetch_one(
             get_redis().zadd(_extras_key(channel.pk), {member: score}, nx=True)
         else:
             logger.warning("generation %s: no %s: %r", generation.pk, variant, error)
+            _extras_give_up(channel.pk, member)
         return True
     finally:
         limiter.give_back()  # a no-op once the download used its slot
         adapter.close()
-    _attach_extras(generation, {variant: stored}, size)
+    _attach_extra(generation, variant, stored, size)
     return True
+
+
+def _extras_given_up_key(channel_id: int) -> str:
+    return f"reelhouse:channel:{channel_id}:extras-given-up"
+
+
+def _extras_give_up(channel_id: int, member: str) -> None:
+    """Remember a file the provider will not give, so the recovery sweep does not ask for it at
+    every pass (forgotten with Redis, which costs one more request per such file)."""
+    get_redis().zadd(_extras_given_up_key(channel_id), {member: time.time()})
+
+
+def generations_extras_recover(*, grace_seconds: float = 60.0, limit: int = 500) -> int:
+    """Put back into the extras sets the posters and spritesheets finished videos lack.
+
+    Redis is not the queue of record: an emptied Redis loses the sets, and a worker that dies
+    after taking an entry, or between storing a video and fetching its poster, loses the file.
+    The database says what is missing: completed videos of the last EXTRAS_GIVE_UP_SECONDS
+    (older ones would have been given up anyway) whose channel offers the file, still holding
+    their files and a provider copy. Those completed within ``grace_seconds`` are left to the worker
+    that is likely still fetching them (a duplicate would be harmless: attaching is
+    conditional). Every channel's lanes fetch them, as deferred extras; ZADD NX keeps a file
+    already waiting where it is. Returns how many entries were added.
+    """
+    now = timezone.now()
+    offering: dict[int, tuple[str, ...]] = {}
+    for channel_id, protocol in Channel.objects.values_list("id", "protocol"):
+        variants = tuple(v for v in provider(protocol).variants if v in EXTRA_VARIANTS)
+        if variants:
+            offering[channel_id] = variants
+    if not offering:
+        return 0
+    scale = settings.REELHOUSE_TIME_SCALE
+    window = timedelta(seconds=EXTRAS_GIVE_UP_SECONDS / scale)
+    grace = timedelta(seconds=grace_seconds / scale)
+    missing = (
+        Generation.objects.filter(
+            status=Status.COMPLETED,
+            channel_id__in=list(offering),
+            completed_at__gte=now - window,
+            completed_at__lt=now - grace,
+            files_removed_at__isnull=True,
+            provider_job_id__isnull=False,
+        )
+        .filter(Q(thumbnail="") | Q(spritesheet=""))
+        .filter(Q(provider_expires_at__isnull=True) | Q(provider_expires_at__gt=now))
+        .order_by("-completed_at")
+        .values_list("id", "channel_id", "completed_at", "thumbnail", "spritesheet")[:limit]
+    )
+    wanted: dict[int, dict[str, float]] = {}
+    for generation_id, channel_id, completed_at, thumbnail, spritesheet in missing:
+        have = {"thumbnail": thumbnail, "spritesheet": spritesheet}
+        for variant in offering[channel_id]:
+            if not have[variant]:
+                member = f"{generation_id}:{variant}"
+                assert completed_at is not None  # filtered on it
+                wanted.setdefault(channel_id, {})[member] = completed_at.timestamp()
+    connection = get_redis()
+    added = 0
+    for channel_id, members in wanted.items():
+        given_up_key = _extras_given_up_key(channel_id)
+        connection.zremrangebyscore(given_up_key, "-inf", time.time() - window.total_seconds())
+        given_up = connection.zmscore(given_up_key, list(members))
+        pairs = zip(members.items(), given_up, strict=True)
+        members = {member: score for (member, score), gave in pairs if gave is None}
+        count = connection.zadd(_extras_key(channel_id), members, nx=True) if members else 0
+        if count:
+            added += int(count)
+            channel_kick_on_commit(channel_id=channel_id)
+    return added

@@ -37,6 +37,7 @@ from workspace.core.rq import (
     scheduler_beat,
 )
 from workspace.generations.characters import characters_resume_stalled
+from workspace.generations.following import generations_extras_recover
 from workspace.generations.recovery import generations_resume_stalled
 from workspace.generations.retention import retention_run_daily
 from workspace.projects.services import projects_purge_due
@@ -115,6 +116,10 @@ def _sweep(*, stale_after: timedelta, redis_lost: bool) -> bool:
         )
         if resumed_characters:
             logger.info("resumed %d stalled characters", resumed_characters)
+        # Posters and spritesheets whose place in Redis, or whose worker, was lost.
+        extras = generations_extras_recover()
+        if extras:
+            logger.info("put back %d posters and spritesheets to fetch", extras)
         # Webhook deliveries whose job went with Redis or with a killed worker.
         redelivered = webhook_events_resume(stale_after=timedelta(0) if redis_lost else stale_after)
         if redelivered:
