@@ -207,6 +207,26 @@ def video_uri(body: dict[str, Any]) -> str | None:
     return uri if isinstance(uri, str) and uri else None
 
 
+def veo_operation_started(
+    answer: Any, request: VideoRequest, *, name_ok: Callable[[str], bool] = bool
+) -> ProviderJob:
+    """The job a ``predictLongRunning`` answer started: its operation's name, queued."""
+    name = answer.get("name") if isinstance(answer, dict) else None
+    if not isinstance(name, str) or not name_ok(name):
+        raise ProviderError(
+            ErrorClass.PROVIDER_FAILED, "Google accepted the request but named no operation."
+        )
+    return ProviderJob(
+        id=name,
+        status=JobStatus.QUEUED,
+        model=request.model,
+        prompt=request.prompt,
+        size=request.size,
+        seconds=request.seconds,
+        raw=answer,
+    )
+
+
 def parse_operation(body: Any) -> ProviderJob:
     if not isinstance(body, dict) or not isinstance(body.get("name"), str):
         raise ProviderError(
@@ -289,21 +309,7 @@ class GeminiVeoAdapter(HTTPAdapter):
             creates=True,
             json={"instances": [instance], "parameters": parameters},
         )
-        answer = self._json(response)
-        name = answer.get("name") if isinstance(answer, dict) else None
-        if not isinstance(name, str) or not name:
-            raise ProviderError(
-                ErrorClass.PROVIDER_FAILED, "Google accepted the request but named no operation."
-            )
-        return ProviderJob(
-            id=name,
-            status=JobStatus.QUEUED,
-            model=request.model,
-            prompt=request.prompt,
-            size=request.size,
-            seconds=request.seconds,
-            raw=answer,
-        )
+        return veo_operation_started(self._json(response), request)
 
     def _images(self, request: VideoRequest) -> dict[str, Any]:
         return veo_image_fields(request, self.catalog.get(request.model), self._unsupported)

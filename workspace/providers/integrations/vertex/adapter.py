@@ -47,6 +47,7 @@ from workspace.providers.http import ProviderHTTP, retry_after_seconds
 from workspace.providers.integrations.gemini.adapter import (
     classify_operation_error,
     veo_image_fields,
+    veo_operation_started,
 )
 from workspace.providers.integrations.gemini.adapter import (
     classify_response as classify_google_response,
@@ -331,20 +332,8 @@ class VertexVeoAdapter(HTTPAdapter):
             json={"instances": [instance], "parameters": parameters},
             creates=True,
         )
-        answer = self._json(response)
-        name = answer.get("name") if isinstance(answer, dict) else None
-        if not isinstance(name, str) or not _OPERATION_NAME.match(name):
-            raise ProviderError(
-                ErrorClass.PROVIDER_FAILED, "Google accepted the request but named no operation."
-            )
-        return ProviderJob(
-            id=name,
-            status=JobStatus.QUEUED,
-            model=request.model,
-            prompt=request.prompt,
-            size=request.size,
-            seconds=request.seconds,
-            raw=answer,
+        return veo_operation_started(
+            self._json(response), request, name_ok=lambda name: bool(_OPERATION_NAME.match(name))
         )
 
     def _images(self, request: VideoRequest) -> dict[str, Any]:
