@@ -113,6 +113,27 @@ def test_a_lost_file_the_provider_still_has_is_fetched_again(
     assert following.generations_files_check(enqueue=False) == []
 
 
+def test_a_lost_file_fetched_while_retention_removed_the_row_is_not_put_back(
+    project, teammate, simulator, run_workers, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    generation = stored(project, teammate, simulator, run_workers, "A lighthouse in fog")
+    default_storage.delete(generation.video.name)
+    fetch = following._store_variant
+
+    def retention_meanwhile(*args, **kwargs):  # type: ignore[no-untyped-def]
+        name, size = fetch(*args, **kwargs)
+        Generation.objects.filter(pk=generation.pk).update(
+            files_removed_at=timezone.now(), video="", thumbnail="", spritesheet=""
+        )
+        return name, size
+
+    monkeypatch.setattr(following, "_store_variant", retention_meanwhile)
+    following.generation_refetch_files(generation_id=str(generation.pk))
+    generation.refresh_from_db()
+    assert generation.files_removed_at is not None and not generation.video
+    assert not default_storage.exists(generation.storage_name("video.mp4"))
+
+
 def test_a_lost_file_the_provider_no_longer_has_is_marked_lost(
     project, teammate, simulator, run_workers, signed_in
 ) -> None:  # type: ignore[no-untyped-def]

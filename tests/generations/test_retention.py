@@ -38,7 +38,14 @@ from workspace.generations.storage_use import (
 )
 from workspace.generations.submission import generation_submit
 from workspace.generations.versions import generation_pick
-from workspace.projects.services import membership_add, project_archive, project_create
+from workspace.projects.models import Membership
+from workspace.projects.services import (
+    membership_add,
+    membership_remove,
+    project_archive,
+    project_create,
+    project_rename,
+)
 from workspace.providers.models import Channel
 from workspace.reviews.models import Favourite, ReviewDecision, ReviewState
 from workspace.sharing.services import share_link_create
@@ -177,6 +184,22 @@ def test_a_video_starred_after_it_was_listed_is_left_alone(project, world, viewe
     assert retention._remove(old, project=project, policy=policy, now=now) is None
     old.refresh_from_db()
     assert old.files_removed_at is None and still_stored(old)
+
+
+def test_a_poster_attached_after_it_was_listed_keeps_the_row(project, world) -> None:  # type: ignore[no-untyped-def]
+    # The UPDATE expects the file names it read: blanking a poster attached since would leave
+    # that file in the store with nothing naming it.
+    old = world["old"]
+    policy = retention.retention_policy_for(project=project)
+    now = timezone.now()
+    later = default_storage.save(old.storage_name("spritesheet.jpg"), ContentFile(POSTER))
+    Generation.objects.filter(pk=old.pk).update(spritesheet=later)
+    assert retention._remove(old, project=project, policy=policy, now=now) is None
+    old.refresh_from_db()
+    assert old.files_removed_at is None and old.spritesheet.name == later and still_stored(old)
+    # The next run takes the row as it is now, every file with it.
+    assert retention.retention_apply(dry_run=False).count >= 1
+    assert not default_storage.exists(later)
 
 
 def test_approved_and_starred_go_too_when_the_policy_says_so(project, world) -> None:  # type: ignore[no-untyped-def]
@@ -443,3 +466,17 @@ def test_a_poster_stored_after_the_files_were_removed_is_not_kept(
         POSTER
     )  # the video's, zeroed by retention in real runs
     assert not default_storage.exists(generation.storage_name("thumbnail.bin"))
+
+
+def test_a_member_who_left_sees_their_bytes_but_not_the_projects_name(
+    owner, teammate, project
+) -> None:  # type: ignore[no-untyped-def]
+    video(project, teammate, days_ago=1)
+    membership_remove(
+        membership=Membership.objects.get(project=project, user=teammate), actor=owner
+    )
+    project_rename(project=project, name="Secret acquisition", actor=owner)
+    rows = storage_of_member(user=teammate)
+    assert [(r.label, r.bytes, r.key) for r in rows] == [
+        ("Projects you are no longer in", len(VIDEO) + len(POSTER), None)
+    ]

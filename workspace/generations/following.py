@@ -462,7 +462,17 @@ def generation_refetch_files(*, generation_id: str, attempt: int = 0) -> None:
             if variant not in adapter.variants:
                 continue
             stored, _ = _store_variant(generation, adapter, variant, None)
-            Generation.objects.filter(pk=generation.pk).update(**{VARIANT_FIELDS[variant]: stored})
+            field = VARIANT_FIELDS[variant]
+            # Only onto the row as it was read: not onto one the retention policy has since
+            # cleared (the copy would then be a file nothing names).
+            if not Generation.objects.filter(
+                pk=generation.pk,
+                status=Status.COMPLETED,
+                files_removed_at__isnull=True,
+                **{field: getattr(generation, field).name},
+            ).update(**{field: stored}):
+                default_storage.delete(stored)
+                return
             logger.info("generation %s: lost %s fetched again", generation.pk, variant)
         # The restored row's size counted the lost files; now it counts what the store holds.
         generation_measure(generation=Generation.objects.get(pk=generation.pk))
@@ -606,7 +616,9 @@ def extras_fetch_one(
         get_redis().zadd(_extras_key(channel.pk), {member: score}, nx=True)
         return False
     generation_id, variant = member.rsplit(":", 1)
-    generation = Generation.objects.filter(pk=generation_id, status=Status.COMPLETED).first()
+    generation = Generation.objects.filter(
+        pk=generation_id, status=Status.COMPLETED, files_removed_at__isnull=True
+    ).first()
     if generation is None or getattr(generation, variant, None) or variant not in EXTRA_VARIANTS:
         limiter.give_back()  # deleted, failed over or already fetched: the slot goes back
         return False

@@ -272,7 +272,14 @@ def _remove(
     with transaction.atomic():
         won = (
             retention_candidates(project=project, policy=policy, now=now)
-            .filter(pk=generation.pk)
+            # Still naming the files read above: a poster attached since then is not blanked
+            # without being deleted (the next run takes the row as it is then).
+            .filter(
+                pk=generation.pk,
+                video=generation.video.name or "",
+                thumbnail=generation.thumbnail.name or "",
+                spritesheet=generation.spritesheet.name or "",
+            )
             .update(
                 files_removed_at=now,
                 files_removed_reason=reason[:200],

@@ -88,13 +88,21 @@ def storage_by_member(*, top: int = 15) -> list[StorageRow]:
 
 
 def storage_of_member(*, user: User) -> list[StorageRow]:
-    """One member's stored bytes by project (projects they still see), largest first."""
+    """One member's stored bytes by project, largest first: projects they are still a member
+    of by name; the rest (left, or deleted) together, since their names are no longer theirs
+    to see."""
     totals, _ = _sums("project_id", created_by_id=user.pk)
     names = dict(
-        Project.objects.filter(pk__in=totals, deleted_at__isnull=True).values_list("pk", "name")
+        Project.objects.filter(
+            pk__in=totals, deleted_at__isnull=True, memberships__user=user
+        ).values_list("pk", "name")
     )
     rows = [StorageRow(names[pk], size, pk) for pk, size in totals.items() if size and pk in names]
-    return sorted(rows, key=lambda r: (-r.bytes, r.label))
+    rows.sort(key=lambda r: (-r.bytes, r.label))
+    elsewhere = sum(size for pk, size in totals.items() if pk not in names)
+    if elsewhere:
+        rows.append(StorageRow("Projects you are no longer in", elsewhere, None))
+    return rows
 
 
 def storage_of_project(*, project: Project) -> int:
