@@ -309,6 +309,17 @@ class HTTPAdapter(ABC):
                 ErrorClass.INVALID_REQUEST, f"{self.provider_name} has no {variant!r} file."
             )
 
+    def _job_to_download(
+        self, job_id: str, *, variant: str, retrieved: ProviderJob | None
+    ) -> ProviderJob:
+        """The job a file is asked of, as the status check just read it (else read now), for
+        adapters whose file URLs are in the job; its own failure is raised."""
+        self._check_variant(variant)
+        job = retrieved if retrieved is not None else self.retrieve(job_id)
+        if job.error is not None:
+            raise job.error
+        return job
+
     def _download(
         self, path: str, *, destination: BinaryIO, params: dict[str, Any] | None = None
     ) -> str:

@@ -225,12 +225,9 @@ class LumaAdapter(HTTPAdapter):
         destination: BinaryIO,
         retrieved: ProviderJob | None = None,
     ) -> str:
-        self._check_variant(variant)
         # Output URLs are presigned for an hour; the generation gives a fresh one each time it is
         # read, and the check that saw it finish has just read it.
-        job = retrieved if retrieved is not None else self.retrieve(job_id)
-        if job.error is not None:
-            raise job.error
+        job = self._job_to_download(job_id, variant=variant, retrieved=retrieved)
         url = _video_url(job.raw)
         if job.status is not JobStatus.COMPLETED or url is None:
             raise ProviderError(

@@ -257,13 +257,10 @@ class RunwayAdapter(HTTPAdapter):
         destination: BinaryIO,
         retrieved: ProviderJob | None = None,
     ) -> str:
-        self._check_variant(variant)
         # Output URLs expire; the task gives a fresh one each time it is read (the check that
         # saw it finish has just read it).
-        job = retrieved if retrieved is not None else self.retrieve(job_id)
+        job = self._job_to_download(job_id, variant=variant, retrieved=retrieved)
         url = _output_url(job.raw)
-        if job.error is not None:
-            raise job.error
         if job.status is not JobStatus.COMPLETED or url is None:
             raise ProviderError(
                 ErrorClass.NOT_FOUND, f"Runway task {job_id} has no output to download yet."

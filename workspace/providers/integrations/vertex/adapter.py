@@ -362,10 +362,7 @@ class VertexVeoAdapter(HTTPAdapter):
         destination: BinaryIO,
         retrieved: ProviderJob | None = None,
     ) -> str:
-        self._check_variant(variant)
-        job = retrieved if retrieved is not None else self.retrieve(job_id)
-        if job.error is not None:
-            raise job.error
+        job = self._job_to_download(job_id, variant=variant, retrieved=retrieved)
         videos = _videos(job.raw)
         if not videos:
             raise ProviderError(
