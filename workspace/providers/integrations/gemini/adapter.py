@@ -238,19 +238,31 @@ def parse_operation(body: Any) -> ProviderJob:
     if not body.get("done"):
         # No queued/running distinction and no progress on this surface.
         return job
+    response = body.get("response")
+    generated = response.get("generateVideoResponse") if isinstance(response, dict) else None
+    return veo_operation_done(
+        job,
+        body,
+        has_video=video_uri(body) is not None,
+        filtered=generated.get("raiMediaFilteredReasons") if isinstance(generated, dict) else None,
+    )
+
+
+def veo_operation_done(
+    job: ProviderJob, body: dict[str, Any], *, has_video: bool, filtered: Any
+) -> ProviderJob:
+    """A finished Veo operation: failed with its error, completed with its video, or, done
+    without one, blocked by the safety filters (``filtered``: their reasons, as Google lists
+    them; "you will not be charged")."""
     job.status = JobStatus.FAILED
     error = body.get("error")
     if isinstance(error, dict):
         job.error = classify_operation_error(error)
         return job
-    if video_uri(body) is not None:
+    if has_video:
         job.status, job.progress = JobStatus.COMPLETED, 100
         return job
-    # Done without a video: the safety filters blocked it ("you will not be charged").
-    response = body.get("response")
-    generated = response.get("generateVideoResponse") if isinstance(response, dict) else None
-    reasons = generated.get("raiMediaFilteredReasons") if isinstance(generated, dict) else None
-    words = [str(r) for r in reasons if r] if isinstance(reasons, list) else []
+    words = [str(r) for r in filtered if r] if isinstance(filtered, list) else []
     job.error = ProviderError(
         ErrorClass.MODERATION,
         " ".join(words) or "Google's safety filters blocked the video; none was returned.",

@@ -45,12 +45,12 @@ from workspace.providers.catalog import size_parts
 from workspace.providers.errors import CreateOutcome, ErrorClass, ProviderError
 from workspace.providers.http import ProviderHTTP, retry_after_seconds
 from workspace.providers.integrations.gemini.adapter import (
-    classify_operation_error,
-    veo_image_fields,
-    veo_operation_started,
+    classify_response as classify_google_response,
 )
 from workspace.providers.integrations.gemini.adapter import (
-    classify_response as classify_google_response,
+    veo_image_fields,
+    veo_operation_done,
+    veo_operation_started,
 )
 from workspace.providers.integrations.vertex.catalog import CATALOG
 from workspace.providers.integrations.vertex.credentials import (
@@ -139,23 +139,13 @@ def parse_operation(body: Any) -> ProviderJob:
     job = ProviderJob(id=name, status=JobStatus.IN_PROGRESS, model=match["model"], raw=body)
     if not body.get("done"):
         return job
-    job.status = JobStatus.FAILED
-    error = body.get("error")
-    if isinstance(error, dict):
-        job.error = classify_operation_error(error)
-        return job
-    if _videos(body):
-        job.status, job.progress = JobStatus.COMPLETED, 100
-        return job
     response = body.get("response")
-    reasons = response.get("raiMediaFilteredReasons") if isinstance(response, dict) else None
-    words = [str(r) for r in reasons if r] if isinstance(reasons, list) else []
-    job.error = ProviderError(
-        ErrorClass.MODERATION,
-        " ".join(words) or "Google's safety filters blocked the video; none was returned.",
-        code="rai_media_filtered",
+    return veo_operation_done(
+        job,
+        body,
+        has_video=bool(_videos(body)),
+        filtered=response.get("raiMediaFilteredReasons") if isinstance(response, dict) else None,
     )
-    return job
 
 
 class VertexVeoAdapter(HTTPAdapter):
