@@ -137,6 +137,14 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # The gallery card only (drawn 48 times a page): workspace/core/jinja.py says why.
+        "NAME": "jinja2",
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates" / "jinja2"],
+        "APP_DIRS": False,
+        "OPTIONS": {"environment": "workspace.core.jinja.environment"},
+    },
 ]
 
 # --- Database -------------------------------------------------------------------------------

@@ -386,7 +386,7 @@ def gallery_page(
         )
         has_newer = len(rows) > size
         rows = rows[:size][::-1]
-        generations = generations_decorate(rows)
+        generations = generations_decorate(rows, standings_of=_shared_standings)
         return GalleryPage(
             generations,
             older=after,
@@ -400,7 +400,9 @@ def gallery_page(
     has_older = len(rows) > size
     rows = rows[:size]
     return GalleryPage(
-        generations_decorate(rows),
+        # Queue standings as the live updates show them (shared for LIVE_SHARE_SECONDS): a
+        # reload or a team's open pages replay the channel's queue once, not once each.
+        generations_decorate(rows, standings_of=_shared_standings),
         older=GalleryCursor.of(rows[-1]) if has_older else None,
         newer=GalleryCursor.of(rows[0]) if before is not None and rows else None,
     )
