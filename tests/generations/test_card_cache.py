@@ -207,3 +207,32 @@ def test_the_card_escapes_member_text_and_writes_times_in_the_sites_zone(
     assert f'title="{formats.localize(local)}"' in card
     assert local.isoformat().endswith("+05:30")
     assert f'data-created="{int(made.timestamp())}.{made.microsecond:06d}"' in card
+
+
+def test_cards_without_a_decision_cost_no_decision_query(
+    project, owner, teammate, channel, django_assert_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    """The row keeps its current decision's state, so a live update's undecided card (every
+    in-flight one) asks for its star only; a decided card still shows who decided and when."""
+    video = Generation.objects.create(
+        project=project,
+        created_by=teammate,
+        channel=channel,
+        model="sora-2",
+        prompt="A kite over dunes",
+        size="1280x720",
+        seconds=4,
+        status=Status.COMPLETED,
+        progress=100,
+        completed_at=timezone.now(),
+    )
+    cards = list(Generation.objects.filter(pk=video.pk))
+    with django_assert_num_queries(1):
+        reviews_attach(cards, user=owner)
+    assert cards[0].review is None  # type: ignore[attr-defined]
+    review_decide(generation=video, actor=owner, state="changes")
+    cards = list(Generation.objects.filter(pk=video.pk))
+    with django_assert_num_queries(2):
+        reviews_attach(cards, user=owner)
+    assert cards[0].review.state == "changes"  # type: ignore[attr-defined]
+    assert cards[0].review.decided_by == owner  # type: ignore[attr-defined]
