@@ -2,7 +2,7 @@
 
 Rendering a card's template was most of a gallery page's CPU (48 cards, ~0.5-1 ms each in
 Django's template language; the card is now a Jinja2 template, a few times cheaper, see
-workspace/core/jinja.py), and a page drawn again need not draw its cards at all. A finished
+generations/templatetags/jinja_env.py), and a page drawn again need not draw its cards. A finished
 card's markup changes only when its row, its review decision, its stack or the people and
 channel it names change, and differs between viewers in three places only: the favourite star
 (per member), the CSRF token of the star's form (per session) and the relative time ("3 minutes

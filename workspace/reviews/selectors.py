@@ -29,7 +29,12 @@ def reviews_attach(
     """Give each card its current review decision (``review``, or None) and whether ``user``
     starred it (``is_favourite``): two queries for the whole page, one when no card is decided
     (a live update's in-flight card never is)."""
-    ids = [g.pk for g in generations]
+    decisions_attach(generations)
+    return favourites_attach(generations, user=user)
+
+
+def decisions_attach(generations: list[Generation]) -> list[Generation]:
+    """Each card's current review decision (``review``, or None), the same for every viewer."""
     # The row keeps its current decision's state (review_decide writes both at once).
     decided = [g.pk for g in generations if g.review_state != ReviewState.NONE]
     current = (
@@ -42,6 +47,16 @@ def reviews_attach(
         if decided
         else {}
     )
+    for generation in generations:
+        generation.review = current.get(generation.pk)  # type: ignore[attr-defined]
+    return generations
+
+
+def favourites_attach(
+    generations: list[Generation], *, user: User | AnonymousUser
+) -> list[Generation]:
+    """Whether ``user`` starred each card (``is_favourite``): one query, none for no cards."""
+    ids = [g.pk for g in generations]
     starred = (
         set(
             Favourite.objects.filter(user_id=user.pk or 0, generation_id__in=ids).values_list(
@@ -52,7 +67,6 @@ def reviews_attach(
         else set()
     )
     for generation in generations:
-        generation.review = current.get(generation.pk)  # type: ignore[attr-defined]
         generation.is_favourite = generation.pk in starred  # type: ignore[attr-defined]
     return generations
 
