@@ -281,3 +281,21 @@ def test_a_change_after_the_shared_read_is_in_the_next_answer(
     live_rows_forget()  # the window has passed
     later = _live(viewer_client, project, first["cursor"])
     assert [c["id"] for c in later["cards"]] == [str(card.pk)]
+
+
+def test_a_process_keeps_shared_reads_only_of_projects_polled_lately(
+    viewer_client, project, settings
+) -> None:  # type: ignore[no-untyped-def]
+    from workspace.generations import selectors
+
+    settings.REELHOUSE_LIVE_ROWS_SECONDS = 3600
+    selectors.live_rows_forget()
+    gone = selectors._LiveRows(
+        taken=timezone.now() - selectors.LIVE_SHARE_REACH - timedelta(seconds=1),
+        bound=timezone.now(),
+        rows=[],
+        complete=True,
+    )
+    selectors._live_rows[project.pk + 1000] = gone  # a project nobody has polled for a while
+    _live(viewer_client, project)
+    assert set(selectors._live_rows) == {project.pk}

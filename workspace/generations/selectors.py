@@ -237,6 +237,10 @@ def _live_rows_shared(*, project: Project, bound: datetime, limit: int) -> _Live
             newest = _live_rows.get(project.pk)
             if newest is None or newest.taken < kept.taken:
                 _live_rows[project.pk] = kept
+            # Projects nobody polls any more leave: the dict holds only those polled lately.
+            stale = [pk for pk, read in _live_rows.items() if now - read.taken > LIVE_SHARE_REACH]
+            for pk in stale:
+                del _live_rows[pk]
     if not kept.complete or bound < kept.bound:
         return None
     return kept
