@@ -190,8 +190,24 @@ def seed_reviews(project_id: int, *, decider_id: int, starrer_id: int) -> None:
             "WHERE project_id = %(project)s AND abs(hashtext(id::text || 'star')) %% 20 = 0",
             {"user": starrer_id, "project": project_id},
         )
+        _review_states_kept(cursor)
         cursor.execute(f"ANALYZE {decisions}")
         cursor.execute(f"ANALYZE {favourites}")
+
+
+def _review_states_kept(cursor) -> int:  # type: ignore[no-untyped-def]
+    """Each video's row keeps its current decision's state, as ``review_decide`` writes it
+    (the review filter and the cards read it there). Seeds made before this wrote decisions
+    only: their rows said "none", so the review filters found no video. Returns rows fixed."""
+    from workspace.generations.models import Generation
+    from workspace.reviews.models import ReviewDecision
+
+    videos, decisions = Generation._meta.db_table, ReviewDecision._meta.db_table
+    cursor.execute(
+        f"UPDATE {videos} v SET review_state = d.state FROM {decisions} d "  # noqa: S608
+        "WHERE d.generation_id = v.id AND d.is_current AND v.review_state <> d.state"
+    )
+    return cursor.rowcount
 
 
 def rng_word(n: int) -> str:
@@ -261,6 +277,13 @@ def main() -> None:
         print("Seeding review decisions and favourites…", flush=True)
         for project in (big, small):
             seed_reviews(project.pk, decider_id=project.created_by_id, starrer_id=member.pk)
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        fixed = _review_states_kept(cursor)
+        if fixed:
+            cursor.execute(f"ANALYZE {Generation._meta.db_table}")
+            print(f"Review states written on {fixed:,} rows (the seed had left them 'none')")
     client = Client()
     client.force_login(member)
     print(

@@ -4,8 +4,8 @@
 
 ``bench/gallery.py`` times the live request with 50 threads in its own process: the GIL queues
 them, so its figure is the server's work plus that queue. This one runs the server as
-``python3 reelhouse.py up`` does (the Procfile's ``web`` line: gunicorn, ``--workers`` 2 by
-default, 4 threads each) on the scratch database ``bench/gallery.py`` seeded (run that first),
+``python3 reelhouse.py up`` does (the Procfile's ``web`` line, read from the Procfile: gunicorn,
+``--workers`` 2 by default, 4 threads each, connections kept unless DATABASE_CONN_MAX_AGE=0) on the scratch database ``bench/gallery.py`` seeded (run that first),
 and opens the 50 pages from ``--clients`` separate client processes, each page asking every 3 s
 (a new connection each time: gunicorn closes one idle for 2 s) with its own cursor, as the project page's script does.
 Latency is measured by the clients (connection included, from the request's first byte to the
@@ -124,13 +124,24 @@ def main() -> None:
             "pk", flat=True
         )
     )
-    # The Procfile's web line, as `up` runs it.
+    # The Procfile's web line, as `up` runs it (its variables from this environment), without
+    # the access log (a line per request on this terminal).
+    from workspace.core.procfile import procfile_read, procfile_specs
+
+    variables = {**env, "HOST": "127.0.0.1", "PORT": str(args.port)}
+    variables["WEB_CONCURRENCY"] = str(args.web_workers)
+    (web,) = procfile_specs(
+        {"web": procfile_read(ROOT / "Procfile")["web"]},
+        counts={},
+        variables=variables,
+        python=sys.executable,
+    )
+    argv = list(web.argv)
+    if "--access-logfile" in argv:
+        del argv[argv.index("--access-logfile") : argv.index("--access-logfile") + 2]
+    print("Server:", " ".join(argv[1:]))
     server = subprocess.Popen(
-        [
-            sys.executable, "-m", "gunicorn", "workspace.wsgi:application",
-            "--bind", f"127.0.0.1:{args.port}", "--workers", str(args.web_workers),
-            "--threads", "4", "--timeout", "120", "--log-level", "warning",
-        ],
+        argv,
         cwd=ROOT,
         env={**env, "ALLOWED_HOSTS": "127.0.0.1,localhost"},
     )

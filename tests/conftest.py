@@ -23,6 +23,7 @@ from django.contrib.auth.models import User
 
 from workspace.core import embedded_redis
 from workspace.core.rq import get_queue, get_redis
+from workspace.generations.selectors import live_rows_forget
 from workspace.projects.models import Project, Role
 from workspace.projects.services import membership_add, project_create
 from workspace.providers.models import Channel
@@ -91,6 +92,10 @@ def _isolated_environment(settings, tmp_path, monkeypatch, redis_conn):  # type:
     for name in (*provider_env_names(), webhook_secret_env):
         monkeypatch.delenv(name, raising=False)
     settings.REELHOUSE_DELAY_SCALE = 0
+    # Live polls read their own rows (a test changes a row and polls at once); the shared read
+    # has its own tests (tests/generations/test_live.py).
+    settings.REELHOUSE_LIVE_ROWS_SECONDS = 0
+    live_rows_forget()
     # Hashing four personas per test with PBKDF2 would dominate the suite's run time.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.STORAGES = {

@@ -137,6 +137,15 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # The gallery card only (drawn 48 times a page): generations/templatetags/jinja_env.py
+        # says why.
+        "NAME": "jinja2",
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates" / "jinja2"],
+        "APP_DIRS": False,
+        "OPTIONS": {"environment": "workspace.generations.templatetags.jinja_env.environment"},
+    },
 ]
 
 # --- Database -------------------------------------------------------------------------------
@@ -194,6 +203,9 @@ RQ_QUEUES = {
 REELHOUSE_PROJECT_DELETE_GRACE_DAYS = env_int(
     "REELHOUSE_PROJECT_DELETE_GRACE_DAYS", 7, minimum=0, maximum=365
 )
+# Seconds a web process answers its projects' live polls (unfiltered) from one read of the
+# rows changed lately or in flight (workspace/generations/selectors.py); 0 reads per poll.
+REELHOUSE_LIVE_ROWS_SECONDS = 1.0
 REELHOUSE_DISPATCH_LANES = env_int("REELHOUSE_DISPATCH_LANES", 2, minimum=1, maximum=32)
 # How RQ workers run a job: in a forked work horse (default: isolation from a job that leaks or
 # crashes) or in the worker process (no fork and no new database connection per job: half the

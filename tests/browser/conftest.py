@@ -221,3 +221,13 @@ def make_videos(simulator, run_workers) -> Callable[..., list[Any]]:  # type: ig
         return list(Generation.objects.filter(pk__in=ids).order_by("created_at"))
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _live_polls_share_reads(settings, _isolated_environment) -> None:  # type: ignore[no-untyped-def]
+    """Pages in a real browser poll as in production: from the process's shared read of the
+    rows (tests elsewhere read per poll, to change a row and poll at once)."""
+    from workspace.generations.selectors import live_rows_forget
+
+    settings.REELHOUSE_LIVE_ROWS_SECONDS = 1.0
+    live_rows_forget()

@@ -81,3 +81,16 @@ def test_a_process_declared_twice_is_refused(tmp_path: Path) -> None:
     procfile.write_text("web: a\nweb: b\n")
     with pytest.raises(ProcfileError, match="twice"):
         procfile_read(procfile)
+
+
+def test_the_web_server_keeps_its_database_connections_unless_told_not_to() -> None:
+    """A connect (and a PostgreSQL backend started) per request was ~4 ms of every live update
+    (docs/benchmarks.md); gunicorn passes the setting to the app it loads."""
+    web = {"web": procfile_read(ROOT / "Procfile")["web"]}
+    (kept,) = procfile_specs(web, counts={}, variables={}, python="python")
+    assert "DATABASE_CONN_MAX_AGE=60" in kept.argv
+    assert kept.argv[kept.argv.index("DATABASE_CONN_MAX_AGE=60") - 1] == "--env"
+    (each,) = procfile_specs(
+        web, counts={}, variables={"DATABASE_CONN_MAX_AGE": "0"}, python="python"
+    )
+    assert "DATABASE_CONN_MAX_AGE=0" in each.argv

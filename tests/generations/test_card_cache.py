@@ -5,6 +5,7 @@ shows, and its relative time is written fresh on every page."""
 from __future__ import annotations
 
 import re
+import zoneinfo
 from datetime import datetime, timedelta
 
 import pytest
@@ -12,7 +13,7 @@ from django.contrib.auth.models import User
 from django.contrib.humanize.templatetags import humanize
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 
 from workspace.generations.cards import STAR_OFF, STAR_ON, card_key, fragments
 from workspace.generations.models import Generation, Status
@@ -173,3 +174,65 @@ def test_the_relative_time_is_written_fresh_on_a_kept_card(
     monkeypatch.setattr(humanize, "datetime", Later)
     card = _card(_page(client, project), finished)
     assert "1\xa0day, 2\xa0hours ago" in card and "data-relative>2\xa0hours ago" not in card
+
+
+def test_the_card_escapes_member_text_and_writes_times_in_the_sites_zone(
+    project, owner, teammate, channel, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """The card is a Jinja2 template (templates/jinja2/): member text is escaped in element
+    text and attributes alike, and its datetimes are in the site's time zone and format, as
+    Django's ``date`` filter and ``{{ value }}`` wrote them."""
+    settings.TIME_ZONE = "Asia/Kolkata"
+    fragments.clear()
+    made = timezone.now() - timedelta(hours=3)
+    video = Generation.objects.create(
+        project=project,
+        created_by=teammate,
+        channel=channel,
+        model="sora-2",
+        prompt='<script>alert("x")</script> & \'quoted\' "words"',
+        size="1280x720",
+        seconds=4,
+        status=Status.FAILED,
+        error_class="content_policy",
+        error_message="<b>refused</b>",
+        created_at=made,
+    )
+    card = _card(_page(_signed_in(owner), project), video)
+    assert "<script>" not in card and "<b>" not in card
+    assert "&lt;script&gt;" in card and "&lt;b&gt;refused&lt;/b&gt;" in card
+    assert 'title="\u2068&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; &#39;quoted' in card
+    local = timezone.localtime(made, zoneinfo.ZoneInfo("Asia/Kolkata"))
+    assert f'<time datetime="{local.isoformat()}"' in card
+    assert f'title="{formats.localize(local)}"' in card
+    assert local.isoformat().endswith("+05:30")
+    assert f'data-created="{int(made.timestamp())}.{made.microsecond:06d}"' in card
+
+
+def test_cards_without_a_decision_cost_no_decision_query(
+    project, owner, teammate, channel, django_assert_num_queries
+) -> None:  # type: ignore[no-untyped-def]
+    """The row keeps its current decision's state, so a live update's undecided card (every
+    in-flight one) asks for its star only; a decided card still shows who decided and when."""
+    video = Generation.objects.create(
+        project=project,
+        created_by=teammate,
+        channel=channel,
+        model="sora-2",
+        prompt="A kite over dunes",
+        size="1280x720",
+        seconds=4,
+        status=Status.COMPLETED,
+        progress=100,
+        completed_at=timezone.now(),
+    )
+    cards = list(Generation.objects.filter(pk=video.pk))
+    with django_assert_num_queries(1):
+        reviews_attach(cards, user=owner)
+    assert cards[0].review is None  # type: ignore[attr-defined]
+    review_decide(generation=video, actor=owner, state="changes")
+    cards = list(Generation.objects.filter(pk=video.pk))
+    with django_assert_num_queries(2):
+        reviews_attach(cards, user=owner)
+    assert cards[0].review.state == "changes"  # type: ignore[attr-defined]
+    assert cards[0].review.decided_by == owner  # type: ignore[attr-defined]

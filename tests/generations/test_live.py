@@ -231,3 +231,71 @@ def test_a_card_the_page_holds_is_not_sent_again_until_it_changes(
     assert [c["id"] for c in changed["cards"]] == [str(done.pk)]
     for refused in ("nonsense", f"{waiting.pk}:soon"):
         assert viewer_client.get(url, {"since": cursor, "have": refused}).status_code == 400
+
+
+def test_polls_in_one_window_share_one_read_and_each_gets_its_own_stars(
+    client, project, owner, viewer, teammate, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """A process reads a project's changed-or-in-flight rows once per window for every
+    unfiltered poll: the second member's poll makes no rows query, and no viewer's star (or
+    anything else per viewer) is carried to another through the shared rows."""
+    from workspace.generations.selectors import live_rows_forget
+    from workspace.reviews.services import favourite_toggle
+
+    settings.REELHOUSE_LIVE_ROWS_SECONDS = 3600  # one window for the whole test
+    live_rows_forget()
+    card = _make(project, teammate, "A heron on a post", status=Status.QUEUED)
+    favourite_toggle(generation=card, user=owner)
+    since = f"{(timezone.now() - timedelta(seconds=2)).timestamp():.6f}"
+    url = reverse("generations:live", args=[project.pk])
+    assert client.login(username=owner.username, password=PASSWORD)
+    with CaptureQueriesContext(connection) as first_queries:
+        first = client.get(url, {"since": since}).json()
+    assert client.login(username=viewer.username, password=PASSWORD)
+    with CaptureQueriesContext(connection) as second_queries:
+        second = client.get(url, {"since": since}).json()
+    owners = next(c["html"] for c in first["cards"] if c["id"] == str(card.pk))
+    viewers = next(c["html"] for c in second["cards"] if c["id"] == str(card.pk))
+    assert 'aria-pressed="true"' in owners and 'aria-pressed="false"' in viewers
+    assert ">Cancel<" not in viewers  # the viewer's own card, not the owner's
+    rows_sql = [
+        q["sql"] for q in second_queries.captured_queries if "generations_generation" in q["sql"]
+    ]
+    assert rows_sql == [], rows_sql  # session, user, membership and stars only
+    assert len(second_queries.captured_queries) < len(first_queries.captured_queries)
+
+
+def test_a_change_after_the_shared_read_is_in_the_next_answer(
+    viewer_client, project, teammate, settings
+) -> None:  # type: ignore[no-untyped-def]
+    """The answer's cursor is the read's time, not the poll's: a row changed after the read
+    (still within the window, so not in this answer) is sent by the first poll after it."""
+    from workspace.generations.selectors import live_rows_forget
+
+    settings.REELHOUSE_LIVE_ROWS_SECONDS = 3600
+    live_rows_forget()
+    card = _make(project, teammate, "A gull on a mast", age=timedelta(hours=1))
+    first = _live(viewer_client, project)
+    Generation.objects.filter(pk=card.pk).update(error_message="changed", updated_at=timezone.now())
+    assert _live(viewer_client, project, first["cursor"])["cards"] == []  # the same read
+    live_rows_forget()  # the window has passed
+    later = _live(viewer_client, project, first["cursor"])
+    assert [c["id"] for c in later["cards"]] == [str(card.pk)]
+
+
+def test_a_process_keeps_shared_reads_only_of_projects_polled_lately(
+    viewer_client, project, settings
+) -> None:  # type: ignore[no-untyped-def]
+    from workspace.generations import selectors
+
+    settings.REELHOUSE_LIVE_ROWS_SECONDS = 3600
+    selectors.live_rows_forget()
+    gone = selectors._LiveRows(
+        taken=timezone.now() - selectors.LIVE_SHARE_REACH - timedelta(seconds=1),
+        bound=timezone.now(),
+        rows=[],
+        complete=True,
+    )
+    selectors._live_rows[project.pk + 1000] = gone  # a project nobody has polled for a while
+    _live(viewer_client, project)
+    assert set(selectors._live_rows) == {project.pk}

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.contrib.humanize.templatetags.humanize import naturaltime
 from django.contrib.postgres.search import SearchQuery, SearchVector
@@ -24,6 +27,7 @@ from workspace.generations.versions import stacks_attach
 from workspace.projects.models import Project
 from workspace.providers.models import Channel
 from workspace.reviews.models import Favourite
+from workspace.reviews.selectors import decisions_attach
 
 
 def _attach_progress_clock(generations: list[Generation]) -> None:
@@ -127,6 +131,9 @@ class LiveChanges:
 
     changed: list[Generation]
     moving: list[Generation]
+    # The moment the rows were read, when earlier than the request (a shared read): the next
+    # cursor, so a change made since is in the next answer.
+    as_of: datetime | None = None
 
 
 def generations_changed_since(
@@ -145,20 +152,30 @@ def generations_changed_since(
     most ``limit``, narrowed like the page; the same few queries however many videos the
     project has. ``have`` is what the page already holds of the cards sent lately (id → the
     version it was sent at, ``live_version``): a row at that version is not sent again, so
-    the overlap that repeats the recent past costs no rendering."""
+    the overlap that repeats the recent past costs no rendering. Changed cards come with their
+    review decision (``review``); the viewer's stars are the caller's to add."""
     filters = filters or GalleryFilters()
     have = have or {}
-    queryset = gallery_queryset(project=project, filters=filters)
-    if generation_id is not None:  # a video's own page follows only that video
-        queryset = queryset.filter(pk=generation_id)
-    else:
-        queryset = one_card_per_stack(queryset, filters)
     bound = since - LIVE_OVERLAP
-    rows = list(
-        queryset.filter(Q(updated_at__gte=bound) | Q(status__in=ACTIVE_STATUSES))
-        .select_related("created_by", "channel")
-        .order_by("-created_at")[:limit]
+    shared = (
+        _live_rows_shared(project=project, bound=bound, limit=limit)
+        if not filters.active and generation_id is None
+        else None
     )
+    if shared is not None:
+        rows = [g for g in shared.rows if g.updated_at >= bound or g.status in ACTIVE_STATUSES]
+        rows = rows[:limit]
+    else:
+        queryset = gallery_queryset(project=project, filters=filters)
+        if generation_id is not None:  # a video's own page follows only that video
+            queryset = queryset.filter(pk=generation_id)
+        else:
+            queryset = one_card_per_stack(queryset, filters)
+        rows = list(
+            queryset.filter(Q(updated_at__gte=bound) | Q(status__in=ACTIVE_STATUSES))
+            .select_related("created_by", "channel")
+            .order_by("-created_at")[:limit]
+        )
 
     def sent_whole(generation: Generation) -> bool:
         if generation.pk in render:
@@ -168,9 +185,83 @@ def generations_changed_since(
 
     changed = [g for g in rows if sent_whole(g)]
     moving = [g for g in rows if not sent_whole(g) and g.status in ACTIVE_STATUSES]
+    if shared is not None:
+        # Copies of the cards sent: the shared rows never change; each answer adds its stars.
+        changed = [copy.copy(g) for g in changed]
+        return LiveChanges(changed=changed, moving=moving, as_of=shared.taken)
     generations_decorate(changed, standings_of=_shared_standings)
+    decisions_attach(changed)
     _attach_live_states(moving)
     return LiveChanges(changed=changed, moving=moving)
+
+
+@dataclass(frozen=True)
+class _LiveRows:
+    """A project's rows changed since ``bound`` or in flight as read at ``taken``, decorated
+    for cards (with decisions and moving states); ``complete`` when the limit cut none."""
+
+    taken: datetime
+    bound: datetime
+    rows: list[Generation]
+    complete: bool
+
+
+# The open pages of a project poll together (50 pages: ~17 polls a second) and ask for nearly
+# the same rows: each process reads them, decorated, once per REELHOUSE_LIVE_ROWS_SECONDS and
+# answers every unfiltered poll whose cursor they reach from that read; a poll then costs its
+# access check and its viewer's stars. Answers are at most that much older (their cursor is the
+# read's time, so nothing is missed); a page back after a while (older cursor) reads its own.
+LIVE_SHARE_REACH = timedelta(seconds=30)
+_live_rows: dict[int, _LiveRows] = {}
+_live_rows_lock = threading.Lock()
+
+
+def live_rows_forget() -> None:
+    """Drop every shared read (tests)."""
+    with _live_rows_lock:
+        _live_rows.clear()
+
+
+def _live_rows_shared(*, project: Project, bound: datetime, limit: int) -> _LiveRows | None:
+    seconds = settings.REELHOUSE_LIVE_ROWS_SECONDS
+    if seconds <= 0:
+        return None
+    now = timezone.now()
+    with _live_rows_lock:
+        kept = _live_rows.get(project.pk)
+    if kept is None or (now - kept.taken).total_seconds() >= seconds or bound < kept.bound:
+        if bound < now - LIVE_OVERLAP - LIVE_SHARE_REACH:
+            return None  # a cursor from long ago: its own query
+        kept = _live_rows_read(project=project, limit=limit)
+        with _live_rows_lock:
+            newest = _live_rows.get(project.pk)
+            if newest is None or newest.taken < kept.taken:
+                _live_rows[project.pk] = kept
+            # Projects nobody polls any more leave: the dict holds only those polled lately.
+            stale = [pk for pk, read in _live_rows.items() if now - read.taken > LIVE_SHARE_REACH]
+            for pk in stale:
+                del _live_rows[pk]
+    if not kept.complete or bound < kept.bound:
+        return None
+    return kept
+
+
+def _live_rows_read(*, project: Project, limit: int) -> _LiveRows:
+    taken = timezone.now()  # before the query: what changes after it is in the next read
+    bound = taken - LIVE_OVERLAP - LIVE_SHARE_REACH
+    everything = GalleryFilters()
+    queryset = one_card_per_stack(gallery_queryset(project=project, filters=everything), everything)
+    rows = list(
+        queryset.filter(Q(updated_at__gte=bound) | Q(status__in=ACTIVE_STATUSES))
+        .select_related("created_by", "channel")
+        .order_by("-created_at")[: limit + 1]
+    )
+    complete = len(rows) <= limit
+    rows = rows[:limit]
+    generations_decorate(rows, standings_of=_shared_standings)
+    decisions_attach(rows)
+    _attach_live_states([g for g in rows if g.status in ACTIVE_STATUSES])
+    return _LiveRows(taken=taken, bound=bound, rows=rows, complete=complete)
 
 
 def live_version(generation: Generation) -> int:
@@ -386,7 +477,7 @@ def gallery_page(
         )
         has_newer = len(rows) > size
         rows = rows[:size][::-1]
-        generations = generations_decorate(rows)
+        generations = generations_decorate(rows, standings_of=_shared_standings)
         return GalleryPage(
             generations,
             older=after,
@@ -400,7 +491,9 @@ def gallery_page(
     has_older = len(rows) > size
     rows = rows[:size]
     return GalleryPage(
-        generations_decorate(rows),
+        # Queue standings as the live updates show them (shared for LIVE_SHARE_SECONDS): a
+        # reload or a team's open pages replay the channel's queue once, not once each.
+        generations_decorate(rows, standings_of=_shared_standings),
         older=GalleryCursor.of(rows[-1]) if has_older else None,
         newer=GalleryCursor.of(rows[0]) if before is not None and rows else None,
     )

@@ -56,7 +56,7 @@ from workspace.projects.models import Membership, Project
 from workspace.projects.selectors import membership_get_or_404
 from workspace.providers.models import Channel
 from workspace.providers.services import channel_get_default
-from workspace.reviews.selectors import reviews_attach
+from workspace.reviews.selectors import favourites_attach, reviews_attach
 
 FILENAME_PROMPT_CHARS = 48
 
@@ -387,7 +387,7 @@ def generation_live(request: HttpRequest, project_id: int) -> HttpResponse:
         render=render,
         have=have,
     )
-    reviews_attach(live.changed, user=request.user)
+    favourites_attach(live.changed, user=request.user)  # their decisions come with them
     drawn = cards_render(
         live.changed, request=request, project=membership.project, membership=membership
     )
@@ -402,8 +402,10 @@ def generation_live(request: HttpRequest, project_id: int) -> HttpResponse:
     ]
     # In-flight cards whose row did not change: what moves on them, not their markup.
     moving = [generation.live_state for generation in live.moving]  # type: ignore[attr-defined]
+    # From a shared read of the rows: the next answer starts from that read.
+    cursor = min(now, live.as_of) if live.as_of is not None else now
     response = JsonResponse(
-        {"cursor": f"{now.timestamp():.6f}", "cards": cards, "moving": moving}
+        {"cursor": f"{cursor.timestamp():.6f}", "cards": cards, "moving": moving}
     )
     response["Cache-Control"] = "no-store"
     return response

@@ -16,7 +16,7 @@ from django.db.models import F, Q
 from workspace.core.models import AuditEvent
 from workspace.generations.models import Generation
 from workspace.projects.models import Project
-from workspace.reviews.models import Comment, Favourite, ReviewDecision
+from workspace.reviews.models import Comment, Favourite, ReviewDecision, ReviewState
 
 HISTORY_SHOWN = 20
 FEED_PAGE_SIZE = 30
@@ -27,18 +27,36 @@ def reviews_attach(
     generations: list[Generation], *, user: User | AnonymousUser
 ) -> list[Generation]:
     """Give each card its current review decision (``review``, or None) and whether ``user``
-    starred it (``is_favourite``): two queries for the whole page."""
-    ids = [g.pk for g in generations]
+    starred it (``is_favourite``): two queries for the whole page, one when no card is decided
+    (a live update's in-flight card never is)."""
+    decisions_attach(generations)
+    return favourites_attach(generations, user=user)
+
+
+def decisions_attach(generations: list[Generation]) -> list[Generation]:
+    """Each card's current review decision (``review``, or None), the same for every viewer."""
+    # The row keeps its current decision's state (review_decide writes both at once).
+    decided = [g.pk for g in generations if g.review_state != ReviewState.NONE]
     current = (
         {
             d.generation_id: d
-            for d in ReviewDecision.objects.filter(generation_id__in=ids, is_current=True)
+            for d in ReviewDecision.objects.filter(generation_id__in=decided, is_current=True)
             .select_related("decided_by")
             .exclude(state="none")
         }
-        if ids
+        if decided
         else {}
     )
+    for generation in generations:
+        generation.review = current.get(generation.pk)  # type: ignore[attr-defined]
+    return generations
+
+
+def favourites_attach(
+    generations: list[Generation], *, user: User | AnonymousUser
+) -> list[Generation]:
+    """Whether ``user`` starred each card (``is_favourite``): one query, none for no cards."""
+    ids = [g.pk for g in generations]
     starred = (
         set(
             Favourite.objects.filter(user_id=user.pk or 0, generation_id__in=ids).values_list(
@@ -49,7 +67,6 @@ def reviews_attach(
         else set()
     )
     for generation in generations:
-        generation.review = current.get(generation.pk)  # type: ignore[attr-defined]
         generation.is_favourite = generation.pk in starred  # type: ignore[attr-defined]
     return generations
 
