@@ -72,3 +72,15 @@ def test_no_plan_without_a_shared_bucket_or_a_predicted_end(redis_conn) -> None:
     assert all(admitted(unplanned, ahead=0.0) for _ in range(10))
     nothing_follows = limiter(follow_ups=0.0)
     assert all(admitted(nothing_follows) for _ in range(10))
+
+
+def test_a_create_bringing_more_than_a_window_holds_still_goes_into_an_empty_one(redis_conn) -> None:  # type: ignore[no-untyped-def]
+    # A channel whose recent videos needed many status checks each (the first video of a new
+    # channel, polled at its provider's pace) must not stop creating: an empty window takes
+    # one such create, which then fills it.
+    greedy = limiter(follow_ups=WINDOW_CAPACITY * 3)
+    assert admitted(greedy)
+    assert not admitted(greedy)
+    assert not admitted(limiter(follow_ups=1.0))
+    # Its predicted end lies elsewhere: that window is empty, so it goes.
+    assert admitted(greedy, ahead=RENDER * 3)

@@ -77,8 +77,12 @@ if create and ahead > 0 then
       planned = planned + tonumber(plan[i + 1])
     end
   end
-  if planned + demand > cap * (2 * span + 1) then return {0, interval, slot, tat, 1} end
-  redis.call('HINCRBYFLOAT', KEYS[3], tostring(target), ARGV[6])
+  -- A create that alone brings more than the window holds (a channel whose videos lately
+  -- needed many checks) counts as filling it: it goes once the window is empty rather than never.
+  local window = cap * (2 * span + 1)
+  demand = math.min(demand, window)
+  if planned + demand > window then return {0, interval, slot, tat, 1} end
+  redis.call('HINCRBYFLOAT', KEYS[3], tostring(target), tostring(demand))
   redis.call('PEXPIRE', KEYS[3], math.ceil((ahead + (span + 2) * width) / 1000))
 end
 local new_tat = slot + interval
