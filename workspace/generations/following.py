@@ -40,6 +40,7 @@ from workspace.providers.services import (
     adapter_for_channel,
     channel_defers_extras,
     channel_halt,
+    limiter_for_channel,
 )
 
 logger = logging.getLogger(__name__)
@@ -225,6 +226,9 @@ def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
         else {}
     )
     generation.poll_count += 1
+    if job.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED):
+        # Its end is seen now, whenever it was predicted: the plan no longer holds a place for it.
+        limiter_for_channel(channel=generation.channel).plan_forget(str(generation.pk))
     if job.status is JobStatus.COMPLETED:
         try:
             finished_at, render = _observed_finish(generation, job, now)
