@@ -584,6 +584,14 @@ def extras_waiting(*, channel_id: int) -> int:
     return int(get_redis().zcard(_extras_key(channel_id)))
 
 
+def extras_ages(channel: Channel, *, limit: int = 5000) -> list[float]:
+    """When each waiting poster or spritesheet began to wait (unix time), oldest first."""
+    waiting: list[Any] = get_redis().zrange(
+        _extras_key(channel.pk), 0, limit - 1, withscores=True
+    )
+    return [float(pair[1]) for pair in waiting]
+
+
 def _extras_pop(channel_id: int, *, overdue_only: bool) -> tuple[str, float] | None:
     connection = get_redis()
     key = _extras_key(channel_id)

@@ -273,9 +273,7 @@ class ChannelLimiter:
     ) -> tuple[bool, float, float, int, bool]:
         interval_us = round(self.interval_ms(kind) * 1000)
         planned = kind == "create" and self.shared and ahead > 0 and self._prompt_follow_ups > 0
-        width_us = max(
-            interval_us * PLAN_BUCKET_SLOTS, round(PLAN_BUCKET_SECONDS * 1e6 / self._time_scale)
-        )
+        width_us = self._plan_width_us()
         granted, delay_us, slot_us, tat_us, by_plan = self._reserve(
             keys=[
                 self._bucket(kind),
@@ -326,6 +324,21 @@ class ChannelLimiter:
             self._bucket(kind), tat_us, round(self.interval_ms(kind) * 1000), owner
         )
         return 0.0
+
+    def _plan_width_us(self) -> int:
+        interval_us = round(self.interval_ms("other") * 1000)
+        return max(
+            interval_us * PLAN_BUCKET_SLOTS, round(PLAN_BUCKET_SECONDS * 1e6 / self._time_scale)
+        )
+
+    def plan_bucket_seconds(self) -> float:
+        """How long one bucket of the follow-up plan is, in real seconds."""
+        return self._plan_width_us() / 1e6
+
+    def plan_load(self) -> dict[int, float]:
+        """The follow-ups planned so far: bucket number (unix time // bucket) -> how many."""
+        raw = self._redis.hgetall(self._keys["plan"])
+        return {int(float(bucket)): float(amount) for bucket, amount in raw.items()}
 
     def plan_forget(self, owner: str) -> bool:
         """Take ``owner``'s planned follow-ups out of the plan: they came (its job was seen
