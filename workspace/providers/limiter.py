@@ -181,8 +181,8 @@ MAX_TAU_SECONDS = 0.25
 # finds a job still running).
 # A bucket is also at least PLAN_BUCKET_SECONDS (simulated) long: the window must be wider
 # than a prediction's error (the render time, the check's margin), which does not shrink with
-# the interval. At 1,000 a minute two slots are 120 ms; a window of 0.6 s refused creates for
-# ends that were only mispredicted, and the slots went unused (0.94 of the limit).
+# the interval: at 1,000 a minute two slots are 120 ms, and a window of five such buckets
+# (0.6 s) is far narrower than the error of a render's predicted end.
 PLAN_BUCKET_SLOTS = 2
 PLAN_BUCKET_SECONDS = 2.0
 PLAN_SPAN = 2
