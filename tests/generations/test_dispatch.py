@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from workspace.generations.dispatch import channel_dispatch_once
+from workspace.generations.dispatch import channel_dispatch_once, follow_up_costs
 from workspace.generations.models import Generation, Status
 from workspace.generations.standings import queue_standings
 from workspace.generations.submission import generation_submit
@@ -177,35 +177,57 @@ def test_the_in_flight_cap_counts_only_jobs_the_provider_is_rendering(
     assert dispatch(channel) == second
 
 
-def test_queue_eta_follows_the_real_pacing_and_the_in_flight_cap(
+def test_queue_eta_replays_the_slots_and_the_follow_up_plan(
+    project, channel, teammate, settings
+) -> None:  # type: ignore[no-untyped-def]
+    from workspace.generations.render_times import check_margin_seconds, render_seconds_estimate
+    from workspace.providers.limiter import FUTURE_SHARE, PLAN_BUCKET_SLOTS, PLAN_SPAN, SAFETY
+
+    # Every request counts, 60 a minute, time 10x faster: a slot every 0.1 s. Each create
+    # brings its status check and its video a render later, and the plan holds FUTURE_SHARE of
+    # those slots for them: the first creates go in consecutive slots until the window of their
+    # predicted end is full, then only as fast as it moves on. The estimate knows both.
+    settings.REELHOUSE_TIME_SCALE = 10.0
+    channel.requests_per_minute = 60
+    channel.save()
+    interval = 60 / (60 * SAFETY) / 10
+    window_creates = int(FUTURE_SHARE * PLAN_BUCKET_SLOTS * (2 * PLAN_SPAN + 1) / 2)
+    waiting = queue(project, teammate, 3 * window_creates, "eta")
+
+    def etas() -> list[float]:
+        standings = queue_standings(channel=channel, generation_ids={str(g.pk) for g in waiting})
+        assert [standings[str(g.pk)].position for g in waiting] == list(
+            range(1, len(waiting) + 1)
+        )
+        return [(standings[str(g.pk)].eta - timezone.now()).total_seconds() for g in waiting]  # type: ignore[operator]
+
+    fresh = etas()
+    assert fresh[1] - fresh[0] == pytest.approx(interval, abs=0.01)
+    assert fresh[-1] > 1.5 * len(waiting) * interval
+    # The plan as it stands in Redis counts: with the window of their ends already full (as
+    # a dispatch lane fills it), even the first waits for it to move on.
+    lane = limiter_for_channel(channel=channel, prompt_follow_ups=follow_up_costs(channel)[0])
+    render = render_seconds_estimate(channel=channel, model="sora-2", seconds=4)
+    while lane.take_now("create", ahead=render + check_margin_seconds(render)) == 0.0:
+        lane.give_back()
+    crowded = etas()
+    assert crowded[0] > fresh[0] + 2 * interval
+    assert crowded[-1] > fresh[-1]
+
+
+def test_queue_eta_waits_for_a_place_at_the_provider(
     project, channel, teammate, simulator
 ) -> None:  # type: ignore[no-untyped-def]
-    from workspace.generations.standings import channel_pacing
-    from workspace.providers.limiter import SAFETY
-
-    channel.requests_per_minute = 60  # every request counts: creates share with follow-ups
-    channel.save()
-    waiting = queue(project, teammate, 6, "eta")
-    pacing = channel_pacing(channel=channel)
-    # Each video costs its create, a status check and three downloads, and follow-ups go first;
-    # under a backlog the poster and spritesheet wait for spare slots, so a create costs its own
-    # slot, its check's and its video's.
-    assert pacing.follow_ups_per_create == 4.0
-    assert pacing.create_interval == pytest.approx(3 * 60 / (60 * SAFETY))
-    standings = queue_standings(channel=channel, generation_ids={str(g.pk) for g in waiting})
-    last = standings[str(waiting[-1].pk)]
-    assert last.position == 6
-    assert last.eta is not None
-    expected = 5 * pacing.create_interval
-    seconds = (last.eta - timezone.now()).total_seconds()
-    assert expected - 1 <= seconds <= expected + 1
-    # With one place at the provider, the second waits for the first render to end.
+    channel.requests_per_minute = 60
     channel.max_in_flight = 1
     channel.save()
+    waiting = queue(project, teammate, 3, "cap")
     standings = queue_standings(channel=channel, generation_ids={str(g.pk) for g in waiting})
-    second = standings[str(waiting[1].pk)]
+    first, second = standings[str(waiting[0].pk)], standings[str(waiting[1].pk)]
     render = channel.catalog.get("sora-2").typical_render_seconds  # type: ignore[union-attr]
-    assert second.eta is not None
+    assert first.eta is not None and second.eta is not None
+    assert (first.eta - timezone.now()).total_seconds() < 2
+    # With one place at the provider, the second waits for the first render to end.
     assert (second.eta - timezone.now()).total_seconds() >= render
 
 

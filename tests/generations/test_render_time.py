@@ -99,6 +99,32 @@ def test_without_a_provider_completion_time_the_end_is_estimated_never_our_check
     assert _observed_finish(generation, stamped, sent + timedelta(seconds=70))[1] == 42.0
 
 
+def test_progress_of_jobs_at_different_ages_is_not_misled_by_their_queued_start(
+    project, channel, teammate
+) -> None:  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workspace.generations.render_times import progress_render_seconds
+
+    # A 60 s render whose first 6 s are spent queued at 0 %: progress = (age - 6) / 54. One
+    # reading at a time says 135 s (10 s in), 77 s (20 s in) or 68 s (30 s in).
+    now = timezone.now()
+    for age in (10, 20, 30, 40):
+        generation = generation_submit(
+            project=project, user=teammate, model="sora-2", prompt="p", size="1280x720", seconds=4
+        )
+        Generation.objects.filter(pk=generation.pk).update(
+            status=Status.IN_PROGRESS,
+            submitted_at=now - timedelta(seconds=age),
+            last_polled_at=now,
+            progress=round(100 * (age - 6) / 54),
+        )
+    estimate = progress_render_seconds(channel_id=channel.pk, model="sora-2", seconds=4)
+    assert estimate == pytest.approx(60.0, rel=0.05)
+
+
 def test_before_any_render_finished_the_progress_of_running_jobs_is_the_estimate(
     project, channel, teammate, settings
 ) -> None:  # type: ignore[no-untyped-def]

@@ -72,3 +72,52 @@ def test_no_plan_without_a_shared_bucket_or_a_predicted_end(redis_conn) -> None:
     assert all(admitted(unplanned, ahead=0.0) for _ in range(10))
     nothing_follows = limiter(follow_ups=0.0)
     assert all(admitted(nothing_follows) for _ in range(10))
+
+
+def test_a_create_bringing_more_than_a_window_holds_still_goes_into_an_empty_one(redis_conn) -> None:  # type: ignore[no-untyped-def]
+    # A channel whose recent videos needed many status checks each (the first video of a new
+    # channel, polled at its provider's pace) must not stop creating: an empty window takes
+    # one such create, which then fills it.
+    greedy = limiter(follow_ups=WINDOW_CAPACITY * 3)
+    assert admitted(greedy)
+    assert not admitted(greedy)
+    assert not admitted(limiter(follow_ups=1.0))
+    # Its predicted end lies elsewhere: that window is empty, so it goes.
+    assert admitted(greedy, ahead=RENDER * 3)
+
+
+def test_a_window_s_follow_ups_are_spread_over_its_buckets_not_piled_in_one(redis_conn) -> None:  # type: ignore[no-untyped-def]
+    lane = limiter(follow_ups=2.0)
+    while admitted(lane):
+        pass
+    plan = lane._redis.hgetall("reelhouse:channel:9:follow-up-plan")
+    per_bucket = FUTURE_SHARE * PLAN_BUCKET_SLOTS
+    # Every bucket of the window is full, none over: the burst a render later is at most what
+    # the slots of each bucket can send.
+    assert len(plan) == 2 * PLAN_SPAN + 1
+    assert all(float(v) <= per_bucket + 1e-6 for v in plan.values())
+    assert sum(float(v) for v in plan.values()) > WINDOW_CAPACITY - 2.0
+
+
+def test_follow_ups_that_came_leave_the_plan_to_new_creates(redis_conn) -> None:  # type: ignore[no-untyped-def]
+    lane = limiter(follow_ups=2.0)
+    owners = []
+    for n in range(20):
+        if lane.take_now("create", ahead=RENDER, owner=f"video-{n}") != 0.0:
+            break
+        owners.append(f"video-{n}")
+        lane.acquire("create", max_wait=0)  # sent: the slot is used, the plan keeps its place
+        lane._redis.delete("reelhouse:channel:9:tat-us")  # and the next slot is free at once
+    assert owners
+    assert not admitted(lane)  # the window of their predicted ends is full
+    # Their renders ended early and their checks saw it: the window is free again.
+    assert all(lane.plan_forget(owner) for owner in owners)
+    assert not lane.plan_forget(owners[0])  # once
+    assert admitted(lane)
+
+
+def test_a_create_given_back_unsent_leaves_nothing_planned(redis_conn) -> None:  # type: ignore[no-untyped-def]
+    lane = limiter(follow_ups=WINDOW_CAPACITY)  # one create fills the window
+    assert lane.take_now("create", ahead=RENDER, owner="video-1") == 0.0
+    assert lane.give_back()  # chosen, then canceled before it went
+    assert lane.take_now("create", ahead=RENDER, owner="video-2") == 0.0

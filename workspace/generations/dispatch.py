@@ -140,7 +140,7 @@ def _work_waiting(channel: Channel) -> bool:
     return _has_capacity(channel) and _eligible(channel, timezone.now()).exists()
 
 
-def _take_create_slot(limiter: ChannelLimiter, *, ahead: float) -> float:
+def _take_create_slot(limiter: ChannelLimiter, *, ahead: float, owner: str) -> float:
     """Take the create slot for a generation already chosen, waiting for it if it is near.
 
     Choosing takes several queries; a lane that chose only once the slot was free would reach
@@ -153,7 +153,7 @@ def _take_create_slot(limiter: ChannelLimiter, *, ahead: float) -> float:
     lead = SLOT_LEAD * limiter.interval_ms("create") / 1000
     waited = 0.0
     while True:
-        wait = limiter.take_now("create", ahead=ahead)
+        wait = limiter.take_now("create", ahead=ahead, owner=owner)
         if wait <= 0 or limiter.refused_by_plan or waited + wait > lead:
             return wait
         # A plain sleep to the slot (a blocking Redis wait may overshoot it), cut short to
@@ -194,7 +194,7 @@ def _claim_next(channel: Channel, limiter: ChannelLimiter) -> tuple[Generation |
                     channel=channel, model=candidate.model, seconds=candidate.seconds
                 )
                 ahead = expected + check_margin_seconds(expected)
-                wait = _take_create_slot(limiter, ahead=ahead)
+                wait = _take_create_slot(limiter, ahead=ahead, owner=str(candidate.pk))
                 if wait > 0:
                     return None, wait
                 slot_held = True

@@ -40,6 +40,7 @@ from workspace.providers.services import (
     adapter_for_channel,
     channel_defers_extras,
     channel_halt,
+    limiter_for_channel,
 )
 
 logger = logging.getLogger(__name__)
@@ -225,6 +226,9 @@ def generation_poll(*, generation_id: str, chain: int | None = None) -> None:
         else {}
     )
     generation.poll_count += 1
+    if job.status in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED):
+        # Its end is seen now, whenever it was predicted: the plan no longer holds a place for it.
+        limiter_for_channel(channel=generation.channel).plan_forget(str(generation.pk))
     if job.status is JobStatus.COMPLETED:
         try:
             finished_at, render = _observed_finish(generation, job, now)
@@ -578,6 +582,14 @@ def _extras_defer(generation: Generation, variants: list[str]) -> None:
 
 def extras_waiting(*, channel_id: int) -> int:
     return int(get_redis().zcard(_extras_key(channel_id)))
+
+
+def extras_ages(channel: Channel, *, limit: int = 5000) -> list[float]:
+    """When each waiting poster or spritesheet began to wait (unix time), oldest first."""
+    waiting: list[Any] = get_redis().zrange(
+        _extras_key(channel.pk), 0, limit - 1, withscores=True
+    )
+    return [float(pair[1]) for pair in waiting]
 
 
 def _extras_pop(channel_id: int, *, overdue_only: bool) -> tuple[str, float] | None:

@@ -3,12 +3,15 @@ limit that binds a channel now."""
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
@@ -17,17 +20,23 @@ from workspace.generations.dispatch import (
     IN_FLIGHT,
     creates_share_of_slots,
     fair_queue,
+    follow_up_costs,
     follow_ups_per_create,
 )
+from workspace.generations.following import EXTRAS_MAX_DEFER_SECONDS, extras_ages
 from workspace.generations.models import Generation, Status
 from workspace.generations.render_times import (
     check_margin_seconds,
     expected_render_seconds,
     render_seconds_estimate,
 )
-from workspace.providers.limiter import SAFETY
+from workspace.providers.limiter import FUTURE_SHARE, PLAN_SPAN, SAFETY
 from workspace.providers.models import Channel
-from workspace.providers.services import circuit_for_channel, limiter_for_channel
+from workspace.providers.services import (
+    channel_defers_extras,
+    circuit_for_channel,
+    limiter_for_channel,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +89,163 @@ def channel_pacing(*, channel: Channel) -> Pacing:
 def _forecast(
     channel: Channel, ordered: list[tuple[str, int, Any]], pacing: Pacing
 ) -> list[float]:
+    if channel.creates_per_minute:
+        return _forecast_own_bucket(channel, ordered, pacing)
+    try:
+        return _forecast_shared(channel, ordered, pacing)
+    except redis.RedisError:  # the plan and the extras live in Redis: the simpler model then
+        logger.warning("plan unavailable for channel %s", channel.pk, exc_info=True)
+        return _forecast_own_bucket(channel, ordered, pacing)
+
+
+# A replay longer than this many slots (a backlog of thousands) stops; the rest of the queue
+# is forecast at the steady pace from there.
+REPLAY_MAX_SLOTS = 20_000
+
+
+def _forecast_shared(
+    channel: Channel, ordered: list[tuple[str, int, Any]], pacing: Pacing
+) -> list[float]:
+    """Seconds from now until each queued generation (in dispatch order) is sent, where every
+    request counts against one limit: dispatch replayed slot by slot.
+
+    Each slot goes, as the limiter and the lanes give it, to a status check or video download
+    that is due (a running job's expected end), else to a poster or spritesheet that has waited
+    too long, else to the next create if its place at the provider is free and the follow-ups
+    it brings fit the plan a render later (the limiter's rule, from the plan as it stands in
+    Redis), else to a waiting poster or spritesheet. So the start of a backlog (creates only,
+    as far as the plan lets them), the steady state and the posters are all in the estimate,
+    not one average pace.
+    """
+    scale = settings.REELHOUSE_TIME_SCALE
+    interval = pacing.request_interval
+    prompt, extras_each = follow_up_costs(channel)
+    defers = channel_defers_extras(channel=channel)
+    limiter = limiter_for_channel(channel=channel)
+    width = limiter.plan_bucket_seconds()
+    cap = FUTURE_SHARE * width / interval
+    clock = time.time()
+    plan = limiter.plan_load()
+    max_defer = EXTRAS_MAX_DEFER_SECONDS / scale
+
+    renders: dict[tuple[str, int], float] = {}
+
+    def render(model: str, seconds: int) -> float:
+        if (model, seconds) not in renders:
+            renders[model, seconds] = render_seconds_estimate(
+                channel=channel, model=model, seconds=seconds
+            )
+        return renders[model, seconds]
+
+    now = timezone.now()
+    due: list[tuple[float, float]] = []  # (seconds from now, follow-ups then)
+    running_all: list[float] = []
+    running_member: dict[int, list[float]] = {}
+    for member, sent, model, seconds in Generation.objects.filter(
+        channel=channel, status__in=IN_FLIGHT
+    ).values_list("created_by_id", "submitted_at", "model", "seconds"):
+        expected = render(model, seconds)
+        age = (now - sent).total_seconds() if sent else 0.0
+        end = max(0.0, expected - age) + check_margin_seconds(expected)
+        heapq.heappush(due, (end, prompt))
+        heapq.heappush(running_all, end + interval)
+        heapq.heappush(running_member.setdefault(member, []), end + interval)
+    # Posters and spritesheets waiting: (when each goes ahead of creates, how many).
+    extras: deque[list[float]] = deque(
+        [max(0.0, waited_since + max_defer - clock), 1.0] for waited_since in extras_ages(channel)
+    )
+    shapes = dict(
+        (str(gid), (model, seconds))
+        for gid, model, seconds in Generation.objects.filter(
+            channel=channel, status=Status.QUEUED
+        ).values_list("id", "model", "seconds")
+    )
+
+    def admit(at: float, ahead: float) -> bool:
+        # The limiter's rule (limiter.py): each bucket holds at most ``cap``, the follow-ups go
+        # to the predicted end's bucket and spill to its nearest neighbours.
+        target = int((clock + at + ahead) // width)
+        current = int((clock + at) // width)
+        order = [0] + [o for k in range(1, PLAN_SPAN + 1) for o in (k, -k)]
+        usable = [o for o in order if target + o >= current]
+        room = sum(max(0.0, cap - plan.get(target + o, 0.0)) for o in usable)
+        demand = min(prompt, cap * len(usable))
+        if demand > room + 1e-9:
+            return False
+        left = demand
+        for o in usable:
+            take = min(left, max(0.0, cap - plan.get(target + o, 0.0)))
+            plan[target + o] = plan.get(target + o, 0.0) + take
+            left -= take
+            if left <= 0:
+                break
+        return True
+
+    t = pacing.next_slot_in
+    if pacing.paused_until is not None:
+        t = max(t, pacing.paused_until - clock)
+    owed = 0.0
+    forecast: list[float] = []
+    slots = 0
+    index = 0
+    while index < len(ordered) and slots < REPLAY_MAX_SLOTS:
+        slots += 1
+        while due and due[0][0] <= t:
+            ended, amount = heapq.heappop(due)
+            owed += amount
+            if defers:
+                extras.append([ended + max_defer, extras_each])
+            else:
+                owed += extras_each
+        if owed >= 0.5:
+            owed = max(0.0, owed - 1)
+        elif extras and extras[0][0] <= t:
+            _take_extra(extras)
+        else:
+            key, member, next_attempt_at = ordered[index]
+            earliest = 0.0
+            if next_attempt_at is not None:
+                earliest = (next_attempt_at - now).total_seconds()
+            mine = running_member.setdefault(member, [])
+            places = ((running_all, channel.max_in_flight), (mine, channel.member_max_in_flight))
+            for heap, limit in places:
+                while heap and heap[0] <= t:
+                    heapq.heappop(heap)
+                if len(heap) >= limit:
+                    earliest = max(earliest, heap[0])
+            model, seconds = shapes.get(key, ("", 0))
+            expected = render(model, seconds)
+            ahead = expected + check_margin_seconds(expected)
+            if earliest <= t and admit(t, ahead):
+                forecast.append(t)
+                index += 1
+                heapq.heappush(due, (t + ahead, prompt))
+                heapq.heappush(running_all, t + ahead + interval)
+                heapq.heappush(mine, t + ahead + interval)
+            elif extras:
+                _take_extra(extras)
+            elif earliest > t:
+                # Nothing can use the slots until a place frees, a retry falls due or a
+                # check is due: go straight there.
+                later = min(earliest, due[0][0] if due else earliest)
+                t = max(t, later - interval)
+        t += interval
+    # Beyond the replay: the steady pace.
+    while len(forecast) < len(ordered):
+        t += pacing.create_interval
+        forecast.append(t)
+    return forecast
+
+
+def _take_extra(extras: Any) -> None:
+    extras[0][1] -= 1
+    if extras[0][1] <= 0:
+        extras.popleft()
+
+
+def _forecast_own_bucket(
+    channel: Channel, ordered: list[tuple[str, int, Any]], pacing: Pacing
+) -> list[float]:
     """Seconds from now until each queued generation (in dispatch order) is sent.
 
     Replays dispatch: the next free create slot, then one create interval after another (the
@@ -87,7 +253,6 @@ def _forecast(
     places at the provider free up as running jobs reach their expected end (the render-time
     model) and our check sees it.
     """
-    import heapq
 
     renders: dict[tuple[str, int], float] = {}
 

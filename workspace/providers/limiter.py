@@ -67,24 +67,71 @@ if create and ahead > 0 then
   local cap = tonumber(ARGV[9])
   local target = math.floor((now + ahead) / width)
   local current = math.floor(now / width)
-  local planned = 0
+  local load = {}
   local plan = redis.call('HGETALL', KEYS[3])
   for i = 1, #plan, 2 do
     local bucket = tonumber(plan[i])
     if bucket < current then
       redis.call('HDEL', KEYS[3], plan[i])
     elseif bucket >= target - span and bucket <= target + span then
-      planned = planned + tonumber(plan[i + 1])
+      load[bucket - target] = tonumber(plan[i + 1])
     end
   end
-  if planned + demand > cap * (2 * span + 1) then return {0, interval, slot, tat, 1} end
-  redis.call('HINCRBYFLOAT', KEYS[3], tostring(target), ARGV[6])
-  redis.call('PEXPIRE', KEYS[3], math.ceil((ahead + (span + 2) * width) / 1000))
+  -- Each bucket holds at most cap. The follow-ups go to the predicted end's bucket, the rest
+  -- to its nearest neighbours (a render's end is a prediction, good to a bucket or two): a
+  -- window's worth in one bucket would come back as a burst that takes seconds to send.
+  local room, order = 0, {0}
+  for off = 1, span do order[#order + 1] = off; order[#order + 1] = -off end
+  for _, off in ipairs(order) do
+    if target + off >= current then room = room + math.max(0, cap - (load[off] or 0)) end
+  end
+  -- A create that alone brings more than the window holds (a channel whose videos lately
+  -- needed many checks) counts as filling it: it goes once the window is empty rather than never.
+  local window = 0
+  for _, off in ipairs(order) do
+    if target + off >= current then window = window + cap end
+  end
+  demand = math.min(demand, window)
+  if demand > room + 1e-9 then return {0, interval, slot, tat, 1} end
+  local left, placed = demand, {}
+  for _, off in ipairs(order) do
+    if left <= 0 then break end
+    if target + off >= current then
+      local take = math.min(left, math.max(0, cap - (load[off] or 0)))
+      if take > 0 then
+        redis.call('HINCRBYFLOAT', KEYS[3], tostring(target + off), tostring(take))
+        placed[#placed + 1] = tostring(target + off) .. '=' .. tostring(take)
+        left = left - take
+      end
+    end
+  end
+  -- Only ever lengthened: a create with a near end must not cut short the plan of later ones.
+  local ttl = math.ceil((ahead + (span + 2) * width) / 1000)
+  if redis.call('PTTL', KEYS[3]) < ttl then redis.call('PEXPIRE', KEYS[3], ttl) end
+  -- Where this create's follow-ups went, so its owner can take them out once they came.
+  if ARGV[10] ~= '' then
+    redis.call('HSET', KEYS[4], ARGV[10], table.concat(placed, ';'))
+    if redis.call('PTTL', KEYS[4]) < ttl then redis.call('PEXPIRE', KEYS[4], ttl) end
+  end
 end
 local new_tat = slot + interval
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat),
            'PX', math.ceil((new_tat - now + interval + tau) / 1000))
 return {1, delay, slot, new_tat, 0}
+"""
+
+# A create's planned follow-ups came (its job was seen finished or failed) or will never come
+# (its slot was given back): take them out of the plan, whatever bucket they were planned in.
+# KEYS: the plan, its owners. ARGV: the owner.
+_FORGET = """
+local placed = redis.call('HGET', KEYS[2], ARGV[1])
+if not placed then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+for bucket, amount in string.gmatch(placed, '([^=;]+)=([^;]+)') do
+  local left = redis.call('HINCRBYFLOAT', KEYS[1], bucket, '-' .. amount)
+  if tonumber(left) <= 1e-6 then redis.call('HDEL', KEYS[1], bucket) end
+end
+return 1
 """
 
 # Give an unused slot back, only while nobody has reserved after it (compare-and-set).
@@ -132,7 +179,12 @@ MAX_TAU_SECONDS = 0.25
 # Planned follow-ups may fill FUTURE_SHARE of those slots; the rest is left to the creates that
 # must keep going then and to the slack of predictions (renders end early or late, a check
 # finds a job still running).
+# A bucket is also at least PLAN_BUCKET_SECONDS (simulated) long: the window must be wider
+# than a prediction's error (the render time, the check's margin), which does not shrink with
+# the interval: at 1,000 a minute two slots are 120 ms, and a window of five such buckets
+# (0.6 s) is far narrower than the error of a render's predicted end.
 PLAN_BUCKET_SLOTS = 2
+PLAN_BUCKET_SECONDS = 2.0
 PLAN_SPAN = 2
 FUTURE_SHARE = 0.8
 
@@ -159,6 +211,7 @@ class _Held:
     bucket: str
     tat_us: int
     interval_us: int
+    owner: str = ""
 
 
 class ChannelLimiter:
@@ -182,6 +235,7 @@ class ChannelLimiter:
             "create": f"{prefix}:tat-us:create",
             "blocked": f"{prefix}:paused-until",
             "plan": f"{prefix}:follow-up-plan",
+            "plan_owners": f"{prefix}:follow-up-plan:owners",
         }
         self._rpm = requests_per_minute
         self._create_rpm = creates_per_minute
@@ -194,6 +248,7 @@ class ChannelLimiter:
         self.last_slot_at: float | None = None
         self._reserve = connection.register_script(_RESERVE)
         self._give_back = connection.register_script(_GIVE_BACK)
+        self._forget = connection.register_script(_FORGET)
         self._pushback = connection.register_script(_PUSHBACK)
         self._state = connection.register_script(_STATE)
 
@@ -214,12 +269,18 @@ class ChannelLimiter:
         return self._keys["create"] if kind == "create" and self._create_rpm else self._keys["all"]
 
     def _try(
-        self, kind: str, budget: float, *, ahead: float = 0.0
+        self, kind: str, budget: float, *, ahead: float = 0.0, owner: str = ""
     ) -> tuple[bool, float, float, int, bool]:
         interval_us = round(self.interval_ms(kind) * 1000)
         planned = kind == "create" and self.shared and ahead > 0 and self._prompt_follow_ups > 0
+        width_us = self._plan_width_us()
         granted, delay_us, slot_us, tat_us, by_plan = self._reserve(
-            keys=[self._bucket(kind), self._keys["blocked"], self._keys["plan"]],
+            keys=[
+                self._bucket(kind),
+                self._keys["blocked"],
+                self._keys["plan"],
+                self._keys["plan_owners"],
+            ],
             args=[
                 interval_us,
                 int(max(0.0, budget) * 1_000_000),
@@ -227,9 +288,10 @@ class ChannelLimiter:
                 1 if kind == "create" else 0,
                 round(ahead * 1_000_000) if planned else 0,
                 repr(float(self._prompt_follow_ups)),
-                interval_us * PLAN_BUCKET_SLOTS,
+                width_us,
                 PLAN_SPAN,
-                repr(FUTURE_SHARE * PLAN_BUCKET_SLOTS),
+                repr(FUTURE_SHARE * width_us / interval_us),
+                owner if planned else "",
             ],
         )
         return (
@@ -240,7 +302,7 @@ class ChannelLimiter:
             bool(by_plan),
         )
 
-    def take_now(self, kind: str = "create", *, ahead: float = 0.0) -> float:
+    def take_now(self, kind: str = "create", *, ahead: float = 0.0, owner: str = "") -> float:
         """Take a slot that is free right now and hold it for this object's next ``acquire``.
 
         Returns 0.0 when the slot is held, else how long until one may be free (nothing taken).
@@ -249,16 +311,45 @@ class ChannelLimiter:
 
         ``ahead`` (seconds) is when a create's follow-ups will come: one predicted render
         from now. A create whose follow-ups do not fit the plan then is refused even with the
-        slot free (``refused_by_plan``), and the free slot stays for something else.
+        slot free (``refused_by_plan``), and the free slot stays for something else. ``owner``
+        (the generation) names the planned follow-ups, for ``plan_forget``.
         """
-        granted, delay, slot, tat_us, self.refused_by_plan = self._try(kind, 0.0, ahead=ahead)
+        granted, delay, slot, tat_us, self.refused_by_plan = self._try(
+            kind, 0.0, ahead=ahead, owner=owner
+        )
         if not granted:
             return max(delay, 0.001)
         self.last_slot_at = slot
         self._held[kind] = _Held(
-            self._bucket(kind), tat_us, round(self.interval_ms(kind) * 1000)
+            self._bucket(kind), tat_us, round(self.interval_ms(kind) * 1000), owner
         )
         return 0.0
+
+    def _plan_width_us(self) -> int:
+        interval_us = round(self.interval_ms("other") * 1000)
+        return max(
+            interval_us * PLAN_BUCKET_SLOTS, round(PLAN_BUCKET_SECONDS * 1e6 / self._time_scale)
+        )
+
+    def plan_bucket_seconds(self) -> float:
+        """How long one bucket of the follow-up plan is, in real seconds."""
+        return self._plan_width_us() / 1e6
+
+    def plan_load(self) -> dict[int, float]:
+        """The follow-ups planned so far: bucket number (unix time // bucket) -> how many."""
+        raw = self._redis.hgetall(self._keys["plan"])
+        return {int(float(bucket)): float(amount) for bucket, amount in raw.items()}
+
+    def plan_forget(self, owner: str) -> bool:
+        """Take ``owner``'s planned follow-ups out of the plan: they came (its job was seen
+        finished or failed, maybe long before or after its predicted end) or never will.
+
+        A render that ended early would otherwise leave its follow-ups planned where they no
+        longer come, and keep creates from slots nobody else wants. Returns whether any were.
+        """
+        return bool(
+            self._forget(keys=[self._keys["plan"], self._keys["plan_owners"]], args=[owner])
+        )
 
     def acquire(self, kind: str, *, max_wait: float, hold: bool = False) -> float:
         """Wait for this caller's slot; return how long it waited.
@@ -305,13 +396,16 @@ class ChannelLimiter:
         """Return held slots unused, so the next caller (often a follow-up) gets them.
 
         Only possible while nobody has reserved after them; otherwise the slot lapses (the
-        safe direction). Returns whether every held slot went back.
+        safe direction). Returns whether every held slot went back. A create given back was
+        not sent: its follow-ups leave the plan either way.
         """
         returned = True
         for held in self._held.values():
             returned &= bool(
                 self._give_back(keys=[held.bucket], args=[held.tat_us, held.interval_us])
             )
+            if held.owner:
+                self.plan_forget(held.owner)
         self._held.clear()
         return returned
 
