@@ -7,6 +7,7 @@ import heapq
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -86,6 +87,50 @@ def channel_pacing(*, channel: Channel) -> Pacing:
     return Pacing(create_interval, bucket_interval, follow_ups, next_slot_in, paused_until)
 
 
+@dataclass
+class _ReplayStart:
+    """What a queue replay starts from: the render-time model (memoised per model and length),
+    when each running job's check will see its end (seconds from now), the team's and each
+    member's places at the provider as heaps of when they free, and the queued jobs' shapes."""
+
+    render: Callable[[str, int], float]
+    ends: list[float]
+    running_all: list[float]
+    running_member: dict[int, list[float]]
+    shapes: dict[str, tuple[str, int]]
+
+
+def _replay_start(channel: Channel, *, interval: float) -> _ReplayStart:
+    renders: dict[tuple[str, int], float] = {}
+
+    def render(model: str, seconds: int) -> float:
+        if (model, seconds) not in renders:
+            renders[model, seconds] = render_seconds_estimate(
+                channel=channel, model=model, seconds=seconds
+            )
+        return renders[model, seconds]
+
+    now = timezone.now()
+    start = _ReplayStart(render, [], [], {}, {})
+    for member, sent, model, seconds in Generation.objects.filter(
+        channel=channel, status__in=IN_FLIGHT
+    ).values_list("created_by_id", "submitted_at", "model", "seconds"):
+        expected = render(model, seconds)
+        age = (now - sent).total_seconds() if sent else 0.0
+        # Its check sees the end just after it; its place frees after the check's slot.
+        end = max(0.0, expected - age) + check_margin_seconds(expected)
+        start.ends.append(end)
+        heapq.heappush(start.running_all, end + interval)
+        heapq.heappush(start.running_member.setdefault(member, []), end + interval)
+    start.shapes.update(
+        (str(gid), (model, seconds))
+        for gid, model, seconds in Generation.objects.filter(
+            channel=channel, status=Status.QUEUED
+        ).values_list("id", "model", "seconds")
+    )
+    return start
+
+
 def _forecast(
     channel: Channel, ordered: list[tuple[str, int, Any]], pacing: Pacing
 ) -> list[float]:
@@ -128,38 +173,16 @@ def _forecast_shared(
     plan = limiter.plan_load()
     max_defer = EXTRAS_MAX_DEFER_SECONDS / scale
 
-    renders: dict[tuple[str, int], float] = {}
-
-    def render(model: str, seconds: int) -> float:
-        if (model, seconds) not in renders:
-            renders[model, seconds] = render_seconds_estimate(
-                channel=channel, model=model, seconds=seconds
-            )
-        return renders[model, seconds]
-
     now = timezone.now()
-    due: list[tuple[float, float]] = []  # (seconds from now, follow-ups then)
-    running_all: list[float] = []
-    running_member: dict[int, list[float]] = {}
-    for member, sent, model, seconds in Generation.objects.filter(
-        channel=channel, status__in=IN_FLIGHT
-    ).values_list("created_by_id", "submitted_at", "model", "seconds"):
-        expected = render(model, seconds)
-        age = (now - sent).total_seconds() if sent else 0.0
-        end = max(0.0, expected - age) + check_margin_seconds(expected)
-        heapq.heappush(due, (end, prompt))
-        heapq.heappush(running_all, end + interval)
-        heapq.heappush(running_member.setdefault(member, []), end + interval)
+    start = _replay_start(channel, interval=interval)
+    render, running_all, running_member = start.render, start.running_all, start.running_member
+    due: list[tuple[float, float]] = [(end, prompt) for end in start.ends]  # (when, how many)
+    heapq.heapify(due)
     # Posters and spritesheets waiting: (when each goes ahead of creates, how many).
     extras: deque[list[float]] = deque(
         [max(0.0, waited_since + max_defer - clock), 1.0] for waited_since in extras_ages(channel)
     )
-    shapes = dict(
-        (str(gid), (model, seconds))
-        for gid, model, seconds in Generation.objects.filter(
-            channel=channel, status=Status.QUEUED
-        ).values_list("id", "model", "seconds")
-    )
+    shapes = start.shapes
 
     def admit(at: float, ahead: float) -> bool:
         # The limiter's rule (limiter.py): each bucket holds at most ``cap``, the follow-ups go
@@ -254,36 +277,15 @@ def _forecast_own_bucket(
     model) and our check sees it.
     """
 
-    renders: dict[tuple[str, int], float] = {}
-
-    def render(model: str, seconds: int) -> float:
-        if (model, seconds) not in renders:
-            renders[model, seconds] = render_seconds_estimate(
-                channel=channel, model=model, seconds=seconds
-            )
-        return renders[model, seconds]
+    now = timezone.now()
+    start = _replay_start(channel, interval=pacing.request_interval)
+    render, running_all, running_member = start.render, start.running_all, start.running_member
+    shapes = start.shapes
 
     def freed(finish: float, expected: float) -> float:
         # A place frees when our check sees the end: just after it, after the check's slot.
         return finish + check_margin_seconds(expected) + pacing.request_interval
 
-    now = timezone.now()
-    running_all: list[float] = []
-    running_member: dict[int, list[float]] = {}
-    for member, sent, model, seconds in Generation.objects.filter(
-        channel=channel, status__in=IN_FLIGHT
-    ).values_list("created_by_id", "submitted_at", "model", "seconds"):
-        expected = render(model, seconds)
-        age = (now - sent).total_seconds() if sent else 0.0
-        free_at = freed(max(0.0, expected - age), expected)
-        heapq.heappush(running_all, free_at)
-        heapq.heappush(running_member.setdefault(member, []), free_at)
-    shapes = dict(
-        (str(gid), (model, seconds))
-        for gid, model, seconds in Generation.objects.filter(
-            channel=channel, status=Status.QUEUED
-        ).values_list("id", "model", "seconds")
-    )
     t_slot = pacing.next_slot_in
     if pacing.paused_until is not None:
         t_slot = max(t_slot, pacing.paused_until - time.time())
