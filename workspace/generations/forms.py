@@ -448,8 +448,9 @@ class ChangeForm(forms.Form):
 
 
 class GalleryFilterForm(forms.Form):
-    default_renderer = PAGE_FORMS_RENDERER
     """The gallery's search and filters, read from the URL so a search can be shared."""
+
+    default_renderer = PAGE_FORMS_RENDERER
 
     q = forms.CharField(
         required=False,
