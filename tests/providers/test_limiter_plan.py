@@ -121,3 +121,30 @@ def test_a_create_given_back_unsent_leaves_nothing_planned(redis_conn) -> None: 
     assert lane.take_now("create", ahead=RENDER, owner="video-1") == 0.0
     assert lane.give_back()  # chosen, then canceled before it went
     assert lane.take_now("create", ahead=RENDER, owner="video-2") == 0.0
+
+
+def test_the_python_rule_places_follow_ups_as_the_redis_one_does(redis_conn) -> None:  # type: ignore[no-untyped-def]
+    # Queue estimates replay the plan with plan_place; it must decide and place as _RESERVE.
+    from workspace.providers.limiter import plan_place
+
+    for _ in range(3):  # the predicted end may cross into the next bucket mid-way: again
+        redis_conn.delete("reelhouse:channel:9:follow-up-plan")
+        lane = limiter(follow_ups=2.0)
+        assert admitted(lane)
+        first = lane.plan_load()
+        target = max(first, key=first.__getitem__)  # its own bucket fills first
+        admitted_in_redis = 1
+        while admitted(lane):
+            admitted_in_redis += 1
+        in_redis = lane.plan_load()
+        if len(in_redis) <= 2 * PLAN_SPAN + 1:
+            break
+    mirror: dict[int, float] = {}
+    placed = 0
+    while plan_place(
+        mirror, target=target, current=target - 100, demand=2.0, cap=lane.plan_bucket_capacity()
+    ):
+        placed += 1
+    assert placed == admitted_in_redis
+    assert mirror.keys() == in_redis.keys()
+    assert all(abs(mirror[b] - in_redis[b]) < 1e-6 for b in mirror)

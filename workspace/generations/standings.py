@@ -31,7 +31,7 @@ from workspace.generations.render_times import (
     expected_render_seconds,
     render_seconds_estimate,
 )
-from workspace.providers.limiter import FUTURE_SHARE, PLAN_SPAN, SAFETY
+from workspace.providers.limiter import SAFETY, plan_place
 from workspace.providers.models import Channel
 from workspace.providers.services import (
     channel_defers_extras,
@@ -168,7 +168,7 @@ def _forecast_shared(
     defers = channel_defers_extras(channel=channel)
     limiter = limiter_for_channel(channel=channel)
     width = limiter.plan_bucket_seconds()
-    cap = FUTURE_SHARE * width / interval
+    cap = limiter.plan_bucket_capacity()
     clock = time.time()
     plan = limiter.plan_load()
     max_defer = EXTRAS_MAX_DEFER_SECONDS / scale
@@ -185,24 +185,13 @@ def _forecast_shared(
     shapes = start.shapes
 
     def admit(at: float, ahead: float) -> bool:
-        # The limiter's rule (limiter.py): each bucket holds at most ``cap``, the follow-ups go
-        # to the predicted end's bucket and spill to its nearest neighbours.
-        target = int((clock + at + ahead) // width)
-        current = int((clock + at) // width)
-        order = [0] + [o for k in range(1, PLAN_SPAN + 1) for o in (k, -k)]
-        usable = [o for o in order if target + o >= current]
-        room = sum(max(0.0, cap - plan.get(target + o, 0.0)) for o in usable)
-        demand = min(prompt, cap * len(usable))
-        if demand > room + 1e-9:
-            return False
-        left = demand
-        for o in usable:
-            take = min(left, max(0.0, cap - plan.get(target + o, 0.0)))
-            plan[target + o] = plan.get(target + o, 0.0) + take
-            left -= take
-            if left <= 0:
-                break
-        return True
+        return plan_place(
+            plan,
+            target=int((clock + at + ahead) // width),
+            current=int((clock + at) // width),
+            demand=prompt,
+            cap=cap,
+        )
 
     t = pacing.next_slot_in
     if pacing.paused_until is not None:
@@ -260,7 +249,7 @@ def _forecast_shared(
     return forecast
 
 
-def _take_extra(extras: Any) -> None:
+def _take_extra(extras: deque[list[float]]) -> None:
     extras[0][1] -= 1
     if extras[0][1] <= 0:
         extras.popleft()

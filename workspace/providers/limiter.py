@@ -83,16 +83,16 @@ if create and ahead > 0 then
   -- Each bucket holds at most cap. The follow-ups go to the predicted end's bucket, the rest
   -- to its nearest neighbours (a render's end is a prediction, good to a bucket or two): a
   -- window's worth in one bucket would come back as a burst that takes seconds to send.
-  local room, order = 0, {0}
-  for off = 1, span do order[#order + 1] = off; order[#order + 1] = -off end
-  for _, off in ipairs(order) do
-    if target + off >= current then room = room + math.max(0, cap - (load[off] or 0)) end
-  end
   -- A create that alone brings more than the window holds (a channel whose videos lately
   -- needed many checks) counts as filling it: it goes once the window is empty rather than never.
-  local window = 0
+  -- plan_place below is the same rule in Python, for the queue estimates.
+  local room, window, order = 0, 0, {0}
+  for off = 1, span do order[#order + 1] = off; order[#order + 1] = -off end
   for _, off in ipairs(order) do
-    if target + off >= current then window = window + cap end
+    if target + off >= current then
+      room = room + math.max(0, cap - (load[off] or 0))
+      window = window + cap
+    end
   end
   demand = math.min(demand, window)
   if demand > room + 1e-9 then return {0, interval, slot, tat, 1} end
@@ -190,6 +190,27 @@ PLAN_BUCKET_SLOTS = 2
 PLAN_BUCKET_SECONDS = 2.0
 PLAN_SPAN = 2
 FUTURE_SHARE = 0.8
+
+
+def plan_place(
+    plan: dict[int, float], *, target: int, current: int, demand: float, cap: float
+) -> bool:
+    """The plan's rule as ``_RESERVE`` applies it in Redis, on a copy of the plan (bucket ->
+    follow-ups planned): whether a create whose follow-ups (``demand``) come in bucket
+    ``target`` fits, and if so its follow-ups placed. Queue estimates replay dispatch with it."""
+    order = [0] + [off for k in range(1, PLAN_SPAN + 1) for off in (k, -k)]
+    usable = [target + off for off in order if target + off >= current]
+    room = sum(max(0.0, cap - plan.get(bucket, 0.0)) for bucket in usable)
+    demand = min(demand, cap * len(usable))
+    if demand > room + 1e-9:
+        return False
+    for bucket in usable:
+        if demand <= 0:
+            break
+        take = min(demand, max(0.0, cap - plan.get(bucket, 0.0)))
+        plan[bucket] = plan.get(bucket, 0.0) + take
+        demand -= take
+    return True
 
 
 class Throttled(Exception):
@@ -293,7 +314,7 @@ class ChannelLimiter:
                 repr(float(self._prompt_follow_ups)),
                 width_us,
                 PLAN_SPAN,
-                repr(FUTURE_SHARE * width_us / interval_us),
+                repr(self.plan_bucket_capacity()),
                 owner if planned else "",
             ],
         )
@@ -337,6 +358,10 @@ class ChannelLimiter:
     def plan_bucket_seconds(self) -> float:
         """How long one bucket of the follow-up plan is, in real seconds."""
         return self._plan_width_us() / 1e6
+
+    def plan_bucket_capacity(self) -> float:
+        """How many follow-ups one bucket of the plan may hold (FUTURE_SHARE of its slots)."""
+        return FUTURE_SHARE * self._plan_width_us() / round(self.interval_ms("other") * 1000)
 
     def plan_load(self) -> dict[int, float]:
         """The follow-ups planned so far: bucket number (unix time // bucket) -> how many."""
