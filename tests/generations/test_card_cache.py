@@ -43,6 +43,21 @@ def finished(project, teammate, channel) -> Generation:  # type: ignore[no-untyp
     )
 
 
+def _completed(project, teammate, channel, prompt: str) -> Generation:  # type: ignore[no-untyped-def]
+    return Generation.objects.create(
+        project=project,
+        created_by=teammate,
+        channel=channel,
+        model="sora-2",
+        prompt=prompt,
+        size="1280x720",
+        seconds=4,
+        status=Status.COMPLETED,
+        progress=100,
+        completed_at=timezone.now(),
+    )
+
+
 def _page(client: Client, project) -> str:  # type: ignore[no-untyped-def]
     answer = client.get(reverse("projects:detail", args=[project.pk]))
     assert answer.status_code == 200
@@ -105,18 +120,7 @@ def test_a_change_to_the_row_is_never_served_from_the_kept_card(
 
 def test_a_review_decision_shows_on_the_next_page(project, owner, teammate, channel) -> None:  # type: ignore[no-untyped-def]
     fragments.clear()
-    video = Generation.objects.create(
-        project=project,
-        created_by=teammate,
-        channel=channel,
-        model="sora-2",
-        prompt="A lantern on a jetty",
-        size="1280x720",
-        seconds=4,
-        status=Status.COMPLETED,
-        progress=100,
-        completed_at=timezone.now(),
-    )
+    video = _completed(project, teammate, channel, "A lantern on a jetty")
     client = _signed_in(owner)
     assert "review-approved" not in _card(_page(client, project), video)
     review_decide(generation=video, actor=owner, state="approved")
@@ -214,18 +218,7 @@ def test_cards_without_a_decision_cost_no_decision_query(
 ) -> None:  # type: ignore[no-untyped-def]
     """The row keeps its current decision's state, so a live update's undecided card (every
     in-flight one) asks for its star only; a decided card still shows who decided and when."""
-    video = Generation.objects.create(
-        project=project,
-        created_by=teammate,
-        channel=channel,
-        model="sora-2",
-        prompt="A kite over dunes",
-        size="1280x720",
-        seconds=4,
-        status=Status.COMPLETED,
-        progress=100,
-        completed_at=timezone.now(),
-    )
+    video = _completed(project, teammate, channel, "A kite over dunes")
     cards = list(Generation.objects.filter(pk=video.pk))
     with django_assert_num_queries(1):
         reviews_attach(cards, user=owner)
